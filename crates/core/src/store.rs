@@ -1,0 +1,104 @@
+//! The storage port. Adapters (SQLite, PostgreSQL) live in the `switchboard-store` crate;
+//! only the binary chooses one.
+
+use crate::clock::Millis;
+use crate::conversation::{Appended, Conversation, ConversationId, ConversationKind, ConversationSummary, Event, EventId, NewEvent};
+use crate::directory::{Address, Group, GroupId, NewUser, Role, User, UserId};
+use crate::error::StoreError;
+use async_trait::async_trait;
+
+/// A signed-in session's credential (web cookie or bearer token), stored by token hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSession {
+    pub token_hash: String,
+    pub user: UserId,
+    pub csrf_token: String,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
+/// A trusted non-human client with an API token and scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Application {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_at: Millis,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileUpdate {
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub locale: Option<String>,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`, for logs and metrics.
+    fn backend(&self) -> &'static str;
+    /// Cheap round trip, for readiness.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- directory ---
+    async fn create_user(&self, user: NewUser, now: Millis) -> StoreResult<User>;
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn user_by_address(&self, address: &Address) -> StoreResult<Option<User>>;
+    async fn users(&self, query: &str, limit: i64) -> StoreResult<Vec<User>>;
+    async fn count_users(&self) -> StoreResult<i64>;
+    async fn password_hash(&self, id: UserId) -> StoreResult<Option<String>>;
+    async fn set_password_hash(&self, id: UserId, hash: Option<String>) -> StoreResult<()>;
+    async fn set_roles(&self, id: UserId, roles: &[Role]) -> StoreResult<()>;
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<()>;
+    async fn update_profile(&self, id: UserId, update: ProfileUpdate) -> StoreResult<()>;
+
+    async fn create_group(&self, slug: &str, name: &str) -> StoreResult<Group>;
+    async fn groups(&self) -> StoreResult<Vec<Group>>;
+    async fn group(&self, slug: &str) -> StoreResult<Option<Group>>;
+    async fn delete_group(&self, id: GroupId) -> StoreResult<()>;
+    async fn add_group_member(&self, group: GroupId, user: UserId) -> StoreResult<()>;
+    async fn remove_group_member(&self, group: GroupId, user: UserId) -> StoreResult<()>;
+    /// Every (group, user) pair, for the directory-by-group view.
+    async fn group_memberships(&self) -> StoreResult<Vec<(GroupId, UserId)>>;
+    async fn groups_of(&self, user: UserId) -> StoreResult<Vec<Group>>;
+
+    // --- credentials ---
+    async fn create_session(&self, session: AuthSession) -> StoreResult<()>;
+    async fn session(&self, token_hash: &str, now: Millis) -> StoreResult<Option<AuthSession>>;
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+    async fn delete_sessions_of(&self, user: UserId) -> StoreResult<()>;
+    async fn create_application(&self, name: &str, token_hash: &str, scopes: &[String], now: Millis) -> StoreResult<Application>;
+    async fn application(&self, token_hash: &str) -> StoreResult<Option<Application>>;
+    async fn applications(&self) -> StoreResult<Vec<Application>>;
+    async fn revoke_application(&self, name: &str) -> StoreResult<()>;
+
+    // --- conversations ---
+    /// Create a conversation with its first members. For `Direct`, the pair is unique:
+    /// an existing conversation's id is returned instead (with `false`).
+    async fn create_conversation(
+        &self,
+        kind: ConversationKind,
+        title: &str,
+        members: &[UserId],
+        now: Millis,
+    ) -> StoreResult<(ConversationId, bool)>;
+    async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>>;
+    async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<ConversationSummary>>;
+
+    /// The single write path of the conversation log: stores the batch in one transaction,
+    /// in order, assigning ids and per-conversation sequence numbers, applying membership
+    /// changes of `Joined`/`Left`, and answering retries (same actor and client id) with the
+    /// stored event. When this returns, the batch is durable.
+    async fn append_events(&self, batch: &[NewEvent]) -> StoreResult<Vec<Appended>>;
+    /// Events after `after` in the conversations `user` is a member of, oldest first.
+    async fn events_after(&self, user: UserId, after: EventId, limit: i64) -> StoreResult<Vec<Event>>;
+    /// A page of a conversation's log, oldest first: the newest `limit` events before
+    /// `before`, or the oldest `limit` after `after`.
+    async fn history(&self, conversation: ConversationId, before: Option<EventId>, after: Option<EventId>, limit: i64) -> StoreResult<Vec<Event>>;
+    async fn last_event_id(&self) -> StoreResult<EventId>;
+    /// Move a read marker forward (never back); returns the marker now in force.
+    async fn mark_read(&self, conversation: ConversationId, user: UserId, up_to: EventId) -> StoreResult<EventId>;
+}
