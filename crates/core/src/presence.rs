@@ -99,6 +99,11 @@ impl PresenceBook {
         self.aggregate.get(&user).cloned().unwrap_or_else(Presence::offline)
     }
 
+    /// Every user who is not offline, with their aggregate presence.
+    pub fn online(&self) -> impl Iterator<Item = (UserId, &Presence)> {
+        self.aggregate.iter().map(|(u, p)| (*u, p))
+    }
+
     pub fn online_users(&self) -> usize {
         self.aggregate.len()
     }

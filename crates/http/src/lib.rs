@@ -1,1 +1,175 @@
+//! The HTTP edge: REST under `/api/v1`, the WebSocket protocol, the web client's assets,
+//! health, readiness and metrics. Decoding and encoding only; all decisions are the
+//! service's.
 
+pub mod error;
+pub mod extract;
+mod rest;
+pub mod wire;
+mod ws;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use sb_service::Service;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+
+/// The OpenAPI document, maintained by hand beside the handlers; a test checks that every
+/// route is in it.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+const INDEX_HTML: &str = include_str!("../../../web/index.html");
+const APP_JS: &str = include_str!("../../../web/app.js");
+const APP_CSS: &str = include_str!("../../../web/app.css");
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<Service>,
+}
+
+/// Every route, as (method, path) — the OpenAPI test walks this list.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/api/v1/auth/login"),
+    ("post", "/api/v1/auth/logout"),
+    ("get", "/api/v1/me"),
+    ("get", "/api/v1/contacts"),
+    ("get", "/api/v1/users"),
+    ("get", "/api/v1/users/{address}"),
+    ("get", "/api/v1/groups"),
+    ("get", "/api/v1/groups/{id}"),
+    ("put", "/api/v1/presence"),
+    ("get", "/api/v1/conversations"),
+    ("post", "/api/v1/conversations"),
+    ("get", "/api/v1/conversations/{id}"),
+    ("post", "/api/v1/conversations/{id}/members"),
+    ("delete", "/api/v1/conversations/{id}/members/me"),
+    ("get", "/api/v1/conversations/{id}/messages"),
+    ("post", "/api/v1/conversations/{id}/messages"),
+    ("post", "/api/v1/conversations/{id}/read"),
+    ("post", "/api/v1/admin/users"),
+    ("post", "/api/v1/admin/sessions"),
+    ("get", "/api/v1/ws"),
+    ("get", "/api/v1/openapi.json"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+];
+
+pub fn router(service: Arc<Service>) -> Router {
+    let max_body = service.settings().max_body_bytes;
+    let state = AppState { service };
+    let api = Router::new()
+        .route("/api/v1/auth/login", post(rest::login))
+        .route("/api/v1/auth/logout", post(rest::logout))
+        .route("/api/v1/me", get(rest::me))
+        .route("/api/v1/contacts", get(rest::contacts))
+        .route("/api/v1/users", get(rest::users))
+        .route("/api/v1/users/{address}", get(rest::user))
+        .route("/api/v1/groups", get(rest::groups))
+        .route("/api/v1/groups/{id}", get(rest::group))
+        .route("/api/v1/presence", put(rest::set_presence))
+        .route("/api/v1/conversations", get(rest::conversations).post(rest::create_conversation))
+        .route("/api/v1/conversations/{id}", get(rest::conversation))
+        .route("/api/v1/conversations/{id}/members", post(rest::invite))
+        .route("/api/v1/conversations/{id}/members/me", delete(rest::leave))
+        .route("/api/v1/conversations/{id}/messages", get(rest::history).post(rest::send_message))
+        .route("/api/v1/conversations/{id}/read", post(rest::mark_read))
+        .route("/api/v1/admin/users", post(rest::admin_create_user))
+        .route("/api/v1/admin/sessions", post(rest::admin_issue_session))
+        .route("/api/v1/ws", get(ws::upgrade))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/healthz", get(rest::healthz))
+        .route("/readyz", get(rest::readyz))
+        .route("/metrics", get(rest::metrics))
+        .route("/", get(index))
+        .route("/assets/app.js", get(app_js))
+        .route("/assets/app.css", get(app_css))
+        .fallback(rest::not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    api.layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            error::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error").into_response()
+        }))
+        .with_state(state)
+}
+
+/// Serve until `shutdown` completes, then stop accepting and drain: HTTP requests finish,
+/// sessions are told and closed, the log writer flushes.
+pub async fn serve(listener: TcpListener, service: Arc<Service>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let app = router(service.clone());
+    let svc = service.clone();
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Sessions hold their connections open; close them so the server can drain.
+            svc.shutdown_token().cancel();
+        })
+        .await?;
+    service.shut_down().await;
+    Ok(())
+}
+
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let mut resp = next.run(req).await;
+    state.service.metrics().http_response(resp.status().as_u16(), started.elapsed());
+    let h = resp.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    resp
+}
+
+async fn method_not_allowed() -> error::ApiError {
+    error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn index() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // Defence in depth for hostile chat text: no inline script, no foreign origins.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        INDEX_HTML,
+    )
+        .into_response()
+}
+
+async fn app_js() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], APP_JS).into_response()
+}
+
+async fn app_css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], APP_CSS).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_in_the_openapi_document() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
+        for (method, path) in ROUTES {
+            assert!(doc["paths"][path][method].is_object(), "{method} {path} is missing from openapi.json");
+        }
+        let documented: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(documented, ROUTES.len(), "openapi.json documents routes the server does not have");
+    }
+}

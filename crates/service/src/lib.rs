@@ -1,1 +1,633 @@
+//! Switchboard's runtime: the [`Service`] every door (HTTP, WebSocket, later XMPP, the
+//! queue relay, alerts) calls into.
+//!
+//! It owns the session registry ([`hub::Hub`]), live presence, the conversation log's single
+//! writer, sign-in and rate limits, and metrics. It knows nothing of HTTP or JSON framing:
+//! it hands edges domain [`Frame`]s and errors, and each edge encodes them its own way.
 
+pub mod auth;
+pub mod demo;
+pub mod hub;
+pub mod metrics;
+mod writer;
+
+use hub::{Hub, Outbound, SessionHandle};
+use metrics::Metrics;
+use sb_core::conversation::{ConversationSummary, Member};
+use sb_core::directory::{parse_slug, NewUser};
+use sb_core::pipeline::{Door, Pipeline, Submission};
+use sb_core::ratelimit::SlidingWindow;
+use sb_core::store::{Application, AuthSession, Store};
+use sb_core::{
+    Address, Clock, Conversation, ConversationId, ConversationKind, CoreError, Event, EventId, EventKind, Group, Millis, NewEvent,
+    Presence, PresenceBook, PresenceState, Role, SessionKey, StoreError, User, UserId,
+};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use writer::{ConversationCache, WriteRequest};
+
+/// The system clock.
+pub struct SystemClock;
+impl Clock for SystemClock {
+    fn now_ms(&self) -> Millis {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
+    }
+}
+
+/// Runtime limits and policies. Defaults are what PRODUCT.md and the issues ask for.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub domain: String,
+    pub max_message_bytes: usize,
+    /// Largest HTTP request body accepted.
+    pub max_body_bytes: usize,
+    pub session_ttl_ms: Millis,
+    /// Failed sign-ins allowed per address, and per client IP, within `login_window_ms`.
+    pub login_failures_per_address: usize,
+    pub login_failures_per_ip: usize,
+    pub login_window_ms: Millis,
+    /// Frames queued per session before it counts as not reading and is closed.
+    pub session_queue: usize,
+    pub max_connections_per_address: usize,
+    pub max_members: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            domain: "example.com".into(),
+            max_message_bytes: 64 * 1024,
+            max_body_bytes: 1024 * 1024,
+            session_ttl_ms: 14 * 24 * 3600 * 1000,
+            login_failures_per_address: 5,
+            login_failures_per_ip: 50,
+            login_window_ms: 15 * 60 * 1000,
+            session_queue: 512,
+            max_connections_per_address: 256,
+            max_members: 500,
+        }
+    }
+}
+
+/// What the service sends to sessions. Edges encode it.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    Event(Event),
+    Ack { client_id: Option<String>, event: Event },
+    Conversation(Conversation),
+    Presence { address: Address, presence: Presence },
+    Typing { conversation: ConversationId, address: Address, active: bool },
+    Read { conversation: ConversationId, address: Address, up_to: EventId },
+    /// A refusal addressed to one session (`reference` = the client's id for the frame).
+    Error { code: &'static str, message: String, reference: Option<String> },
+    Closing { reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("sign-in required")]
+    Unauthenticated,
+    #[error("wrong address or password")]
+    BadCredentials,
+    #[error("too many attempts; try again in {0} s")]
+    RateLimited(u64),
+    #[error("too many connections from your address (limit {0})")]
+    TooManyConnections(usize),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        ServiceError::Core(CoreError::Store(e))
+    }
+}
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    User { user: User, session: AuthSession },
+    App(Application),
+}
+
+/// Holding one counts as one open connection from an address.
+pub struct ConnectionPermit {
+    ip: IpAddr,
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = c.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.remove(&self.ip);
+            }
+        }
+    }
+}
+
+pub struct Service {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    pipeline: Pipeline,
+    hub: Arc<Hub>,
+    presence: Mutex<PresenceBook>,
+    cache: Arc<ConversationCache>,
+    writer: mpsc::Sender<WriteRequest>,
+    metrics: Arc<Metrics>,
+    login_by_address: Mutex<SlidingWindow>,
+    login_by_ip: Mutex<SlidingWindow>,
+    connections: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Service {
+    /// Start the service and its writer task. Must be called inside a tokio runtime.
+    pub fn start(store: Arc<dyn Store>, settings: Settings, clock: Arc<dyn Clock>) -> Arc<Self> {
+        let hub = Arc::new(Hub::default());
+        let cache = Arc::new(ConversationCache::default());
+        let metrics = Arc::new(Metrics::default());
+        let (tx, rx) = mpsc::channel(4096);
+        let tasks = TaskTracker::new();
+        tasks.spawn(writer::run(store.clone(), hub.clone(), cache.clone(), metrics.clone(), rx));
+        let pipeline = Pipeline::new(settings.max_message_bytes);
+        Arc::new(Self {
+            login_by_address: Mutex::new(SlidingWindow::new(settings.login_failures_per_address, settings.login_window_ms)),
+            login_by_ip: Mutex::new(SlidingWindow::new(settings.login_failures_per_ip, settings.login_window_ms)),
+            store,
+            clock,
+            settings,
+            pipeline,
+            hub,
+            presence: Mutex::new(PresenceBook::new()),
+            cache,
+            writer: tx,
+            metrics,
+            connections: Arc::default(),
+            shutdown: CancellationToken::new(),
+            tasks,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+    pub fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+    /// Cancelled when the server begins to shut down; every session task watches it.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+    /// Session tasks register here so shutdown can wait for them.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    /// Tell every session the server is going away, and wait (bounded by the caller) for
+    /// sessions to finish their in-flight work.
+    pub async fn shut_down(&self) {
+        self.hub.send_to_all(&Outbound::new(Frame::Closing { reason: "server shutting down".into() }));
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    pub fn render_metrics(&self) -> String {
+        self.metrics.users_online.set(self.presence_book().online_users() as i64);
+        self.metrics.render(self.store.backend())
+    }
+
+    fn presence_book(&self) -> std::sync::MutexGuard<'_, PresenceBook> {
+        self.presence.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // ---------------------------------------------------------------- sign-in
+
+    pub async fn login(&self, address: &str, password: &str, ip: IpAddr) -> Result<(String, AuthSession, User)> {
+        let now = self.now();
+        let key = address.trim().to_lowercase();
+        let ip_key = ip.to_string();
+        let limited = {
+            let by_address = self.login_by_address.lock().unwrap_or_else(|e| e.into_inner()).check(&key, now);
+            let by_ip = self.login_by_ip.lock().unwrap_or_else(|e| e.into_inner()).check(&ip_key, now);
+            by_address.err().or(by_ip.err())
+        };
+        if let Some(retry_ms) = limited {
+            self.metrics.logins_limited.inc();
+            return Err(ServiceError::RateLimited((retry_ms as u64).div_ceil(1000)));
+        }
+        let user = match Address::parse(address) {
+            Ok(a) => self.store.user_by_address(&a).await?,
+            Err(_) => None,
+        };
+        let hash = match &user {
+            Some(u) if !u.disabled => self.store.password_hash(u.id).await?,
+            _ => None,
+        };
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            let phc = hash.as_deref().unwrap_or(auth::dummy_hash());
+            auth::verify_password(&password, phc) && hash.is_some()
+        })
+        .await
+        .unwrap_or(false);
+        let Some(user) = user.filter(|_| ok) else {
+            self.login_by_address.lock().unwrap_or_else(|e| e.into_inner()).record(&key, now);
+            self.login_by_ip.lock().unwrap_or_else(|e| e.into_inner()).record(&ip_key, now);
+            self.metrics.logins_failed.inc();
+            return Err(ServiceError::BadCredentials);
+        };
+        self.login_by_address.lock().unwrap_or_else(|e| e.into_inner()).clear(&key);
+        self.metrics.logins_ok.inc();
+        let (token, session) = self.issue_session(user.id).await?;
+        Ok((token, session, user))
+    }
+
+    /// Create a session token for a user (sign-in, or an admin issuing one).
+    pub async fn issue_session(&self, user: UserId) -> Result<(String, AuthSession)> {
+        let now = self.now();
+        let token = auth::new_token("sbs_");
+        let session = AuthSession {
+            token_hash: auth::token_hash(&token),
+            user,
+            csrf_token: auth::new_token(""),
+            created_at: now,
+            expires_at: now + self.settings.session_ttl_ms,
+        };
+        self.store.create_session(session.clone()).await?;
+        Ok((token, session))
+    }
+
+    pub async fn authenticate(&self, token: &str) -> Result<Principal> {
+        let hash = auth::token_hash(token);
+        if token.starts_with("sba_") {
+            let app = self.store.application(&hash).await?.ok_or(ServiceError::Unauthenticated)?;
+            return Ok(Principal::App(app));
+        }
+        let session = self.store.session(&hash, self.now()).await?.ok_or(ServiceError::Unauthenticated)?;
+        let user = self.store.user(session.user).await?.filter(|u| !u.disabled).ok_or(ServiceError::Unauthenticated)?;
+        Ok(Principal::User { user, session })
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<()> {
+        Ok(self.store.delete_session(&auth::token_hash(token)).await?)
+    }
+
+    pub async fn create_application(&self, name: &str, scopes: &[String]) -> Result<(String, Application)> {
+        let name = parse_slug(name)?;
+        let token = auth::new_token("sba_");
+        let app = self.store.create_application(&name, &auth::token_hash(&token), scopes, self.now()).await?;
+        Ok((token, app))
+    }
+
+    /// Count a new connection from `ip`, refusing it over the per-address limit.
+    pub fn admit_connection(&self, ip: IpAddr) -> Result<ConnectionPermit> {
+        let mut c = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        let n = c.entry(ip).or_insert(0);
+        if *n >= self.settings.max_connections_per_address {
+            self.metrics.ws_rejected.inc();
+            return Err(ServiceError::TooManyConnections(self.settings.max_connections_per_address));
+        }
+        *n += 1;
+        Ok(ConnectionPermit { ip, counts: self.connections.clone() })
+    }
+
+    // ---------------------------------------------------------------- directory
+
+    pub async fn user_by_address(&self, raw: &str) -> Result<User> {
+        let a = Address::parse(raw)?;
+        self.store.user_by_address(&a).await?.ok_or(CoreError::NotFound("user").into())
+    }
+
+    pub fn presence(&self, user: UserId) -> Presence {
+        self.presence_book().get(user)
+    }
+
+    /// Groups with their members, and the users in no group.
+    pub async fn contacts(&self) -> Result<(Vec<(Group, Vec<User>)>, Vec<User>)> {
+        let users = self.store.users("", 100_000).await?;
+        let groups = self.store.groups().await?;
+        let memberships = self.store.group_memberships().await?;
+        let by_id: HashMap<UserId, &User> = users.iter().filter(|u| !u.disabled).map(|u| (u.id, u)).collect();
+        let mut grouped: HashMap<i64, Vec<User>> = HashMap::new();
+        let mut in_some_group = std::collections::HashSet::new();
+        for (g, u) in memberships {
+            if let Some(user) = by_id.get(&u) {
+                grouped.entry(g.0).or_default().push((*user).clone());
+                in_some_group.insert(u);
+            }
+        }
+        let out = groups
+            .into_iter()
+            .map(|g| {
+                let mut members = grouped.remove(&g.id.0).unwrap_or_default();
+                members.sort_by(|a, b| a.display_name.cmp(&b.display_name));
+                (g, members)
+            })
+            .collect();
+        let ungrouped = users.into_iter().filter(|u| !u.disabled && !in_some_group.contains(&u.id)).collect();
+        Ok((out, ungrouped))
+    }
+
+    // ---------------------------------------------------------------- sessions & presence
+
+    /// A live connection of `user` starts; its presence is `available`. A presence watcher
+    /// also gets everyone's presence as of now: taken under the same lock as registration,
+    /// so every change after the snapshot arrives as a frame, and none before it does.
+    pub fn open_session(&self, user: &User, watches_presence: bool) -> (SessionHandle, Vec<(Address, Presence)>) {
+        let mut book = self.presence_book();
+        let handle = self.hub.register(user.id, &user.address, self.settings.session_queue, watches_presence);
+        self.metrics.ws_connections.inc();
+        let change = book.connect(handle.key);
+        let snapshot = if watches_presence {
+            book.online().filter_map(|(u, p)| Some((self.hub.address_of(u)?, p.clone()))).collect()
+        } else {
+            Vec::new()
+        };
+        self.publish_presence(&user.address, change);
+        (handle, snapshot)
+    }
+
+    /// Queue a frame for one session (acks and refusals from work done off its loop).
+    pub fn notify_session(&self, key: SessionKey, frame: Frame) {
+        if self.hub.send_to_session(key, &Outbound::new(frame)) {
+            self.metrics.slow_client_disconnects.inc();
+        }
+    }
+
+    pub fn close_session(&self, key: SessionKey, address: &Address) {
+        self.hub.unregister(key);
+        self.metrics.ws_connections.dec();
+        let mut book = self.presence_book();
+        let change = book.disconnect(key);
+        self.publish_presence(address, change);
+    }
+
+    pub fn set_presence(&self, key: SessionKey, address: &Address, state: PresenceState, note: &str) {
+        let mut book = self.presence_book();
+        let change = book.set(key, state, note);
+        self.publish_presence(address, change);
+    }
+
+    pub fn set_idle(&self, key: SessionKey, address: &Address, idle: bool) {
+        let mut book = self.presence_book();
+        let change = book.set_idle(key, idle);
+        self.publish_presence(address, change);
+    }
+
+    pub fn set_presence_all(&self, user: &User, state: PresenceState, note: &str) -> Presence {
+        let mut book = self.presence_book();
+        let change = book.set_all(user.id, state, note);
+        self.publish_presence(&user.address, change);
+        book.get(user.id)
+    }
+
+    /// Called with the presence lock held, so watchers see changes in the order they happened.
+    fn publish_presence(&self, address: &Address, change: Option<Presence>) {
+        if let Some(presence) = change {
+            self.metrics.presence_changes.inc();
+            let frame = Outbound::new(Frame::Presence { address: address.clone(), presence });
+            let overflowed = self.hub.send_to_presence_watchers(&frame);
+            self.metrics.slow_client_disconnects.add(overflowed as u64);
+        }
+    }
+
+    // ---------------------------------------------------------------- conversations
+
+    /// A conversation the caller belongs to.
+    pub async fn conversation_for(&self, user: &User, id: ConversationId) -> Result<Arc<Conversation>> {
+        let c = self.conversation(id).await?;
+        if !c.is_member(user.id) {
+            // Not a member looks the same as not there: ids are not secrets, but contents are.
+            return Err(CoreError::NotFound("conversation").into());
+        }
+        Ok(c)
+    }
+
+    async fn conversation(&self, id: ConversationId) -> Result<Arc<Conversation>> {
+        if let Some(c) = self.cache.get(id) {
+            return Ok(c);
+        }
+        let epoch = self.cache.epoch();
+        let c = self.store.conversation(id).await?.ok_or(CoreError::NotFound("conversation"))?;
+        Ok(self.cache.put(c, epoch))
+    }
+
+    pub async fn conversations_of(&self, user: &User) -> Result<Vec<ConversationSummary>> {
+        Ok(self.store.conversations_of(user.id).await?)
+    }
+
+    pub async fn create_conversation(&self, actor: &User, kind: ConversationKind, title: &str, members: &[String]) -> Result<Conversation> {
+        let mut users: Vec<User> = vec![actor.clone()];
+        for raw in members {
+            let u = self.user_by_address(raw).await.map_err(|_| CoreError::Invalid(format!("no such user: {raw}")))?;
+            if u.disabled {
+                return Err(CoreError::Invalid(format!("{} cannot receive messages", u.address)).into());
+            }
+            if !users.iter().any(|x| x.id == u.id) {
+                users.push(u);
+            }
+        }
+        let title = title.trim();
+        match kind {
+            ConversationKind::Direct if users.len() != 2 => {
+                return Err(CoreError::Invalid("a direct chat is with exactly one other user".into()).into())
+            }
+            ConversationKind::Group if title.chars().count() > 200 => {
+                return Err(CoreError::Invalid("a title has at most 200 characters".into()).into())
+            }
+            _ if users.len() > self.settings.max_members => {
+                return Err(CoreError::Invalid(format!("at most {} members", self.settings.max_members)).into())
+            }
+            _ => {}
+        }
+        let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+        let (id, created) = self.store.create_conversation(kind, title, &ids, self.now()).await?;
+        let conversation = self.conversation(id).await?;
+        if created {
+            let frame = Outbound::new(Frame::Conversation(conversation.as_ref().clone()));
+            self.hub.send_to_users(ids.iter().copied(), &frame, None);
+            self.append(vec![self.new_event(id, EventKind::Created, Some(actor), String::new(), None)], None).await?;
+        }
+        Ok(conversation.as_ref().clone())
+    }
+
+    pub async fn invite(&self, actor: &User, id: ConversationId, address: &str) -> Result<Conversation> {
+        let c = self.conversation_for(actor, id).await?;
+        if c.kind != ConversationKind::Group {
+            return Err(CoreError::Invalid("members can be added to group chats only".into()).into());
+        }
+        let invitee = self.user_by_address(address).await?;
+        if c.is_member(invitee.id) {
+            return Err(CoreError::Conflict(format!("{} is already a member", invitee.address)).into());
+        }
+        if c.members.len() >= self.settings.max_members {
+            return Err(CoreError::Invalid(format!("at most {} members", self.settings.max_members)).into());
+        }
+        let by = actor.address.to_string();
+        self.append(vec![self.new_event(id, EventKind::Joined, Some(&invitee), by, None)], None).await?;
+        let updated = self.conversation(id).await?;
+        let frame = Outbound::new(Frame::Conversation(updated.as_ref().clone()));
+        self.hub.send_to_users(updated.members.iter().map(|m| m.id), &frame, None);
+        Ok(updated.as_ref().clone())
+    }
+
+    pub async fn leave(&self, actor: &User, id: ConversationId) -> Result<()> {
+        let c = self.conversation_for(actor, id).await?;
+        if c.kind != ConversationKind::Group {
+            return Err(CoreError::Invalid("you can leave group chats only".into()).into());
+        }
+        self.append(vec![self.new_event(id, EventKind::Left, Some(actor), String::new(), None)], None).await?;
+        let updated = self.conversation(id).await?;
+        let frame = Outbound::new(Frame::Conversation(updated.as_ref().clone()));
+        self.hub.send_to_users(updated.members.iter().map(|m| m.id), &frame, None);
+        Ok(())
+    }
+
+    /// The one way a chat message enters the system, from any door.
+    pub async fn send_message(
+        &self,
+        sender: &User,
+        origin: Option<SessionKey>,
+        door: Door,
+        id: ConversationId,
+        body: &str,
+        client_id: Option<String>,
+    ) -> Result<Event> {
+        let started = Instant::now();
+        if let Some(cid) = &client_id {
+            if cid.is_empty() || cid.len() > 64 {
+                return Err(CoreError::Invalid("client_id must have 1 to 64 characters".into()).into());
+            }
+        }
+        let conversation = self.conversation_for(sender, id).await?;
+        let admitted = self.pipeline.admit(&Submission { door, sender, conversation: &conversation, body }).inspect_err(|_| {
+            self.metrics.messages_refused.inc();
+        })?;
+        for (policy, reason) in &admitted.flags {
+            tracing::info!(policy, reason, conversation = id.0, "message flagged");
+        }
+        let mut events: Vec<NewEvent> =
+            admitted.notices.into_iter().map(|(_, text)| self.new_event(id, EventKind::Message, None, text, None)).collect();
+        events.push(self.new_event(id, EventKind::Message, Some(sender), body.to_string(), client_id));
+        let stored = self.append(events, origin).await?;
+        let event = stored.into_iter().last().ok_or(CoreError::Store(StoreError::Unavailable("nothing stored".into())))?;
+        match door {
+            Door::Rest => self.metrics.messages_rest.inc(),
+            _ => self.metrics.messages_websocket.inc(),
+        }
+        self.metrics.message_latency.observe(started.elapsed());
+        Ok(event)
+    }
+
+    pub async fn history(&self, user: &User, id: ConversationId, before: Option<EventId>, after: Option<EventId>, limit: i64) -> Result<Vec<Event>> {
+        self.conversation_for(user, id).await?;
+        Ok(self.store.history(id, before, after, limit.clamp(1, 200)).await?)
+    }
+
+    /// Events the user missed after `after`, in pages.
+    pub async fn events_after(&self, user: &User, after: EventId, limit: i64) -> Result<Vec<Event>> {
+        Ok(self.store.events_after(user.id, after, limit).await?)
+    }
+
+    pub async fn last_event_id(&self) -> Result<EventId> {
+        Ok(self.store.last_event_id().await?)
+    }
+
+    pub async fn typing(&self, user: &User, origin: Option<SessionKey>, id: ConversationId, active: bool) -> Result<()> {
+        let c = self.conversation_for(user, id).await?;
+        let frame = Outbound::new(Frame::Typing { conversation: id, address: user.address.clone(), active });
+        self.hub.send_to_users(c.members.iter().map(|m| m.id).filter(|u| *u != user.id), &frame, origin);
+        Ok(())
+    }
+
+    pub async fn mark_read(&self, user: &User, id: ConversationId, up_to: EventId) -> Result<EventId> {
+        let c = self.conversation_for(user, id).await?;
+        let now_at = self.store.mark_read(id, user.id, up_to).await?;
+        let frame = Outbound::new(Frame::Read { conversation: id, address: user.address.clone(), up_to: now_at });
+        self.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
+        Ok(now_at)
+    }
+
+    fn new_event(&self, conversation: ConversationId, kind: EventKind, actor: Option<&User>, body: String, client_id: Option<String>) -> NewEvent {
+        NewEvent {
+            conversation,
+            kind,
+            actor: actor.map(|u| Member { id: u.id, address: u.address.clone() }),
+            body,
+            client_id,
+            ts: self.now(),
+        }
+    }
+
+    async fn append(&self, events: Vec<NewEvent>, origin: Option<SessionKey>) -> Result<Vec<Event>> {
+        let (reply, rx) = oneshot::channel();
+        self.writer.send(WriteRequest { events, origin, reply }).await.map_err(|_| ServiceError::ShuttingDown)?;
+        let stored = rx.await.map_err(|_| ServiceError::ShuttingDown)??;
+        Ok(stored.into_iter().map(|a| a.event).collect())
+    }
+
+    // ---------------------------------------------------------------- administration
+
+    pub async fn create_user(&self, address: &str, display_name: &str, password: Option<&str>, roles: &[Role]) -> Result<User> {
+        let address = Address::parse(address)?;
+        let display_name = display_name.trim();
+        if display_name.is_empty() || display_name.chars().count() > 100 {
+            return Err(CoreError::Invalid("a display name has 1 to 100 characters".into()).into());
+        }
+        let password_hash = match password {
+            Some(p) if p.len() < 4 => return Err(CoreError::Invalid("a password has at least 4 characters".into()).into()),
+            Some(p) => {
+                let p = p.to_string();
+                Some(tokio::task::spawn_blocking(move || auth::hash_password(&p)).await.unwrap_or_default())
+            }
+            None => None,
+        };
+        let mut roles = roles.to_vec();
+        if !roles.contains(&Role::User) {
+            roles.push(Role::User);
+        }
+        roles.sort();
+        let user = NewUser {
+            email: address.as_str().to_string(),
+            address,
+            display_name: display_name.to_string(),
+            locale: "en".into(),
+            roles,
+            password_hash,
+        };
+        Ok(self.store.create_user(user, self.now()).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_defaults_match_the_brief() {
+        let s = Settings::default();
+        assert_eq!(s.max_message_bytes, 65536);
+        assert!(s.login_failures_per_address <= 10);
+    }
+}

@@ -1,1 +1,747 @@
+//! Storage adapters for the core's [`Store`] port: SQLite (the embedded default, WAL) and
+//! PostgreSQL (scale-out).
+//!
+//! Both run the same SQL through sqlx's `Any` driver: the statements here use only what the
+//! two dialects share (`$n` placeholders in order of appearance, `RETURNING`, `ON CONFLICT`,
+//! partial indexes, integers for times and flags). What differs — DDL, connection pragmas —
+//! lives in the per-backend migrations and in [`SqlStore::connect`].
 
+use async_trait::async_trait;
+use sb_core::conversation::{Appended, ConversationSummary, Member};
+use sb_core::directory::NewUser;
+use sb_core::store::{Application, AuthSession, ProfileUpdate, Store, StoreResult};
+use sb_core::{Address, Conversation, ConversationId, ConversationKind, Event, EventId, EventKind, Group, GroupId, Millis, NewEvent, Role, StoreError, User, UserId};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use std::collections::HashMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+
+/// The SQL adapter. Cheap to clone.
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn unavailable(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+const USER_COLS: &str = "id, address, display_name, email, locale, roles, disabled";
+const EVENT_COLS: &str = "id, conversation_id, seq, kind, actor_id, actor_address, body, client_id, ts";
+
+fn user_from_row(r: &AnyRow) -> Result<User, sqlx::Error> {
+    let address: String = r.try_get("address")?;
+    Ok(User {
+        id: UserId(r.try_get("id")?),
+        address: Address::parse(&address).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
+        display_name: r.try_get("display_name")?,
+        email: r.try_get("email")?,
+        locale: r.try_get("locale")?,
+        roles: Role::parse_list(&r.try_get::<String, _>("roles")?),
+        disabled: r.try_get::<i64, _>("disabled")? != 0,
+    })
+}
+
+fn event_from_row(r: &AnyRow) -> Result<Event, sqlx::Error> {
+    let kind: String = r.try_get("kind")?;
+    let actor_id: Option<i64> = r.try_get("actor_id")?;
+    let actor_address: Option<String> = r.try_get("actor_address")?;
+    let actor = match (actor_id, actor_address) {
+        (Some(id), Some(a)) => Some(Member {
+            id: UserId(id),
+            address: Address::parse(&a).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
+        }),
+        _ => None,
+    };
+    Ok(Event {
+        id: EventId(r.try_get("id")?),
+        conversation: ConversationId(r.try_get("conversation_id")?),
+        seq: r.try_get("seq")?,
+        kind: EventKind::parse(&kind).ok_or_else(|| sqlx::Error::Decode(format!("unknown event kind {kind}").into()))?,
+        actor,
+        body: r.try_get("body")?,
+        client_id: r.try_get("client_id")?,
+        ts: r.try_get("ts")?,
+    })
+}
+
+fn app_from_row(r: &AnyRow) -> Result<Application, sqlx::Error> {
+    Ok(Application {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        scopes: r.try_get::<String, _>("scopes")?.split_whitespace().map(str::to_string).collect(),
+        created_at: r.try_get("created_at")?,
+        revoked: r.try_get::<i64, _>("revoked")? != 0,
+    })
+}
+
+fn decode<T>(rows: Vec<AnyRow>, f: fn(&AnyRow) -> Result<T, sqlx::Error>) -> StoreResult<Vec<T>> {
+    rows.iter().map(f).collect::<Result<_, _>>().map_err(unavailable)
+}
+
+impl SqlStore {
+    /// Connect and bring the schema up to date. `sqlite://path` creates the file.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url).ok_or_else(|| {
+            StoreError::Unavailable(format!("unsupported database URL (use sqlite://… or postgres://…): {}", redact(url)))
+        })?;
+        let (url, max) = match backend {
+            Backend::Sqlite if !url.contains('?') => (format!("{url}?mode=rwc"), 8),
+            Backend::Sqlite => (url.to_string(), 8),
+            Backend::Postgres => (url.to_string(), 16),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer. FULL makes each commit
+                        // durable against power loss too; the group-committing writer keeps
+                        // the fsync count low.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", redact(&url))))?;
+        let store = Self { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let migrations = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        self.pool
+            .execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+            .await
+            .map_err(unavailable)?;
+        for (version, sql) in migrations {
+            let mut tx = self.pool.begin().await.map_err(unavailable)?;
+            if self.backend == Backend::Postgres {
+                // Two processes starting at once (server and admin CLI) must not both migrate.
+                tx.execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE").await.map_err(unavailable)?;
+            }
+            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            if done.is_some() {
+                continue;
+            }
+            for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                tx.execute(stmt).await.map_err(|e| StoreError::Unavailable(format!("migration {version}: {e}")))?;
+            }
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(0_i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            tx.commit().await.map_err(unavailable)?;
+            tracing::info!(version, backend = ?self.backend, "applied migration");
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn members_of(&self, ids: &[i64]) -> StoreResult<HashMap<i64, Vec<Member>>> {
+        let mut out: HashMap<i64, Vec<Member>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        // Ids are integers we produced; inlining them keeps one statement for both dialects.
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let rows = sqlx::query(&format!(
+            "SELECT m.conversation_id, u.id, u.address FROM conversation_members m JOIN users u ON u.id = m.user_id \
+             WHERE m.conversation_id IN ({list}) ORDER BY m.joined_at, u.id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        for r in rows {
+            let cid: i64 = r.try_get("conversation_id").map_err(unavailable)?;
+            let address: String = r.try_get("address").map_err(unavailable)?;
+            let address = Address::parse(&address).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            out.entry(cid).or_default().push(Member { id: UserId(r.try_get("id").map_err(unavailable)?), address });
+        }
+        Ok(out)
+    }
+}
+
+/// Hide a password in a database URL before it is shown anywhere.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn conversation_from_row(r: &AnyRow, members: Vec<Member>) -> Result<Conversation, sqlx::Error> {
+    let kind: String = r.try_get("kind")?;
+    Ok(Conversation {
+        id: ConversationId(r.try_get("id")?),
+        kind: ConversationKind::parse(&kind).ok_or_else(|| sqlx::Error::Decode(format!("unknown kind {kind}").into()))?,
+        title: r.try_get("title")?,
+        created_at: r.try_get("created_at")?,
+        members,
+    })
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn create_user(&self, u: NewUser, now: Millis) -> StoreResult<User> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (address, display_name, email, locale, roles, password_hash, disabled, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7) RETURNING {USER_COLS}"
+        ))
+        .bind(u.address.as_str())
+        .bind(&u.display_name)
+        .bind(&u.email)
+        .bind(&u.locale)
+        .bind(Role::join(&u.roles))
+        .bind(u.password_hash)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match unavailable(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("user {} already exists", u.address)),
+            other => other,
+        })?;
+        user_from_row(&row).map_err(unavailable)
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.as_ref().map(user_from_row).transpose().map_err(unavailable)
+    }
+
+    async fn user_by_address(&self, address: &Address) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE address = $1"))
+            .bind(address.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.as_ref().map(user_from_row).transpose().map_err(unavailable)
+    }
+
+    async fn users(&self, query: &str, limit: i64) -> StoreResult<Vec<User>> {
+        let needle: String = query.to_lowercase().chars().filter(|c| !matches!(c, '%' | '_' | '\\')).collect();
+        let pattern = format!("%{needle}%");
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users WHERE address LIKE $1 OR lower(display_name) LIKE $2 ORDER BY display_name, address LIMIT $3"
+        ))
+        .bind(&pattern)
+        .bind(&pattern)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        decode(rows, user_from_row)
+    }
+
+    async fn count_users(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await.map_err(unavailable)
+    }
+
+    async fn password_hash(&self, id: UserId) -> StoreResult<Option<String>> {
+        let h: Option<Option<String>> = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(h.flatten())
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: Option<String>) -> StoreResult<()> {
+        self.exec_one(sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(id.0)).await
+    }
+
+    async fn set_roles(&self, id: UserId, roles: &[Role]) -> StoreResult<()> {
+        self.exec_one(sqlx::query("UPDATE users SET roles = $1 WHERE id = $2").bind(Role::join(roles)).bind(id.0)).await
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<()> {
+        self.exec_one(sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2").bind(i64::from(disabled)).bind(id.0)).await
+    }
+
+    async fn update_profile(&self, id: UserId, u: ProfileUpdate) -> StoreResult<()> {
+        self.exec_one(
+            sqlx::query(
+                "UPDATE users SET display_name = COALESCE($1, display_name), email = COALESCE($2, email), \
+                 locale = COALESCE($3, locale) WHERE id = $4",
+            )
+            .bind(u.display_name)
+            .bind(u.email)
+            .bind(u.locale)
+            .bind(id.0),
+        )
+        .await
+    }
+
+    async fn create_group(&self, slug: &str, name: &str) -> StoreResult<Group> {
+        let id: i64 = sqlx::query_scalar("INSERT INTO directory_groups (slug, name) VALUES ($1, $2) RETURNING id")
+            .bind(slug)
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| match unavailable(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("group {slug} already exists")),
+                other => other,
+            })?;
+        Ok(Group { id: GroupId(id), slug: slug.to_string(), name: name.to_string() })
+    }
+
+    async fn groups(&self) -> StoreResult<Vec<Group>> {
+        let rows = sqlx::query("SELECT id, slug, name FROM directory_groups ORDER BY name").fetch_all(&self.pool).await.map_err(unavailable)?;
+        decode(rows, group_from_row)
+    }
+
+    async fn group(&self, slug: &str) -> StoreResult<Option<Group>> {
+        let row = sqlx::query("SELECT id, slug, name FROM directory_groups WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.as_ref().map(group_from_row).transpose().map_err(unavailable)
+    }
+
+    async fn delete_group(&self, id: GroupId) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        sqlx::query("DELETE FROM group_members WHERE group_id = $1").bind(id.0).execute(&mut *tx).await.map_err(unavailable)?;
+        sqlx::query("DELETE FROM directory_groups WHERE id = $1").bind(id.0).execute(&mut *tx).await.map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn add_group_member(&self, group: GroupId, user: UserId) -> StoreResult<()> {
+        sqlx::query("INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(group.0)
+            .bind(user.0)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn remove_group_member(&self, group: GroupId, user: UserId) -> StoreResult<()> {
+        sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
+            .bind(group.0)
+            .bind(user.0)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn group_memberships(&self) -> StoreResult<Vec<(GroupId, UserId)>> {
+        let rows = sqlx::query("SELECT group_id, user_id FROM group_members").fetch_all(&self.pool).await.map_err(unavailable)?;
+        rows.iter()
+            .map(|r| Ok((GroupId(r.try_get("group_id")?), UserId(r.try_get("user_id")?))))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    async fn groups_of(&self, user: UserId) -> StoreResult<Vec<Group>> {
+        let rows = sqlx::query(
+            "SELECT g.id, g.slug, g.name FROM directory_groups g JOIN group_members m ON m.group_id = g.id WHERE m.user_id = $1 ORDER BY g.name",
+        )
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        decode(rows, group_from_row)
+    }
+
+    async fn create_session(&self, s: AuthSession) -> StoreResult<()> {
+        sqlx::query("INSERT INTO auth_sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&s.token_hash)
+            .bind(s.user.0)
+            .bind(&s.csrf_token)
+            .bind(s.created_at)
+            .bind(s.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &str, now: Millis) -> StoreResult<Option<AuthSession>> {
+        let row = sqlx::query(
+            "SELECT s.token_hash, s.user_id, s.csrf_token, s.created_at, s.expires_at FROM auth_sessions s \
+             JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.map(|r| {
+            Ok(AuthSession {
+                token_hash: r.try_get("token_hash")?,
+                user: UserId(r.try_get("user_id")?),
+                csrf_token: r.try_get("csrf_token")?,
+                created_at: r.try_get("created_at")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+        .map_err(unavailable)
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM auth_sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn delete_sessions_of(&self, user: UserId) -> StoreResult<()> {
+        sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1").bind(user.0).execute(&self.pool).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn create_application(&self, name: &str, token_hash: &str, scopes: &[String], now: Millis) -> StoreResult<Application> {
+        let row = sqlx::query(
+            "INSERT INTO applications (name, token_hash, scopes, created_at, revoked) VALUES ($1, $2, $3, $4, 0) \
+             RETURNING id, name, scopes, created_at, revoked",
+        )
+        .bind(name)
+        .bind(token_hash)
+        .bind(scopes.join(" "))
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match unavailable(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("application {name} already exists")),
+            other => other,
+        })?;
+        app_from_row(&row).map_err(unavailable)
+    }
+
+    async fn application(&self, token_hash: &str) -> StoreResult<Option<Application>> {
+        let row = sqlx::query("SELECT id, name, scopes, created_at, revoked FROM applications WHERE token_hash = $1 AND revoked = 0")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.as_ref().map(app_from_row).transpose().map_err(unavailable)
+    }
+
+    async fn applications(&self) -> StoreResult<Vec<Application>> {
+        let rows = sqlx::query("SELECT id, name, scopes, created_at, revoked FROM applications ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        decode(rows, app_from_row)
+    }
+
+    async fn revoke_application(&self, name: &str) -> StoreResult<()> {
+        self.exec_one(sqlx::query("UPDATE applications SET revoked = 1 WHERE name = $1").bind(name)).await
+    }
+
+    async fn create_conversation(&self, kind: ConversationKind, title: &str, members: &[UserId], now: Millis) -> StoreResult<(ConversationId, bool)> {
+        let direct_key = match (kind, members) {
+            (ConversationKind::Direct, [a, b]) => Some(format!("{}:{}", a.0.min(b.0), a.0.max(b.0))),
+            (ConversationKind::Direct, _) => return Err(StoreError::Conflict("a direct conversation has exactly two members".into())),
+            _ => None,
+        };
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO conversations (kind, title, direct_key, created_at, last_seq) VALUES ($1, $2, $3, $4, 0) \
+             ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(kind.as_str())
+        .bind(title)
+        .bind(direct_key.clone())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let Some(id) = id else {
+            let existing: i64 = sqlx::query_scalar("SELECT id FROM conversations WHERE direct_key = $1")
+                .bind(direct_key)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            return Ok((ConversationId(existing), false));
+        };
+        for m in members {
+            sqlx::query("INSERT INTO conversation_members (conversation_id, user_id, joined_at, read_up_to) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING")
+                .bind(id)
+                .bind(m.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok((ConversationId(id), true))
+    }
+
+    async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
+        let Some(row) = sqlx::query("SELECT id, kind, title, created_at FROM conversations WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let mut members = self.members_of(&[id.0]).await?;
+        conversation_from_row(&row, members.remove(&id.0).unwrap_or_default()).map(Some).map_err(unavailable)
+    }
+
+    async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<ConversationSummary>> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.kind, c.title, c.created_at, m.read_up_to, \
+               (SELECT COUNT(*) FROM events e WHERE e.conversation_id = c.id AND e.id > m.read_up_to \
+                  AND e.kind = 'message' AND (e.actor_id IS NULL OR e.actor_id <> $1)) AS unread, \
+               (SELECT MAX(e.id) FROM events e WHERE e.conversation_id = c.id AND e.kind = 'message') AS last_id \
+             FROM conversations c JOIN conversation_members m ON m.conversation_id = c.id \
+             WHERE m.user_id = $2 ORDER BY c.id",
+        )
+        .bind(user.0)
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>().map_err(unavailable)?;
+        let mut members = self.members_of(&ids).await?;
+        let last_ids: Vec<i64> = rows.iter().filter_map(|r| r.try_get::<Option<i64>, _>("last_id").ok().flatten()).collect();
+        let mut last: HashMap<i64, Event> = HashMap::new();
+        if !last_ids.is_empty() {
+            let list = last_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+            let evs = sqlx::query(&format!("SELECT {EVENT_COLS} FROM events WHERE id IN ({list})")).fetch_all(&self.pool).await.map_err(unavailable)?;
+            for e in decode(evs, event_from_row)? {
+                last.insert(e.conversation.0, e);
+            }
+        }
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get("id")?;
+                Ok(ConversationSummary {
+                    conversation: conversation_from_row(r, members.remove(&id).unwrap_or_default())?,
+                    unread: r.try_get("unread")?,
+                    read_up_to: EventId(r.try_get("read_up_to")?),
+                    last_event: last.remove(&id),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    async fn append_events(&self, batch: &[NewEvent]) -> StoreResult<Vec<Appended>> {
+        let mut out = Vec::with_capacity(batch.len());
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        for e in batch {
+            if let (Some(actor), Some(client_id)) = (&e.actor, &e.client_id) {
+                let existing = sqlx::query(&format!("SELECT {EVENT_COLS} FROM events WHERE actor_id = $1 AND client_id = $2"))
+                    .bind(actor.id.0)
+                    .bind(client_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                if let Some(row) = existing {
+                    out.push(Appended { event: event_from_row(&row).map_err(unavailable)?, duplicate: true });
+                    continue;
+                }
+            }
+            let seq: i64 = sqlx::query_scalar("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
+                .bind(e.conversation.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?
+                .ok_or(StoreError::NotFound)?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO events (conversation_id, seq, kind, actor_id, actor_address, body, client_id, ts) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            )
+            .bind(e.conversation.0)
+            .bind(seq)
+            .bind(e.kind.as_str())
+            .bind(e.actor.as_ref().map(|a| a.id.0))
+            .bind(e.actor.as_ref().map(|a| a.address.as_str().to_string()))
+            .bind(&e.body)
+            .bind(e.client_id.clone())
+            .bind(e.ts)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            match (e.kind, &e.actor) {
+                (EventKind::Joined, Some(actor)) => {
+                    sqlx::query(
+                        "INSERT INTO conversation_members (conversation_id, user_id, joined_at, read_up_to) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(e.conversation.0)
+                    .bind(actor.id.0)
+                    .bind(e.ts)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                }
+                (EventKind::Left, Some(actor)) => {
+                    sqlx::query("DELETE FROM conversation_members WHERE conversation_id = $1 AND user_id = $2")
+                        .bind(e.conversation.0)
+                        .bind(actor.id.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                }
+                _ => {}
+            }
+            out.push(Appended {
+                event: Event {
+                    id: EventId(id),
+                    conversation: e.conversation,
+                    seq,
+                    kind: e.kind,
+                    actor: e.actor.clone(),
+                    body: e.body.clone(),
+                    client_id: e.client_id.clone(),
+                    ts: e.ts,
+                },
+                duplicate: false,
+            });
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(out)
+    }
+
+    async fn events_after(&self, user: UserId, after: EventId, limit: i64) -> StoreResult<Vec<Event>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLS} FROM events WHERE conversation_id IN \
+             (SELECT conversation_id FROM conversation_members WHERE user_id = $1) AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(user.0)
+        .bind(after.0)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        decode(rows, event_from_row)
+    }
+
+    async fn history(&self, conversation: ConversationId, before: Option<EventId>, after: Option<EventId>, limit: i64) -> StoreResult<Vec<Event>> {
+        let sql = match (before, after) {
+            (_, Some(_)) => format!("SELECT {EVENT_COLS} FROM events WHERE conversation_id = $1 AND id > $2 ORDER BY id ASC LIMIT $3"),
+            (Some(_), None) => format!("SELECT {EVENT_COLS} FROM events WHERE conversation_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
+            (None, None) => format!("SELECT {EVENT_COLS} FROM events WHERE conversation_id = $1 ORDER BY id DESC LIMIT $2"),
+        };
+        let mut q = sqlx::query(&sql).bind(conversation.0);
+        if let Some(pivot) = after.or(before) {
+            q = q.bind(pivot.0);
+        }
+        let q = q.bind(limit);
+        let mut events = decode(q.fetch_all(&self.pool).await.map_err(unavailable)?, event_from_row)?;
+        if after.is_none() {
+            events.reverse();
+        }
+        Ok(events)
+    }
+
+    async fn last_event_id(&self) -> StoreResult<EventId> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(&self.pool).await.map_err(unavailable)?;
+        Ok(EventId(id.unwrap_or(0)))
+    }
+
+    async fn mark_read(&self, conversation: ConversationId, user: UserId, up_to: EventId) -> StoreResult<EventId> {
+        let v: Option<i64> = sqlx::query_scalar(
+            "UPDATE conversation_members SET read_up_to = CASE WHEN read_up_to < $1 THEN $2 ELSE read_up_to END \
+             WHERE conversation_id = $3 AND user_id = $4 RETURNING read_up_to",
+        )
+        .bind(up_to.0)
+        .bind(up_to.0)
+        .bind(conversation.0)
+        .bind(user.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        v.map(EventId).ok_or(StoreError::NotFound)
+    }
+}
+
+fn group_from_row(r: &AnyRow) -> Result<Group, sqlx::Error> {
+    Ok(Group { id: GroupId(r.try_get("id")?), slug: r.try_get("slug")?, name: r.try_get("name")? })
+}
+
+impl SqlStore {
+    async fn exec_one<'q>(&self, q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>) -> StoreResult<()> {
+        let r = q.execute(&self.pool).await.map_err(unavailable)?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(redact("postgres://sb:secret@db:5432/sb"), "postgres://sb:***@db:5432/sb");
+        assert_eq!(redact("postgres://postgres@127.0.0.1/test"), "postgres://postgres@127.0.0.1/test");
+        assert_eq!(redact("sqlite://data/sb.db"), "sqlite://data/sb.db");
+    }
+}

@@ -1,0 +1,305 @@
+//! The WebSocket door (`/api/v1/ws`, docs/protocol.md).
+//!
+//! One task per connection reads client frames and writes queued server frames. Message
+//! submissions run on a second, lazily started task per session so the loop keeps reading
+//! and delivering while a message waits for its durable commit; that task handles a
+//! session's messages one at a time, so their order is the order the client sent them.
+
+use crate::error::{classify, ApiError};
+use crate::extract::{bearer, cookie, ApiQuery, SESSION_COOKIE};
+use crate::wire;
+use crate::AppState;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use sb_core::pipeline::Door;
+use sb_core::{ConversationId, EventId, PresenceState, User};
+use sb_service::hub::Outbound;
+use sb_service::{Frame, Principal, Service, ServiceError};
+use serde::Deserialize;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A frame that does not reach the client in this long means a stuck peer.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Server pings an otherwise quiet connection this often.
+const PING_EVERY: Duration = Duration::from_secs(30);
+/// Client frames per second before frames are refused.
+const MAX_FRAMES_PER_SECOND: u32 = 200;
+const RESUME_PAGE: i64 = 500;
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    resume_from: Option<i64>,
+    token: Option<String>,
+    /// `all` (default) to receive everyone's presence, `none` for clients that do not show it.
+    presence: Option<String>,
+}
+
+pub async fn upgrade(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let permit = app.service.admit_connection(peer.ip())?;
+    let (token, via_cookie) = match (bearer(&headers), q.token.clone()) {
+        (Some(t), _) | (None, Some(t)) => (t, false),
+        (None, None) => (cookie(&headers, SESSION_COOKIE).ok_or_else(ApiError::unauthenticated)?, true),
+    };
+    if via_cookie && !same_origin(&headers) {
+        // Cross-site WebSocket hijacking: a cookie alone must not open a socket from another site.
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf_failed", "cross-origin WebSocket with a session cookie refused"));
+    }
+    let user = match app.service.authenticate(&token).await? {
+        Principal::User { user, .. } => user,
+        Principal::App(_) => return Err(ApiError::forbidden("applications do not open chat sessions")),
+    };
+    let watch = match q.presence.as_deref() {
+        None | Some("all") => true,
+        Some("none") => false,
+        Some(other) => return Err(ApiError::bad_request(format!("presence must be all or none, not {other:?}"))),
+    };
+    let limit = app.service.settings().max_message_bytes;
+    let resume = q.resume_from.map(EventId);
+    Ok(ws
+        // Frames up to 16x the message limit are read and answered with an error frame;
+        // larger ones close the connection (1009) without being buffered.
+        .max_message_size(limit * 16 + 4096)
+        .max_frame_size(limit * 16 + 4096)
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| {
+            let service = app.service.clone();
+            let tasks = service.tasks().clone();
+            async move {
+                tasks
+                    .spawn(async move {
+                        let _permit = permit;
+                        run(socket, service, user, watch, resume).await;
+                    })
+                    .await
+                    .ok();
+            }
+        }))
+}
+
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true; // not a browser
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host)
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientFrame {
+    Send { conversation: i64, body: String, client_id: Option<String> },
+    Presence { state: String, #[serde(default)] note: String },
+    Idle { idle: bool },
+    Typing { conversation: i64, active: bool },
+    Read { conversation: i64, up_to: i64 },
+    Ping { #[serde(rename = "ref")] reference: Option<serde_json::Value> },
+}
+
+struct Submit {
+    conversation: ConversationId,
+    body: String,
+    client_id: Option<String>,
+}
+
+async fn run(socket: WebSocket, service: Arc<Service>, user: User, watch: bool, resume: Option<EventId>) {
+    let (handle, snapshot) = service.open_session(&user, watch);
+    let key = handle.key;
+    let mut rx = handle.rx;
+    let (mut sink, mut stream) = socket.split();
+    let shutdown = service.shutdown_token();
+
+    macro_rules! send {
+        ($text:expr) => {
+            match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(Utf8Bytes::from(AsRef::<str>::as_ref(&$text))))).await {
+                Ok(Ok(())) => true,
+                _ => false,
+            }
+        };
+    }
+
+    let mut alive = async {
+        let last = service.last_event_id().await.unwrap_or_default();
+        let presence = service.presence(user.id);
+        let ready = json!({
+            "type": "ready",
+            "session": format!("s-{}", key.session),
+            "user": wire::user(&user, Some(&presence)),
+            "last_event": last.0,
+        });
+        if !send!(ready.to_string()) {
+            return (false, EventId(0));
+        }
+        for (address, presence) in &snapshot {
+            if !send!(wire::encode(&Frame::Presence { address: address.clone(), presence: presence.clone() })) {
+                return (false, EventId(0));
+            }
+        }
+        // Backlog after registration: anything stored later also arrives live, and the
+        // loop below drops live events at or below the highest id sent here.
+        let mut cursor = resume.unwrap_or(EventId(0));
+        if resume.is_some() {
+            loop {
+                let page = match service.events_after(&user, cursor, RESUME_PAGE).await {
+                    Ok(p) => p,
+                    Err(_) => return (false, cursor),
+                };
+                for e in &page {
+                    cursor = e.id;
+                    if !send!(wire::encode(&Frame::Event(e.clone()))) {
+                        return (false, cursor);
+                    }
+                }
+                if (page.len() as i64) < RESUME_PAGE {
+                    break;
+                }
+            }
+        }
+        (true, cursor)
+    }
+    .await;
+    let replayed_up_to = alive.1;
+
+    let mut submitter: Option<mpsc::Sender<Submit>> = None;
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    let mut window_start = tokio::time::Instant::now();
+    let mut frames_in_window = 0u32;
+
+    while alive.0 {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                let _ = send!(wire::encode(&Frame::Closing { reason: "server shutting down".into() }));
+                let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() }))).await;
+                break;
+            }
+            out = rx.recv() => {
+                let Some(out) = out else { break };
+                if let Frame::Event(e) = &out.frame {
+                    if e.id <= replayed_up_to {
+                        continue;
+                    }
+                }
+                if handle.overflowed.load(Ordering::Relaxed) {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code: 1008, reason: "too slow: resume from your last event id".into() }))).await;
+                    break;
+                }
+                alive.0 = send!(encoded(&out));
+            }
+            msg = stream.next() => {
+                let text = match msg {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Binary(_))) => {
+                        alive.0 = send!(error_frame("bad_request", "frames are JSON text", None));
+                        continue;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "websocket read failed");
+                        break;
+                    }
+                };
+                let now = tokio::time::Instant::now();
+                if now.duration_since(window_start) >= Duration::from_secs(1) {
+                    window_start = now;
+                    frames_in_window = 0;
+                }
+                frames_in_window += 1;
+                if frames_in_window > MAX_FRAMES_PER_SECOND {
+                    alive.0 = send!(error_frame("rate_limited", "too many frames; slow down", None));
+                    continue;
+                }
+                let frame: ClientFrame = match serde_json::from_str(text.as_str()) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let code = if text.len() > service.settings().max_message_bytes + 1024 { "message_too_large" } else { "bad_request" };
+                        let message: String = format!("cannot read frame: {e}").chars().take(300).collect();
+                        alive.0 = send!(error_frame(code, &message, None));
+                        continue;
+                    }
+                };
+                match frame {
+                    ClientFrame::Send { conversation, body, client_id } => {
+                        let tx = submitter.get_or_insert_with(|| spawn_submitter(service.clone(), user.clone(), key));
+                        if tx.try_send(Submit { conversation: ConversationId(conversation), body, client_id: client_id.clone() }).is_err() {
+                            alive.0 = send!(error_frame("rate_limited", "too many messages in flight; wait for acks", client_id.as_deref()));
+                        }
+                    }
+                    ClientFrame::Presence { state, note } => {
+                        match PresenceState::parse(&state).filter(|s| *s != PresenceState::Offline) {
+                            Some(s) => service.set_presence(key, &user.address, s, &note),
+                            None => alive.0 = send!(error_frame("bad_request", "state must be one of available, busy, dnd, away", None)),
+                        }
+                    }
+                    ClientFrame::Idle { idle } => service.set_idle(key, &user.address, idle),
+                    ClientFrame::Typing { conversation, active } => {
+                        if let Err(e) = service.typing(&user, Some(key), ConversationId(conversation), active).await {
+                            alive.0 = send!(service_error_frame(&e, None));
+                        }
+                    }
+                    ClientFrame::Read { conversation, up_to } => {
+                        if let Err(e) = service.mark_read(&user, ConversationId(conversation), EventId(up_to)).await {
+                            alive.0 = send!(service_error_frame(&e, None));
+                        }
+                    }
+                    ClientFrame::Ping { reference } => {
+                        alive.0 = send!(json!({"type": "pong", "ref": reference}).to_string());
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                alive.0 = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await.is_ok_and(|r| r.is_ok());
+            }
+        }
+    }
+    // Let in-flight submissions finish: their acks are lost with the socket, but what was
+    // stored stays stored, and a resuming client gets it by id or by client_id.
+    drop(submitter);
+    service.close_session(key, &user.address);
+}
+
+fn spawn_submitter(service: Arc<Service>, user: User, key: sb_core::SessionKey) -> mpsc::Sender<Submit> {
+    let (tx, mut rx) = mpsc::channel::<Submit>(64);
+    let tasks = service.tasks().clone();
+    tasks.spawn(async move {
+        while let Some(s) = rx.recv().await {
+            let frame = match service.send_message(&user, Some(key), Door::WebSocket, s.conversation, &s.body, s.client_id.clone()).await {
+                Ok(event) => Frame::Ack { client_id: s.client_id, event },
+                Err(e) => {
+                    let (_, code, message) = classify(&e);
+                    Frame::Error { code, message, reference: s.client_id }
+                }
+            };
+            service.notify_session(key, frame);
+        }
+    });
+    tx
+}
+
+fn encoded(out: &Outbound) -> Arc<str> {
+    out.encoded(wire::encode)
+}
+
+fn error_frame(code: &'static str, message: &str, reference: Option<&str>) -> String {
+    wire::encode(&Frame::Error { code, message: message.to_string(), reference: reference.map(str::to_string) })
+}
+
+fn service_error_frame(e: &ServiceError, reference: Option<&str>) -> String {
+    let (_, code, message) = classify(e);
+    wire::encode(&Frame::Error { code, message, reference: reference.map(str::to_string) })
+}

@@ -1,0 +1,91 @@
+//! The demo organisation (`serve --demo`): enough people, groups and roles to try
+//! everything at once. Every demo password is `demo`; the binary says so loudly.
+
+use crate::{auth, Result, Service};
+use sb_core::directory::NewUser;
+use sb_core::{Address, CoreError, Role};
+use tokio::task::JoinSet;
+
+pub const DEMO_PASSWORD: &str = "demo";
+
+/// (local part, display name, group slug, extra roles)
+const PEOPLE: &[(&str, &str, &str, &[Role])] = &[
+    ("alice", "Alice Anderson", "engineering", &[]),
+    ("bob", "Bob Brown", "engineering", &[]),
+    ("carol", "Carol Clark", "engineering", &[]),
+    ("dave", "Dave Davis", "engineering", &[]),
+    ("erin", "Erin Evans", "engineering", &[]),
+    ("frank", "Frank Fischer", "sales", &[]),
+    ("grace", "Grace Garcia", "sales", &[]),
+    ("heidi", "Heidi Hill", "sales", &[]),
+    ("ivan", "Ivan Ivanov", "sales", &[]),
+    ("judy", "Judy Jones", "support", &[Role::Expert]),
+    ("mallory", "Mallory Moore", "support", &[Role::Expert]),
+    ("niaj", "Niaj Nguyen", "support", &[Role::Expert]),
+    ("olivia", "Olivia Olsen", "support", &[Role::Expert, Role::QueueManager]),
+    ("peggy", "Peggy Parker", "finance", &[]),
+    ("rupert", "Rupert Reed", "finance", &[]),
+    ("sybil", "Sybil Scott", "finance", &[Role::Auditor]),
+    ("trent", "Trent Turner", "legal", &[Role::ComplianceOfficer]),
+    ("victor", "Victor Vance", "legal", &[]),
+    ("walter", "Walter White", "legal", &[]),
+    ("wendy", "Wendy Wu", "legal", &[]),
+];
+
+const GROUPS: &[(&str, &str)] = &[
+    ("engineering", "Engineering"),
+    ("sales", "Sales"),
+    ("support", "Support"),
+    ("finance", "Finance"),
+    ("legal", "Legal"),
+];
+
+/// Seed the demo organisation; what already exists is left alone. Returns how many users
+/// were created.
+pub async fn seed(service: &Service) -> Result<usize> {
+    let store = service.store();
+    let domain = &service.settings().domain;
+    for (slug, name) in GROUPS {
+        if store.group(slug).await?.is_none() {
+            store.create_group(slug, name).await?;
+        }
+    }
+    let mut people: Vec<(&str, &str, Option<&str>, Vec<Role>)> =
+        PEOPLE.iter().map(|(l, n, g, r)| (*l, *n, Some(*g), r.to_vec())).collect();
+    people.push(("admin", "Administrator", None, vec![Role::Admin]));
+    // Hash in parallel: Argon2 is deliberately slow.
+    let mut hashes = JoinSet::new();
+    for (i, _) in people.iter().enumerate() {
+        hashes.spawn_blocking(move || (i, auth::hash_password(DEMO_PASSWORD)));
+    }
+    let mut hashed = vec![String::new(); people.len()];
+    while let Some(Ok((i, h))) = hashes.join_next().await {
+        hashed[i] = h;
+    }
+    let mut created = 0;
+    for ((local, name, group, mut roles), hash) in people.into_iter().zip(hashed) {
+        let address = Address::parse(&format!("{local}@{domain}"))?;
+        let user = match store.user_by_address(&address).await? {
+            Some(u) => u,
+            None => {
+                roles.push(Role::User);
+                roles.sort();
+                created += 1;
+                let new = NewUser {
+                    email: address.to_string(),
+                    address,
+                    display_name: name.to_string(),
+                    locale: "en".into(),
+                    roles,
+                    password_hash: Some(hash),
+                };
+                store.create_user(new, service.now()).await?
+            }
+        };
+        if let Some(slug) = group {
+            let g = store.group(slug).await?.ok_or(CoreError::NotFound("group"))?;
+            store.add_group_member(g.id, user.id).await?;
+        }
+    }
+    Ok(created)
+}

@@ -1,0 +1,164 @@
+//! The conversation log's single writer, with group commit.
+//!
+//! Every stored event goes through one task: it takes whatever requests are waiting (up to
+//! a batch limit), stores them in one transaction, and only then answers each request and
+//! fans the events out. One writer gives one global order: event ids increase in the order
+//! sessions receive them, which is what lets a client resume from "the last id I saw".
+//! Group commit keeps durable (fsync'd) commits cheap under load.
+
+use crate::hub::{Hub, Outbound};
+use crate::metrics::Metrics;
+use crate::Frame;
+use sb_core::conversation::Appended;
+use sb_core::store::Store;
+use sb_core::conversation::Member;
+use sb_core::{Conversation, ConversationId, EventKind, NewEvent, SessionKey, StoreError, UserId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+const MAX_BATCH: usize = 512;
+
+pub struct WriteRequest {
+    pub events: Vec<NewEvent>,
+    /// The session that submitted it: it gets an ack, not an echo.
+    pub origin: Option<SessionKey>,
+    pub reply: oneshot::Sender<Result<Vec<Appended>, StoreError>>,
+}
+
+/// Conversations with their members, kept current by the writer (the only place
+/// membership changes are stored), so sending and fan-out need no database read.
+#[derive(Default)]
+pub struct ConversationCache {
+    map: Mutex<HashMap<ConversationId, Arc<Conversation>>>,
+    /// Bumped on every membership change; a loader that read the database before a change
+    /// must not overwrite the cache with what it read.
+    epoch: AtomicU64,
+}
+
+impl ConversationCache {
+    pub fn get(&self, id: ConversationId) -> Option<Arc<Conversation>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
+    }
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+    /// Insert what was read from the store, unless membership changed since `epoch`.
+    pub fn put(&self, conversation: Conversation, epoch: u64) -> Arc<Conversation> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let c = Arc::new(conversation);
+        if self.epoch.load(Ordering::SeqCst) == epoch {
+            map.insert(c.id, c.clone());
+        }
+        c
+    }
+    fn apply(&self, id: ConversationId, kind: EventKind, member: &Member) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some(c) = map.get_mut(&id) {
+            let mut updated: Conversation = c.as_ref().clone();
+            match kind {
+                EventKind::Joined if !updated.is_member(member.id) => updated.members.push(member.clone()),
+                EventKind::Left => updated.members.retain(|m| m.id != member.id),
+                _ => return,
+            }
+            *c = Arc::new(updated);
+        }
+    }
+}
+
+pub(crate) async fn run(
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    cache: Arc<ConversationCache>,
+    metrics: Arc<Metrics>,
+    mut rx: mpsc::Receiver<WriteRequest>,
+) {
+    let mut batch: Vec<WriteRequest> = Vec::with_capacity(64);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        let mut n = batch[0].events.len();
+        while n < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => {
+                    n += r.events.len();
+                    batch.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let all: Vec<NewEvent> = batch.iter().flat_map(|r| r.events.iter().cloned()).collect();
+        match store.append_events(&all).await {
+            Ok(stored) => {
+                metrics.append_latency.observe(started.elapsed());
+                warm(&store, &cache, &all).await;
+                metrics.append_batches.inc();
+                let mut stored = stored.into_iter();
+                for req in batch.drain(..) {
+                    let mine: Vec<Appended> = stored.by_ref().take(req.events.len()).collect();
+                    deliver(&hub, &cache, &metrics, &mine, req.origin);
+                    let _ = req.reply.send(Ok(mine));
+                }
+            }
+            Err(e) if batch.len() > 1 => {
+                // One bad request must not sink the others: store them one by one.
+                tracing::warn!(error = %e, size = batch.len(), "group commit failed; retrying one by one");
+                for req in batch.drain(..) {
+                    let result = store.append_events(&req.events).await;
+                    warm(&store, &cache, &req.events).await;
+                    if let Ok(mine) = &result {
+                        metrics.append_batches.inc();
+                        deliver(&hub, &cache, &metrics, mine, req.origin);
+                    }
+                    let _ = req.reply.send(result);
+                }
+            }
+            Err(e) => {
+                for req in batch.drain(..) {
+                    let _ = req.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Make sure every conversation in the batch is cached, so fan-out knows its members.
+async fn warm(store: &Arc<dyn Store>, cache: &ConversationCache, events: &[NewEvent]) {
+    for e in events {
+        if cache.get(e.conversation).is_none() {
+            let epoch = cache.epoch();
+            match store.conversation(e.conversation).await {
+                Ok(Some(c)) => {
+                    cache.put(c, epoch);
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(error = %err, "cannot load conversation for fan-out"),
+            }
+        }
+    }
+}
+
+fn deliver(hub: &Hub, cache: &ConversationCache, metrics: &Metrics, stored: &[Appended], origin: Option<SessionKey>) {
+    for a in stored.iter().filter(|a| !a.duplicate) {
+        metrics.events_appended.inc();
+        let e = &a.event;
+        // A member who leaves still hears about it; one who joins hears from now on.
+        let ids = |c: Option<Arc<Conversation>>| c.map(|c| c.members.iter().map(|m| m.id).collect::<Vec<UserId>>()).unwrap_or_default();
+        let before = ids(cache.get(e.conversation));
+        if let (Some(actor), EventKind::Joined | EventKind::Left) = (&e.actor, e.kind) {
+            cache.apply(e.conversation, e.kind, actor);
+        }
+        let mut to = ids(cache.get(e.conversation));
+        for u in before {
+            if !to.contains(&u) {
+                to.push(u);
+            }
+        }
+        let frame = Outbound::new(Frame::Event(e.clone()));
+        let overflowed = hub.send_to_users(to, &frame, origin);
+        metrics.slow_client_disconnects.add(overflowed as u64);
+    }
+}

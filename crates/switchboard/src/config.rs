@@ -1,0 +1,253 @@
+//! Typed, layered configuration: defaults → TOML file → `SWITCHBOARD_…` environment →
+//! command-line flags. Unknown keys are warned about; secrets are redacted when shown.
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// The organisation's domain: users are `name@<domain>`.
+    pub domain: String,
+    /// Where the SQLite database and other state live.
+    pub data_dir: PathBuf,
+    /// Address the HTTP server binds.
+    pub http: String,
+    /// `sqlite://…` or `postgres://…`; empty means SQLite in `data_dir`.
+    pub database_url: String,
+    /// `human` or `json`.
+    pub log_format: String,
+    /// A tracing filter, e.g. `info` or `switchboard=debug,info`.
+    pub log_level: String,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    pub max_message_bytes: usize,
+    pub max_body_bytes: usize,
+    pub max_connections_per_address: usize,
+    pub login_failures_per_address: usize,
+    pub login_failures_per_ip: usize,
+    pub login_window_secs: i64,
+    pub session_ttl_hours: i64,
+    pub session_queue: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            domain: "example.com".into(),
+            data_dir: PathBuf::from("./switchboard-data"),
+            http: "127.0.0.1:8080".into(),
+            database_url: String::new(),
+            log_format: "human".into(),
+            log_level: "info".into(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let s = sb_service::Settings::default();
+        Self {
+            max_message_bytes: s.max_message_bytes,
+            max_body_bytes: s.max_body_bytes,
+            max_connections_per_address: s.max_connections_per_address,
+            login_failures_per_address: s.login_failures_per_address,
+            login_failures_per_ip: s.login_failures_per_ip,
+            login_window_secs: s.login_window_ms / 1000,
+            session_ttl_hours: s.session_ttl_ms / 3_600_000,
+            session_queue: s.session_queue,
+        }
+    }
+}
+
+/// Values given on the command line (the last layer).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Overrides {
+    /// TOML configuration file.
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data folder (default ./switchboard-data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP listen address, e.g. 127.0.0.1:8080 (port 0 picks a free one).
+    #[arg(long)]
+    pub http: Option<String>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// The organisation's domain.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Log format: human or json.
+    #[arg(long)]
+    pub log_format: Option<String>,
+}
+
+impl Config {
+    pub fn load(o: &Overrides) -> anyhow::Result<(Config, Vec<String>)> {
+        let mut table = toml::Table::try_from(Config::default()).context("defaults")?;
+        if let Some(path) = &o.config {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            let file: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
+            merge(&mut table, file);
+        }
+        for (key, value) in std::env::vars() {
+            let Some(name) = key.strip_prefix("SWITCHBOARD_") else { continue };
+            if matches!(name, "CONFIG" | "ADMIN_PASSWORD" | "TOKEN" | "LOG") {
+                continue; // not configuration keys
+            }
+            let path: Vec<String> = name.split("__").map(|p| p.to_lowercase()).collect();
+            set_path(&mut table, &path, parse_env_value(&value));
+        }
+        let flags: [(&str, Option<String>); 5] = [
+            ("data_dir", o.data_dir.as_ref().map(|p| p.display().to_string())),
+            ("http", o.http.clone()),
+            ("database_url", o.database_url.clone()),
+            ("domain", o.domain.clone()),
+            ("log_format", o.log_format.clone()),
+        ];
+        for (k, v) in flags {
+            if let Some(v) = v {
+                table.insert(k.into(), toml::Value::String(v));
+            }
+        }
+        let mut unknown = Vec::new();
+        let config: Config = serde_ignored::deserialize(toml::Value::Table(table), |path| unknown.push(path.to_string()))
+            .context("invalid configuration")?;
+        config.validate()?;
+        Ok((config, unknown))
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        sb_core::Address::parse(&format!("admin@{}", self.domain)).map_err(|_| anyhow::anyhow!("domain {:?} is not a host name", self.domain))?;
+        if !matches!(self.log_format.as_str(), "human" | "json") {
+            bail!("log_format must be human or json, not {:?}", self.log_format);
+        }
+        if !self.database_url.is_empty() && sb_store::Backend::of_url(&self.database_url).is_none() {
+            bail!("database_url must start with sqlite:// or postgres://");
+        }
+        if self.limits.max_message_bytes == 0 || self.limits.max_message_bytes > self.limits.max_body_bytes {
+            bail!("limits.max_message_bytes must be between 1 and limits.max_body_bytes");
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("switchboard.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    pub fn settings(&self) -> sb_service::Settings {
+        let l = &self.limits;
+        sb_service::Settings {
+            domain: self.domain.clone(),
+            max_message_bytes: l.max_message_bytes,
+            max_body_bytes: l.max_body_bytes,
+            session_ttl_ms: l.session_ttl_hours * 3_600_000,
+            login_failures_per_address: l.login_failures_per_address,
+            login_failures_per_ip: l.login_failures_per_ip,
+            login_window_ms: l.login_window_secs * 1000,
+            session_queue: l.session_queue,
+            max_connections_per_address: l.max_connections_per_address,
+            ..sb_service::Settings::default()
+        }
+    }
+
+    /// The configuration as TOML with secrets redacted.
+    pub fn render_redacted(&self) -> String {
+        let mut shown = self.clone();
+        shown.database_url = sb_store::redact(&self.database_url());
+        toml::to_string_pretty(&shown).unwrap_or_default()
+    }
+
+    pub fn ensure_data_dir(&self) -> anyhow::Result<()> {
+        if self.database_url.is_empty() || self.database_url.starts_with("sqlite:") {
+            std::fs::create_dir_all(&self.data_dir).with_context(|| format!("cannot create data folder {}", self.data_dir.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                set_path(t, rest, value);
+            }
+        }
+    }
+}
+
+/// Numbers and booleans from the environment become TOML numbers and booleans.
+fn parse_env_value(raw: &str) -> toml::Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    match raw {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(raw.to_string()),
+    }
+}
+
+pub fn describe_source(o: &Overrides) -> String {
+    match &o.config {
+        Some(p) => format!("defaults, {}, environment, flags", Path::new(p).display()),
+        None => "defaults, environment, flags".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order_and_unknown_keys_are_reported() {
+        let dir = std::env::temp_dir().join(format!("sbcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "domain = \"corp.example\"\nhttp = \"127.0.0.1:9000\"\nbogus = 1\n[limits]\nmax_message_bytes = 1000\n").unwrap();
+        let o = Overrides { config: Some(file), http: Some("127.0.0.1:0".into()), ..Default::default() };
+        let (c, unknown) = Config::load(&o).unwrap();
+        assert_eq!(c.domain, "corp.example");
+        assert_eq!(c.http, "127.0.0.1:0", "flags win over the file");
+        assert_eq!(c.limits.max_message_bytes, 1000);
+        assert_eq!(unknown, vec!["bogus".to_string()]);
+        let shown = Config { database_url: "postgres://u:secret@h/db".into(), ..c }.render_redacted();
+        assert!(shown.contains("u:***@h") && !shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn env_values_are_typed() {
+        assert_eq!(parse_env_value("42"), toml::Value::Integer(42));
+        assert_eq!(parse_env_value("x"), toml::Value::String("x".into()));
+        let mut t = toml::Table::new();
+        set_path(&mut t, &["limits".into(), "max_body_bytes".into()], toml::Value::Integer(5));
+        assert_eq!(t["limits"]["max_body_bytes"].as_integer(), Some(5));
+    }
+}

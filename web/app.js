@@ -1,0 +1,1608 @@
+// Switchboard web client. Vanilla ES2020, no build step, no external resources.
+//
+// Security rule for this file: every string that comes from the server or from a user
+// (chat text, names, notes, titles, error messages) is put into the page with
+// textContent / createTextNode / setAttribute only. Never innerHTML, never insertAdjacentHTML.
+'use strict';
+
+(() => {
+  const API = '/api/v1';
+  const PAGE_SIZE = 50;
+  const IDLE_AFTER_MS = 5 * 60 * 1000;
+  const TYPING_REPEAT_MS = 3000; // re-send "typing active" at most this often
+  const TYPING_STOP_MS = 4000; // no keystroke for this long: "typing stopped"
+  const TYPING_SHOW_MS = 7000; // show someone as typing this long after their last frame
+  const PING_EVERY_MS = 25000;
+  const PONG_TIMEOUT_MS = 10000;
+  const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+  const STATES = ['available', 'busy', 'dnd', 'away', 'offline'];
+  const STATE_LABEL = {
+    available: 'Available', busy: 'Busy', dnd: 'Do not disturb', away: 'Away', offline: 'Offline',
+  };
+
+  // ---------------------------------------------------------------- state
+  const S = {
+    me: null, // {address, display_name, ...}
+    csrf: null,
+    signedIn: false,
+    users: new Map(), // address -> user
+    userFetches: new Set(),
+    presence: new Map(), // address -> {state, idle, note}
+    presenceTick: 0,
+    presenceTouched: new Map(), // address -> tick of the last live update
+    groups: [],
+    ungrouped: [],
+    contactsLoaded: false,
+    convs: new Map(), // id -> conversation
+    convFetches: new Set(),
+    buckets: new Map(), // conversation id -> {events: Map(id -> event), loaded, hasOlder, loading}
+    pending: new Map(), // client_id -> {client_id, conversation, body, ts, state, error}
+    readers: new Map(), // conversation id -> Map(address -> up_to)
+    typing: new Map(), // conversation id -> Map(address -> expires at)
+    current: null, // open conversation id
+    lastEventId: 0,
+    haveCursor: false,
+    ws: null,
+    wsReady: false,
+    wsUrl: '',
+    everReady: false,
+    failures: 0,
+    reconnectTimer: null,
+    heldForTest: false,
+    pingTimer: null,
+    pongTimer: null,
+    myState: 'available',
+    myNote: '',
+    idle: false,
+    lastActivity: Date.now(),
+    typingSent: false,
+    typingConv: null,
+    typingSentAt: 0,
+    typingStopTimer: null,
+    tab: 'chats',
+    filter: '',
+  };
+
+  // ---------------------------------------------------------------- DOM helpers
+  const $ = (id) => document.getElementById(id);
+
+  /** createElement with attributes; `text` sets textContent. No HTML is ever parsed. */
+  function el(tag, attrs, ...children) {
+    const n = document.createElement(tag);
+    if (attrs) {
+      for (const [k, v] of Object.entries(attrs)) {
+        if (v === undefined || v === null || v === false) continue;
+        if (k === 'text') n.textContent = String(v);
+        else if (k === 'class') n.className = v;
+        else n.setAttribute(k, v === true ? '' : String(v));
+      }
+    }
+    for (const c of children) {
+      if (c === null || c === undefined || c === false) continue;
+      n.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+    }
+    return n;
+  }
+
+  function setText(node, text) {
+    const t = text == null ? '' : String(text);
+    if (node.textContent !== t) node.textContent = t;
+  }
+
+  let toastTimer = null;
+  function toast(msg) {
+    const t = $('toast');
+    t.textContent = String(msg);
+    t.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { t.hidden = true; }, 5000);
+  }
+
+  const lower = (s) => String(s || '').toLowerCase();
+
+  function toMs(v) {
+    if (typeof v === 'number') return v;
+    if (typeof v === 'string') { const t = Date.parse(v); return Number.isNaN(t) ? 0 : t; }
+    return 0;
+  }
+
+  function fmtTime(ms) {
+    if (!ms) return '';
+    const d = new Date(ms);
+    const now = new Date();
+    if (d.toDateString() === now.toDateString()) {
+      return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    }
+    return d.toLocaleDateString([], { month: 'short', day: 'numeric' });
+  }
+
+  function randomId() {
+    const b = new Uint8Array(12);
+    crypto.getRandomValues(b);
+    return 'w-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  }
+
+  function asList(r, ...keys) {
+    if (Array.isArray(r)) return r;
+    if (r && typeof r === 'object') {
+      for (const k of keys) if (Array.isArray(r[k])) return r[k];
+    }
+    return [];
+  }
+
+  // ---------------------------------------------------------------- HTTP
+  function cookie(name) {
+    for (const part of document.cookie.split(';')) {
+      const i = part.indexOf('=');
+      if (i < 0) continue;
+      if (part.slice(0, i).trim() === name) {
+        try { return decodeURIComponent(part.slice(i + 1).trim()); } catch (_) { return part.slice(i + 1).trim(); }
+      }
+    }
+    return null;
+  }
+  const csrfToken = () => cookie('sb_csrf') || S.csrf;
+
+  async function api(method, path, body) {
+    const headers = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (method !== 'GET' && method !== 'HEAD') {
+      const t = csrfToken();
+      if (t) headers['X-CSRF-Token'] = t;
+    }
+    let res;
+    try {
+      res = await fetch(API + path, {
+        method, headers, credentials: 'same-origin', cache: 'no-store',
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (_) {
+      const e = new Error('Cannot reach the server.');
+      e.code = 'network'; e.status = 0;
+      throw e;
+    }
+    let data = null;
+    const text = await res.text().catch(() => '');
+    if (text) { try { data = JSON.parse(text); } catch (_) { data = null; } }
+    if (!res.ok) {
+      const err = (data && data.error) || {};
+      const e = new Error(typeof err.message === 'string' && err.message
+        ? err.message : `Request failed (HTTP ${res.status}).`);
+      e.code = err.code || `http_${res.status}`;
+      e.status = res.status;
+      if (res.status === 401 && S.signedIn && path !== '/auth/login') sessionEnded();
+      throw e;
+    }
+    return data;
+  }
+
+  // ---------------------------------------------------------------- users & presence
+  function normUser(u) {
+    if (!u || typeof u !== 'object') return null;
+    const address = lower(u.address);
+    if (!address) return null;
+    return Object.assign({}, u, { address });
+  }
+
+  /** tick: S.presenceTick when the snapshot carrying u was requested. */
+  function rememberUser(u, tick) {
+    const n = normUser(u);
+    if (!n) return null;
+    const old = S.users.get(n.address);
+    const merged = Object.assign({}, old || {}, n);
+    delete merged.presence;
+    S.users.set(n.address, merged);
+    if (n.presence) setPresence(n.address, n.presence, false, tick === undefined ? S.presenceTick : tick);
+    return merged;
+  }
+
+  function displayName(addr) {
+    const a = lower(addr);
+    const u = S.users.get(a);
+    if (u && u.display_name) return u.display_name;
+    if (a && !S.userFetches.has(a)) fetchUser(a);
+    return a;
+  }
+
+  function firstName(addr) {
+    const n = displayName(addr);
+    return n.includes('@') ? n : n.split(/\s+/)[0];
+  }
+
+  async function fetchUser(addr) {
+    S.userFetches.add(addr);
+    const tick = S.presenceTick;
+    try {
+      const u = await api('GET', `/users/${encodeURIComponent(addr)}`);
+      rememberUser((u && u.user) || u, tick);
+      scheduleRender();
+    } catch (_) { /* unknown user: keep the address */ }
+  }
+
+  function presenceOf(addr) {
+    return S.presence.get(lower(addr)) || { state: 'offline', idle: false, note: '' };
+  }
+
+  function normPresence(p) {
+    const state = STATES.includes(p && p.state) ? p.state : 'offline';
+    return { state, idle: !!(p && p.idle), note: (p && typeof p.note === 'string') ? p.note : '' };
+  }
+
+  /** live: from a WebSocket frame. Snapshots (REST) never overwrite newer live data. */
+  function setPresence(addr, p, live, snapshotTick) {
+    const a = lower(addr);
+    if (!live && snapshotTick !== undefined && (S.presenceTouched.get(a) || 0) > snapshotTick) return;
+    if (live) S.presenceTouched.set(a, ++S.presenceTick);
+    S.presence.set(a, normPresence(p));
+    updatePresenceViews(a);
+  }
+
+  function presenceLabel(p) {
+    const l = STATE_LABEL[p.state] || p.state;
+    return p.idle && p.state !== 'offline' ? `${l} (idle)` : l;
+  }
+
+  function paintDot(dot, p) {
+    if (dot.getAttribute('data-state') !== p.state) dot.setAttribute('data-state', p.state);
+    const idle = p.idle && p.state !== 'offline' ? 'true' : 'false';
+    if (dot.getAttribute('data-idle') !== idle) dot.setAttribute('data-idle', idle);
+    dot.title = presenceLabel(p);
+  }
+
+  const contactRows = new Map(); // address -> [{row, dot, note}]
+
+  function updatePresenceViews(addr) {
+    const p = presenceOf(addr);
+    for (const r of contactRows.get(addr) || []) {
+      paintDot(r.dot, p);
+      setText(r.note, p.note || presenceLabel(p));
+      r.note.classList.toggle('is-note', !!p.note);
+      r.row.setAttribute('data-state', p.state);
+    }
+    if (S.me && addr === S.me.address) paintDot($('me-dot'), p);
+    updateGroupCounts();
+    dirty.convs = true; // direct-chat dots
+    dirty.header = true;
+    scheduleRender();
+  }
+
+  // ---------------------------------------------------------------- conversations
+  function bucket(convId) {
+    let b = S.buckets.get(convId);
+    if (!b) {
+      b = { events: new Map(), loaded: false, hasOlder: false, loading: false };
+      S.buckets.set(convId, b);
+    }
+    return b;
+  }
+
+  function othersIn(conv) {
+    const me = S.me ? S.me.address : '';
+    return (conv.members || []).filter((m) => m !== me);
+  }
+
+  function convTitle(conv) {
+    if (!conv) return '';
+    if (conv.kind === 'direct') {
+      const o = othersIn(conv);
+      return o.length ? displayName(o[0]) : (conv.title || 'Just you');
+    }
+    if (conv.title) return conv.title;
+    const names = othersIn(conv).map(firstName);
+    return names.length ? names.join(', ') : 'Group chat';
+  }
+
+  function countUnreadAfter(conv, afterId) {
+    const me = S.me ? S.me.address : '';
+    let n = 0;
+    for (const ev of bucket(conv.id).events.values()) {
+      if (isChat(ev) && lower(ev.sender) !== me && ev.id > afterId
+          && ev.id > (conv.read_up_to || 0)) n++;
+    }
+    return n;
+  }
+
+  /** source: 'rest' (authoritative snapshot) or 'frame' (membership change). */
+  function upsertConv(c, source) {
+    if (!c || typeof c.id !== 'number') return null;
+    let cur = S.convs.get(c.id);
+    const isNew = !cur;
+    if (!cur) {
+      cur = { id: c.id, kind: 'direct', title: '', members: [], unread: 0, read_up_to: 0, last_message: null, created_at: 0 };
+      S.convs.set(c.id, cur);
+    }
+    if (c.kind) cur.kind = c.kind;
+    if (typeof c.title === 'string') cur.title = c.title;
+    if (Array.isArray(c.members)) cur.members = c.members.map((m) => lower(typeof m === 'string' ? m : m && m.address));
+    if (c.created_at) cur.created_at = toMs(c.created_at);
+    if (source === 'rest' || isNew) {
+      if (typeof c.read_up_to === 'number') cur.read_up_to = Math.max(cur.read_up_to || 0, c.read_up_to);
+      const restLast = c.last_message && typeof c.last_message.id === 'number' ? c.last_message : null;
+      const localLast = cur.last_message;
+      if (!localLast || (restLast && restLast.id >= localLast.id)) {
+        if (restLast) cur.last_message = restLast;
+        if (typeof c.unread === 'number') cur.unread = c.unread;
+      } else if (typeof c.unread === 'number') {
+        // We hold live events newer than the snapshot: add the ones it could not count.
+        cur.unread = c.unread + countUnreadAfter(cur, restLast ? restLast.id : 0);
+      }
+      if (isNew && typeof c.unread !== 'number') {
+        // A bare conversation (GET /conversations/{id}, a "conversation" frame): what we
+        // know is what arrived live.
+        const b = S.buckets.get(cur.id);
+        if (b) for (const ev of b.events.values()) if (!cur.last_message || ev.id > cur.last_message.id) cur.last_message = ev;
+        cur.unread = countUnreadAfter(cur, 0);
+      }
+    }
+    for (const m of cur.members) if (!S.users.has(m)) displayName(m);
+    if (S.me && cur.members.length && !cur.members.includes(S.me.address)) {
+      removeConv(cur.id);
+      return null;
+    }
+    dirty.convs = true;
+    if (cur.id === S.current) dirty.header = true;
+    scheduleRender();
+    return cur;
+  }
+
+  function removeConv(id) {
+    S.convs.delete(id);
+    S.buckets.delete(id);
+    if (S.current === id) closeChat();
+    dirty.convs = true;
+    scheduleRender();
+  }
+
+  async function ensureConv(id) {
+    if (S.convs.has(id) || S.convFetches.has(id)) return;
+    S.convFetches.add(id);
+    try {
+      const c = await api('GET', `/conversations/${id}`);
+      upsertConv((c && c.conversation) || c, 'rest');
+    } catch (_) { /* not ours any more */ } finally { S.convFetches.delete(id); }
+  }
+
+  async function loadConversations() {
+    const known = new Set(S.convs.keys());
+    const r = await api('GET', '/conversations');
+    const list = asList(r, 'conversations', 'items');
+    const seen = new Set();
+    for (const c of list) { const u = upsertConv(c, 'rest'); if (u) seen.add(u.id); }
+    // Gone from the server's list (left in another tab). Conversations that appeared while
+    // the request was running are kept: the snapshot may predate them.
+    for (const id of known) if (!seen.has(id) && S.convs.has(id)) removeConv(id);
+    dirty.convs = true;
+    scheduleRender();
+  }
+
+  async function loadContacts() {
+    const tick = S.presenceTick;
+    const r = await api('GET', '/contacts');
+    const groups = (r && Array.isArray(r.groups)) ? r.groups : [];
+    const ungrouped = (r && Array.isArray(r.ungrouped)) ? r.ungrouped : [];
+    const normMembers = (ms) => (ms || []).map((u) => {
+      const n = normUser(u);
+      if (!n) return null;
+      rememberUser(n, tick);
+      return n.address;
+    }).filter(Boolean);
+    S.groups = groups.map((g) => ({ id: String(g.id), name: String(g.name || g.id || ''), members: normMembers(g.members) }));
+    S.ungrouped = normMembers(ungrouped);
+    S.contactsLoaded = true;
+    renderContacts();
+    dirty.convs = true;
+    scheduleRender();
+  }
+
+  // ---------------------------------------------------------------- events
+  const TYPE_TEXT = { created: 'created the conversation', joined: 'joined', left: 'left' };
+
+  /** A chat message from a person (system notices are messages without a sender). */
+  const isChat = (ev) => ev.kind === 'message' && !!ev.sender;
+
+  /** One line describing a non-chat event. `short` uses first names (previews). */
+  function systemText(ev, short) {
+    const name = (a) => (short ? firstName(a) : displayName(a));
+    if (ev.kind === 'message') return String(ev.body || '');
+    const who = ev.sender ? name(ev.sender) : '';
+    let t;
+    if (ev.kind === 'created') t = who ? `${who} created the conversation` : 'Conversation created';
+    else if (ev.kind === 'joined') t = `${who || 'Someone'} joined${ev.body && ev.body.includes('@') && lower(ev.body) !== ev.sender ? ` (added by ${name(lower(ev.body))})` : ''}`;
+    else if (ev.kind === 'left') t = `${who || 'Someone'} left`;
+    else t = ev.body ? String(ev.body) : `${who} ${ev.kind}`.trim();
+    return t;
+  }
+
+  /** Adds a stored event. live: it came over the WebSocket. Returns false for duplicates. */
+  function handleEvent(ev, live) {
+    if (!ev || typeof ev.id !== 'number' || typeof ev.conversation !== 'number') return false;
+    if (live && S.haveCursor && ev.id > S.lastEventId) S.lastEventId = ev.id;
+    ev.sender = lower(ev.sender);
+    const b = bucket(ev.conversation);
+    if (b.events.has(ev.id)) return false; // dedupe by id
+    b.events.set(ev.id, ev);
+    const me = S.me ? S.me.address : '';
+    if (ev.client_id && ev.sender === me && S.pending.has(ev.client_id)) {
+      S.pending.delete(ev.client_id);
+      savePending();
+    }
+    const fromOther = isChat(ev) && ev.sender !== me;
+    const conv = S.convs.get(ev.conversation);
+    if (!conv) {
+      if (live) {
+        ensureConv(ev.conversation).then(() => {
+          if (fromOther) notify(ev);
+        });
+      }
+    } else {
+      const prevLast = conv.last_message ? conv.last_message.id : 0;
+      if (ev.id > prevLast) conv.last_message = ev;
+      if (live && fromOther && ev.id > prevLast && ev.id > (conv.read_up_to || 0)) {
+        if (conversationVisible(conv.id)) queueMarkRead(conv.id);
+        else conv.unread = (conv.unread || 0) + 1;
+        notify(ev);
+      }
+      const staleMembers = (ev.kind === 'joined' && !conv.members.includes(ev.sender))
+        || (ev.kind === 'left' && conv.members.includes(ev.sender));
+      if (live && staleMembers && ev.sender !== me) ensureMembersFresh(conv);
+    }
+    if (isChat(ev)) stopShowingTyping(ev.conversation, ev.sender);
+    dirty.convs = true;
+    if (ev.conversation === S.current) dirty.chat = true;
+    scheduleRender();
+    return true;
+  }
+
+  function ensureMembersFresh(conv) {
+    // joined/left events change membership; the server also sends a "conversation" frame,
+    // this is a cheap safety net for group headers.
+    api('GET', `/conversations/${conv.id}`).then((c) => upsertConv((c && c.conversation) || c, 'frame')).catch(() => {});
+  }
+
+  function conversationVisible(id) {
+    return S.current === id && document.visibilityState === 'visible';
+  }
+
+  let markReadQueued = new Set();
+  function queueMarkRead(id) {
+    markReadQueued.add(id);
+    setTimeout(() => {
+      const ids = [...markReadQueued];
+      markReadQueued = new Set();
+      for (const i of ids) markRead(i);
+    }, 0);
+  }
+
+  function markRead(id) {
+    const conv = S.convs.get(id);
+    if (!conv || !conversationVisible(id)) return;
+    let upTo = conv.last_message ? conv.last_message.id : 0;
+    for (const k of bucket(id).events.keys()) if (k > upTo) upTo = k;
+    const hadUnread = (conv.unread || 0) > 0;
+    conv.unread = 0;
+    if (upTo > (conv.read_up_to || 0) || hadUnread) {
+      conv.read_up_to = Math.max(conv.read_up_to || 0, upTo);
+      if (upTo > 0) {
+        if (!sendFrame({ type: 'read', conversation: id, up_to: upTo })) {
+          api('POST', `/conversations/${id}/read`, { up_to: upTo }).catch(() => {});
+        }
+      }
+    }
+    dirty.convs = true;
+    scheduleRender();
+  }
+
+  // ---------------------------------------------------------------- pending messages
+  function pendingKey() { return S.me ? `sb.pending.${S.me.address}` : null; }
+
+  function savePending() {
+    const k = pendingKey();
+    if (!k) return;
+    try {
+      const list = [...S.pending.values()].filter((p) => p.state === 'pending')
+        .map(({ client_id, conversation, body, ts }) => ({ client_id, conversation, body, ts }));
+      if (list.length) sessionStorage.setItem(k, JSON.stringify(list));
+      else sessionStorage.removeItem(k);
+    } catch (_) { /* storage full or disabled */ }
+  }
+
+  function restorePending() {
+    const k = pendingKey();
+    if (!k) return;
+    try {
+      const list = JSON.parse(sessionStorage.getItem(k) || '[]');
+      for (const p of list) {
+        if (p && typeof p.client_id === 'string' && typeof p.conversation === 'number' && typeof p.body === 'string') {
+          S.pending.set(p.client_id, { client_id: p.client_id, conversation: p.conversation, body: p.body, ts: p.ts || Date.now(), state: 'pending', error: '' });
+        }
+      }
+    } catch (_) { /* ignore */ }
+  }
+
+  function sendPending(p) {
+    p.state = 'pending';
+    p.error = '';
+    sendFrame({ type: 'send', conversation: p.conversation, body: p.body, client_id: p.client_id });
+  }
+
+  function sendMessage(convId, body) {
+    if (!body.trim()) return;
+    const p = { client_id: randomId(), conversation: convId, body, ts: Date.now(), state: 'pending', error: '' };
+    S.pending.set(p.client_id, p);
+    savePending();
+    if (S.wsReady) sendPending(p);
+    stopTyping();
+    dirty.chat = true;
+    forceBottom = true;
+    scheduleRender();
+  }
+
+  // ---------------------------------------------------------------- WebSocket
+  function sendFrame(obj) {
+    if (!S.ws || !S.wsReady || S.ws.readyState !== WebSocket.OPEN) return false;
+    try { S.ws.send(JSON.stringify(obj)); return true; } catch (_) { return false; }
+  }
+
+  function setConn(state, text) {
+    const c = $('conn-status');
+    c.setAttribute('data-state', state);
+    if (state === 'online') { c.hidden = true; c.textContent = ''; return; }
+    c.hidden = false;
+    c.textContent = text;
+  }
+
+  function connect() {
+    if (!S.signedIn || S.heldForTest) return;
+    clearTimeout(S.reconnectTimer);
+    S.reconnectTimer = null;
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    let url = `${proto}//${location.host}${API}/ws`;
+    if (S.haveCursor) url += `?resume_from=${S.lastEventId}`;
+    S.wsUrl = url;
+    let ws;
+    try { ws = new WebSocket(url); } catch (_) { scheduleReconnect(); return; }
+    S.ws = ws;
+    S.wsReady = false;
+    setConn('connecting', S.everReady ? 'Reconnecting…' : 'Connecting…');
+    ws.onmessage = (m) => {
+      if (ws !== S.ws) return;
+      let f;
+      try { f = JSON.parse(m.data); } catch (_) { return; }
+      if (f && typeof f === 'object') onFrame(f);
+    };
+    ws.onclose = () => {
+      if (ws !== S.ws) return;
+      S.ws = null;
+      S.wsReady = false;
+      clearInterval(S.pingTimer);
+      clearTimeout(S.pongTimer);
+      S.failures++;
+      if (S.signedIn) scheduleReconnect();
+    };
+    ws.onerror = () => { /* a close event follows */ };
+  }
+
+  function scheduleReconnect() {
+    if (!S.signedIn || S.reconnectTimer || S.heldForTest) return;
+    const base = BACKOFF_MS[Math.min(S.failures - 1, BACKOFF_MS.length - 1)] || BACKOFF_MS[0];
+    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    setConn('offline', `Disconnected. Reconnecting in ${Math.max(1, Math.round(delay / 1000))} s…`);
+    S.reconnectTimer = setTimeout(async () => {
+      S.reconnectTimer = null;
+      if (S.failures >= 2) {
+        // Maybe the session ended: api() signs out on 401.
+        try { await api('GET', '/me'); } catch (e) { if (e.status === 401) return; }
+      }
+      connect();
+    }, delay);
+  }
+
+  function reconnectNow() {
+    if (!S.signedIn || S.ws || S.heldForTest) return;
+    clearTimeout(S.reconnectTimer);
+    S.reconnectTimer = null;
+    connect();
+  }
+
+  function startHeartbeat() {
+    clearInterval(S.pingTimer);
+    S.pingTimer = setInterval(() => {
+      if (!sendFrame({ type: 'ping', ref: String(Date.now()) })) return;
+      clearTimeout(S.pongTimer);
+      S.pongTimer = setTimeout(() => { if (S.ws) S.ws.close(); }, PONG_TIMEOUT_MS);
+    }, PING_EVERY_MS);
+  }
+
+  function onFrame(f) {
+    switch (f.type) {
+      case 'ready': onReady(f); break;
+      case 'event': handleEvent(f.event, true); break;
+      case 'ack': {
+        const ev = f.event;
+        if (typeof f.client_id === 'string') S.pending.delete(f.client_id);
+        savePending();
+        if (ev) handleEvent(ev, false);
+        dirty.chat = true;
+        scheduleRender();
+        break;
+      }
+      case 'conversation': upsertConv(f.conversation, 'frame'); break;
+      case 'presence': if (f.user) setPresence(f.user, f.presence, true); break;
+      case 'typing': onTyping(f); break;
+      case 'read': onRead(f); break;
+      case 'pong': clearTimeout(S.pongTimer); break;
+      case 'error': onErrorFrame(f); break;
+      case 'closing': setConn('connecting', 'The server is restarting. Reconnecting…'); break;
+      default: break;
+    }
+  }
+
+  function onReady(f) {
+    S.wsReady = true;
+    S.failures = 0;
+    const first = !S.everReady;
+    S.everReady = true;
+    if (!S.haveCursor) {
+      S.lastEventId = Math.max(S.lastEventId, Number(f.last_event) || 0);
+      S.haveCursor = true;
+    }
+    if (f.user) { const u = rememberUser(f.user); if (u) { S.me = Object.assign({}, S.me || {}, u); renderMe(); } }
+    setConn('online', '');
+    startHeartbeat();
+    // A new connection starts "available": restore what this tab chose.
+    if (S.myState !== 'available' || S.myNote) sendFrame({ type: 'presence', state: S.myState, note: S.myNote });
+    if (S.idle) sendFrame({ type: 'idle', idle: true });
+    // Resend what was never acknowledged, same client_id: the server makes it idempotent.
+    for (const p of S.pending.values()) if (p.state === 'pending') sendPending(p);
+    if (first) {
+      Promise.all([loadContacts(), loadConversations()])
+        .catch((e) => toast(e.message))
+        .then(() => route());
+    } else {
+      // Frames may have been missed while away: refresh the snapshots (events are resumed).
+      loadContacts().catch(() => {});
+      loadConversations().catch(() => {});
+    }
+    if (S.current) markRead(S.current);
+  }
+
+  function onErrorFrame(f) {
+    const ref = typeof f.ref === 'string' ? f.ref : '';
+    const p = ref && S.pending.get(ref);
+    if (p) {
+      p.state = 'failed';
+      p.error = String(f.message || f.code || 'refused');
+      savePending();
+      dirty.chat = true;
+      scheduleRender();
+      return;
+    }
+    if (f.message) toast(f.message);
+  }
+
+  function onTyping(f) {
+    const user = lower(f.user);
+    if (!user || (S.me && user === S.me.address) || typeof f.conversation !== 'number') return;
+    let m = S.typing.get(f.conversation);
+    if (!m) { m = new Map(); S.typing.set(f.conversation, m); }
+    if (f.active) m.set(user, Date.now() + TYPING_SHOW_MS);
+    else m.delete(user);
+    renderTyping();
+    if (f.active) setTimeout(renderTyping, TYPING_SHOW_MS + 50);
+  }
+
+  function stopShowingTyping(convId, user) {
+    const m = S.typing.get(convId);
+    if (m && m.delete(user)) renderTyping();
+  }
+
+  function onRead(f) {
+    const user = lower(f.user);
+    const upTo = Number(f.up_to) || 0;
+    const conv = S.convs.get(f.conversation);
+    if (!conv) return;
+    if (S.me && user === S.me.address) {
+      // Read in another tab or device.
+      conv.read_up_to = Math.max(conv.read_up_to || 0, upTo);
+      conv.unread = countUnreadAfter(conv, 0);
+      if (conv.last_message && conv.last_message.id <= upTo) conv.unread = 0;
+      dirty.convs = true;
+    } else {
+      let m = S.readers.get(conv.id);
+      if (!m) { m = new Map(); S.readers.set(conv.id, m); }
+      m.set(user, Math.max(m.get(user) || 0, upTo));
+      if (conv.id === S.current) dirty.chat = true;
+    }
+    scheduleRender();
+  }
+
+  // ---------------------------------------------------------------- typing (outgoing)
+  function onComposerInput() {
+    autoGrow();
+    if (!S.current) return;
+    if (!$('composer').value.trim()) { stopTyping(); return; }
+    const now = Date.now();
+    if (!S.typingSent || S.typingConv !== S.current || now - S.typingSentAt > TYPING_REPEAT_MS) {
+      if (S.typingSent && S.typingConv !== S.current) stopTyping();
+      if (sendFrame({ type: 'typing', conversation: S.current, active: true })) {
+        S.typingSent = true;
+        S.typingConv = S.current;
+        S.typingSentAt = now;
+      }
+    }
+    clearTimeout(S.typingStopTimer);
+    S.typingStopTimer = setTimeout(stopTyping, TYPING_STOP_MS);
+  }
+
+  function stopTyping() {
+    clearTimeout(S.typingStopTimer);
+    if (S.typingSent) sendFrame({ type: 'typing', conversation: S.typingConv, active: false });
+    S.typingSent = false;
+    S.typingConv = null;
+  }
+
+  // ---------------------------------------------------------------- own presence & idle
+  function presenceKey() { return S.me ? `sb.presence.${S.me.address}` : null; }
+
+  function setMyPresence(state, note) {
+    S.myState = STATES.includes(state) && state !== 'offline' ? state : 'available';
+    S.myNote = String(note || '').slice(0, 200);
+    try { sessionStorage.setItem(presenceKey(), JSON.stringify({ state: S.myState, note: S.myNote })); } catch (_) { /* ignore */ }
+    sendFrame({ type: 'presence', state: S.myState, note: S.myNote });
+  }
+
+  function restoreMyPresence() {
+    try {
+      const v = JSON.parse(sessionStorage.getItem(presenceKey()) || 'null');
+      if (v && STATES.includes(v.state)) { S.myState = v.state; S.myNote = String(v.note || ''); }
+    } catch (_) { /* ignore */ }
+    $('presence-select').value = S.myState;
+    $('presence-note').value = S.myNote;
+  }
+
+  function activity() {
+    S.lastActivity = Date.now();
+    if (S.idle) {
+      S.idle = false;
+      sendFrame({ type: 'idle', idle: false });
+    }
+  }
+
+  function checkIdle() {
+    if (!S.signedIn || S.idle) return;
+    if (Date.now() - S.lastActivity >= (api.idleAfterMs ?? IDLE_AFTER_MS)) {
+      S.idle = true;
+      sendFrame({ type: 'idle', idle: true });
+    }
+  }
+
+  // ---------------------------------------------------------------- notifications & title
+  function askNotificationPermission() {
+    try {
+      if ('Notification' in window && Notification.permission === 'default') {
+        const r = Notification.requestPermission();
+        if (r && r.catch) r.catch(() => {});
+      }
+    } catch (_) { /* unsupported */ }
+  }
+
+  function notify(ev) {
+    try {
+      if (!('Notification' in window) || Notification.permission !== 'granted') return;
+      if (S.myState === 'dnd') return;
+      if (!document.hidden && S.current === ev.conversation) return;
+      const conv = S.convs.get(ev.conversation);
+      const who = displayName(ev.sender);
+      const title = conv && conv.kind === 'group' ? `${who} in ${convTitle(conv)}` : who;
+      const body = String(ev.body || '');
+      const n = new Notification(title, { body: body.length > 200 ? `${body.slice(0, 199)}…` : body, tag: `sb-conv-${ev.conversation}` });
+      n.onclick = () => { window.focus(); goToConversation(ev.conversation); n.close(); };
+    } catch (_) { /* e.g. mobile browsers that need a service worker */ }
+  }
+
+  function totalUnread() {
+    let n = 0;
+    for (const c of S.convs.values()) n += c.unread || 0;
+    return n;
+  }
+
+  function renderTitle() {
+    const n = totalUnread();
+    const t = n > 0 ? `(${n}) Switchboard` : 'Switchboard';
+    if (document.title !== t) document.title = t;
+    const b = $('tab-chats-count');
+    b.hidden = n === 0;
+    setText(b, n > 99 ? '99+' : String(n));
+  }
+
+  // ---------------------------------------------------------------- rendering
+  const dirty = { convs: false, chat: false, header: false };
+  let renderTimer = null;
+  let forceBottom = false;
+
+  function scheduleRender() {
+    if (renderTimer) return;
+    renderTimer = setTimeout(() => {
+      renderTimer = null;
+      if (!S.signedIn) return;
+      if (dirty.convs) { dirty.convs = false; renderConversations(); }
+      if (dirty.header) { dirty.header = false; renderHeader(); }
+      if (dirty.chat) { dirty.chat = false; renderMessages(); }
+      renderTitle();
+    }, 15);
+  }
+
+  function renderMe() {
+    if (!S.me) return;
+    setText($('me-name'), S.me.display_name || S.me.address);
+    setText($('me-address'), S.me.address);
+    paintDot($('me-dot'), presenceOf(S.me.address));
+  }
+
+  function matchesFilter(...texts) {
+    const f = S.filter;
+    if (!f) return true;
+    return texts.some((t) => lower(t).includes(f));
+  }
+
+  // --- conversation list
+  const convRows = new Map(); // id -> {row, dot, title, time, preview, badgeBox}
+
+  function convActivity(c) {
+    return c.last_message ? (toMs(c.last_message.ts) || c.last_message.id) : toMs(c.created_at);
+  }
+
+  function previewText(c) {
+    const ev = c.last_message;
+    if (!ev) return c.kind === 'group' ? `${(c.members || []).length} members` : 'No messages yet';
+    const me = S.me ? S.me.address : '';
+    if (isChat(ev)) {
+      const who = lower(ev.sender) === me ? 'You' : (c.kind === 'group' ? firstName(ev.sender) : '');
+      const body = String(ev.body || '').replace(/\s+/g, ' ');
+      return who ? `${who}: ${body}` : body;
+    }
+    return systemText(ev, true).replace(/\s+/g, ' ');
+  }
+
+  function buildConvRow(id) {
+    const dot = el('span', { class: 'dot', 'aria-hidden': 'true' });
+    const title = el('span', { class: 'row-title' });
+    const time = el('time', { class: 'row-time' });
+    const preview = el('span', { class: 'row-preview' });
+    const badgeBox = el('span', { class: 'badge-box' });
+    const row = el('div', { class: 'row conv', 'data-testid': 'conversation', 'data-id': id, role: 'button', tabindex: '0' },
+      dot,
+      el('div', { class: 'row-main' },
+        el('div', { class: 'row-top' }, title, time),
+        el('div', { class: 'row-bottom' }, preview, badgeBox)));
+    const open = () => goToConversation(id);
+    row.addEventListener('click', open);
+    row.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); open(); } });
+    const r = { row, dot, title, time, preview, badgeBox };
+    convRows.set(id, r);
+    return r;
+  }
+
+  function renderConversations() {
+    const list = $('conversation-list');
+    const convs = [...S.convs.values()].sort((a, b) => convActivity(b) - convActivity(a) || b.id - a.id);
+    const wanted = [];
+    for (const c of convs) {
+      const title = convTitle(c);
+      const preview = previewText(c);
+      if (!matchesFilter(title, preview, ...(c.members || []))) continue;
+      const r = convRows.get(c.id) || buildConvRow(c.id);
+      setText(r.title, title);
+      r.row.title = title;
+      setText(r.preview, preview);
+      setText(r.time, fmtTime(convActivity(c)));
+      if (c.kind === 'direct') {
+        const o = othersIn(c);
+        r.dot.classList.remove('group-dot');
+        paintDot(r.dot, presenceOf(o[0] || ''));
+        setText(r.dot, '');
+      } else {
+        r.dot.classList.add('group-dot');
+        r.dot.removeAttribute('data-state');
+        r.dot.removeAttribute('data-idle');
+        r.dot.title = 'Group chat';
+        setText(r.dot, '#');
+      }
+      const unread = c.unread || 0;
+      r.row.classList.toggle('has-unread', unread > 0);
+      r.row.classList.toggle('active', c.id === S.current);
+      if (c.id === S.current) r.row.setAttribute('aria-current', 'true'); else r.row.removeAttribute('aria-current');
+      let badge = r.badgeBox.firstChild;
+      if (unread > 0) {
+        if (!badge) { badge = el('span', { class: 'badge', 'data-testid': 'unread' }); r.badgeBox.appendChild(badge); }
+        setText(badge, unread > 99 ? '99+' : String(unread));
+      } else if (badge) {
+        badge.remove();
+      }
+      wanted.push(r.row);
+    }
+    for (const id of [...convRows.keys()]) if (!S.convs.has(id)) convRows.delete(id);
+    if (!wanted.length) {
+      const text = S.convs.size ? 'No chats match the filter.' : 'No chats yet. Pick a contact to start one.';
+      const e = list.querySelector('.empty-note') || el('p', { class: 'empty-note' });
+      setText(e, text);
+      wanted.push(e);
+    }
+    reconcile(list, wanted);
+  }
+
+  /** Make parent's children exactly `nodes`, in order, moving as few as possible. */
+  function reconcile(parent, nodes) {
+    let cur = parent.firstChild;
+    for (const n of nodes) {
+      if (n === cur) cur = cur.nextSibling;
+      else parent.insertBefore(n, cur);
+    }
+    while (cur) { const next = cur.nextSibling; cur.remove(); cur = next; }
+  }
+
+  // --- contacts
+  function collapsedGroups() {
+    try { return new Set(JSON.parse(localStorage.getItem('sb.collapsed') || '[]')); } catch (_) { return new Set(); }
+  }
+
+  const groupHeads = []; // {count, members: [addr]}
+
+  function renderContacts() {
+    const list = $('contact-list');
+    contactRows.clear();
+    groupHeads.length = 0;
+    const collapsed = collapsedGroups();
+    const frag = document.createDocumentFragment();
+    const sections = S.groups.map((g) => ({ key: `g:${g.id}`, name: g.name, members: g.members }));
+    if (S.ungrouped.length) sections.push({ key: 'ungrouped', name: 'Other contacts', members: S.ungrouped });
+    const byName = (a, b) => displayName(a).localeCompare(displayName(b));
+    let shown = 0;
+    for (const sec of sections) {
+      const members = sec.members.filter((a) => {
+        const p = presenceOf(a);
+        return matchesFilter(displayName(a), a, p.note);
+      }).sort(byName);
+      if (!members.length && S.filter) continue;
+      const isCollapsed = collapsed.has(sec.key) && !S.filter;
+      const count = el('span', { class: 'count' });
+      const head = el('button', { type: 'button', class: 'group-head', 'aria-expanded': isCollapsed ? 'false' : 'true', 'data-testid': 'group' },
+        el('span', { class: 'caret', 'aria-hidden': 'true' }), el('span', { class: 'group-name', text: sec.name }), count);
+      const body = el('div', { class: 'group-members' });
+      body.hidden = isCollapsed;
+      head.addEventListener('click', () => {
+        const c = collapsedGroups();
+        const nowCollapsed = !body.hidden;
+        body.hidden = nowCollapsed;
+        head.setAttribute('aria-expanded', nowCollapsed ? 'false' : 'true');
+        if (nowCollapsed) c.add(sec.key); else c.delete(sec.key);
+        try { localStorage.setItem('sb.collapsed', JSON.stringify([...c])); } catch (_) { /* ignore */ }
+      });
+      for (const a of members) { body.appendChild(buildContactRow(a)); shown++; }
+      groupHeads.push({ count, members: sec.members });
+      frag.appendChild(el('section', { class: 'group' }, head, body));
+    }
+    if (!shown) {
+      frag.appendChild(el('p', { class: 'empty-note', text: S.contactsLoaded ? (S.filter ? 'No contacts match the filter.' : 'No contacts.') : 'Loading…' }));
+    }
+    list.replaceChildren(frag);
+    updateGroupCounts();
+  }
+
+  function buildContactRow(addr) {
+    const p = presenceOf(addr);
+    const isMe = S.me && addr === S.me.address;
+    const dot = el('span', { class: 'dot', 'data-testid': 'presence' });
+    paintDot(dot, p);
+    const note = el('div', { class: 'row-note' + (p.note ? ' is-note' : ''), 'data-testid': 'presence-text', text: p.note || presenceLabel(p) });
+    const row = el('div', { class: 'row contact', 'data-testid': 'contact', 'data-address': addr, 'data-state': p.state, role: 'button', tabindex: '0', title: addr },
+      dot,
+      el('div', { class: 'row-main' },
+        el('div', { class: 'row-top' }, el('span', { class: 'row-title', text: displayName(addr) + (isMe ? ' (you)' : '') })),
+        note));
+    const open = () => openDirect(addr);
+    row.addEventListener('click', open);
+    row.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); open(); } });
+    let rows = contactRows.get(addr);
+    if (!rows) { rows = []; contactRows.set(addr, rows); }
+    rows.push({ row, dot, note });
+    return row;
+  }
+
+  function updateGroupCounts() {
+    for (const g of groupHeads) {
+      const online = g.members.filter((a) => presenceOf(a).state !== 'offline').length;
+      setText(g.count, `${online}/${g.members.length}`);
+    }
+  }
+
+  // --- chat pane
+  function renderHeader() {
+    const conv = S.convs.get(S.current);
+    if (!conv) return;
+    setText($('chat-title'), convTitle(conv));
+    const dot = $('chat-dot');
+    const sub = $('chat-subtitle');
+    if (conv.kind === 'direct') {
+      const o = othersIn(conv)[0] || '';
+      const p = presenceOf(o);
+      dot.hidden = false;
+      paintDot(dot, p);
+      setText(sub, p.note ? `${presenceLabel(p)} · ${p.note}` : `${presenceLabel(p)} · ${o}`);
+    } else {
+      dot.hidden = true;
+      setText(sub, (conv.members || []).map(firstName).join(', '));
+    }
+    const group = conv.kind === 'group';
+    $('chat-invite').hidden = !group;
+    $('chat-leave').hidden = !group;
+    $('chat').setAttribute('data-id', String(conv.id));
+    $('chat').setAttribute('data-kind', conv.kind);
+  }
+
+  const msgNodes = new Map(); // key -> node, for the open conversation
+
+  function linkify(parent, text) {
+    const re = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+    let last = 0;
+    let m;
+    while ((m = re.exec(text)) !== null) {
+      let url = m[0];
+      const trail = url.match(/[.,;:!?)\]}]+$/);
+      if (trail) url = url.slice(0, -trail[0].length);
+      let href = null;
+      try {
+        const u = new URL(url);
+        if (u.protocol === 'http:' || u.protocol === 'https:') href = u.href;
+      } catch (_) { href = null; }
+      if (!href) continue;
+      if (m.index > last) parent.appendChild(document.createTextNode(text.slice(last, m.index)));
+      const a = el('a', { href, target: '_blank', rel: 'noopener noreferrer nofollow' });
+      a.textContent = url;
+      parent.appendChild(a);
+      last = m.index + url.length;
+      re.lastIndex = last;
+    }
+    if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  function buildMessageNode(item, pending) {
+    const me = S.me ? S.me.address : '';
+    const sender = pending ? me : item.sender;
+    const mine = sender === me;
+    const body = el('div', { class: 'msg-body', 'data-testid': 'message-body' });
+    linkify(body, String(item.body || ''));
+    const node = el('div', { class: `msg ${mine ? 'mine' : 'theirs'}`, 'data-testid': 'message', 'data-sender': sender },
+      el('div', { class: 'msg-meta' },
+        el('span', { class: 'msg-sender', text: mine ? 'You' : displayName(sender) }),
+        el('time', { class: 'msg-time', text: fmtTime(toMs(item.ts)), title: new Date(toMs(item.ts) || Date.now()).toLocaleString() })),
+      body,
+      el('div', { class: 'msg-status' }));
+    if (pending) node.setAttribute('data-pending', 'true');
+    else node.setAttribute('data-id', String(item.id));
+    return node;
+  }
+
+  function buildSystemNode(ev) {
+    const notice = ev.kind === 'message';
+    return el('div', { class: notice ? 'sys notice' : 'sys', 'data-testid': 'event', 'data-id': String(ev.id), 'data-kind': String(ev.kind) },
+      el('span', { class: 'sys-text', text: systemText(ev, false) }), el('time', { class: 'msg-time', text: ` · ${fmtTime(toMs(ev.ts))}` }));
+  }
+
+  function dayKey(ms) {
+    const d = new Date(ms);
+    return `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}`;
+  }
+
+  function renderMessages() {
+    const convId = S.current;
+    if (convId === null) return;
+    const b = bucket(convId);
+    const box = $('messages');
+    const list = $('message-list');
+    const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+    const events = [...b.events.values()].sort((x, y) => ((x.seq || 0) - (y.seq || 0)) || (x.id - y.id));
+    const pend = [...S.pending.values()].filter((p) => p.conversation === convId);
+    const me = S.me ? S.me.address : '';
+    const wanted = [];
+    let prevSender = null;
+    let prevTs = 0;
+    let prevDay = null;
+    const readers = S.readers.get(convId);
+    let seenUpTo = 0;
+    if (readers) for (const v of readers.values()) seenUpTo = Math.max(seenUpTo, v);
+    let lastSeenMine = null;
+    const put = (key, build, item, sender, ts) => {
+      const day = dayKey(ts || Date.now());
+      if (day !== prevDay) {
+        const dk = `d:${day}`;
+        let dn = msgNodes.get(dk);
+        if (!dn) {
+          dn = el('div', { class: 'day', text: new Date(ts || Date.now()).toLocaleDateString([], { weekday: 'long', month: 'long', day: 'numeric' }) });
+          msgNodes.set(dk, dn);
+        }
+        wanted.push(dn);
+        prevDay = day;
+        prevSender = null;
+      }
+      let n = msgNodes.get(key);
+      if (!n) { n = build(); msgNodes.set(key, n); }
+      if (sender !== null) {
+        n.classList.toggle('cont', sender === prevSender && ts - prevTs < 5 * 60 * 1000);
+        const s = n.querySelector('.msg-sender');
+        if (s) setText(s, sender === me ? 'You' : displayName(sender));
+      }
+      prevSender = sender;
+      prevTs = ts;
+      wanted.push(n);
+      return n;
+    };
+    for (const ev of events) {
+      if (isChat(ev)) {
+        const n = put(`e:${ev.id}`, () => buildMessageNode(ev, false), ev, ev.sender, toMs(ev.ts));
+        setText(n.querySelector('.msg-status'), '');
+        if (ev.sender === me && ev.id <= seenUpTo) lastSeenMine = n;
+      } else {
+        const n = put(`e:${ev.id}`, () => buildSystemNode(ev), ev, null, toMs(ev.ts));
+        setText(n.querySelector('.sys-text'), systemText(ev, false)); // names may arrive later
+      }
+    }
+    for (const p of pend) {
+      const n = put(`p:${p.client_id}`, () => buildMessageNode(p, true), p, me, p.ts);
+      const st = n.querySelector('.msg-status');
+      n.classList.toggle('failed', p.state === 'failed');
+      if (p.state === 'failed') {
+        if (!st.querySelector('button')) {
+          st.replaceChildren(
+            el('span', { class: 'err', text: `Not sent: ${p.error} ` }),
+            actionButton('Retry', () => { sendPending(p); dirty.chat = true; scheduleRender(); }),
+            actionButton('Discard', () => { S.pending.delete(p.client_id); savePending(); dirty.chat = true; scheduleRender(); }));
+        }
+      } else {
+        setText(st, S.wsReady ? 'Sending…' : 'Waiting for connection…');
+      }
+    }
+    if (lastSeenMine) {
+      const conv = S.convs.get(convId);
+      const st = lastSeenMine.querySelector('.msg-status');
+      const n = readers ? [...readers.values()].filter((v) => v >= Number(lastSeenMine.getAttribute('data-id'))).length : 0;
+      setText(st, conv && conv.kind === 'group' ? `Seen by ${n}` : 'Seen');
+    }
+    const prevHeight = box.scrollHeight;
+    const prevTop = box.scrollTop;
+    const firstBefore = list.firstElementChild;
+    reconcile(list, wanted);
+    for (const k of [...msgNodes.keys()]) if (!msgNodes.get(k).isConnected) msgNodes.delete(k);
+    $('load-older').hidden = !b.hasOlder;
+    if (forceBottom || nearBottom) {
+      box.scrollTop = box.scrollHeight;
+    } else if (firstBefore && list.firstElementChild !== firstBefore && preserveOnPrepend) {
+      box.scrollTop = prevTop + (box.scrollHeight - prevHeight);
+    }
+    forceBottom = false;
+    preserveOnPrepend = false;
+  }
+  let preserveOnPrepend = false;
+
+  function actionButton(label, fn) {
+    const btn = el('button', { type: 'button', class: 'link', text: label });
+    btn.addEventListener('click', fn);
+    return btn;
+  }
+
+  function renderTyping() {
+    const t = $('typing');
+    const m = S.current !== null ? S.typing.get(S.current) : null;
+    const now = Date.now();
+    const names = [];
+    if (m) {
+      for (const [u, exp] of [...m.entries()]) {
+        if (exp <= now) m.delete(u);
+        else names.push(firstName(u));
+      }
+    }
+    let text = '';
+    if (names.length === 1) text = `${names[0]} is typing…`;
+    else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+    else if (names.length > 2) text = 'Several people are typing…';
+    setText(t, text);
+  }
+
+  // ---------------------------------------------------------------- navigation
+  function goToConversation(id) {
+    const h = `#/c/${id}`;
+    if (location.hash !== h) location.hash = h; // hashchange -> route()
+    else openConversation(id);
+  }
+
+  function route() {
+    if (!S.signedIn) return;
+    const m = /^#\/c\/(\d+)$/.exec(location.hash);
+    if (m) {
+      const id = Number(m[1]);
+      if (S.convs.has(id)) openConversation(id);
+      else if (S.everReady) {
+        ensureConv(id).then(() => { if (S.convs.has(id)) openConversation(id); else closeChat(); });
+      }
+    } else {
+      closeChat();
+    }
+  }
+
+  function openConversation(id) {
+    const conv = S.convs.get(id);
+    if (!conv) return;
+    if (S.current !== id) {
+      stopTyping();
+      S.current = id;
+      msgNodes.clear();
+      $('message-list').replaceChildren();
+      $('composer').value = '';
+      autoGrow();
+      forceBottom = true;
+    }
+    $('chat-empty').hidden = true;
+    $('chat-main').hidden = false;
+    document.querySelector('.app').classList.add('chat-open');
+    confirmLeave(false);
+    renderHeader();
+    renderTyping();
+    dirty.chat = true;
+    dirty.convs = true;
+    scheduleRender();
+    const b = bucket(id);
+    if (!b.loaded) loadHistory(id, false);
+    markRead(id);
+    if (window.matchMedia('(min-width: 721px)').matches) $('composer').focus({ preventScroll: true });
+  }
+
+  function closeChat() {
+    stopTyping();
+    S.current = null;
+    msgNodes.clear();
+    $('message-list').replaceChildren();
+    $('chat-main').hidden = true;
+    $('chat-empty').hidden = false;
+    $('chat').removeAttribute('data-id');
+    document.querySelector('.app').classList.remove('chat-open');
+    dirty.convs = true;
+    scheduleRender();
+  }
+
+  async function loadHistory(convId, older) {
+    const b = bucket(convId);
+    if (b.loading) return;
+    b.loading = true;
+    let q = `?limit=${PAGE_SIZE}`;
+    if (older && b.events.size) q += `&before=${Math.min(...b.events.keys())}`;
+    try {
+      const r = await api('GET', `/conversations/${convId}/messages${q}`);
+      const list = asList(r, 'events', 'messages', 'items');
+      if (older) preserveOnPrepend = true;
+      for (const ev of list) handleEvent(ev, false);
+      if (!older) b.loaded = true;
+      b.hasOlder = r && typeof r.has_more === 'boolean'
+        ? r.has_more
+        : list.length >= PAGE_SIZE && !list.some((e) => e.seq === 1);
+      if (convId === S.current) { dirty.chat = true; scheduleRender(); markRead(convId); }
+    } catch (e) {
+      if (e.status !== 401) toast(e.message);
+    } finally {
+      b.loading = false;
+    }
+  }
+
+  async function openDirect(addr) {
+    if (S.me && addr === S.me.address) { toast('That is you.'); return; }
+    for (const c of S.convs.values()) {
+      if (c.kind === 'direct') {
+        const o = othersIn(c);
+        if (o.length === 1 && o[0] === addr) { goToConversation(c.id); return; }
+      }
+    }
+    try {
+      const c = await api('POST', '/conversations', { kind: 'direct', members: [addr] });
+      const conv = upsertConv((c && c.conversation) || c, 'rest');
+      if (conv) goToConversation(conv.id);
+    } catch (e) {
+      toast(e.message);
+    }
+  }
+
+  function switchTab(tab) {
+    S.tab = tab;
+    const chats = tab === 'chats';
+    $('tab-chats').classList.toggle('active', chats);
+    $('tab-contacts').classList.toggle('active', !chats);
+    $('tab-chats').setAttribute('aria-selected', String(chats));
+    $('tab-contacts').setAttribute('aria-selected', String(!chats));
+    $('conversation-list').hidden = !chats;
+    $('contact-list').hidden = chats;
+  }
+
+  // ---------------------------------------------------------------- modal (new group / invite)
+  let modalState = null;
+
+  function openPeopleModal(mode) {
+    const conv = mode === 'invite' ? S.convs.get(S.current) : null;
+    if (mode === 'invite' && !conv) return;
+    const exclude = new Set(conv ? conv.members : []);
+    if (S.me) exclude.add(S.me.address);
+    const people = [...S.users.keys()].filter((a) => !exclude.has(a))
+      .sort((a, b) => displayName(a).localeCompare(displayName(b)));
+    modalState = { mode, convId: conv ? conv.id : null, people, selected: new Set() };
+    setText($('modal-title'), mode === 'invite' ? `Invite to ${convTitle(conv)}` : 'New group chat');
+    setText($('modal-ok'), mode === 'invite' ? 'Invite' : 'Create');
+    $('modal-group-title').hidden = mode === 'invite';
+    $('modal-title-label').hidden = mode === 'invite';
+    $('modal-group-title').value = '';
+    $('modal-filter').value = '';
+    $('modal-error').hidden = true;
+    renderPeople();
+    $('modal').hidden = false;
+    (mode === 'invite' ? $('modal-filter') : $('modal-group-title')).focus();
+  }
+
+  function renderPeople() {
+    if (!modalState) return;
+    const f = lower($('modal-filter').value.trim());
+    const frag = document.createDocumentFragment();
+    for (const a of modalState.people) {
+      if (f && !lower(displayName(a)).includes(f) && !a.includes(f)) continue;
+      const cb = el('input', { type: 'checkbox', 'data-address': a });
+      cb.checked = modalState.selected.has(a);
+      cb.addEventListener('change', () => { if (cb.checked) modalState.selected.add(a); else modalState.selected.delete(a); });
+      const dot = el('span', { class: 'dot' });
+      paintDot(dot, presenceOf(a));
+      frag.appendChild(el('label', { class: 'person', 'data-testid': 'person', 'data-address': a },
+        cb, dot, el('span', { class: 'person-name', text: displayName(a) }), el('span', { class: 'person-addr', text: a })));
+    }
+    if (!frag.childNodes.length) frag.appendChild(el('p', { class: 'empty-note', text: 'Nobody to add.' }));
+    $('modal-people').replaceChildren(frag);
+  }
+
+  function closeModal() { $('modal').hidden = true; modalState = null; }
+
+  async function submitModal() {
+    const st = modalState;
+    if (!st) return;
+    const err = $('modal-error');
+    const members = [...st.selected];
+    const fail = (m) => { err.textContent = m; err.hidden = false; };
+    if (!members.length) { fail('Pick at least one person.'); return; }
+    $('modal-ok').disabled = true;
+    try {
+      if (st.mode === 'group') {
+        const title = $('modal-group-title').value.trim();
+        if (!title) { fail('Give the group a title.'); return; }
+        const c = await api('POST', '/conversations', { kind: 'group', title, members });
+        const conv = upsertConv((c && c.conversation) || c, 'rest');
+        closeModal();
+        if (conv) { switchTab('chats'); goToConversation(conv.id); }
+      } else {
+        let last = null;
+        for (const a of members) last = await api('POST', `/conversations/${st.convId}/members`, { address: a });
+        if (last && typeof last.id === 'number') upsertConv(last, 'frame');
+        else if (last && last.conversation) upsertConv(last.conversation, 'frame');
+        else ensureMembersFresh(S.convs.get(st.convId) || { id: st.convId });
+        closeModal();
+      }
+    } catch (e) {
+      fail(e.message);
+    } finally {
+      $('modal-ok').disabled = false;
+    }
+  }
+
+  let leaveTimer = null;
+  function confirmLeave(on) {
+    const b = $('chat-leave');
+    clearTimeout(leaveTimer);
+    b.classList.toggle('confirm', on);
+    setText(b, on ? 'Really leave?' : 'Leave');
+    if (on) leaveTimer = setTimeout(() => confirmLeave(false), 4000);
+  }
+
+  async function leaveCurrent() {
+    const b = $('chat-leave');
+    if (!b.classList.contains('confirm')) { confirmLeave(true); return; }
+    confirmLeave(false);
+    const id = S.current;
+    try {
+      await api('DELETE', `/conversations/${id}/members/me`);
+      removeConv(id);
+      location.hash = '#/';
+    } catch (e) {
+      toast(e.message);
+    }
+  }
+
+  // ---------------------------------------------------------------- sign-in / out
+  function showLoginError(msg) {
+    const e = $('login-error');
+    e.textContent = String(msg);
+    e.hidden = !msg;
+  }
+
+  function showLogin(message) {
+    $('app-view').hidden = true;
+    $('login-view').hidden = false;
+    showLoginError(message || '');
+    const a = $('login-address');
+    (a.value ? $('login-password') : a).focus();
+  }
+
+  async function onLoginSubmit(e) {
+    e.preventDefault();
+    const address = $('login-address').value.trim();
+    const password = $('login-password').value;
+    if (!address || !password) { showLoginError('Enter your address and password.'); return; }
+    const btn = $('login-submit');
+    btn.disabled = true;
+    showLoginError('');
+    try {
+      const r = await api('POST', '/auth/login', { address, password });
+      S.csrf = (r && r.csrf_token) || null;
+      const user = normUser(r && r.user);
+      if (!user) throw new Error('Unexpected answer from the server.');
+      $('login-password').value = '';
+      askNotificationPermission();
+      startApp(user);
+    } catch (err) {
+      showLoginError(err.message || 'Sign-in failed.');
+      $('login-password').select();
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  function startApp(user) {
+    S.me = user;
+    rememberUser(user);
+    S.signedIn = true;
+    $('login-view').hidden = true;
+    $('app-view').hidden = false;
+    renderMe();
+    restoreMyPresence();
+    restorePending();
+    renderContacts();
+    dirty.convs = true;
+    scheduleRender();
+    connect();
+  }
+
+  function teardown() {
+    S.signedIn = false;
+    clearTimeout(S.reconnectTimer);
+    clearInterval(S.pingTimer);
+    clearTimeout(S.pongTimer);
+    if (S.ws) { const w = S.ws; S.ws = null; try { w.close(1000, 'signed out'); } catch (_) { /* ignore */ } }
+  }
+
+  async function signOut() {
+    teardown();
+    try { await api('POST', '/auth/logout', {}); } catch (_) { /* the session may be gone already */ }
+    try {
+      const k = pendingKey(); if (k) sessionStorage.removeItem(k);
+      const p = presenceKey(); if (p) sessionStorage.removeItem(p);
+    } catch (_) { /* ignore */ }
+    // A fresh page is the simplest way to drop every piece of state.
+    location.replace(location.pathname);
+  }
+
+  let ended = false;
+  function sessionEnded() {
+    if (ended) return;
+    ended = true;
+    teardown();
+    try { sessionStorage.setItem('sb.ended', '1'); } catch (_) { /* ignore */ }
+    location.replace(location.pathname);
+  }
+
+  async function boot() {
+    let ended0 = false;
+    try { ended0 = sessionStorage.getItem('sb.ended') === '1'; sessionStorage.removeItem('sb.ended'); } catch (_) { /* ignore */ }
+    try {
+      const r = await api('GET', '/me');
+      if (r && typeof r.csrf_token === 'string') S.csrf = r.csrf_token;
+      const user = normUser((r && r.user) || r);
+      if (!user) throw new Error('no user');
+      startApp(user);
+    } catch (e) {
+      showLogin(e.status === 401 || e.status === undefined
+        ? (ended0 ? 'Your session has ended. Please sign in again.' : '')
+        : e.message);
+    }
+  }
+
+  // ---------------------------------------------------------------- wiring
+  function autoGrow() {
+    const c = $('composer');
+    c.style.height = 'auto';
+    c.style.height = `${Math.min(c.scrollHeight, 160)}px`;
+  }
+
+  function wire() {
+    $('login-form').addEventListener('submit', onLoginSubmit);
+    $('signout').addEventListener('click', signOut);
+    $('presence-select').addEventListener('change', (e) => setMyPresence(e.target.value, $('presence-note').value));
+    const note = $('presence-note');
+    note.addEventListener('change', () => setMyPresence($('presence-select').value, note.value.trim()));
+    note.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); note.blur(); } });
+    $('tab-chats').addEventListener('click', () => switchTab('chats'));
+    $('tab-contacts').addEventListener('click', () => switchTab('contacts'));
+    let filterTimer = null;
+    $('filter').addEventListener('input', () => {
+      clearTimeout(filterTimer);
+      filterTimer = setTimeout(() => {
+        S.filter = lower($('filter').value.trim());
+        renderContacts();
+        dirty.convs = true;
+        scheduleRender();
+      }, 80);
+    });
+    $('new-group').addEventListener('click', () => openPeopleModal('group'));
+    $('chat-invite').addEventListener('click', () => openPeopleModal('invite'));
+    $('chat-leave').addEventListener('click', leaveCurrent);
+    $('chat-back').addEventListener('click', () => { location.hash = '#/'; });
+    $('load-older').addEventListener('click', () => { if (S.current !== null) loadHistory(S.current, true); });
+    $('modal-form').addEventListener('submit', (e) => { e.preventDefault(); submitModal(); });
+    $('modal-cancel').addEventListener('click', closeModal);
+    $('modal-filter').addEventListener('input', renderPeople);
+    $('modal').addEventListener('click', (e) => { if (e.target === $('modal')) closeModal(); });
+    document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !$('modal').hidden) closeModal(); });
+
+    const composer = $('composer');
+    const submit = () => {
+      if (S.current === null) return;
+      const text = composer.value;
+      if (!text.trim()) return;
+      sendMessage(S.current, text);
+      composer.value = '';
+      autoGrow();
+      composer.focus();
+    };
+    $('composer-form').addEventListener('submit', (e) => { e.preventDefault(); submit(); });
+    composer.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
+    });
+    composer.addEventListener('input', onComposerInput);
+    composer.addEventListener('blur', () => { if (!composer.value.trim()) stopTyping(); });
+
+    window.addEventListener('hashchange', route);
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') {
+        activity();
+        if (S.current !== null) markRead(S.current);
+        reconnectNow();
+      }
+    });
+    window.addEventListener('focus', () => { if (S.current !== null) markRead(S.current); });
+    window.addEventListener('online', reconnectNow);
+    for (const ev of ['mousemove', 'mousedown', 'keydown', 'touchstart', 'wheel']) {
+      window.addEventListener(ev, activity, { passive: true, capture: true });
+    }
+    setInterval(checkIdle, 15000);
+    // A restored session never saw the sign-in click: ask on the first click instead.
+    document.addEventListener('click', () => { if (S.signedIn) askNotificationPermission(); }, { once: true, capture: true });
+    setInterval(() => { if (S.current !== null) renderTyping(); }, 2000);
+  }
+
+  // Hooks for automated tests: drop the WebSocket and hold it down, then let it come back.
+  window.__switchboard = Object.freeze({
+    disconnect() {
+      S.heldForTest = true;
+      clearTimeout(S.reconnectTimer);
+      S.reconnectTimer = null;
+      if (S.ws) S.ws.close();
+    },
+    reconnect() { S.heldForTest = false; S.failures = 0; reconnectNow(); },
+    connected: () => S.wsReady,
+    wsUrl: () => S.wsUrl,
+    lastEventId: () => S.lastEventId,
+    setIdleAfter(ms) { api.idleAfterMs = ms; checkIdle(); },
+  });
+
+  wire();
+  boot();
+})();
