@@ -666,10 +666,24 @@
     if (S.current) markRead(S.current);
   }
 
+  // Refusals worth retrying: the same client_id makes a retry safe.
+  const TRANSIENT = new Set(['unavailable', 'internal', 'rate_limited', 'too_many_connections']);
+  const MAX_SEND_RETRIES = 6;
+
   function onErrorFrame(f) {
     const ref = typeof f.ref === 'string' ? f.ref : '';
     const p = ref && S.pending.get(ref);
+    console.warn('switchboard: server refused a frame:', f.code, f.message, ref);
     if (p) {
+      p.retries = (p.retries || 0) + 1;
+      if (TRANSIENT.has(f.code) && p.retries <= MAX_SEND_RETRIES) {
+        const delay = Math.min(500 * 2 ** (p.retries - 1), 15000);
+        clearTimeout(p.retryTimer);
+        p.retryTimer = setTimeout(() => {
+          if (S.pending.get(p.client_id) === p && p.state === 'pending' && S.wsReady) sendPending(p);
+        }, delay);
+        return; // stays "Sending…"; a reconnect resends it anyway
+      }
       p.state = 'failed';
       p.error = String(f.message || f.code || 'refused');
       savePending();
@@ -677,7 +691,7 @@
       scheduleRender();
       return;
     }
-    if (f.message) toast(f.message);
+    if (f.message && !TRANSIENT.has(f.code)) toast(f.message);
   }
 
   function onTyping(f) {
@@ -1155,7 +1169,7 @@
         if (!st.querySelector('button')) {
           st.replaceChildren(
             el('span', { class: 'err', text: `Not sent: ${p.error} ` }),
-            actionButton('Retry', () => { sendPending(p); dirty.chat = true; scheduleRender(); }),
+            actionButton('Retry', () => { p.retries = 0; sendPending(p); dirty.chat = true; scheduleRender(); }),
             actionButton('Discard', () => { S.pending.delete(p.client_id); savePending(); dirty.chat = true; scheduleRender(); }));
         }
       } else {

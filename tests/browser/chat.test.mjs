@@ -9,12 +9,14 @@
 //   CHROMIUM         browser binary (default /usr/bin/chromium)
 //   SCREENSHOT_DIR   if set, screenshots of the signed-in UI are written there
 //   SERVER_START_TIMEOUT_MS  how long to wait for "listening http://…" (default 30000)
+//   WEB_DIR          serve index.html, app.js and app.css from this folder instead of the copies
+//                    compiled into the server (client development without a rebuild)
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -27,6 +29,7 @@ const BIN = process.env.SWITCHBOARD_BIN || path.join(REPO, 'target', 'debug', 's
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || '';
 const START_TIMEOUT = Number(process.env.SERVER_START_TIMEOUT_MS || 30000);
+const WEB_DIR = process.env.WEB_DIR || '';
 const WAIT = 15000; // every wait for a condition in the page
 const PASSWORD = 'demo';
 const ALICE = 'alice@example.com';
@@ -126,6 +129,14 @@ class Client {
 
 async function newClient(name, viewport = { width: 1280, height: 800 }) {
   const context = await browser.newContext({ viewport });
+  if (WEB_DIR) {
+    const files = { '/': ['index.html', 'text/html'], '/assets/app.js': ['app.js', 'text/javascript'], '/assets/app.css': ['app.css', 'text/css'] };
+    await context.route((u) => u.origin === base && Object.hasOwn(files, u.pathname), async (route) => {
+      const [file, type] = files[new URL(route.request().url()).pathname];
+      const resp = await route.fetch(); // keep the server's headers (CSP, …)
+      await route.fulfill({ response: resp, body: readFileSync(path.join(WEB_DIR, file)), contentType: `${type}; charset=utf-8` });
+    });
+  }
   const c = new Client(name, context, await context.newPage());
   clients.push(c);
   return c;
@@ -238,7 +249,9 @@ before(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+      // Pages fulfilled by a route have no address space; let them reach 127.0.0.1.
+      ...(WEB_DIR ? ['--disable-features=LocalNetworkAccessChecks'] : [])],
   });
 });
 

@@ -1,0 +1,272 @@
+//! End-to-end tests of the built binary: start it, wait for it, kill it.
+
+use crate::helpers::{drop_pg_database, fresh_pg_database, unique};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+/// A running `switchboard serve`; killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+    addr: String,
+}
+
+impl Server {
+    fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--http", "127.0.0.1:0", "--data-dir"]).arg(dir).args(extra);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start switchboard");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = line.trim().strip_prefix("listening http://").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+        Server { child, base: format!("http://{addr}"), addr }
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut s = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    }
+
+    async fn login(&self, who: &str, password: &str) -> Value {
+        let r = reqwest::Client::new().post(format!("{}/api/v1/auth/login", self.base)).json(&json!({"address": who, "password": password})).send().await.unwrap();
+        assert!(r.status().is_success(), "login {who}: {}", r.status());
+        r.json().await.unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(unique("sbe2e"));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap().success();
+    assert!(ok, "kill {sig}");
+}
+
+async fn ws(addr: &str, token: &str) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut req = format!("ws://{addr}/api/v1/ws").into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+async fn next_of(socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>, kind: &str) -> Value {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == kind {
+                    return v;
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no {kind} frame: {other:?}"),
+        }
+    }
+}
+
+/// A message acknowledged over the WebSocket is in the history after `kill -9` and restart.
+async fn acknowledged_message_survives_kill_9(extra: &[&str]) {
+    let dir = temp_dir();
+    let mut server = Server::start(&dir, &[&["--demo"], extra].concat(), &[]);
+    let alice = server.login("alice@example.com", "demo").await;
+    let token = alice["token"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let conv: Value = http
+        .post(format!("{}/api/v1/conversations", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"kind": "direct", "members": ["bob@example.com"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let conv = conv["id"].as_i64().unwrap();
+    let mut socket = ws(&server.addr, &token).await;
+    next_of(&mut socket, "ready").await;
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        socket.send(Message::Text(json!({"type": "send", "conversation": conv, "body": format!("durable {i}"), "client_id": format!("k{i}")}).to_string().into())).await.unwrap();
+    }
+    while acked.len() < 20 {
+        let ack = next_of(&mut socket, "ack").await;
+        acked.push(ack["event"]["id"].as_i64().unwrap());
+    }
+    // The moment the last ack is read: SIGKILL, no chance to flush anything.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    let server = Server::start(&dir, extra, &[]);
+    let token = server.login("alice@example.com", "demo").await["token"].as_str().unwrap().to_string();
+    let h: Value = http
+        .get(format!("{}/api/v1/conversations/{conv}/messages?limit=100", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored: Vec<i64> = h["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "message").map(|e| e["id"].as_i64().unwrap()).collect();
+    for id in &acked {
+        assert!(stored.contains(id), "acknowledged message {id} lost after kill -9");
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn kill_9_loses_nothing_acknowledged_sqlite() {
+    acknowledged_message_survives_kill_9(&[]).await;
+}
+
+#[tokio::test]
+async fn kill_9_loses_nothing_acknowledged_postgres() {
+    let (url, name) = fresh_pg_database().await;
+    acknowledged_message_survives_kill_9(&["--database-url", &url]).await;
+    drop_pg_database(&name).await;
+}
+
+#[tokio::test]
+async fn sigterm_tells_clients_and_exits_zero_within_ten_seconds() {
+    let dir = temp_dir();
+    let mut server = Server::start(&dir, &["--demo"], &[]);
+    let token = server.login("bob@example.com", "demo").await["token"].as_str().unwrap().to_string();
+    let mut socket = ws(&server.addr, &token).await;
+    next_of(&mut socket, "ready").await;
+    let started = Instant::now();
+    signal(&server.child, "-TERM");
+    let closing = next_of(&mut socket, "closing").await;
+    assert_eq!(closing["reason"], "server shutting down");
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let log = server.stderr();
+    assert!(log.contains("stopped"), "{log}");
+    // Nothing stale: the same folder starts again at once.
+    let again = Server::start(&dir, &[], &[]);
+    again.login("bob@example.com", "demo").await;
+    drop(again);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn first_run_creates_an_admin_and_healthcheck_reports_ready() {
+    let dir = temp_dir();
+    let mut server = Server::start(&dir, &[], &[("SWITCHBOARD_ADMIN_PASSWORD", "s3cret-admin")]);
+    server.login("admin@example.com", "s3cret-admin").await;
+    let ok = Command::new(BIN).args(["healthcheck", "--url", &server.base]).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    // `admin` works beside the running server, and the server sees the change at once.
+    let out = Command::new(BIN)
+        .args(["admin", "--data-dir"])
+        .arg(&dir)
+        .args(["user", "add", "nina@example.com", "--name", "Nina N", "--password", "nina-pw", "--role", "expert"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let nina = server.login("nina@example.com", "nina-pw").await;
+    assert_eq!(nina["user"]["roles"], json!(["user", "expert"]));
+    let out = Command::new(BIN).args(["admin", "--data-dir"]).arg(&dir).args(["user", "disable", "nina@example.com"]).output().unwrap();
+    assert!(out.status.success());
+    let me = reqwest::Client::new().get(format!("{}/api/v1/me", server.base)).bearer_auth(nina["token"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(me.status(), 401, "a disabled user's sessions end");
+    let out = Command::new(BIN).args(["admin", "--data-dir"]).arg(&dir).args(["app", "create", "nagios", "--scope", "alerts:send"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let token = text.lines().find_map(|l| l.strip_prefix("token: ")).expect("token printed");
+    let me: Value = reqwest::Client::new().get(format!("{}/api/v1/me", server.base)).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["application"], "nagios");
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+    let down = Command::new(BIN).args(["healthcheck", "--url", &server.base]).output().unwrap();
+    assert!(!down.status.success(), "healthcheck fails when the server is down");
+
+    // Without the variable, a one-time password is printed once.
+    let dir2 = temp_dir();
+    let mut fresh = Server::start(&dir2, &[], &[]);
+    fresh.child.kill().unwrap();
+    let _ = fresh.child.wait();
+    let log = fresh.stderr();
+    let password = log.lines().find_map(|l| l.split("one-time password").nth(1)).map(|p| p.trim().to_string()).expect("password printed");
+    let again = Server::start(&dir2, &[], &[]);
+    again.login("admin@example.com", &password).await;
+    drop(again);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(dir2);
+}
+
+#[tokio::test]
+async fn config_check_validates_and_redacts() {
+    let dir = temp_dir();
+    let file = dir.join("sb.toml");
+    std::fs::write(&file, "domain = \"corp.example\"\ndatabase_url = \"postgres://sb:hunter2@db/sb\"\nshoe_size = 44\n").unwrap();
+    let out = Command::new(BIN).args(["config", "check", "--config"]).arg(&file).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("corp.example") && stdout.contains("sb:***@db") && !stdout.contains("hunter2"), "{stdout}");
+    assert!(stderr.contains("shoe_size"), "unknown keys are warned about: {stderr}");
+    let out = Command::new(BIN).args(["config", "check", "--config"]).arg(&file).env("SWITCHBOARD_LOG_FORMAT", "xml").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("log_format"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn metrics_pass_promtool() {
+    let dir = temp_dir();
+    let server = Server::start(&dir, &["--demo"], &[]);
+    let token = server.login("alice@example.com", "demo").await["token"].as_str().unwrap().to_string();
+    let mut socket = ws(&server.addr, &token).await;
+    next_of(&mut socket, "ready").await;
+    let text = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed by scripts/test.sh (Debian package prometheus)");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("switchboard_ws_connections 1"));
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}

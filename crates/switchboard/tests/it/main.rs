@@ -1,0 +1,9 @@
+//! The integration suite: the real server on port 0 over real sockets, against SQLite and
+//! PostgreSQL (each test runs on both), plus end-to-end tests of the built binary.
+
+mod helpers;
+
+mod auth;
+mod bad_input;
+mod chat;
+mod e2e;
