@@ -152,6 +152,8 @@ pub struct Service {
     connections: Arc<Mutex<HashMap<IpAddr, usize>>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    writer_stop: CancellationToken,
+    writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Service {
@@ -161,8 +163,8 @@ impl Service {
         let cache = Arc::new(ConversationCache::default());
         let metrics = Arc::new(Metrics::default());
         let (tx, rx) = mpsc::channel(4096);
-        let tasks = TaskTracker::new();
-        tasks.spawn(writer::run(store.clone(), hub.clone(), cache.clone(), metrics.clone(), rx));
+        let writer_stop = CancellationToken::new();
+        let writer_task = tokio::spawn(writer::run(store.clone(), hub.clone(), cache.clone(), metrics.clone(), rx, writer_stop.clone()));
         let pipeline = Pipeline::new(settings.max_message_bytes);
         Arc::new(Self {
             login_by_address: Mutex::new(SlidingWindow::new(settings.login_failures_per_address, settings.login_window_ms)),
@@ -178,7 +180,9 @@ impl Service {
             metrics,
             connections: Arc::default(),
             shutdown: CancellationToken::new(),
-            tasks,
+            tasks: TaskTracker::new(),
+            writer_stop,
+            writer_task: Mutex::new(Some(writer_task)),
         })
     }
 
@@ -203,13 +207,19 @@ impl Service {
         &self.tasks
     }
 
-    /// Tell every session the server is going away, and wait (bounded by the caller) for
-    /// sessions to finish their in-flight work.
+    /// Tell every session the server is going away, wait (bounded by the caller) for
+    /// sessions to finish their in-flight work, then let the writer store what is queued
+    /// and stop.
     pub async fn shut_down(&self) {
         self.hub.send_to_all(&Outbound::new(Frame::Closing { reason: "server shutting down".into() }));
         self.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        self.writer_stop.cancel();
+        let task = self.writer_task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
     }
 
     pub fn render_metrics(&self) -> String {

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 const MAX_BATCH: usize = 512;
 
@@ -75,9 +76,17 @@ pub(crate) async fn run(
     cache: Arc<ConversationCache>,
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<WriteRequest>,
+    stop: CancellationToken,
 ) {
     let mut batch: Vec<WriteRequest> = Vec::with_capacity(64);
-    while let Some(first) = rx.recv().await {
+    loop {
+        // On stop, store what is already queued, then end.
+        let first = tokio::select! {
+            biased;
+            r = rx.recv() => r,
+            _ = stop.cancelled() => rx.try_recv().ok(),
+        };
+        let Some(first) = first else { break };
         batch.push(first);
         let mut n = batch[0].events.len();
         while n < MAX_BATCH {
