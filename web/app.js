@@ -1295,9 +1295,11 @@
       if (older) preserveOnPrepend = true;
       for (const ev of list) handleEvent(ev, false);
       if (!older) b.loaded = true;
+      let minSeq = Infinity;
+      for (const ev of b.events.values()) if (typeof ev.seq === 'number' && ev.seq < minSeq) minSeq = ev.seq;
       b.hasOlder = r && typeof r.has_more === 'boolean'
         ? r.has_more
-        : list.length >= PAGE_SIZE && !list.some((e) => e.seq === 1);
+        : list.length >= PAGE_SIZE && minSeq > 1;
       if (convId === S.current) { dirty.chat = true; scheduleRender(); markRead(convId); }
     } catch (e) {
       if (e.status !== 401) toast(e.message);

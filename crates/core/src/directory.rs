@@ -25,12 +25,8 @@ impl Address {
         if local.is_empty() || domain.is_empty() {
             return Err(bad("expected name@domain"));
         }
-        let local_ok = local
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'));
-        let domain_ok = domain
-            .split('.')
-            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
+        let local_ok = local.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'));
+        let domain_ok = domain.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
         if !local_ok {
             return Err(bad("the name may hold letters, digits and . _ - +"));
         }
@@ -68,14 +64,8 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
-        Role::User,
-        Role::Expert,
-        Role::QueueManager,
-        Role::Admin,
-        Role::ComplianceOfficer,
-        Role::Auditor,
-    ];
+    pub const ALL: [Role; 6] =
+        [Role::User, Role::Expert, Role::QueueManager, Role::Admin, Role::ComplianceOfficer, Role::Auditor];
     pub fn as_str(self) -> &'static str {
         match self {
             Role::User => "user",
@@ -87,10 +77,7 @@ impl Role {
         }
     }
     pub fn parse(s: &str) -> Result<Self, CoreError> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| CoreError::Invalid(format!("unknown role {s:?}")))
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| CoreError::Invalid(format!("unknown role {s:?}")))
     }
     /// Roles stored as a comma-separated list.
     pub fn parse_list(s: &str) -> Vec<Role> {
@@ -144,9 +131,7 @@ pub struct Group {
 pub fn parse_slug(raw: &str) -> Result<String, CoreError> {
     let s = raw.trim().to_lowercase();
     if s.is_empty() || s.len() > 64 || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(CoreError::Invalid(format!(
-            "invalid id {raw:?}: use 1-64 of a-z, 0-9 and -"
-        )));
+        return Err(CoreError::Invalid(format!("invalid id {raw:?}: use 1-64 of a-z, 0-9 and -")));
     }
     Ok(s)
 }

@@ -150,7 +150,8 @@ mod tests {
             "test_wall"
         }
         fn check(&self, s: &Submission<'_>) -> Verdict {
-            if s.conversation.members.iter().any(|m| m.address.local() == self.0) && s.sender.address.local() != self.0 {
+            if s.conversation.members.iter().any(|m| m.address.local() == self.0) && s.sender.address.local() != self.0
+            {
                 Verdict::Block(format!("Chats with {} have been prohibited by your administrator.", self.0))
             } else {
                 Verdict::Allow
@@ -163,7 +164,11 @@ mod tests {
             "test_monitor"
         }
         fn check(&self, s: &Submission<'_>) -> Verdict {
-            if s.body.contains("insider") { Verdict::Flag("keyword".into()) } else { Verdict::Notice("disclaimer".into()) }
+            if s.body.contains("insider") {
+                Verdict::Flag("keyword".into())
+            } else {
+                Verdict::Notice("disclaimer".into())
+            }
         }
     }
 
@@ -172,7 +177,9 @@ mod tests {
         let (a, b, c) = (user(1, "alice"), user(2, "bob"), user(3, "carol"));
         let conv = direct(&a, &b);
         let p = Pipeline::new(10);
-        let sub = |sender: &User, body: &'static str| p.admit(&Submission { door: Door::Rest, sender, conversation: &conv, body });
+        let sub = |sender: &User, body: &'static str| {
+            p.admit(&Submission { door: Door::Rest, sender, conversation: &conv, body })
+        };
         assert!(sub(&a, "hi").is_ok());
         assert_eq!(sub(&a, "0123456789a"), Err(CoreError::MessageTooLarge { size: 11, limit: 10 }));
         assert!(matches!(sub(&a, "  \n"), Err(CoreError::Invalid(_))));

@@ -162,10 +162,7 @@ impl PresenceBook {
     fn put(&mut self, key: SessionKey, presence: Presence) -> Option<Presence> {
         self.tick += 1;
         let changed = self.tick;
-        self.users
-            .entry(key.user)
-            .or_default()
-            .insert(key.session, SessionPresence { presence, changed });
+        self.users.entry(key.user).or_default().insert(key.session, SessionPresence { presence, changed });
         self.recompute(key.user)
     }
 

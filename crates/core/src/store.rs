@@ -2,7 +2,9 @@
 //! only the binary chooses one.
 
 use crate::clock::Millis;
-use crate::conversation::{Appended, Conversation, ConversationId, ConversationKind, ConversationSummary, Event, EventId, NewEvent};
+use crate::conversation::{
+    Appended, Conversation, ConversationId, ConversationKind, ConversationSummary, Event, EventId, NewEvent,
+};
 use crate::directory::{Address, Group, GroupId, NewUser, Role, User, UserId};
 use crate::error::StoreError;
 use async_trait::async_trait;
@@ -70,7 +72,13 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, token_hash: &str, now: Millis) -> StoreResult<Option<AuthSession>>;
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
     async fn delete_sessions_of(&self, user: UserId) -> StoreResult<()>;
-    async fn create_application(&self, name: &str, token_hash: &str, scopes: &[String], now: Millis) -> StoreResult<Application>;
+    async fn create_application(
+        &self,
+        name: &str,
+        token_hash: &str,
+        scopes: &[String],
+        now: Millis,
+    ) -> StoreResult<Application>;
     async fn application(&self, token_hash: &str) -> StoreResult<Option<Application>>;
     async fn applications(&self) -> StoreResult<Vec<Application>>;
     async fn revoke_application(&self, name: &str) -> StoreResult<()>;
@@ -97,7 +105,13 @@ pub trait Store: Send + Sync + 'static {
     async fn events_after(&self, user: UserId, after: EventId, limit: i64) -> StoreResult<Vec<Event>>;
     /// A page of a conversation's log, oldest first: the newest `limit` events before
     /// `before`, or the oldest `limit` after `after`.
-    async fn history(&self, conversation: ConversationId, before: Option<EventId>, after: Option<EventId>, limit: i64) -> StoreResult<Vec<Event>>;
+    async fn history(
+        &self,
+        conversation: ConversationId,
+        before: Option<EventId>,
+        after: Option<EventId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Event>>;
     async fn last_event_id(&self) -> StoreResult<EventId>;
     /// Move a read marker forward (never back); returns the marker now in force.
     async fn mark_read(&self, conversation: ConversationId, user: UserId, up_to: EventId) -> StoreResult<EventId>;

@@ -75,7 +75,9 @@ impl FromRequestParts<AppState> for UserCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match Caller::from_request_parts(parts, state).await? {
             Caller { principal: Principal::User { user, session }, token } => Ok(UserCaller { user, session, token }),
-            Caller { principal: Principal::App(_), .. } => Err(ApiError::forbidden("this endpoint is for signed-in users, not applications")),
+            Caller { principal: Principal::App(_), .. } => {
+                Err(ApiError::forbidden("this endpoint is for signed-in users, not applications"))
+            }
         }
     }
 }

@@ -102,7 +102,11 @@ pub fn router(service: Arc<Service>) -> Router {
 
 /// Serve until `shutdown` completes, then stop accepting and drain: HTTP requests finish,
 /// sessions are told and closed, the log writer flushes.
-pub async fn serve(listener: TcpListener, service: Arc<Service>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    service: Arc<Service>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = router(service.clone());
     let svc = service.clone();
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -151,7 +155,8 @@ async fn index() -> Response {
 }
 
 async fn app_js() -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], APP_JS).into_response()
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], APP_JS)
+        .into_response()
 }
 
 async fn app_css() -> Response {

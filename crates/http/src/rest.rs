@@ -19,7 +19,11 @@ use std::net::SocketAddr;
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 
 fn conversation_id(raw: &str) -> Result<ConversationId, ApiError> {
-    raw.parse::<i64>().ok().filter(|n| *n > 0).map(ConversationId).ok_or_else(|| ApiError::bad_request(format!("invalid conversation id {raw:?}")))
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(ConversationId)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid conversation id {raw:?}")))
 }
 
 #[derive(Deserialize)]
@@ -29,7 +33,11 @@ pub struct Login {
     password: String,
 }
 
-pub async fn login(State(app): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, ApiJson(req): ApiJson<Login>) -> ApiResult<Response> {
+pub async fn login(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(req): ApiJson<Login>,
+) -> ApiResult<Response> {
     let (token, session, user) = app.service.login(&req.address, &req.password, peer.ip()).await?;
     let presence = app.service.presence(user.id);
     let max_age = app.service.settings().session_ttl_ms / 1000;
@@ -93,7 +101,12 @@ pub struct UserQuery {
 }
 
 pub async fn users(State(app): State<AppState>, _caller: Caller, ApiQuery(q): ApiQuery<UserQuery>) -> ApiResult {
-    let users = app.service.store().users(&q.q, q.limit.unwrap_or(50).clamp(1, 500)).await.map_err(sb_service::ServiceError::from)?;
+    let users = app
+        .service
+        .store()
+        .users(&q.q, q.limit.unwrap_or(50).clamp(1, 500))
+        .await
+        .map_err(sb_service::ServiceError::from)?;
     let out: Vec<Value> = users
         .iter()
         .filter(|u| !u.disabled)
@@ -121,7 +134,10 @@ pub async fn groups(State(app): State<AppState>, _caller: Caller) -> ApiResult {
 
 pub async fn group(State(app): State<AppState>, _caller: Caller, Path(slug): Path<String>) -> ApiResult {
     let (groups, _) = app.service.contacts().await?;
-    let (g, members) = groups.iter().find(|(g, _)| g.slug == slug.to_lowercase()).ok_or_else(|| ApiError::not_found("group not found"))?;
+    let (g, members) = groups
+        .iter()
+        .find(|(g, _)| g.slug == slug.to_lowercase())
+        .ok_or_else(|| ApiError::not_found("group not found"))?;
     let members: Vec<Value> = members
         .iter()
         .map(|u| {
@@ -140,7 +156,11 @@ pub struct SetPresence {
     note: String,
 }
 
-pub async fn set_presence(State(app): State<AppState>, caller: UserCaller, ApiJson(req): ApiJson<SetPresence>) -> ApiResult {
+pub async fn set_presence(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    ApiJson(req): ApiJson<SetPresence>,
+) -> ApiResult {
     let state = PresenceState::parse(&req.state)
         .filter(|s| *s != PresenceState::Offline)
         .ok_or_else(|| ApiError::bad_request("state must be one of available, busy, dnd, away"))?;
@@ -162,8 +182,13 @@ pub struct CreateConversation {
     members: Vec<String>,
 }
 
-pub async fn create_conversation(State(app): State<AppState>, caller: UserCaller, ApiJson(req): ApiJson<CreateConversation>) -> ApiResult<Response> {
-    let kind = ConversationKind::parse(&req.kind).ok_or_else(|| ApiError::bad_request("kind must be direct or group"))?;
+pub async fn create_conversation(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    ApiJson(req): ApiJson<CreateConversation>,
+) -> ApiResult<Response> {
+    let kind =
+        ConversationKind::parse(&req.kind).ok_or_else(|| ApiError::bad_request("kind must be direct or group"))?;
     let c = app.service.create_conversation(&caller.user, kind, &req.title, &req.members).await?;
     Ok((StatusCode::CREATED, Json(json!(wire::conversation(&c)))).into_response())
 }
@@ -179,7 +204,12 @@ pub struct Invite {
     address: String,
 }
 
-pub async fn invite(State(app): State<AppState>, caller: UserCaller, Path(id): Path<String>, ApiJson(req): ApiJson<Invite>) -> ApiResult {
+pub async fn invite(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Invite>,
+) -> ApiResult {
     let c = app.service.invite(&caller.user, conversation_id(&id)?, &req.address).await?;
     Ok(Json(json!(wire::conversation(&c))))
 }
@@ -196,10 +226,21 @@ pub struct HistoryQuery {
     limit: Option<i64>,
 }
 
-pub async fn history(State(app): State<AppState>, caller: UserCaller, Path(id): Path<String>, ApiQuery(q): ApiQuery<HistoryQuery>) -> ApiResult {
+pub async fn history(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> ApiResult {
     let events = app
         .service
-        .history(&caller.user, conversation_id(&id)?, q.before.map(EventId), q.after.map(EventId), q.limit.unwrap_or(50))
+        .history(
+            &caller.user,
+            conversation_id(&id)?,
+            q.before.map(EventId),
+            q.after.map(EventId),
+            q.limit.unwrap_or(50),
+        )
         .await?;
     Ok(Json(json!({"events": events.iter().map(wire::event).collect::<Vec<_>>()})))
 }
@@ -211,8 +252,16 @@ pub struct SendMessage {
     client_id: Option<String>,
 }
 
-pub async fn send_message(State(app): State<AppState>, caller: UserCaller, Path(id): Path<String>, ApiJson(req): ApiJson<SendMessage>) -> ApiResult<Response> {
-    let e = app.service.send_message(&caller.user, None, Door::Rest, conversation_id(&id)?, &req.body, req.client_id).await?;
+pub async fn send_message(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SendMessage>,
+) -> ApiResult<Response> {
+    let e = app
+        .service
+        .send_message(&caller.user, None, Door::Rest, conversation_id(&id)?, &req.body, req.client_id)
+        .await?;
     Ok((StatusCode::CREATED, Json(json!(wire::event(&e)))).into_response())
 }
 
@@ -222,7 +271,12 @@ pub struct MarkRead {
     up_to: i64,
 }
 
-pub async fn mark_read(State(app): State<AppState>, caller: UserCaller, Path(id): Path<String>, ApiJson(req): ApiJson<MarkRead>) -> ApiResult {
+pub async fn mark_read(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<MarkRead>,
+) -> ApiResult {
     let at = app.service.mark_read(&caller.user, conversation_id(&id)?, EventId(req.up_to)).await?;
     Ok(Json(json!({"read_up_to": at.0})))
 }
@@ -237,7 +291,11 @@ pub struct CreateUser {
     roles: Vec<String>,
 }
 
-pub async fn admin_create_user(State(app): State<AppState>, _admin: AdminCaller, ApiJson(req): ApiJson<CreateUser>) -> ApiResult<Response> {
+pub async fn admin_create_user(
+    State(app): State<AppState>,
+    _admin: AdminCaller,
+    ApiJson(req): ApiJson<CreateUser>,
+) -> ApiResult<Response> {
     let roles = req.roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>()?;
     let u = app.service.create_user(&req.address, &req.display_name, req.password.as_deref(), &roles).await?;
     Ok((StatusCode::CREATED, Json(json!(wire::user(&u, None)))).into_response())
@@ -250,11 +308,19 @@ pub struct IssueSession {
 }
 
 /// An administrator issues a session token for a user (load tests, service accounts).
-pub async fn admin_issue_session(State(app): State<AppState>, AdminCaller(admin): AdminCaller, ApiJson(req): ApiJson<IssueSession>) -> ApiResult<Response> {
+pub async fn admin_issue_session(
+    State(app): State<AppState>,
+    AdminCaller(admin): AdminCaller,
+    ApiJson(req): ApiJson<IssueSession>,
+) -> ApiResult<Response> {
     let u = app.service.user_by_address(&req.address).await?;
     let (token, session) = app.service.issue_session(u.id).await?;
     tracing::info!(admin = %admin.address, user = %u.address, "administrator issued a session token");
-    Ok((StatusCode::CREATED, Json(json!({"token": token, "csrf_token": session.csrf_token, "expires_at": session.expires_at}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"token": token, "csrf_token": session.csrf_token, "expires_at": session.expires_at})),
+    )
+        .into_response())
 }
 
 pub async fn healthz() -> &'static str {
@@ -264,7 +330,9 @@ pub async fn healthz() -> &'static str {
 pub async fn readyz(State(app): State<AppState>) -> Response {
     match app.service.store().ping().await {
         Ok(()) => Json(json!({"status": "ready", "backend": app.service.store().backend()})).into_response(),
-        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is not reachable").into_response(),
+        Err(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is not reachable").into_response()
+        }
     }
 }
 

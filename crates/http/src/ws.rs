@@ -56,7 +56,11 @@ pub async fn upgrade(
     };
     if via_cookie && !same_origin(&headers) {
         // Cross-site WebSocket hijacking: a cookie alone must not open a socket from another site.
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf_failed", "cross-origin WebSocket with a session cookie refused"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf_failed",
+            "cross-origin WebSocket with a session cookie refused",
+        ));
     }
     let user = match app.service.authenticate(&token).await? {
         Principal::User { user, .. } => user,
@@ -102,12 +106,31 @@ fn same_origin(headers: &HeaderMap) -> bool {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum ClientFrame {
-    Send { conversation: i64, body: String, client_id: Option<String> },
-    Presence { state: String, #[serde(default)] note: String },
-    Idle { idle: bool },
-    Typing { conversation: i64, active: bool },
-    Read { conversation: i64, up_to: i64 },
-    Ping { #[serde(rename = "ref")] reference: Option<serde_json::Value> },
+    Send {
+        conversation: i64,
+        body: String,
+        client_id: Option<String>,
+    },
+    Presence {
+        state: String,
+        #[serde(default)]
+        note: String,
+    },
+    Idle {
+        idle: bool,
+    },
+    Typing {
+        conversation: i64,
+        active: bool,
+    },
+    Read {
+        conversation: i64,
+        up_to: i64,
+    },
+    Ping {
+        #[serde(rename = "ref")]
+        reference: Option<serde_json::Value>,
+    },
 }
 
 struct Submit {
@@ -125,7 +148,12 @@ async fn run(socket: WebSocket, service: Arc<Service>, user: User, watch: bool, 
 
     macro_rules! send {
         ($text:expr) => {
-            match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(Utf8Bytes::from(AsRef::<str>::as_ref(&$text))))).await {
+            match tokio::time::timeout(
+                WRITE_TIMEOUT,
+                sink.send(Message::Text(Utf8Bytes::from(AsRef::<str>::as_ref(&$text)))),
+            )
+            .await
+            {
                 Ok(Ok(())) => true,
                 _ => false,
             }
@@ -278,7 +306,10 @@ fn spawn_submitter(service: Arc<Service>, user: User, key: sb_core::SessionKey) 
     let tasks = service.tasks().clone();
     tasks.spawn(async move {
         while let Some(s) = rx.recv().await {
-            let frame = match service.send_message(&user, Some(key), Door::WebSocket, s.conversation, &s.body, s.client_id.clone()).await {
+            let frame = match service
+                .send_message(&user, Some(key), Door::WebSocket, s.conversation, &s.body, s.client_id.clone())
+                .await
+            {
                 Ok(event) => Frame::Ack { client_id: s.client_id, event },
                 Err(e) => {
                     let (_, code, message) = classify(&e);

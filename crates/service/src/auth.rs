@@ -9,10 +9,7 @@ use sha2::{Digest, Sha256};
 /// Hash a password with Argon2id and the crate's default (OWASP) parameters.
 pub fn hash_password(password: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .unwrap_or_default()
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).unwrap_or_default()
 }
 
 pub fn verify_password(password: &str, phc: &str) -> bool {

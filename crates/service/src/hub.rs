@@ -84,7 +84,12 @@ impl Hub {
     }
 
     /// Send to every session of these users, except `skip`. Returns how many sessions overflowed.
-    pub fn send_to_users(&self, users: impl IntoIterator<Item = UserId>, frame: &Arc<Outbound>, skip: Option<SessionKey>) -> usize {
+    pub fn send_to_users(
+        &self,
+        users: impl IntoIterator<Item = UserId>,
+        frame: &Arc<Outbound>,
+        skip: Option<SessionKey>,
+    ) -> usize {
         let map = self.users.lock().unwrap_or_else(|e| e.into_inner());
         let mut overflowed = 0;
         for user in users {

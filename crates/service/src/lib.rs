@@ -19,8 +19,8 @@ use sb_core::pipeline::{Door, Pipeline, Submission};
 use sb_core::ratelimit::SlidingWindow;
 use sb_core::store::{Application, AuthSession, Store};
 use sb_core::{
-    Address, Clock, Conversation, ConversationId, ConversationKind, CoreError, Event, EventId, EventKind, Group, Millis, NewEvent,
-    Presence, PresenceBook, PresenceState, Role, SessionKey, StoreError, User, UserId,
+    Address, Clock, Conversation, ConversationId, ConversationKind, CoreError, Event, EventId, EventKind, Group,
+    Millis, NewEvent, Presence, PresenceBook, PresenceState, Role, SessionKey, StoreError, User, UserId,
 };
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -78,14 +78,34 @@ impl Default for Settings {
 #[derive(Debug, Clone)]
 pub enum Frame {
     Event(Event),
-    Ack { client_id: Option<String>, event: Event },
+    Ack {
+        client_id: Option<String>,
+        event: Event,
+    },
     Conversation(Conversation),
-    Presence { address: Address, presence: Presence },
-    Typing { conversation: ConversationId, address: Address, active: bool },
-    Read { conversation: ConversationId, address: Address, up_to: EventId },
+    Presence {
+        address: Address,
+        presence: Presence,
+    },
+    Typing {
+        conversation: ConversationId,
+        address: Address,
+        active: bool,
+    },
+    Read {
+        conversation: ConversationId,
+        address: Address,
+        up_to: EventId,
+    },
     /// A refusal addressed to one session (`reference` = the client's id for the frame).
-    Error { code: &'static str, message: String, reference: Option<String> },
-    Closing { reason: String },
+    Error {
+        code: &'static str,
+        message: String,
+        reference: Option<String>,
+    },
+    Closing {
+        reason: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -164,10 +184,20 @@ impl Service {
         let metrics = Arc::new(Metrics::default());
         let (tx, rx) = mpsc::channel(4096);
         let writer_stop = CancellationToken::new();
-        let writer_task = tokio::spawn(writer::run(store.clone(), hub.clone(), cache.clone(), metrics.clone(), rx, writer_stop.clone()));
+        let writer_task = tokio::spawn(writer::run(
+            store.clone(),
+            hub.clone(),
+            cache.clone(),
+            metrics.clone(),
+            rx,
+            writer_stop.clone(),
+        ));
         let pipeline = Pipeline::new(settings.max_message_bytes);
         Arc::new(Self {
-            login_by_address: Mutex::new(SlidingWindow::new(settings.login_failures_per_address, settings.login_window_ms)),
+            login_by_address: Mutex::new(SlidingWindow::new(
+                settings.login_failures_per_address,
+                settings.login_window_ms,
+            )),
             login_by_ip: Mutex::new(SlidingWindow::new(settings.login_failures_per_ip, settings.login_window_ms)),
             store,
             clock,
@@ -447,7 +477,13 @@ impl Service {
         Ok(self.store.conversations_of(user.id).await?)
     }
 
-    pub async fn create_conversation(&self, actor: &User, kind: ConversationKind, title: &str, members: &[String]) -> Result<Conversation> {
+    pub async fn create_conversation(
+        &self,
+        actor: &User,
+        kind: ConversationKind,
+        title: &str,
+        members: &[String],
+    ) -> Result<Conversation> {
         let mut users: Vec<User> = vec![actor.clone()];
         for raw in members {
             let u = self.user_by_address(raw).await.map_err(|_| CoreError::Invalid(format!("no such user: {raw}")))?;
@@ -531,17 +567,22 @@ impl Service {
             }
         }
         let conversation = self.conversation_for(sender, id).await?;
-        let admitted = self.pipeline.admit(&Submission { door, sender, conversation: &conversation, body }).inspect_err(|_| {
-            self.metrics.messages_refused.inc();
-        })?;
+        let admitted =
+            self.pipeline.admit(&Submission { door, sender, conversation: &conversation, body }).inspect_err(|_| {
+                self.metrics.messages_refused.inc();
+            })?;
         for (policy, reason) in &admitted.flags {
             tracing::info!(policy, reason, conversation = id.0, "message flagged");
         }
-        let mut events: Vec<NewEvent> =
-            admitted.notices.into_iter().map(|(_, text)| self.new_event(id, EventKind::Message, None, text, None)).collect();
+        let mut events: Vec<NewEvent> = admitted
+            .notices
+            .into_iter()
+            .map(|(_, text)| self.new_event(id, EventKind::Message, None, text, None))
+            .collect();
         events.push(self.new_event(id, EventKind::Message, Some(sender), body.to_string(), client_id));
         let stored = self.append(events, origin).await?;
-        let event = stored.into_iter().last().ok_or(CoreError::Store(StoreError::Unavailable("nothing stored".into())))?;
+        let event =
+            stored.into_iter().last().ok_or(CoreError::Store(StoreError::Unavailable("nothing stored".into())))?;
         match door {
             Door::Rest => self.metrics.messages_rest.inc(),
             _ => self.metrics.messages_websocket.inc(),
@@ -550,7 +591,14 @@ impl Service {
         Ok(event)
     }
 
-    pub async fn history(&self, user: &User, id: ConversationId, before: Option<EventId>, after: Option<EventId>, limit: i64) -> Result<Vec<Event>> {
+    pub async fn history(
+        &self,
+        user: &User,
+        id: ConversationId,
+        before: Option<EventId>,
+        after: Option<EventId>,
+        limit: i64,
+    ) -> Result<Vec<Event>> {
         self.conversation_for(user, id).await?;
         Ok(self.store.history(id, before, after, limit.clamp(1, 200)).await?)
     }
@@ -564,7 +612,13 @@ impl Service {
         Ok(self.store.last_event_id().await?)
     }
 
-    pub async fn typing(&self, user: &User, origin: Option<SessionKey>, id: ConversationId, active: bool) -> Result<()> {
+    pub async fn typing(
+        &self,
+        user: &User,
+        origin: Option<SessionKey>,
+        id: ConversationId,
+        active: bool,
+    ) -> Result<()> {
         let c = self.conversation_for(user, id).await?;
         let frame = Outbound::new(Frame::Typing { conversation: id, address: user.address.clone(), active });
         self.hub.send_to_users(c.members.iter().map(|m| m.id).filter(|u| *u != user.id), &frame, origin);
@@ -579,7 +633,14 @@ impl Service {
         Ok(now_at)
     }
 
-    fn new_event(&self, conversation: ConversationId, kind: EventKind, actor: Option<&User>, body: String, client_id: Option<String>) -> NewEvent {
+    fn new_event(
+        &self,
+        conversation: ConversationId,
+        kind: EventKind,
+        actor: Option<&User>,
+        body: String,
+        client_id: Option<String>,
+    ) -> NewEvent {
         NewEvent {
             conversation,
             kind,
@@ -599,14 +660,22 @@ impl Service {
 
     // ---------------------------------------------------------------- administration
 
-    pub async fn create_user(&self, address: &str, display_name: &str, password: Option<&str>, roles: &[Role]) -> Result<User> {
+    pub async fn create_user(
+        &self,
+        address: &str,
+        display_name: &str,
+        password: Option<&str>,
+        roles: &[Role],
+    ) -> Result<User> {
         let address = Address::parse(address)?;
         let display_name = display_name.trim();
         if display_name.is_empty() || display_name.chars().count() > 100 {
             return Err(CoreError::Invalid("a display name has 1 to 100 characters".into()).into());
         }
         let password_hash = match password {
-            Some(p) if p.len() < 4 => return Err(CoreError::Invalid("a password has at least 4 characters".into()).into()),
+            Some(p) if p.len() < 4 => {
+                return Err(CoreError::Invalid("a password has at least 4 characters".into()).into())
+            }
             Some(p) => {
                 let p = p.to_string();
                 Some(tokio::task::spawn_blocking(move || auth::hash_password(&p)).await.unwrap_or_default())

@@ -118,7 +118,12 @@ impl Metrics {
             (1..=5).map(|c| (format!("{{code=\"{c}xx\"}}"), self.http_requests[c - 1].get())).collect();
         let classes: Vec<(&str, u64)> = classes.iter().map(|(l, v)| (l.as_str(), *v)).collect();
         counter(&mut o, "switchboard_http_requests_total", "HTTP responses by status class.", &classes);
-        counter(&mut o, "switchboard_ws_rejected_total", "WebSocket connections refused (limits, auth).", &[("", self.ws_rejected.get())]);
+        counter(
+            &mut o,
+            "switchboard_ws_rejected_total",
+            "WebSocket connections refused (limits, auth).",
+            &[("", self.ws_rejected.get())],
+        );
         counter(
             &mut o,
             "switchboard_slow_client_disconnects_total",
@@ -131,9 +136,24 @@ impl Metrics {
             "Chat messages accepted, by door.",
             &[("{door=\"websocket\"}", self.messages_websocket.get()), ("{door=\"rest\"}", self.messages_rest.get())],
         );
-        counter(&mut o, "switchboard_messages_refused_total", "Chat messages refused by the pipeline.", &[("", self.messages_refused.get())]);
-        counter(&mut o, "switchboard_events_appended_total", "Conversation events stored.", &[("", self.events_appended.get())]);
-        counter(&mut o, "switchboard_append_batches_total", "Group commits of the conversation log.", &[("", self.append_batches.get())]);
+        counter(
+            &mut o,
+            "switchboard_messages_refused_total",
+            "Chat messages refused by the pipeline.",
+            &[("", self.messages_refused.get())],
+        );
+        counter(
+            &mut o,
+            "switchboard_events_appended_total",
+            "Conversation events stored.",
+            &[("", self.events_appended.get())],
+        );
+        counter(
+            &mut o,
+            "switchboard_append_batches_total",
+            "Group commits of the conversation log.",
+            &[("", self.append_batches.get())],
+        );
         counter(
             &mut o,
             "switchboard_logins_total",
@@ -144,7 +164,12 @@ impl Metrics {
                 ("{outcome=\"rate_limited\"}", self.logins_limited.get()),
             ],
         );
-        counter(&mut o, "switchboard_presence_changes_total", "Aggregated presence changes.", &[("", self.presence_changes.get())]);
+        counter(
+            &mut o,
+            "switchboard_presence_changes_total",
+            "Aggregated presence changes.",
+            &[("", self.presence_changes.get())],
+        );
         let gauge = |o: &mut String, name: &str, help: &str, v: i64| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
@@ -156,8 +181,16 @@ impl Metrics {
         let _ = writeln!(o, "# HELP switchboard_info Build and backend information.\n# TYPE switchboard_info gauge");
         let _ = writeln!(o, "switchboard_info{{version=\"{}\",backend=\"{backend}\"}} 1", env!("CARGO_PKG_VERSION"));
         self.http_latency.render(&mut o, "switchboard_http_request_duration_seconds", "HTTP request latency.");
-        self.append_latency.render(&mut o, "switchboard_append_duration_seconds", "Group-commit latency of the conversation log.");
-        self.message_latency.render(&mut o, "switchboard_message_duration_seconds", "Message latency from submission to stored and delivered.");
+        self.append_latency.render(
+            &mut o,
+            "switchboard_append_duration_seconds",
+            "Group-commit latency of the conversation log.",
+        );
+        self.message_latency.render(
+            &mut o,
+            "switchboard_message_duration_seconds",
+            "Message latency from submission to stored and delivered.",
+        );
         o
     }
 }

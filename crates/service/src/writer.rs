@@ -10,8 +10,8 @@ use crate::hub::{Hub, Outbound};
 use crate::metrics::Metrics;
 use crate::Frame;
 use sb_core::conversation::Appended;
-use sb_core::store::Store;
 use sb_core::conversation::Member;
+use sb_core::store::Store;
 use sb_core::{Conversation, ConversationId, EventKind, NewEvent, SessionKey, StoreError, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -155,7 +155,9 @@ fn deliver(hub: &Hub, cache: &ConversationCache, metrics: &Metrics, stored: &[Ap
         metrics.events_appended.inc();
         let e = &a.event;
         // A member who leaves still hears about it; one who joins hears from now on.
-        let ids = |c: Option<Arc<Conversation>>| c.map(|c| c.members.iter().map(|m| m.id).collect::<Vec<UserId>>()).unwrap_or_default();
+        let ids = |c: Option<Arc<Conversation>>| {
+            c.map(|c| c.members.iter().map(|m| m.id).collect::<Vec<UserId>>()).unwrap_or_default()
+        };
         let before = ids(cache.get(e.conversation));
         if let (Some(actor), EventKind::Joined | EventKind::Left) = (&e.actor, e.kind) {
             cache.apply(e.conversation, e.kind, actor);

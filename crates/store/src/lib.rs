@@ -10,7 +10,10 @@ use async_trait::async_trait;
 use sb_core::conversation::{Appended, ConversationSummary, Member};
 use sb_core::directory::NewUser;
 use sb_core::store::{Application, AuthSession, ProfileUpdate, Store, StoreResult};
-use sb_core::{Address, Conversation, ConversationId, ConversationKind, Event, EventId, EventKind, Group, GroupId, Millis, NewEvent, Role, StoreError, User, UserId};
+use sb_core::{
+    Address, Conversation, ConversationId, ConversationKind, Event, EventId, EventKind, Group, GroupId, Millis,
+    NewEvent, Role, StoreError, User, UserId,
+};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 use std::collections::HashMap;
@@ -83,7 +86,8 @@ fn event_from_row(r: &AnyRow) -> Result<Event, sqlx::Error> {
         id: EventId(r.try_get("id")?),
         conversation: ConversationId(r.try_get("conversation_id")?),
         seq: r.try_get("seq")?,
-        kind: EventKind::parse(&kind).ok_or_else(|| sqlx::Error::Decode(format!("unknown event kind {kind}").into()))?,
+        kind: EventKind::parse(&kind)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown event kind {kind}").into()))?,
         actor,
         body: r.try_get("body")?,
         client_id: r.try_get("client_id")?,
@@ -110,7 +114,10 @@ impl SqlStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url).ok_or_else(|| {
-            StoreError::Unavailable(format!("unsupported database URL (use sqlite://… or postgres://…): {}", redact(url)))
+            StoreError::Unavailable(format!(
+                "unsupported database URL (use sqlite://… or postgres://…): {}",
+                redact(url)
+            ))
         })?;
         let (url, max) = match backend {
             Backend::Sqlite if !url.contains('?') => (format!("{url}?mode=rwc"), 8),
@@ -148,7 +155,9 @@ impl SqlStore {
             Backend::Postgres => POSTGRES_MIGRATIONS,
         };
         self.pool
-            .execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+            .execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            )
             .await
             .map_err(unavailable)?;
         for (version, sql) in migrations {
@@ -226,7 +235,8 @@ fn conversation_from_row(r: &AnyRow, members: Vec<Member>) -> Result<Conversatio
     let kind: String = r.try_get("kind")?;
     Ok(Conversation {
         id: ConversationId(r.try_get("id")?),
-        kind: ConversationKind::parse(&kind).ok_or_else(|| sqlx::Error::Decode(format!("unknown kind {kind}").into()))?,
+        kind: ConversationKind::parse(&kind)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown kind {kind}").into()))?,
         title: r.try_get("title")?,
         created_at: r.try_get("created_at")?,
         members,
@@ -323,7 +333,8 @@ impl Store for SqlStore {
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<()> {
-        self.exec_one(sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2").bind(i64::from(disabled)).bind(id.0)).await
+        self.exec_one(sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2").bind(i64::from(disabled)).bind(id.0))
+            .await
     }
 
     async fn update_profile(&self, id: UserId, u: ProfileUpdate) -> StoreResult<()> {
@@ -354,7 +365,10 @@ impl Store for SqlStore {
     }
 
     async fn groups(&self) -> StoreResult<Vec<Group>> {
-        let rows = sqlx::query("SELECT id, slug, name FROM directory_groups ORDER BY name").fetch_all(&self.pool).await.map_err(unavailable)?;
+        let rows = sqlx::query("SELECT id, slug, name FROM directory_groups ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
         decode(rows, group_from_row)
     }
 
@@ -369,8 +383,16 @@ impl Store for SqlStore {
 
     async fn delete_group(&self, id: GroupId) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        sqlx::query("DELETE FROM group_members WHERE group_id = $1").bind(id.0).execute(&mut *tx).await.map_err(unavailable)?;
-        sqlx::query("DELETE FROM directory_groups WHERE id = $1").bind(id.0).execute(&mut *tx).await.map_err(unavailable)?;
+        sqlx::query("DELETE FROM group_members WHERE group_id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query("DELETE FROM directory_groups WHERE id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)
     }
 
@@ -395,7 +417,10 @@ impl Store for SqlStore {
     }
 
     async fn group_memberships(&self) -> StoreResult<Vec<(GroupId, UserId)>> {
-        let rows = sqlx::query("SELECT group_id, user_id FROM group_members").fetch_all(&self.pool).await.map_err(unavailable)?;
+        let rows = sqlx::query("SELECT group_id, user_id FROM group_members")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
         rows.iter()
             .map(|r| Ok((GroupId(r.try_get("group_id")?), UserId(r.try_get("user_id")?))))
             .collect::<Result<_, sqlx::Error>>()
@@ -450,16 +475,30 @@ impl Store for SqlStore {
     }
 
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM auth_sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await.map_err(unavailable)?;
+        sqlx::query("DELETE FROM auth_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
     async fn delete_sessions_of(&self, user: UserId) -> StoreResult<()> {
-        sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1").bind(user.0).execute(&self.pool).await.map_err(unavailable)?;
+        sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1")
+            .bind(user.0)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
-    async fn create_application(&self, name: &str, token_hash: &str, scopes: &[String], now: Millis) -> StoreResult<Application> {
+    async fn create_application(
+        &self,
+        name: &str,
+        token_hash: &str,
+        scopes: &[String],
+        now: Millis,
+    ) -> StoreResult<Application> {
         let row = sqlx::query(
             "INSERT INTO applications (name, token_hash, scopes, created_at, revoked) VALUES ($1, $2, $3, $4, 0) \
              RETURNING id, name, scopes, created_at, revoked",
@@ -478,11 +517,13 @@ impl Store for SqlStore {
     }
 
     async fn application(&self, token_hash: &str) -> StoreResult<Option<Application>> {
-        let row = sqlx::query("SELECT id, name, scopes, created_at, revoked FROM applications WHERE token_hash = $1 AND revoked = 0")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let row = sqlx::query(
+            "SELECT id, name, scopes, created_at, revoked FROM applications WHERE token_hash = $1 AND revoked = 0",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
         row.as_ref().map(app_from_row).transpose().map_err(unavailable)
     }
 
@@ -498,10 +539,18 @@ impl Store for SqlStore {
         self.exec_one(sqlx::query("UPDATE applications SET revoked = 1 WHERE name = $1").bind(name)).await
     }
 
-    async fn create_conversation(&self, kind: ConversationKind, title: &str, members: &[UserId], now: Millis) -> StoreResult<(ConversationId, bool)> {
+    async fn create_conversation(
+        &self,
+        kind: ConversationKind,
+        title: &str,
+        members: &[UserId],
+        now: Millis,
+    ) -> StoreResult<(ConversationId, bool)> {
         let direct_key = match (kind, members) {
             (ConversationKind::Direct, [a, b]) => Some(format!("{}:{}", a.0.min(b.0), a.0.max(b.0))),
-            (ConversationKind::Direct, _) => return Err(StoreError::Conflict("a direct conversation has exactly two members".into())),
+            (ConversationKind::Direct, _) => {
+                return Err(StoreError::Conflict("a direct conversation has exactly two members".into()))
+            }
             _ => None,
         };
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
@@ -566,11 +615,15 @@ impl Store for SqlStore {
         .map_err(unavailable)?;
         let ids: Vec<i64> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>().map_err(unavailable)?;
         let mut members = self.members_of(&ids).await?;
-        let last_ids: Vec<i64> = rows.iter().filter_map(|r| r.try_get::<Option<i64>, _>("last_id").ok().flatten()).collect();
+        let last_ids: Vec<i64> =
+            rows.iter().filter_map(|r| r.try_get::<Option<i64>, _>("last_id").ok().flatten()).collect();
         let mut last: HashMap<i64, Event> = HashMap::new();
         if !last_ids.is_empty() {
             let list = last_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-            let evs = sqlx::query(&format!("SELECT {EVENT_COLS} FROM events WHERE id IN ({list})")).fetch_all(&self.pool).await.map_err(unavailable)?;
+            let evs = sqlx::query(&format!("SELECT {EVENT_COLS} FROM events WHERE id IN ({list})"))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
             for e in decode(evs, event_from_row)? {
                 last.insert(e.conversation.0, e);
             }
@@ -594,23 +647,25 @@ impl Store for SqlStore {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         for e in batch {
             if let (Some(actor), Some(client_id)) = (&e.actor, &e.client_id) {
-                let existing = sqlx::query(&format!("SELECT {EVENT_COLS} FROM events WHERE actor_id = $1 AND client_id = $2"))
-                    .bind(actor.id.0)
-                    .bind(client_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
+                let existing =
+                    sqlx::query(&format!("SELECT {EVENT_COLS} FROM events WHERE actor_id = $1 AND client_id = $2"))
+                        .bind(actor.id.0)
+                        .bind(client_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
                 if let Some(row) = existing {
                     out.push(Appended { event: event_from_row(&row).map_err(unavailable)?, duplicate: true });
                     continue;
                 }
             }
-            let seq: i64 = sqlx::query_scalar("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
-                .bind(e.conversation.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(unavailable)?
-                .ok_or(StoreError::NotFound)?;
+            let seq: i64 =
+                sqlx::query_scalar("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
+                    .bind(e.conversation.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or(StoreError::NotFound)?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO events (conversation_id, seq, kind, actor_id, actor_address, body, client_id, ts) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
@@ -681,11 +736,23 @@ impl Store for SqlStore {
         decode(rows, event_from_row)
     }
 
-    async fn history(&self, conversation: ConversationId, before: Option<EventId>, after: Option<EventId>, limit: i64) -> StoreResult<Vec<Event>> {
+    async fn history(
+        &self,
+        conversation: ConversationId,
+        before: Option<EventId>,
+        after: Option<EventId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Event>> {
         let sql = match (before, after) {
-            (_, Some(_)) => format!("SELECT {EVENT_COLS} FROM events WHERE conversation_id = $1 AND id > $2 ORDER BY id ASC LIMIT $3"),
-            (Some(_), None) => format!("SELECT {EVENT_COLS} FROM events WHERE conversation_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
-            (None, None) => format!("SELECT {EVENT_COLS} FROM events WHERE conversation_id = $1 ORDER BY id DESC LIMIT $2"),
+            (_, Some(_)) => format!(
+                "SELECT {EVENT_COLS} FROM events WHERE conversation_id = $1 AND id > $2 ORDER BY id ASC LIMIT $3"
+            ),
+            (Some(_), None) => format!(
+                "SELECT {EVENT_COLS} FROM events WHERE conversation_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+            ),
+            (None, None) => {
+                format!("SELECT {EVENT_COLS} FROM events WHERE conversation_id = $1 ORDER BY id DESC LIMIT $2")
+            }
         };
         let mut q = sqlx::query(&sql).bind(conversation.0);
         if let Some(pivot) = after.or(before) {
@@ -700,7 +767,8 @@ impl Store for SqlStore {
     }
 
     async fn last_event_id(&self) -> StoreResult<EventId> {
-        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(&self.pool).await.map_err(unavailable)?;
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(&self.pool).await.map_err(unavailable)?;
         Ok(EventId(id.unwrap_or(0)))
     }
 

@@ -86,9 +86,15 @@ pub enum GroupCommand {
         id: String,
     },
     /// Add a user to a group.
-    AddMember { id: String, address: String },
+    AddMember {
+        id: String,
+        address: String,
+    },
     /// Remove a user from a group.
-    RemoveMember { id: String, address: String },
+    RemoveMember {
+        id: String,
+        address: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -101,7 +107,9 @@ pub enum AppCommand {
         scopes: Vec<String>,
     },
     List,
-    Revoke { name: String },
+    Revoke {
+        name: String,
+    },
 }
 
 fn read_password(given: Option<String>, stdin: bool) -> anyhow::Result<(String, bool)> {

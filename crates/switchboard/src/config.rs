@@ -93,7 +93,8 @@ impl Config {
     pub fn load(o: &Overrides) -> anyhow::Result<(Config, Vec<String>)> {
         let mut table = toml::Table::try_from(Config::default()).context("defaults")?;
         if let Some(path) = &o.config {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
             let file: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
             merge(&mut table, file);
         }
@@ -118,14 +119,16 @@ impl Config {
             }
         }
         let mut unknown = Vec::new();
-        let config: Config = serde_ignored::deserialize(toml::Value::Table(table), |path| unknown.push(path.to_string()))
-            .context("invalid configuration")?;
+        let config: Config =
+            serde_ignored::deserialize(toml::Value::Table(table), |path| unknown.push(path.to_string()))
+                .context("invalid configuration")?;
         config.validate()?;
         Ok((config, unknown))
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        sb_core::Address::parse(&format!("admin@{}", self.domain)).map_err(|_| anyhow::anyhow!("domain {:?} is not a host name", self.domain))?;
+        sb_core::Address::parse(&format!("admin@{}", self.domain))
+            .map_err(|_| anyhow::anyhow!("domain {:?} is not a host name", self.domain))?;
         if !matches!(self.log_format.as_str(), "human" | "json") {
             bail!("log_format must be human or json, not {:?}", self.log_format);
         }
@@ -171,7 +174,8 @@ impl Config {
 
     pub fn ensure_data_dir(&self) -> anyhow::Result<()> {
         if self.database_url.is_empty() || self.database_url.starts_with("sqlite:") {
-            std::fs::create_dir_all(&self.data_dir).with_context(|| format!("cannot create data folder {}", self.data_dir.display()))?;
+            std::fs::create_dir_all(&self.data_dir)
+                .with_context(|| format!("cannot create data folder {}", self.data_dir.display()))?;
         }
         Ok(())
     }
@@ -231,7 +235,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sbcfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("c.toml");
-        std::fs::write(&file, "domain = \"corp.example\"\nhttp = \"127.0.0.1:9000\"\nbogus = 1\n[limits]\nmax_message_bytes = 1000\n").unwrap();
+        std::fs::write(
+            &file,
+            "domain = \"corp.example\"\nhttp = \"127.0.0.1:9000\"\nbogus = 1\n[limits]\nmax_message_bytes = 1000\n",
+        )
+        .unwrap();
         let o = Overrides { config: Some(file), http: Some("127.0.0.1:0".into()), ..Default::default() };
         let (c, unknown) = Config::load(&o).unwrap();
         assert_eq!(c.domain, "corp.example");

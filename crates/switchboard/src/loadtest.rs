@@ -123,7 +123,12 @@ impl Api {
         let made: Vec<anyhow::Result<(String, String)>> = stream::iter(0..n)
             .map(|i| async move {
                 let address = format!("lt-{}-{i}@{}", self.run, self.domain);
-                self.post(&self.admin_token, "/api/v1/admin/users", json!({"address": address, "display_name": format!("Load {i}")})).await?;
+                self.post(
+                    &self.admin_token,
+                    "/api/v1/admin/users",
+                    json!({"address": address, "display_name": format!("Load {i}")}),
+                )
+                .await?;
                 let v = self.post(&self.admin_token, "/api/v1/admin/sessions", json!({"address": address})).await?;
                 let token = v["token"].as_str().context("no token")?.to_string();
                 progress.inc(1);
@@ -164,7 +169,10 @@ fn bar(json: bool, len: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new(len);
-    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     pb
 }
 
@@ -220,7 +228,10 @@ async fn chat(a: ChatArgs) -> anyhow::Result<()> {
     let per_client_interval = a.rate.map(|r| Duration::from_secs_f64((a.pairs * 2) as f64 / r.max(0.001)));
     let progress = bar(a.common.json, 0);
     if !a.common.json {
-        progress.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        progress.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
     }
     let mut tasks = tokio::task::JoinSet::new();
     for (i, ws) in sockets.drain(..).enumerate() {
@@ -257,7 +268,8 @@ async fn chat(a: ChatArgs) -> anyhow::Result<()> {
     ticker.abort();
     progress.finish_and_clear();
     let elapsed = a.duration;
-    let (sent, delivered, errors) = (counters.sent.load(Relaxed), counters.delivered.load(Relaxed), counters.errors.load(Relaxed));
+    let (sent, delivered, errors) =
+        (counters.sent.load(Relaxed), counters.delivered.load(Relaxed), counters.errors.load(Relaxed));
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     let report = json!({
         "test": "chat",
@@ -274,7 +286,12 @@ async fn chat(a: ChatArgs) -> anyhow::Result<()> {
     if a.common.json {
         println!("{report}");
     } else {
-        println!("chat: {} pairs for {:.1} s{}", a.pairs, elapsed, a.rate.map(|r| format!(" at {r} msg/s")).unwrap_or_default());
+        println!(
+            "chat: {} pairs for {:.1} s{}",
+            a.pairs,
+            elapsed,
+            a.rate.map(|r| format!(" at {r} msg/s")).unwrap_or_default()
+        );
         println!("  sent {sent}, delivered {delivered} ({:.0} msg/s), errors {errors}", delivered as f64 / elapsed);
         println!(
             "  delivery latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
@@ -307,7 +324,8 @@ async fn client(
     let drain_until = deadline + Duration::from_secs(2);
     let send = |n: u64| {
         let t = epoch.elapsed().as_micros();
-        json!({"type": "send", "conversation": conv, "body": format!("{t} {pad}"), "client_id": format!("m{n}")}).to_string()
+        json!({"type": "send", "conversation": conv, "body": format!("{t} {pad}"), "client_id": format!("m{n}")})
+            .to_string()
     };
     // Closed loop: the first message starts the cycle; each ack sends the next.
     if interval.is_none() {
@@ -438,7 +456,13 @@ async fn idle(a: IdleArgs) -> anyhow::Result<()> {
         println!("{report}");
     } else {
         println!("idle: {open} sessions open ({failed} failed) in {connect_s:.1} s");
-        println!("  server RSS {:.1} MiB → {:.1} MiB: {:.0} bytes ({:.1} KiB) per session", before as f64 / 1048576.0, after as f64 / 1048576.0, per, per / 1024.0);
+        println!(
+            "  server RSS {:.1} MiB → {:.1} MiB: {:.0} bytes ({:.1} KiB) per session",
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0,
+            per,
+            per / 1024.0
+        );
     }
     Ok(())
 }

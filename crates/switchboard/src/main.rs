@@ -125,7 +125,9 @@ fn config_check(o: &Overrides) -> anyhow::Result<()> {
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqlStore>> {
     config.ensure_data_dir()?;
     let url = config.database_url();
-    let store = SqlStore::connect(&url).await.with_context(|| format!("cannot open the database {}", sb_store::redact(&url)))?;
+    let store = SqlStore::connect(&url)
+        .await
+        .with_context(|| format!("cannot open the database {}", sb_store::redact(&url)))?;
     Ok(Arc::new(store))
 }
 
@@ -164,7 +166,8 @@ async fn serve(o: Overrides, demo_mode: bool) -> anyhow::Result<()> {
         }
     }
 
-    let listener = TcpListener::bind(&config.http).await.with_context(|| format!("cannot listen on {}", config.http))?;
+    let listener =
+        TcpListener::bind(&config.http).await.with_context(|| format!("cannot listen on {}", config.http))?;
     let addr = listener.local_addr()?;
     // One machine-readable line on stdout for scripts and tests; everything else is logged.
     println!("listening http://{addr}");

@@ -8,7 +8,15 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn raw_post(app: &TestApp, token: &str, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
-    let r = app.http().post(app.url(path)).bearer_auth(token).header("content-type", content_type).body(body).send().await.unwrap();
+    let r = app
+        .http()
+        .post(app.url(path))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     let s = r.status();
     (s, r.json().await.expect("errors are JSON"))
 }
@@ -153,7 +161,12 @@ async fn a_client_that_does_not_read_is_cut_off_and_loses_nothing() {
     let body = "y".repeat(60 * 1024);
     let mut last = 0;
     for i in 0..300 {
-        let (s, e) = alice.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"body": body, "client_id": format!("flood-{i}")})).await;
+        let (s, e) = alice
+            .post(
+                &format!("/api/v1/conversations/{conv}/messages"),
+                json!({"body": body, "client_id": format!("flood-{i}")}),
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED, "the sender is never slowed by a slow reader");
         last = e["id"].as_i64().unwrap();
     }

@@ -30,7 +30,11 @@ impl Server {
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line.trim().strip_prefix("listening http://").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+        let addr = line
+            .trim()
+            .strip_prefix("listening http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
         Server { child, base: format!("http://{addr}"), addr }
     }
 
@@ -44,7 +48,12 @@ impl Server {
     }
 
     async fn login(&self, who: &str, password: &str) -> Value {
-        let r = reqwest::Client::new().post(format!("{}/api/v1/auth/login", self.base)).json(&json!({"address": who, "password": password})).send().await.unwrap();
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&json!({"address": who, "password": password}))
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "login {who}: {}", r.status());
         r.json().await.unwrap()
     }
@@ -68,13 +77,19 @@ fn signal(child: &Child, sig: &str) {
     assert!(ok, "kill {sig}");
 }
 
-async fn ws(addr: &str, token: &str) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+async fn ws(
+    addr: &str,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let mut req = format!("ws://{addr}/api/v1/ws").into_client_request().unwrap();
     req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
     tokio_tungstenite::connect_async(req).await.unwrap().0
 }
 
-async fn next_of(socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>, kind: &str) -> Value {
+async fn next_of(
+    socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    kind: &str,
+) -> Value {
     loop {
         match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => {
@@ -132,7 +147,13 @@ async fn acknowledged_message_survives_kill_9(extra: &[&str]) {
         .json()
         .await
         .unwrap();
-    let stored: Vec<i64> = h["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "message").map(|e| e["id"].as_i64().unwrap()).collect();
+    let stored: Vec<i64> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "message")
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
     for id in &acked {
         assert!(stored.contains(id), "acknowledged message {id} lost after kill -9");
     }
@@ -197,14 +218,37 @@ async fn first_run_creates_an_admin_and_healthcheck_reports_ready() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let nina = server.login("nina@example.com", "nina-pw").await;
     assert_eq!(nina["user"]["roles"], json!(["user", "expert"]));
-    let out = Command::new(BIN).args(["admin", "--data-dir"]).arg(&dir).args(["user", "disable", "nina@example.com"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["admin", "--data-dir"])
+        .arg(&dir)
+        .args(["user", "disable", "nina@example.com"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    let me = reqwest::Client::new().get(format!("{}/api/v1/me", server.base)).bearer_auth(nina["token"].as_str().unwrap()).send().await.unwrap();
+    let me = reqwest::Client::new()
+        .get(format!("{}/api/v1/me", server.base))
+        .bearer_auth(nina["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), 401, "a disabled user's sessions end");
-    let out = Command::new(BIN).args(["admin", "--data-dir"]).arg(&dir).args(["app", "create", "nagios", "--scope", "alerts:send"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["admin", "--data-dir"])
+        .arg(&dir)
+        .args(["app", "create", "nagios", "--scope", "alerts:send"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let token = text.lines().find_map(|l| l.strip_prefix("token: ")).expect("token printed");
-    let me: Value = reqwest::Client::new().get(format!("{}/api/v1/me", server.base)).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    let me: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/me", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["application"], "nagios");
     server.child.kill().unwrap();
     let _ = server.child.wait();
@@ -217,7 +261,11 @@ async fn first_run_creates_an_admin_and_healthcheck_reports_ready() {
     fresh.child.kill().unwrap();
     let _ = fresh.child.wait();
     let log = fresh.stderr();
-    let password = log.lines().find_map(|l| l.split("one-time password").nth(1)).map(|p| p.trim().to_string()).expect("password printed");
+    let password = log
+        .lines()
+        .find_map(|l| l.split("one-time password").nth(1))
+        .map(|p| p.trim().to_string())
+        .expect("password printed");
     let again = Server::start(&dir2, &[], &[]);
     again.login("admin@example.com", &password).await;
     drop(again);
@@ -229,14 +277,23 @@ async fn first_run_creates_an_admin_and_healthcheck_reports_ready() {
 async fn config_check_validates_and_redacts() {
     let dir = temp_dir();
     let file = dir.join("sb.toml");
-    std::fs::write(&file, "domain = \"corp.example\"\ndatabase_url = \"postgres://sb:hunter2@db/sb\"\nshoe_size = 44\n").unwrap();
+    std::fs::write(
+        &file,
+        "domain = \"corp.example\"\ndatabase_url = \"postgres://sb:hunter2@db/sb\"\nshoe_size = 44\n",
+    )
+    .unwrap();
     let out = Command::new(BIN).args(["config", "check", "--config"]).arg(&file).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("corp.example") && stdout.contains("sb:***@db") && !stdout.contains("hunter2"), "{stdout}");
     assert!(stderr.contains("shoe_size"), "unknown keys are warned about: {stderr}");
-    let out = Command::new(BIN).args(["config", "check", "--config"]).arg(&file).env("SWITCHBOARD_LOG_FORMAT", "xml").output().unwrap();
+    let out = Command::new(BIN)
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .env("SWITCHBOARD_LOG_FORMAT", "xml")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("log_format"));
     let _ = std::fs::remove_dir_all(dir);

@@ -155,7 +155,12 @@ impl TestApp {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "login {name}");
         let v: Value = resp.json().await.unwrap();
-        Client { app: self.clone(), http, token: v["token"].as_str().unwrap().to_string(), csrf: v["csrf_token"].as_str().unwrap().to_string() }
+        Client {
+            app: self.clone(),
+            http,
+            token: v["token"].as_str().unwrap().to_string(),
+            csrf: v["csrf_token"].as_str().unwrap().to_string(),
+        }
     }
 }
 
@@ -176,7 +181,8 @@ impl Client {
     }
 
     pub async fn send_json(&self, method: reqwest::Method, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self.http.request(method, self.app.url(path)).bearer_auth(&self.token).json(&body).send().await.unwrap();
+        let r =
+            self.http.request(method, self.app.url(path)).bearer_auth(&self.token).json(&body).send().await.unwrap();
         let s = r.status();
         (s, r.json().await.unwrap_or(Value::Null))
     }
@@ -186,7 +192,9 @@ impl Client {
     }
 
     pub async fn direct_with(&self, other: &str) -> i64 {
-        let (s, v) = self.post("/api/v1/conversations", json!({"kind": "direct", "members": [format!("{other}@example.com")]})).await;
+        let (s, v) = self
+            .post("/api/v1/conversations", json!({"kind": "direct", "members": [format!("{other}@example.com")]}))
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         v["id"].as_i64().unwrap()
     }
@@ -227,7 +235,9 @@ impl Ws {
     pub async fn next(&mut self) -> Option<Value> {
         loop {
             match tokio::time::timeout(Duration::from_secs(10), self.inner.next()).await {
-                Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(&t).expect("server frames are JSON")),
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    return Some(serde_json::from_str(&t).expect("server frames are JSON"))
+                }
                 Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Err(_) | Ok(Some(Err(_))) => return None,
                 Ok(Some(Ok(_))) => continue,
             }
@@ -253,7 +263,12 @@ impl Ws {
     /// Send a chat message and wait for its ack; returns the stored event.
     pub async fn say(&mut self, conversation: i64, body: &str, client_id: &str) -> Value {
         self.send(json!({"type": "send", "conversation": conversation, "body": body, "client_id": client_id})).await;
-        let ack = self.next_where(|v| (v["type"] == "ack" || v["type"] == "error") && v["client_id"] == client_id || v["ref"] == client_id).await.expect("ack");
+        let ack = self
+            .next_where(|v| {
+                (v["type"] == "ack" || v["type"] == "error") && v["client_id"] == client_id || v["ref"] == client_id
+            })
+            .await
+            .expect("ack");
         assert_eq!(ack["type"], "ack", "{ack}");
         ack["event"].clone()
     }
