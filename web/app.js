@@ -447,6 +447,11 @@
       if (live && staleMembers && ev.sender !== me) ensureMembersFresh(conv);
     }
     if (isChat(ev)) stopShowingTyping(ev.conversation, ev.sender);
+    if (live && ev.kind === 'left' && ev.sender === me && S.convs.has(ev.conversation)) {
+      // Left in another tab or device: only the remaining members get a "conversation" frame.
+      removeConv(ev.conversation);
+      return true;
+    }
     dirty.convs = true;
     if (ev.conversation === S.current) dirty.chat = true;
     scheduleRender();
