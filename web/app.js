@@ -395,8 +395,6 @@
   }
 
   // ---------------------------------------------------------------- events
-  const TYPE_TEXT = { created: 'created the conversation', joined: 'joined', left: 'left' };
-
   /** A chat message from a person (system notices are messages without a sender). */
   const isChat = (ev) => ev.kind === 'message' && !!ev.sender;
 

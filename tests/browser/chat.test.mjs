@@ -72,6 +72,10 @@ function startServer() {
       if (m && !base) {
         clearTimeout(timer);
         base = m[1].replace(/\/$/, '');
+        const s = server;
+        s.on('exit', (code, sig) => {
+          if (server === s) console.error(`# the server exited during the tests (code ${code}, signal ${sig})\n${tail()}`);
+        });
         resolve();
       }
     });

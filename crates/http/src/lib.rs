@@ -8,7 +8,7 @@ mod rest;
 pub mod wire;
 mod ws;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use axum::routing::{delete, get, post, put};
 use axum::Router;
 use sb_service::Service;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
@@ -121,9 +122,16 @@ pub async fn serve(
 }
 
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     let started = Instant::now();
-    let mut resp = next.run(req).await;
-    state.service.metrics().http_response(resp.status().as_u16(), started.elapsed());
+    // The route template, not the raw path: ids in paths would make logs unsearchable.
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "-".into());
+    let span = tracing::info_span!("http", id = NEXT_ID.fetch_add(1, Ordering::Relaxed), method = %req.method(), route);
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    span.in_scope(|| tracing::debug!(status, elapsed_us = started.elapsed().as_micros() as u64, "request"));
+    state.service.metrics().http_response(status, started.elapsed());
     let h = resp.headers_mut();
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));

@@ -28,8 +28,10 @@ use tokio::sync::mpsc;
 
 /// A frame that does not reach the client in this long means a stuck peer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Server pings an otherwise quiet connection this often.
+/// Server pings an otherwise quiet connection this often…
 const PING_EVERY: Duration = Duration::from_secs(30);
+/// …and gives up on a peer that has sent nothing, not even a pong, for this long.
+const SILENCE_LIMIT: Duration = Duration::from_secs(75);
 /// Client frames per second before frames are refused.
 const MAX_FRAMES_PER_SECOND: u32 = 200;
 const RESUME_PAGE: i64 = 500;
@@ -84,11 +86,15 @@ pub async fn upgrade(
             let service = app.service.clone();
             let tasks = service.tasks().clone();
             async move {
+                let span = tracing::info_span!("session", user = %user.address);
                 tasks
-                    .spawn(async move {
-                        let _permit = permit;
-                        run(socket, service, user, watch, resume).await;
-                    })
+                    .spawn(tracing::Instrument::instrument(
+                        async move {
+                            let _permit = permit;
+                            run(socket, service, user, watch, resume).await;
+                        },
+                        span,
+                    ))
                     .await
                     .ok();
             }
@@ -206,6 +212,7 @@ async fn run(socket: WebSocket, service: Arc<Service>, user: User, watch: bool, 
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let mut window_start = tokio::time::Instant::now();
+    let mut last_heard = tokio::time::Instant::now();
     let mut frames_in_window = 0u32;
 
     while alive.0 {
@@ -229,6 +236,7 @@ async fn run(socket: WebSocket, service: Arc<Service>, user: User, watch: bool, 
                 alive.0 = send!(encoded(&out));
             }
             msg = stream.next() => {
+                last_heard = tokio::time::Instant::now();
                 let text = match msg {
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Binary(_))) => {
@@ -291,6 +299,10 @@ async fn run(socket: WebSocket, service: Arc<Service>, user: User, watch: bool, 
                 }
             }
             _ = ping.tick() => {
+                if last_heard.elapsed() > SILENCE_LIMIT {
+                    tracing::debug!(session = key.session, "peer silent; closing");
+                    break;
+                }
                 alive.0 = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await.is_ok_and(|r| r.is_ok());
             }
         }

@@ -627,7 +627,9 @@ impl Service {
 
     pub async fn mark_read(&self, user: &User, id: ConversationId, up_to: EventId) -> Result<EventId> {
         let c = self.conversation_for(user, id).await?;
-        let now_at = self.store.mark_read(id, user.id, up_to).await?;
+        // A marker past the end would swallow messages not yet sent.
+        let last = self.store.history(id, None, None, 1).await?.last().map(|e| e.id).unwrap_or_default();
+        let now_at = self.store.mark_read(id, user.id, up_to.min(last)).await?;
         let frame = Outbound::new(Frame::Read { conversation: id, address: user.address.clone(), up_to: now_at });
         self.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
         Ok(now_at)

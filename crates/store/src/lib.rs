@@ -161,7 +161,7 @@ impl SqlStore {
             .await
             .map_err(unavailable)?;
         for (version, sql) in migrations {
-            let mut tx = self.pool.begin().await.map_err(unavailable)?;
+            let mut tx = self.begin_write().await?;
             if self.backend == Backend::Postgres {
                 // Two processes starting at once (server and admin CLI) must not both migrate.
                 tx.execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE").await.map_err(unavailable)?;
@@ -187,6 +187,20 @@ impl SqlStore {
             tracing::info!(version, backend = ?self.backend, "applied migration");
         }
         Ok(())
+    }
+
+    /// Begin a transaction that will write. On SQLite the first statement takes the write
+    /// lock, so the busy timeout applies: a deferred transaction that reads first and
+    /// writes later fails at once (SQLITE_BUSY_SNAPSHOT) when another connection committed
+    /// in between.
+    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        if self.backend == Backend::Sqlite {
+            tx.execute("UPDATE schema_migrations SET applied_at = applied_at WHERE version = -1")
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(tx)
     }
 
     pub async fn close(&self) {
@@ -382,7 +396,7 @@ impl Store for SqlStore {
     }
 
     async fn delete_group(&self, id: GroupId) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM group_members WHERE group_id = $1")
             .bind(id.0)
             .execute(&mut *tx)
@@ -553,7 +567,7 @@ impl Store for SqlStore {
             }
             _ => None,
         };
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_write().await?;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO conversations (kind, title, direct_key, created_at, last_seq) VALUES ($1, $2, $3, $4, 0) \
              ON CONFLICT DO NOTHING RETURNING id",
@@ -644,7 +658,7 @@ impl Store for SqlStore {
 
     async fn append_events(&self, batch: &[NewEvent]) -> StoreResult<Vec<Appended>> {
         let mut out = Vec::with_capacity(batch.len());
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_write().await?;
         for e in batch {
             if let (Some(actor), Some(client_id)) = (&e.actor, &e.client_id) {
                 let existing =

@@ -12,6 +12,7 @@ use sb_core::store::Store;
 use sb_core::Role;
 use sb_service::{auth, demo, Service, SystemClock};
 use sb_store::SqlStore;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -104,7 +105,9 @@ fn init_logging(config: &Config, quiet: bool) {
     use tracing_subscriber::EnvFilter;
     let level = if quiet { "warn" } else { config.log_level.as_str() };
     let filter = EnvFilter::try_from_env("SWITCHBOARD_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A closed stderr must not take the server down: failed log writes are dropped silently.
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
     if config.log_format == "json" {
         builder.json().init();
     } else {
@@ -160,7 +163,10 @@ async fn serve(o: Overrides, demo_mode: bool) -> anyhow::Result<()> {
         service.create_user(&address, "Administrator", Some(&password), &[Role::Admin]).await?;
         if generated {
             // Shown once, on the terminal only: it is not stored anywhere in clear.
-            eprintln!("\n  First run: created {address} with the one-time password  {password}\n  Sign in and change it (switchboard admin user passwd {address}).\n");
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n  First run: created {address} with the one-time password  {password}\n  Sign in and change it (switchboard admin user passwd {address}).\n"
+            );
         } else {
             tracing::info!(%address, "first run: created the administrator from SWITCHBOARD_ADMIN_PASSWORD");
         }
@@ -170,7 +176,7 @@ async fn serve(o: Overrides, demo_mode: bool) -> anyhow::Result<()> {
         TcpListener::bind(&config.http).await.with_context(|| format!("cannot listen on {}", config.http))?;
     let addr = listener.local_addr()?;
     // One machine-readable line on stdout for scripts and tests; everything else is logged.
-    println!("listening http://{addr}");
+    let _ = writeln!(std::io::stdout(), "listening http://{addr}").and_then(|()| std::io::stdout().flush());
     tracing::info!(startup_ms = started.elapsed().as_millis() as u64, "ready: open http://{addr}/ in a browser");
 
     let (signalled_tx, signalled_rx) = tokio::sync::watch::channel(false);

@@ -183,12 +183,48 @@ backend_tests! {
         assert_eq!((r["user"].as_str(), r["up_to"].as_i64()), (Some("bob@example.com"), Some(ids[4])));
         let (_, list) = bob.get("/api/v1/conversations").await;
         assert_eq!(list["conversations"][0]["unread"], 2);
-        // Markers never move back.
+        // Markers never move back, nor past the end of the conversation.
         let (_, v) = bob.post(&format!("/api/v1/conversations/{conv}/read"), json!({"up_to": ids[0]})).await;
         assert_eq!(v["read_up_to"], ids[4]);
+        let (_, v) = bob.post(&format!("/api/v1/conversations/{conv}/read"), json!({"up_to": 999_999_999})).await;
+        assert_eq!(v["read_up_to"], ids[6]);
+        let (s, _) = alice.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"body": "after"})).await;
+        assert_eq!(s, StatusCode::CREATED);
+        let (_, list) = bob.get("/api/v1/conversations").await;
+        assert_eq!(list["conversations"][0]["unread"], 1, "a new message is unread");
+        let (_, v) = bob.post(&format!("/api/v1/conversations/{conv}/read"), json!({"up_to": ids[4]})).await;
+        assert!(v["read_up_to"].as_i64() > Some(ids[4]));
+        let (_, list) = bob.get("/api/v1/conversations").await;
+        assert_eq!(list["conversations"][0]["unread"], 1);
 
         b.send(json!({"type": "typing", "conversation": conv, "active": true})).await;
         let t = a.next_of("typing").await;
         assert_eq!((t["user"].as_str(), t["active"].as_bool()), (Some("bob@example.com"), Some(true)));
+    }
+}
+
+backend_tests! {
+    async fn concurrent_sends_and_read_markers_all_succeed(app) {
+        // Sends race with read markers and with each other; none may fail on a lock.
+        let alice = app.login("alice").await;
+        let bob = app.login("bob").await;
+        let conv = alice.direct_with("bob").await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..120 {
+            let (alice, bob) = (alice.clone(), bob.clone());
+            tasks.spawn(async move {
+                let (s, e) = alice.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"body": format!("m{i}"), "client_id": format!("c{i}")})).await;
+                assert_eq!(s, StatusCode::CREATED, "send {i}: {e}");
+                let up_to = e["id"].as_i64().unwrap();
+                let (s, r) = bob.post(&format!("/api/v1/conversations/{conv}/read"), json!({"up_to": up_to})).await;
+                assert_eq!(s, StatusCode::OK, "read {i}: {r}");
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+        let (_, h) = bob.get(&format!("/api/v1/conversations/{conv}/messages?limit=200")).await;
+        let n = h["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "message").count();
+        assert_eq!(n, 120);
     }
 }

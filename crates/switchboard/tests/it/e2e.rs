@@ -327,3 +327,26 @@ async fn metrics_pass_promtool() {
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_closed_log_stream_does_not_stop_the_server() {
+    let dir = temp_dir();
+    let mut server = Server::start(&dir, &["--demo"], &[]);
+    drop(server.child.stderr.take()); // whoever read the logs went away
+    server.login("alice@example.com", "demo").await;
+    let ready = reqwest::get(format!("{}/readyz", server.base)).await.unwrap();
+    assert!(ready.status().is_success());
+    // Shutting down logs several lines into the closed pipe; it must still exit cleanly.
+    signal(&server.child, "-TERM");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status:?} with a closed stderr");
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
