@@ -32,8 +32,6 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(30);
 /// …and gives up on a peer that has sent nothing, not even a pong, for this long.
 const SILENCE_LIMIT: Duration = Duration::from_secs(75);
-/// Client frames per second before frames are refused.
-const MAX_FRAMES_PER_SECOND: u32 = 200;
 const RESUME_PAGE: i64 = 500;
 
 #[derive(Deserialize)]
@@ -256,7 +254,7 @@ async fn run(socket: WebSocket, service: Arc<Service>, user: User, watch: bool, 
                     frames_in_window = 0;
                 }
                 frames_in_window += 1;
-                if frames_in_window > MAX_FRAMES_PER_SECOND {
+                if frames_in_window > service.settings().max_frames_per_second {
                     alive.0 = send!(error_frame("rate_limited", "too many frames; slow down", None));
                     continue;
                 }

@@ -54,6 +54,8 @@ pub struct Settings {
     /// Frames queued per session before it counts as not reading and is closed.
     pub session_queue: usize,
     pub max_connections_per_address: usize,
+    /// Client frames per second a WebSocket session may send before frames are refused.
+    pub max_frames_per_second: u32,
     pub max_members: usize,
 }
 
@@ -69,6 +71,7 @@ impl Default for Settings {
             login_window_ms: 15 * 60 * 1000,
             session_queue: 512,
             max_connections_per_address: 256,
+            max_frames_per_second: 200,
             max_members: 500,
         }
     }

@@ -40,6 +40,18 @@ impl Backend {
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
 
+/// What a commit survives on SQLite (PostgreSQL follows its own `synchronous_commit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// A commit is in the operating system when it returns: it survives the process being
+    /// killed (`kill -9`, a crash) and a restart, not the machine losing power.
+    /// (`synchronous = NORMAL` in WAL mode: no fsync per commit.)
+    #[default]
+    Process,
+    /// A commit is on disk when it returns (`synchronous = FULL`: one fsync per group commit).
+    PowerLoss,
+}
+
 /// The SQL adapter. Cheap to clone.
 #[derive(Clone)]
 pub struct SqlStore {
@@ -110,8 +122,13 @@ fn decode<T>(rows: Vec<AnyRow>, f: fn(&AnyRow) -> Result<T, sqlx::Error>) -> Sto
 }
 
 impl SqlStore {
-    /// Connect and bring the schema up to date. `sqlite://path` creates the file.
+    /// Connect with default options and bring the schema up to date.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, Durability::default()).await
+    }
+
+    /// Connect and bring the schema up to date. `sqlite://path` creates the file.
+    pub async fn connect_with(url: &str, durability: Durability) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url).ok_or_else(|| {
             StoreError::Unavailable(format!(
@@ -130,11 +147,13 @@ impl SqlStore {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer. FULL makes each commit
-                        // durable against power loss too; the group-committing writer keeps
-                        // the fsync count low.
+                        // WAL lets readers run beside the one writer.
                         conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute(match durability {
+                            Durability::Process => "PRAGMA synchronous = NORMAL",
+                            Durability::PowerLoss => "PRAGMA synchronous = FULL",
+                        })
+                        .await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                     }
@@ -657,60 +676,175 @@ impl Store for SqlStore {
     }
 
     async fn append_events(&self, batch: &[NewEvent]) -> StoreResult<Vec<Appended>> {
-        let mut out = Vec::with_capacity(batch.len());
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A batch costs a fixed handful of statements, not a few per event: the writer's
+        // throughput is bound by the database's work, not by round trips.
         let mut tx = self.begin_write().await?;
-        for e in batch {
-            if let (Some(actor), Some(client_id)) = (&e.actor, &e.client_id) {
-                let existing =
-                    sqlx::query(&format!("SELECT {EVENT_COLS} FROM events WHERE actor_id = $1 AND client_id = $2"))
-                        .bind(actor.id.0)
-                        .bind(client_id)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(unavailable)?;
-                if let Some(row) = existing {
-                    out.push(Appended { event: event_from_row(&row).map_err(unavailable)?, duplicate: true });
-                    continue;
+
+        // 1. Retries: events whose (actor, client id) is already stored, or earlier in this batch.
+        let keys: Vec<(i64, &str)> =
+            batch.iter().filter_map(|e| Some((e.actor.as_ref()?.id.0, e.client_id.as_deref()?))).collect();
+        let mut stored: HashMap<(i64, String), Event> = HashMap::new();
+        if !keys.is_empty() {
+            let values =
+                (0..keys.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT {EVENT_COLS} FROM events WHERE client_id IS NOT NULL AND (actor_id, client_id) IN (VALUES {values})"
+            );
+            let mut q = sqlx::query(&sql);
+            for (actor, client_id) in &keys {
+                q = q.bind(*actor).bind(client_id.to_string());
+            }
+            for e in decode(q.fetch_all(&mut *tx).await.map_err(unavailable)?, event_from_row)? {
+                if let (Some(a), Some(c)) = (&e.actor, &e.client_id) {
+                    stored.insert((a.id.0, c.clone()), e);
                 }
             }
-            let seq: i64 =
-                sqlx::query_scalar("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
+        }
+        enum Slot {
+            Stored(Event),
+            New(usize),    // index into `fresh`
+            SameAs(usize), // index into `fresh` of an earlier copy in this batch
+        }
+        let mut slots = Vec::with_capacity(batch.len());
+        let mut fresh: Vec<&NewEvent> = Vec::with_capacity(batch.len());
+        let mut first_copy: HashMap<(i64, &str), usize> = HashMap::new();
+        for e in batch {
+            let key = e.actor.as_ref().zip(e.client_id.as_deref()).map(|(a, c)| (a.id.0, c));
+            if let Some((a, c)) = key {
+                if let Some(ev) = stored.get(&(a, c.to_string())) {
+                    slots.push(Slot::Stored(ev.clone()));
+                    continue;
+                }
+                if let Some(&i) = first_copy.get(&(a, c)) {
+                    slots.push(Slot::SameAs(i));
+                    continue;
+                }
+                first_copy.insert((a, c), fresh.len());
+            }
+            slots.push(Slot::New(fresh.len()));
+            fresh.push(e);
+        }
+
+        // 2. Sequence numbers: reserve a range per conversation in one statement.
+        let mut per_conversation: Vec<(i64, i64)> = Vec::new();
+        for e in &fresh {
+            match per_conversation.iter_mut().find(|(c, _)| *c == e.conversation.0) {
+                Some((_, n)) => *n += 1,
+                None => per_conversation.push((e.conversation.0, 1)),
+            }
+        }
+        let mut next_seq: HashMap<i64, i64> = HashMap::new();
+        if !per_conversation.is_empty() {
+            let n = per_conversation.len();
+            let cases =
+                (0..n).map(|i| format!("WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" ");
+            let ids = (0..n).map(|i| format!("${}", 2 * n + i + 1)).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "UPDATE conversations SET last_seq = last_seq + CASE id {cases} ELSE 0 END WHERE id IN ({ids}) RETURNING id, last_seq"
+            );
+            let mut q = sqlx::query(&sql);
+            for (c, count) in &per_conversation {
+                q = q.bind(*c).bind(*count);
+            }
+            for (c, _) in &per_conversation {
+                q = q.bind(*c);
+            }
+            for r in q.fetch_all(&mut *tx).await.map_err(unavailable)? {
+                let id: i64 = r.try_get("id").map_err(unavailable)?;
+                let last: i64 = r.try_get("last_seq").map_err(unavailable)?;
+                let count = per_conversation.iter().find(|(c, _)| *c == id).map_or(0, |(_, n)| *n);
+                next_seq.insert(id, last - count + 1);
+            }
+            if next_seq.len() != n {
+                return Err(StoreError::NotFound); // a conversation of the batch does not exist
+            }
+        }
+        let seqs: Vec<i64> = fresh
+            .iter()
+            .map(|e| {
+                let s = next_seq.get_mut(&e.conversation.0).expect("reserved above");
+                *s += 1;
+                *s - 1
+            })
+            .collect();
+
+        // 3. The events, in one statement.
+        let mut ids: HashMap<(i64, i64), i64> = HashMap::new();
+        if !fresh.is_empty() {
+            let rows = (0..fresh.len())
+                .map(|i| {
+                    let b = i * 8;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6,
+                        b + 7,
+                        b + 8
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO events (conversation_id, seq, kind, actor_id, actor_address, body, client_id, ts) VALUES {rows} \
+                 RETURNING id, conversation_id, seq"
+            );
+            let mut q = sqlx::query(&sql);
+            for (e, seq) in fresh.iter().zip(&seqs) {
+                q = q
                     .bind(e.conversation.0)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(unavailable)?
-                    .ok_or(StoreError::NotFound)?;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO events (conversation_id, seq, kind, actor_id, actor_address, body, client_id, ts) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            )
-            .bind(e.conversation.0)
-            .bind(seq)
-            .bind(e.kind.as_str())
-            .bind(e.actor.as_ref().map(|a| a.id.0))
-            .bind(e.actor.as_ref().map(|a| a.address.as_str().to_string()))
-            .bind(&e.body)
-            .bind(e.client_id.clone())
-            .bind(e.ts)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-            match (e.kind, &e.actor) {
+                    .bind(*seq)
+                    .bind(e.kind.as_str())
+                    .bind(e.actor.as_ref().map(|a| a.id.0))
+                    .bind(e.actor.as_ref().map(|a| a.address.as_str().to_string()))
+                    .bind(e.body.clone())
+                    .bind(e.client_id.clone())
+                    .bind(e.ts);
+            }
+            for r in q.fetch_all(&mut *tx).await.map_err(unavailable)? {
+                let key = (r.try_get("conversation_id").map_err(unavailable)?, r.try_get("seq").map_err(unavailable)?);
+                ids.insert(key, r.try_get("id").map_err(unavailable)?);
+            }
+        }
+        let events: Vec<Event> = fresh
+            .iter()
+            .zip(&seqs)
+            .map(|(e, seq)| Event {
+                id: EventId(ids.get(&(e.conversation.0, *seq)).copied().unwrap_or_default()),
+                conversation: e.conversation,
+                seq: *seq,
+                kind: e.kind,
+                actor: e.actor.clone(),
+                body: e.body.clone(),
+                client_id: e.client_id.clone(),
+                ts: e.ts,
+            })
+            .collect();
+
+        // 4. Membership changes (rare), in batch order.
+        for ev in &events {
+            match (ev.kind, &ev.actor) {
                 (EventKind::Joined, Some(actor)) => {
                     sqlx::query(
                         "INSERT INTO conversation_members (conversation_id, user_id, joined_at, read_up_to) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                     )
-                    .bind(e.conversation.0)
+                    .bind(ev.conversation.0)
                     .bind(actor.id.0)
-                    .bind(e.ts)
-                    .bind(id)
+                    .bind(ev.ts)
+                    .bind(ev.id.0)
                     .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?;
                 }
                 (EventKind::Left, Some(actor)) => {
                     sqlx::query("DELETE FROM conversation_members WHERE conversation_id = $1 AND user_id = $2")
-                        .bind(e.conversation.0)
+                        .bind(ev.conversation.0)
                         .bind(actor.id.0)
                         .execute(&mut *tx)
                         .await
@@ -718,22 +852,16 @@ impl Store for SqlStore {
                 }
                 _ => {}
             }
-            out.push(Appended {
-                event: Event {
-                    id: EventId(id),
-                    conversation: e.conversation,
-                    seq,
-                    kind: e.kind,
-                    actor: e.actor.clone(),
-                    body: e.body.clone(),
-                    client_id: e.client_id.clone(),
-                    ts: e.ts,
-                },
-                duplicate: false,
-            });
         }
         tx.commit().await.map_err(unavailable)?;
-        Ok(out)
+        Ok(slots
+            .into_iter()
+            .map(|slot| match slot {
+                Slot::Stored(event) => Appended { event, duplicate: true },
+                Slot::New(i) => Appended { event: events[i].clone(), duplicate: false },
+                Slot::SameAs(i) => Appended { event: events[i].clone(), duplicate: true },
+            })
+            .collect())
     }
 
     async fn events_after(&self, user: UserId, after: EventId, limit: i64) -> StoreResult<Vec<Event>> {

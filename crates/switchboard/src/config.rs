@@ -20,6 +20,10 @@ pub struct Config {
     pub log_format: String,
     /// A tracing filter, e.g. `info` or `switchboard=debug,info`.
     pub log_level: String,
+    /// SQLite only: what an acknowledged message survives. `process` (default): a crash or
+    /// `kill -9` of the server; `power`: also the machine losing power (an fsync per
+    /// group commit, at a latency cost — see BENCHMARKS.md).
+    pub sqlite_durability: String,
     pub limits: Limits,
 }
 
@@ -34,6 +38,7 @@ pub struct Limits {
     pub login_window_secs: i64,
     pub session_ttl_hours: i64,
     pub session_queue: usize,
+    pub max_frames_per_second: u32,
 }
 
 impl Default for Config {
@@ -45,6 +50,7 @@ impl Default for Config {
             database_url: String::new(),
             log_format: "human".into(),
             log_level: "info".into(),
+            sqlite_durability: "process".into(),
             limits: Limits::default(),
         }
     }
@@ -62,6 +68,7 @@ impl Default for Limits {
             login_window_secs: s.login_window_ms / 1000,
             session_ttl_hours: s.session_ttl_ms / 3_600_000,
             session_queue: s.session_queue,
+            max_frames_per_second: s.max_frames_per_second,
         }
     }
 }
@@ -132,6 +139,9 @@ impl Config {
         if !matches!(self.log_format.as_str(), "human" | "json") {
             bail!("log_format must be human or json, not {:?}", self.log_format);
         }
+        if !matches!(self.sqlite_durability.as_str(), "process" | "power") {
+            bail!("sqlite_durability must be process or power, not {:?}", self.sqlite_durability);
+        }
         if !self.database_url.is_empty() && sb_store::Backend::of_url(&self.database_url).is_none() {
             bail!("database_url must start with sqlite:// or postgres://");
         }
@@ -149,6 +159,13 @@ impl Config {
         }
     }
 
+    pub fn durability(&self) -> sb_store::Durability {
+        match self.sqlite_durability.as_str() {
+            "power" => sb_store::Durability::PowerLoss,
+            _ => sb_store::Durability::Process,
+        }
+    }
+
     pub fn settings(&self) -> sb_service::Settings {
         let l = &self.limits;
         sb_service::Settings {
@@ -161,6 +178,7 @@ impl Config {
             login_window_ms: l.login_window_secs * 1000,
             session_queue: l.session_queue,
             max_connections_per_address: l.max_connections_per_address,
+            max_frames_per_second: l.max_frames_per_second,
             ..sb_service::Settings::default()
         }
     }

@@ -144,7 +144,8 @@ impl Api {
         let url = format!("{}/api/v1/ws?presence=none", self.base.replacen("http", "ws", 1));
         let mut req = url.into_client_request()?;
         req.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
-        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.context("websocket connect")?;
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_with_config(req, None, true).await.context("websocket connect")?;
         // Wait for "ready".
         loop {
             match ws.next().await {
@@ -182,6 +183,17 @@ struct Counters {
     acked: AtomicU64,
     delivered: AtomicU64,
     errors: AtomicU64,
+    first_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Counters {
+    fn error(&self, what: impl FnOnce() -> String) {
+        self.errors.fetch_add(1, Relaxed);
+        let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+        if first.is_none() {
+            *first = Some(what());
+        }
+    }
 }
 
 async fn chat(a: ChatArgs) -> anyhow::Result<()> {
@@ -279,7 +291,9 @@ async fn chat(a: ChatArgs) -> anyhow::Result<()> {
         "sent": sent,
         "acked": counters.acked.load(Relaxed),
         "delivered": delivered,
+        "lost": counters.acked.load(Relaxed).saturating_sub(delivered),
         "errors": errors,
+        "first_error": counters.first_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         "delivered_per_s": delivered as f64 / elapsed,
         "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "max": hist.max() as f64 / 1000.0},
     });
@@ -292,7 +306,11 @@ async fn chat(a: ChatArgs) -> anyhow::Result<()> {
             elapsed,
             a.rate.map(|r| format!(" at {r} msg/s")).unwrap_or_default()
         );
-        println!("  sent {sent}, delivered {delivered} ({:.0} msg/s), errors {errors}", delivered as f64 / elapsed);
+        println!(
+            "  sent {sent}, delivered {delivered} ({:.0} msg/s), lost {}, errors {errors}",
+            delivered as f64 / elapsed,
+            counters.acked.load(Relaxed).saturating_sub(delivered)
+        );
         println!(
             "  delivery latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
             ms(0.5),
@@ -339,7 +357,8 @@ async fn client(
     }
     loop {
         let now = Instant::now();
-        if now >= drain_until || (now >= deadline && in_flight == 0) {
+        // After the deadline: wait for our own acks, and a moment for the peer's last messages.
+        if now >= drain_until || (now >= deadline + Duration::from_millis(500) && in_flight == 0) {
             break;
         }
         tokio::select! {
@@ -353,12 +372,17 @@ async fn client(
                 in_flight += 1;
             }
             msg = rx.next() => {
-                let Some(Ok(Message::Text(text))) = msg else {
-                    if !matches!(msg, Some(Ok(_))) {
-                        counters.errors.inc_one();
+                let text = match msg {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => {
+                        counters.error(|| format!("socket: {e}"));
                         break;
                     }
-                    continue;
+                    None => {
+                        counters.error(|| "the server closed the socket".into());
+                        break;
+                    }
                 };
                 let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                 match v["type"].as_str() {
@@ -384,13 +408,23 @@ async fn client(
                         }
                     }
                     Some("error") => {
-                        counters.errors.inc_one();
+                        counters.error(|| v.to_string());
                         in_flight = in_flight.saturating_sub(1);
+                        // Keep the closed loop going after a refusal.
+                        if interval.is_none() && Instant::now() < deadline {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            if tx.send(Message::Text(send(n).into())).await.is_err() {
+                                break;
+                            }
+                            counters.sent.inc_one();
+                            n += 1;
+                            in_flight += 1;
+                        }
                     }
                     _ => {}
                 }
             }
-            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(if now < deadline { deadline } else { drain_until })) => {}
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(if now < deadline { deadline } else { now + Duration::from_millis(100) })) => {}
         }
     }
     let _ = tx.send(Message::Close(None)).await;

@@ -128,7 +128,7 @@ fn config_check(o: &Overrides) -> anyhow::Result<()> {
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqlStore>> {
     config.ensure_data_dir()?;
     let url = config.database_url();
-    let store = SqlStore::connect(&url)
+    let store = SqlStore::connect_with(&url, config.durability())
         .await
         .with_context(|| format!("cannot open the database {}", sb_store::redact(&url)))?;
     Ok(Arc::new(store))

@@ -208,7 +208,7 @@ impl Client {
         let url = format!("ws://{}/api/v1/ws?{query}", self.app.addr);
         let mut req = url.into_client_request().unwrap();
         req.headers_mut().insert("authorization", format!("Bearer {}", self.token).parse().unwrap());
-        let (inner, _) = tokio_tungstenite::connect_async(req).await.expect("ws connect");
+        let (inner, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await.expect("ws connect");
         let mut ws = Ws { inner, seen: Vec::new() };
         let ready = ws.next_of("ready").await;
         assert!(ready["last_event"].is_i64());
