@@ -55,7 +55,12 @@ pub enum Durability {
 /// The SQL adapter. Cheap to clone.
 #[derive(Clone)]
 pub struct SqlStore {
+    /// Reads.
     pool: AnyPool,
+    /// Writes. On SQLite one connection: SQLite has one writer at a time anyway, and a
+    /// connection that always writes keeps its page cache warm (a pooled one would find its
+    /// cache invalidated by whichever connection wrote last). On PostgreSQL the same pool.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -141,29 +146,36 @@ impl SqlStore {
             Backend::Sqlite => (url.to_string(), 8),
             Backend::Postgres => (url.to_string(), 16),
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute(match durability {
-                            Durability::Process => "PRAGMA synchronous = NORMAL",
-                            Durability::PowerLoss => "PRAGMA synchronous = FULL",
-                        })
-                        .await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    }
-                    Ok(())
+        let open = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // WAL lets readers run beside the one writer.
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute(match durability {
+                                Durability::Process => "PRAGMA synchronous = NORMAL",
+                                Durability::PowerLoss => "PRAGMA synchronous = FULL",
+                            })
+                            .await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            conn.execute("PRAGMA cache_size = -8192").await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect(&url)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", redact(&url))))?;
-        let store = Self { pool, backend };
+                .connect(&url)
+        };
+        let cannot = |e: sqlx::Error| StoreError::Unavailable(format!("cannot open {}: {e}", redact(&url)));
+        let writer = open(if backend == Backend::Sqlite { 1 } else { max }).await.map_err(cannot)?;
+        let pool = match backend {
+            Backend::Sqlite => open(max).await.map_err(cannot)?,
+            Backend::Postgres => writer.clone(),
+        };
+        let store = Self { pool, writer, backend };
         store.migrate().await?;
         Ok(store)
     }
@@ -213,7 +225,7 @@ impl SqlStore {
     /// writes later fails at once (SQLITE_BUSY_SNAPSHOT) when another connection committed
     /// in between.
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.writer.begin().await.map_err(unavailable)?;
         if self.backend == Backend::Sqlite {
             tx.execute("UPDATE schema_migrations SET applied_at = applied_at WHERE version = -1")
                 .await
@@ -224,6 +236,7 @@ impl SqlStore {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     async fn members_of(&self, ids: &[i64]) -> StoreResult<HashMap<i64, Vec<Member>>> {
@@ -302,7 +315,7 @@ impl Store for SqlStore {
         .bind(Role::join(&u.roles))
         .bind(u.password_hash)
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(|e| match unavailable(e) {
             StoreError::Conflict(_) => StoreError::Conflict(format!("user {} already exists", u.address)),
@@ -388,7 +401,7 @@ impl Store for SqlStore {
         let id: i64 = sqlx::query_scalar("INSERT INTO directory_groups (slug, name) VALUES ($1, $2) RETURNING id")
             .bind(slug)
             .bind(name)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.writer)
             .await
             .map_err(|e| match unavailable(e) {
                 StoreError::Conflict(_) => StoreError::Conflict(format!("group {slug} already exists")),
@@ -433,7 +446,7 @@ impl Store for SqlStore {
         sqlx::query("INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(group.0)
             .bind(user.0)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -443,7 +456,7 @@ impl Store for SqlStore {
         sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
             .bind(group.0)
             .bind(user.0)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -478,7 +491,7 @@ impl Store for SqlStore {
             .bind(&s.csrf_token)
             .bind(s.created_at)
             .bind(s.expires_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -510,7 +523,7 @@ impl Store for SqlStore {
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM auth_sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -519,7 +532,7 @@ impl Store for SqlStore {
     async fn delete_sessions_of(&self, user: UserId) -> StoreResult<()> {
         sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1")
             .bind(user.0)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -540,7 +553,7 @@ impl Store for SqlStore {
         .bind(token_hash)
         .bind(scopes.join(" "))
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(|e| match unavailable(e) {
             StoreError::Conflict(_) => StoreError::Conflict(format!("application {name} already exists")),
@@ -923,7 +936,7 @@ impl Store for SqlStore {
         .bind(up_to.0)
         .bind(conversation.0)
         .bind(user.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(unavailable)?;
         v.map(EventId).ok_or(StoreError::NotFound)
@@ -936,7 +949,7 @@ fn group_from_row(r: &AnyRow) -> Result<Group, sqlx::Error> {
 
 impl SqlStore {
     async fn exec_one<'q>(&self, q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>) -> StoreResult<()> {
-        let r = q.execute(&self.pool).await.map_err(unavailable)?;
+        let r = q.execute(&self.writer).await.map_err(unavailable)?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
