@@ -44,6 +44,9 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;
+    /// Housekeeping the runtime calls about once a second (SQLite: WAL checkpoints, kept
+    /// off the commit path).
+    async fn maintenance(&self) -> StoreResult<()>;
 
     // --- directory ---
     async fn create_user(&self, user: NewUser, now: Millis) -> StoreResult<User>;

@@ -177,6 +177,7 @@ pub struct Service {
     tasks: TaskTracker,
     writer_stop: CancellationToken,
     writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    maintenance: tokio::task::AbortHandle,
 }
 
 impl Service {
@@ -196,6 +197,17 @@ impl Service {
             writer_stop.clone(),
         ));
         let pipeline = Pipeline::new(settings.max_message_bytes);
+        let maintenance_store = store.clone();
+        let maintenance = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = maintenance_store.maintenance().await {
+                    tracing::warn!(error = %e, "storage maintenance failed");
+                }
+            }
+        });
         Arc::new(Self {
             login_by_address: Mutex::new(SlidingWindow::new(
                 settings.login_failures_per_address,
@@ -216,6 +228,7 @@ impl Service {
             tasks: TaskTracker::new(),
             writer_stop,
             writer_task: Mutex::new(Some(writer_task)),
+            maintenance: maintenance.abort_handle(),
         })
     }
 
@@ -253,6 +266,7 @@ impl Service {
         if let Some(task) = task {
             let _ = task.await;
         }
+        self.maintenance.abort();
     }
 
     pub fn render_metrics(&self) -> String {

@@ -62,7 +62,13 @@ pub struct SqlStore {
     /// cache invalidated by whichever connection wrote last). On PostgreSQL the same pool.
     writer: AnyPool,
     backend: Backend,
+    /// Set by `maintenance` when the WAL has grown large: the writer then checkpoints on its
+    /// own connection between batches, which lets the next commit restart the WAL file.
+    wal_restart_wanted: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// WAL frames (4 KiB pages) before the writer takes a checkpoint itself.
+const WAL_RESTART_FRAMES: i64 = 16_384;
 
 fn unavailable(e: sqlx::Error) -> StoreError {
     match &e {
@@ -150,6 +156,9 @@ impl SqlStore {
             AnyPoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(Duration::from_secs(10))
+                // A ping per checkout is a round trip on the hot path; broken connections
+                // surface as errors on use instead, and the pool replaces them.
+                .test_before_acquire(false)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {
@@ -163,6 +172,9 @@ impl SqlStore {
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                             conn.execute("PRAGMA busy_timeout = 10000").await?;
                             conn.execute("PRAGMA cache_size = -8192").await?;
+                            // Checkpoints run in `maintenance`, on a reader: a commit never
+                            // pays for copying the WAL into the database file.
+                            conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
                         }
                         Ok(())
                     })
@@ -175,7 +187,7 @@ impl SqlStore {
             Backend::Sqlite => open(max).await.map_err(cannot)?,
             Backend::Postgres => writer.clone(),
         };
-        let store = Self { pool, writer, backend };
+        let store = Self { pool, writer, backend, wal_restart_wanted: Default::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -296,6 +308,20 @@ impl Store for SqlStore {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
         }
+    }
+
+    async fn maintenance(&self) -> StoreResult<()> {
+        if self.backend == Backend::Sqlite {
+            // PASSIVE on a reader: copy the WAL into the database without blocking the
+            // writer. Under steady writing this never lets the WAL file restart (new frames
+            // arrive while it copies), so past a size the writer finishes the job itself.
+            let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&self.pool).await.map_err(unavailable)?;
+            let frames: i64 = row.try_get(1).unwrap_or(0);
+            if frames > WAL_RESTART_FRAMES {
+                self.wal_restart_wanted.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -701,8 +727,10 @@ impl Store for SqlStore {
             batch.iter().filter_map(|e| Some((e.actor.as_ref()?.id.0, e.client_id.as_deref()?))).collect();
         let mut stored: HashMap<(i64, String), Event> = HashMap::new();
         if !keys.is_empty() {
-            let values =
-                (0..keys.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(", ");
+            let values = (0..keys.len())
+                .map(|i| format!("({}, {})", self.ph(2 * i + 1), self.ph(2 * i + 2)))
+                .collect::<Vec<_>>()
+                .join(", ");
             let sql = format!(
                 "SELECT {EVENT_COLS} FROM events WHERE client_id IS NOT NULL AND (actor_id, client_id) IN (VALUES {values})"
             );
@@ -752,9 +780,11 @@ impl Store for SqlStore {
         let mut next_seq: HashMap<i64, i64> = HashMap::new();
         if !per_conversation.is_empty() {
             let n = per_conversation.len();
-            let cases =
-                (0..n).map(|i| format!("WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" ");
-            let ids = (0..n).map(|i| format!("${}", 2 * n + i + 1)).collect::<Vec<_>>().join(", ");
+            let cases = (0..n)
+                .map(|i| format!("WHEN {} THEN {}", self.ph(2 * i + 1), self.ph(2 * i + 2)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let ids = (0..n).map(|i| self.ph(2 * n + i + 1)).collect::<Vec<_>>().join(", ");
             let sql = format!(
                 "UPDATE conversations SET last_seq = last_seq + CASE id {cases} ELSE 0 END WHERE id IN ({ids}) RETURNING id, last_seq"
             );
@@ -788,20 +818,7 @@ impl Store for SqlStore {
         let mut ids: HashMap<(i64, i64), i64> = HashMap::new();
         if !fresh.is_empty() {
             let rows = (0..fresh.len())
-                .map(|i| {
-                    let b = i * 8;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7,
-                        b + 8
-                    )
-                })
+                .map(|i| format!("({})", (1..=8).map(|c| self.ph(i * 8 + c)).collect::<Vec<_>>().join(", ")))
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
@@ -867,6 +884,10 @@ impl Store for SqlStore {
             }
         }
         tx.commit().await.map_err(unavailable)?;
+        if self.wal_restart_wanted.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            // Mostly copied already by `maintenance`; what is left is small.
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_all(&self.writer).await.map_err(unavailable)?;
+        }
         Ok(slots
             .into_iter()
             .map(|slot| match slot {
@@ -948,6 +969,16 @@ fn group_from_row(r: &AnyRow) -> Result<Group, sqlx::Error> {
 }
 
 impl SqlStore {
+    /// The n-th (1-based) bind parameter of a generated statement. SQLite gets anonymous
+    /// `?`: sqlx resolves every named parameter by a linear scan of the statement's names,
+    /// which makes a batch statement with hundreds of `$n` quadratic.
+    fn ph(&self, n: usize) -> String {
+        match self.backend {
+            Backend::Sqlite => "?".to_string(),
+            Backend::Postgres => format!("${n}"),
+        }
+    }
+
     async fn exec_one<'q>(&self, q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>) -> StoreResult<()> {
         let r = q.execute(&self.writer).await.map_err(unavailable)?;
         if r.rows_affected() == 0 {
