@@ -1,9 +1,9 @@
 //! The WebSocket door (`/api/v1/ws`, docs/protocol.md).
 //!
-//! One task per connection reads client frames and writes queued server frames. Message
-//! submissions run on a second, lazily started task per session so the loop keeps reading
-//! and delivering while a message waits for its durable commit; that task handles a
-//! session's messages one at a time, so their order is the order the client sent them.
+//! One task per connection reads client frames and writes queued server frames. A message
+//! waiting for its durable commit does not stop the loop: the submission is a future the
+//! loop polls beside reading and delivering. A session's messages are submitted one at a
+//! time (later ones wait in a short queue), so their order is the order the client sent them.
 
 use crate::error::{classify, ApiError};
 use crate::extract::{bearer, cookie, ApiQuery, SESSION_COOKIE};
@@ -13,6 +13,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
+use futures_util::future::OptionFuture;
 use futures_util::{SinkExt, StreamExt};
 use sb_core::pipeline::Door;
 use sb_core::{ConversationId, EventId, PresenceState, User};
@@ -20,11 +21,13 @@ use sb_service::hub::Outbound;
 use sb_service::{Frame, Principal, Service, ServiceError};
 use serde::Deserialize;
 use serde_json::json;
+use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// A frame that does not reach the client in this long means a stuck peer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,6 +36,8 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 /// …and gives up on a peer that has sent nothing, not even a pong, for this long.
 const SILENCE_LIMIT: Duration = Duration::from_secs(75);
 const RESUME_PAGE: i64 = 500;
+/// Messages a session may have queued behind the one being stored.
+const MAX_WAITING_SENDS: usize = 64;
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -206,7 +211,8 @@ async fn run(socket: WebSocket, service: Arc<Service>, user: User, watch: bool, 
     .await;
     let replayed_up_to = alive.1;
 
-    let mut submitter: Option<mpsc::Sender<Submit>> = None;
+    let mut inflight: Option<Pin<Box<dyn Future<Output = Frame> + Send>>> = None;
+    let mut waiting: VecDeque<Submit> = VecDeque::new();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let mut window_start = tokio::time::Instant::now();
@@ -219,6 +225,10 @@ async fn run(socket: WebSocket, service: Arc<Service>, user: User, watch: bool, 
                 let _ = send!(wire::encode(&Frame::Closing { reason: "server shutting down".into() }));
                 let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() }))).await;
                 break;
+            }
+            Some(frame) = OptionFuture::from(inflight.as_mut()) => {
+                inflight = waiting.pop_front().map(|s| submit(service.clone(), user.clone(), key, s));
+                alive.0 = send!(wire::encode(&frame));
             }
             out = rx.recv() => {
                 let Some(out) = out else { break };
@@ -269,9 +279,13 @@ async fn run(socket: WebSocket, service: Arc<Service>, user: User, watch: bool, 
                 };
                 match frame {
                     ClientFrame::Send { conversation, body, client_id } => {
-                        let tx = submitter.get_or_insert_with(|| spawn_submitter(service.clone(), user.clone(), key));
-                        if tx.try_send(Submit { conversation: ConversationId(conversation), body, client_id: client_id.clone() }).is_err() {
-                            alive.0 = send!(error_frame("rate_limited", "too many messages in flight; wait for acks", client_id.as_deref()));
+                        let s = Submit { conversation: ConversationId(conversation), body, client_id };
+                        if inflight.is_none() {
+                            inflight = Some(submit(service.clone(), user.clone(), key, s));
+                        } else if waiting.len() < MAX_WAITING_SENDS {
+                            waiting.push_back(s);
+                        } else {
+                            alive.0 = send!(error_frame("rate_limited", "too many messages in flight; wait for acks", s.client_id.as_deref()));
                         }
                     }
                     ClientFrame::Presence { state, note } => {
@@ -305,31 +319,29 @@ async fn run(socket: WebSocket, service: Arc<Service>, user: User, watch: bool, 
             }
         }
     }
-    // Let in-flight submissions finish: their acks are lost with the socket, but what was
-    // stored stays stored, and a resuming client gets it by id or by client_id.
-    drop(submitter);
+    // A submission cut short here was either stored (a resuming client gets it by id, a
+    // retry by client_id finds it) or not, and then it was never acknowledged.
     service.close_session(key, &user.address);
 }
 
-fn spawn_submitter(service: Arc<Service>, user: User, key: sb_core::SessionKey) -> mpsc::Sender<Submit> {
-    let (tx, mut rx) = mpsc::channel::<Submit>(64);
-    let tasks = service.tasks().clone();
-    tasks.spawn(async move {
-        while let Some(s) = rx.recv().await {
-            let frame = match service
-                .send_message(&user, Some(key), Door::WebSocket, s.conversation, &s.body, s.client_id.clone())
-                .await
-            {
-                Ok(event) => Frame::Ack { client_id: s.client_id, event },
-                Err(e) => {
-                    let (_, code, message) = classify(&e);
-                    Frame::Error { code, message, reference: s.client_id }
-                }
-            };
-            service.notify_session(key, frame);
+fn submit(
+    service: Arc<Service>,
+    user: User,
+    key: sb_core::SessionKey,
+    s: Submit,
+) -> Pin<Box<dyn Future<Output = Frame> + Send>> {
+    Box::pin(async move {
+        match service
+            .send_message(&user, Some(key), Door::WebSocket, s.conversation, &s.body, s.client_id.clone())
+            .await
+        {
+            Ok(event) => Frame::Ack { client_id: s.client_id, event },
+            Err(e) => {
+                let (_, code, message) = classify(&e);
+                Frame::Error { code, message, reference: s.client_id }
+            }
         }
-    });
-    tx
+    })
 }
 
 fn encoded(out: &Outbound) -> Arc<str> {

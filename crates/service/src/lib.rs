@@ -425,13 +425,6 @@ impl Service {
         (handle, snapshot)
     }
 
-    /// Queue a frame for one session (acks and refusals from work done off its loop).
-    pub fn notify_session(&self, key: SessionKey, frame: Frame) {
-        if self.hub.send_to_session(key, &Outbound::new(frame)) {
-            self.metrics.slow_client_disconnects.inc();
-        }
-    }
-
     pub fn close_session(&self, key: SessionKey, address: &Address) {
         self.hub.unregister(key);
         self.metrics.ws_connections.dec();

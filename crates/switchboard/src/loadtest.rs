@@ -337,7 +337,11 @@ async fn client(
     let (mut tx, mut rx) = ws.split();
     let mut in_flight = 0u32;
     let mut n = 0u64;
-    let mut tick = tokio::time::interval(interval.unwrap_or(Duration::from_secs(3600)));
+    // Each client starts at a random phase of its period: clients ticking in step would
+    // send in bursts and measure their own queueing, not the server.
+    let period = interval.unwrap_or(Duration::from_secs(3600));
+    let phase = period.mul_f64(rand::random::<f64>());
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + phase, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let drain_until = deadline + Duration::from_secs(2);
     let send = |n: u64| {
