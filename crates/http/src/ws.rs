@@ -80,27 +80,22 @@ pub async fn upgrade(
     let resume = q.resume_from.map(EventId);
     Ok(ws
         // Frames up to 16x the message limit are read and answered with an error frame;
-        // larger ones close the connection (1009) without being buffered.
+        // larger ones close the connection (1009) without being buffered. A small read
+        // buffer keeps idle sessions cheap (it grows for large frames).
         .max_message_size(limit * 16 + 4096)
         .max_frame_size(limit * 16 + 4096)
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .on_upgrade(move |socket| {
             let service = app.service.clone();
             let tasks = service.tasks().clone();
-            async move {
-                let span = tracing::info_span!("session", user = %user.address);
-                tasks
-                    .spawn(tracing::Instrument::instrument(
-                        async move {
-                            let _permit = permit;
-                            run(socket, service, user, watch, resume).await;
-                        },
-                        span,
-                    ))
-                    .await
-                    .ok();
-            }
+            // Runs in the task axum spawned for the upgrade; tracked, so shutdown waits for it.
+            let span = tracing::info_span!("session", user = %user.address);
+            let session = async move {
+                let _permit = permit;
+                run(socket, service, user, watch, resume).await;
+            };
+            tasks.track_future(tracing::Instrument::instrument(session, span))
         }))
 }
 
@@ -181,8 +176,8 @@ async fn run(socket: WebSocket, service: Arc<Service>, user: User, watch: bool, 
         if !send!(ready.to_string()) {
             return (false, EventId(0));
         }
-        for (address, presence) in &snapshot {
-            if !send!(wire::encode(&Frame::Presence { address: address.clone(), presence: presence.clone() })) {
+        for (address, presence) in snapshot {
+            if !send!(wire::encode(&Frame::Presence { address, presence })) {
                 return (false, EventId(0));
             }
         }

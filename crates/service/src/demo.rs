@@ -4,7 +4,6 @@
 use crate::{auth, Result, Service};
 use sb_core::directory::NewUser;
 use sb_core::{Address, CoreError, Role};
-use tokio::task::JoinSet;
 
 pub const DEMO_PASSWORD: &str = "demo";
 
@@ -53,15 +52,13 @@ pub async fn seed(service: &Service) -> Result<usize> {
     let mut people: Vec<(&str, &str, Option<&str>, Vec<Role>)> =
         PEOPLE.iter().map(|(l, n, g, r)| (*l, *n, Some(*g), r.to_vec())).collect();
     people.push(("admin", "Administrator", None, vec![Role::Admin]));
-    // Hash in parallel: Argon2 is deliberately slow.
-    let mut hashes = JoinSet::new();
-    for (i, _) in people.iter().enumerate() {
-        hashes.spawn_blocking(move || (i, auth::hash_password(DEMO_PASSWORD)));
-    }
-    let mut hashed = vec![String::new(); people.len()];
-    while let Some(Ok((i, h))) = hashes.join_next().await {
-        hashed[i] = h;
-    }
+    // Argon2 is deliberately slow: hash on every core (the service bounds it).
+    let hashed: Vec<String> = futures_util::future::join_all(
+        people
+            .iter()
+            .map(|_| async { service.argon2(|| auth::hash_password(DEMO_PASSWORD)).await.unwrap_or_default() }),
+    )
+    .await;
     let mut created = 0;
     for ((local, name, group, mut roles), hash) in people.into_iter().zip(hashed) {
         let address = Address::parse(&format!("{local}@{domain}"))?;

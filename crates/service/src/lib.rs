@@ -178,6 +178,7 @@ pub struct Service {
     writer_stop: CancellationToken,
     writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     maintenance: tokio::task::AbortHandle,
+    argon2_slots: tokio::sync::Semaphore,
 }
 
 impl Service {
@@ -229,6 +230,7 @@ impl Service {
             writer_stop,
             writer_task: Mutex::new(Some(writer_task)),
             maintenance: maintenance.abort_handle(),
+            argon2_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         })
     }
 
@@ -280,6 +282,13 @@ impl Service {
 
     // ---------------------------------------------------------------- sign-in
 
+    /// Run Argon2 work (≈19 MiB and tens of ms each) at most one per core at a time: a
+    /// burst of sign-ins queues instead of taking every core and a heap of memory.
+    pub async fn argon2<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let _permit = self.argon2_slots.acquire().await.ok()?;
+        tokio::task::spawn_blocking(work).await.ok()
+    }
+
     pub async fn login(&self, address: &str, password: &str, ip: IpAddr) -> Result<(String, AuthSession, User)> {
         let now = self.now();
         let key = address.trim().to_lowercase();
@@ -302,12 +311,13 @@ impl Service {
             _ => None,
         };
         let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || {
-            let phc = hash.as_deref().unwrap_or(auth::dummy_hash());
-            auth::verify_password(&password, phc) && hash.is_some()
-        })
-        .await
-        .unwrap_or(false);
+        let ok = self
+            .argon2(move || {
+                let phc = hash.as_deref().unwrap_or(auth::dummy_hash());
+                auth::verify_password(&password, phc) && hash.is_some()
+            })
+            .await
+            .unwrap_or(false);
         let Some(user) = user.filter(|_| ok) else {
             self.login_by_address.lock().unwrap_or_else(|e| e.into_inner()).record(&key, now);
             self.login_by_ip.lock().unwrap_or_else(|e| e.into_inner()).record(&ip_key, now);
@@ -690,7 +700,7 @@ impl Service {
             }
             Some(p) => {
                 let p = p.to_string();
-                Some(tokio::task::spawn_blocking(move || auth::hash_password(&p)).await.unwrap_or_default())
+                Some(self.argon2(move || auth::hash_password(&p)).await.unwrap_or_default())
             }
             None => None,
         };
