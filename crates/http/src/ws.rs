@@ -90,7 +90,7 @@ pub async fn upgrade(
             let service = app.service.clone();
             let tasks = service.tasks().clone();
             // Runs in the task axum spawned for the upgrade; tracked, so shutdown waits for it.
-            let span = tracing::info_span!("session", user = %user.address);
+            let span = tracing::debug_span!("session", user = %user.address);
             let session = async move {
                 let _permit = permit;
                 run(socket, service, user, watch, resume).await;
@@ -164,7 +164,8 @@ async fn run(socket: WebSocket, service: Arc<Service>, user: User, watch: bool, 
         };
     }
 
-    let mut alive = async {
+    // Boxed: this one-off phase would otherwise be part of the session future for its whole life.
+    let mut alive = Box::pin(async {
         let last = service.last_event_id().await.unwrap_or_default();
         let presence = service.presence(user.id);
         let ready = json!({
@@ -202,7 +203,7 @@ async fn run(socket: WebSocket, service: Arc<Service>, user: User, watch: bool, 
             }
         }
         (true, cursor)
-    }
+    })
     .await;
     let replayed_up_to = alive.1;
 

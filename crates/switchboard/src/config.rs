@@ -269,6 +269,16 @@ mod tests {
     }
 
     #[test]
+    fn durability_is_validated() {
+        let c = Config { sqlite_durability: "power".into(), ..Config::default() };
+        assert!(c.validate().is_ok());
+        assert_eq!(c.durability(), sb_store::Durability::PowerLoss);
+        assert_eq!(Config::default().durability(), sb_store::Durability::Process);
+        let bad = Config { sqlite_durability: "maybe".into(), ..Config::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("sqlite_durability"));
+    }
+
+    #[test]
     fn env_values_are_typed() {
         assert_eq!(parse_env_value("42"), toml::Value::Integer(42));
         assert_eq!(parse_env_value("x"), toml::Value::String("x".into()));

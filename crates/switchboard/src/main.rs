@@ -70,6 +70,7 @@ enum ConfigCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    return_large_allocations_to_the_os();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -230,6 +231,19 @@ async fn healthcheck(url: &str) -> anyhow::Result<()> {
     anyhow::ensure!(resp.status().is_success(), "{url} answered {}", resp.status());
     println!("ready");
     Ok(())
+}
+
+/// Each password check allocates Argon2's ~19 MiB working memory. glibc's malloc raises
+/// its mmap threshold after the first such block is freed, and from then on keeps every
+/// block in a per-thread arena: a few sign-ins left hundreds of MiB resident. A fixed
+/// threshold keeps large blocks in mmap, returned to the system when freed.
+#[allow(unsafe_code)]
+fn return_large_allocations_to_the_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
 }
 
 /// Each connection is a file descriptor; the default soft limit (often 1024) is far below
