@@ -80,17 +80,22 @@ pub async fn me(State(app): State<AppState>, caller: Caller) -> ApiResult {
     }
 }
 
+/// Directory users with their live presence, as listed to clients.
+fn listed<'a>(app: &AppState, users: impl IntoIterator<Item = &'a sb_core::User>) -> Vec<Value> {
+    users
+        .into_iter()
+        .filter(|u| !u.disabled)
+        .map(|u| serde_json::to_value(wire::user(u, Some(&app.service.presence(u.id)))).unwrap_or_default())
+        .collect()
+}
+
 pub async fn contacts(State(app): State<AppState>, _caller: UserCaller) -> ApiResult {
     let (groups, ungrouped) = app.service.contacts().await?;
-    let with_presence = |u: &sb_core::User| {
-        let p = app.service.presence(u.id);
-        serde_json::to_value(wire::user(u, Some(&p))).unwrap_or_default()
-    };
     let groups: Vec<Value> = groups
         .iter()
-        .map(|(g, members)| json!({"id": g.slug, "name": g.name, "members": members.iter().map(with_presence).collect::<Vec<_>>()}))
+        .map(|(g, members)| json!({"id": g.slug, "name": g.name, "members": listed(&app, members)}))
         .collect();
-    Ok(Json(json!({"groups": groups, "ungrouped": ungrouped.iter().map(with_presence).collect::<Vec<_>>()})))
+    Ok(Json(json!({"groups": groups, "ungrouped": listed(&app, &ungrouped)})))
 }
 
 #[derive(Deserialize)]
@@ -107,24 +112,13 @@ pub async fn users(State(app): State<AppState>, _caller: Caller, ApiQuery(q): Ap
         .users(&q.q, q.limit.unwrap_or(50).clamp(1, 500))
         .await
         .map_err(sb_service::ServiceError::from)?;
-    let out: Vec<Value> = users
-        .iter()
-        .filter(|u| !u.disabled)
-        .map(|u| {
-            let p = app.service.presence(u.id);
-            serde_json::to_value(wire::user(u, Some(&p))).unwrap_or_default()
-        })
-        .collect();
-    Ok(Json(json!({ "users": out })))
+    Ok(Json(json!({ "users": listed(&app, &users) })))
 }
 
 pub async fn user(State(app): State<AppState>, _caller: Caller, Path(address): Path<String>) -> ApiResult {
     let u = app.service.user_by_address(&address).await?;
-    if u.disabled {
-        return Err(ApiError::not_found("user not found"));
-    }
-    let p = app.service.presence(u.id);
-    Ok(Json(serde_json::to_value(wire::user(&u, Some(&p))).unwrap_or_default()))
+    let mut one = listed(&app, [&u]);
+    one.pop().map(Json).ok_or_else(|| ApiError::not_found("user not found"))
 }
 
 pub async fn groups(State(app): State<AppState>, _caller: Caller) -> ApiResult {
@@ -138,14 +132,7 @@ pub async fn group(State(app): State<AppState>, _caller: Caller, Path(slug): Pat
         .iter()
         .find(|(g, _)| g.slug == slug.to_lowercase())
         .ok_or_else(|| ApiError::not_found("group not found"))?;
-    let members: Vec<Value> = members
-        .iter()
-        .map(|u| {
-            let p = app.service.presence(u.id);
-            serde_json::to_value(wire::user(u, Some(&p))).unwrap_or_default()
-        })
-        .collect();
-    Ok(Json(json!({"id": g.slug, "name": g.name, "members": members})))
+    Ok(Json(json!({"id": g.slug, "name": g.name, "members": listed(&app, members)})))
 }
 
 #[derive(Deserialize)]

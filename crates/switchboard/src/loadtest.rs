@@ -163,6 +163,22 @@ impl Api {
     }
 }
 
+/// Open a WebSocket for every account, 64 at a time, in account order.
+async fn connect_all(api: &Arc<Api>, accounts: &[(String, String)], pb: &ProgressBar) -> Vec<anyhow::Result<Ws>> {
+    stream::iter(accounts.iter().map(|(_, token)| token.clone()))
+        .map(|token| {
+            let (api, pb) = (api.clone(), pb.clone());
+            async move {
+                let ws = api.ws(&token).await;
+                pb.inc(1);
+                ws
+            }
+        })
+        .buffered(64)
+        .collect()
+        .await
+}
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn bar(json: bool, len: u64) -> ProgressBar {
@@ -218,20 +234,7 @@ async fn chat(a: ChatArgs) -> anyhow::Result<()> {
         .await;
     let convs: Vec<i64> = convs.into_iter().collect::<anyhow::Result<_>>()?;
     pb.set_message("connecting");
-    let sockets: Vec<anyhow::Result<Ws>> = stream::iter(accounts.iter().map(|(_, t)| t.clone()))
-        .map(|t| {
-            let api = api.clone();
-            let pb = pb.clone();
-            async move {
-                let ws = api.ws(&t).await;
-                pb.inc(1);
-                ws
-            }
-        })
-        .buffered(64)
-        .collect()
-        .await;
-    let mut sockets: Vec<Ws> = sockets.into_iter().collect::<anyhow::Result<_>>()?;
+    let mut sockets: Vec<Ws> = connect_all(&api, &accounts, &pb).await.into_iter().collect::<anyhow::Result<_>>()?;
     pb.finish_and_clear();
 
     let counters = Arc::new(Counters::default());
@@ -456,19 +459,7 @@ async fn idle(a: IdleArgs) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = api.server_rss().await.context("the server's /metrics has no process_resident_memory_bytes")?;
     let started = Instant::now();
-    let sockets: Vec<anyhow::Result<Ws>> = stream::iter(accounts.iter().map(|(_, t)| t.clone()))
-        .map(|t| {
-            let api = api.clone();
-            let pb = pb.clone();
-            async move {
-                let ws = api.ws(&t).await;
-                pb.inc(1);
-                ws
-            }
-        })
-        .buffer_unordered(64)
-        .collect()
-        .await;
+    let sockets = connect_all(&api, &accounts, &pb).await;
     let connect_s = started.elapsed().as_secs_f64();
     let failed = sockets.iter().filter(|s| s.is_err()).count();
     if let Some(Err(e)) = sockets.iter().find(|s| s.is_err()) {

@@ -184,13 +184,7 @@ async fn sigterm_tells_clients_and_exits_zero_within_ten_seconds() {
     signal(&server.child, "-TERM");
     let closing = next_of(&mut socket, "closing").await;
     assert_eq!(closing["reason"], "server shutting down");
-    let status = loop {
-        if let Some(s) = server.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = exit_within(&mut server.child, started, Duration::from_secs(10)).await;
     assert!(status.success(), "exit status {status:?}");
     let log = server.stderr();
     assert!(log.contains("stopped"), "{log}");
@@ -338,14 +332,7 @@ async fn a_closed_log_stream_does_not_stop_the_server() {
     assert!(ready.status().is_success());
     // Shutting down logs several lines into the closed pipe; it must still exit cleanly.
     signal(&server.child, "-TERM");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = server.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "no exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = exit_within(&mut server.child, Instant::now(), Duration::from_secs(10)).await;
     assert!(status.success(), "exit status {status:?} with a closed stderr");
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
