@@ -77,6 +77,17 @@ fn signal(child: &Child, sig: &str) {
     assert!(ok, "kill {sig}");
 }
 
+/// The exit status, which must come within `limit` of `since`.
+async fn exit_within(child: &mut Child, since: Instant, limit: Duration) -> std::process::ExitStatus {
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(since.elapsed() < limit, "still running {limit:?} after the signal");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn ws(
     addr: &str,
     token: &str,
