@@ -31,8 +31,9 @@ for db in $(psql -h 127.0.0.1 -U postgres -d postgres -Atc "SELECT datname FROM 
 done
 
 # --- Rust: formatting, then every crate's tests (integration tests run on both backends).
-echo "==> cargo fmt --check"
+echo "==> cargo fmt --check, cargo clippy"
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --all-targets
 
