@@ -10,6 +10,7 @@ pub mod directory;
 pub mod error;
 pub mod pipeline;
 pub mod presence;
+pub mod queue;
 pub mod ratelimit;
 pub mod store;
 

@@ -1,0 +1,1055 @@
+//! Expert queues: the routing engine.
+//!
+//! A deterministic state machine over every queue and expert. It does no I/O and reads no
+//! clock: each call takes `now`, and each returns the [`QueueEvent`]s it caused, in order,
+//! for the runtime to store, stream and act on (send offers, open the relayed chat, run an
+//! overflow action). Because experts may belong to several queues, capacity is counted
+//! across all of them.
+//!
+//! Lifecycle of a chat: `requested → queued → offered → assigned → wrap_up → closed`, with
+//! `declined` / `offer_timed_out` (back to queued and offered again — to the next ready
+//! expert, and round again to the same ones when nobody else is left), `abandoned`,
+//! `overflowed` and `transferred`. Waiting chats are served oldest first.
+//!
+//! Invariants (checked by the tests): a chat is assigned to at most one expert; an expert's
+//! open chats plus outstanding offers never exceed the queue's capacity; an offer exists
+//! only to a ready member.
+
+use crate::clock::Millis;
+use crate::directory::UserId;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChatId(pub u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutingMethod {
+    /// Offer to every ready expert at once; the first to accept wins.
+    Broadcast,
+    LongestIdle,
+    RoundRobin,
+    /// Fewest open chats, then longest idle.
+    LeastBusy,
+    /// Member priority order (lower first).
+    Serial,
+    /// No offers: experts pick from the waiting list.
+    Manual,
+}
+
+impl RoutingMethod {
+    pub const ALL: [RoutingMethod; 6] = [
+        RoutingMethod::Broadcast,
+        RoutingMethod::LongestIdle,
+        RoutingMethod::RoundRobin,
+        RoutingMethod::LeastBusy,
+        RoutingMethod::Serial,
+        RoutingMethod::Manual,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoutingMethod::Broadcast => "broadcast",
+            RoutingMethod::LongestIdle => "longest_idle",
+            RoutingMethod::RoundRobin => "round_robin",
+            RoutingMethod::LeastBusy => "least_busy",
+            RoutingMethod::Serial => "serial",
+            RoutingMethod::Manual => "manual",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// The queue's slug, e.g. `support`.
+    pub id: String,
+    pub method: RoutingMethod,
+    pub offer_timeout_ms: Millis,
+    /// Concurrent chats per expert (open chats plus outstanding offers).
+    pub capacity: u32,
+    /// Chats per expert per (UTC) day, if limited.
+    pub daily_cap: Option<u32>,
+    /// A chat waiting longer than this overflows.
+    pub max_wait_ms: Option<Millis>,
+    /// Members with their priority (lower is offered first by `serial`), in roster order.
+    pub members: Vec<(UserId, i32)>,
+}
+
+impl QueueConfig {
+    pub fn new(id: &str, method: RoutingMethod) -> Self {
+        Self {
+            id: id.to_string(),
+            method,
+            offer_timeout_ms: 30_000,
+            capacity: 1,
+            daily_cap: None,
+            max_wait_ms: None,
+            members: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverflowReason {
+    MaxWait,
+    NoExpertSignedIn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithdrawReason {
+    /// Another expert accepted (broadcast).
+    TakenByOther,
+    /// The expert stopped being ready (went away, busy, offline, left the queue).
+    ExpertUnavailable,
+    /// The seeker left or the chat moved on.
+    ChatGone,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueEvent {
+    Requested { chat: ChatId, queue: String },
+    Queued { chat: ChatId, queue: String },
+    Offered { chat: ChatId, expert: UserId, expires_at: Millis },
+    OfferWithdrawn { chat: ChatId, expert: UserId, reason: WithdrawReason },
+    Declined { chat: ChatId, expert: UserId },
+    OfferTimedOut { chat: ChatId, expert: UserId },
+    Assigned { chat: ChatId, expert: UserId, waited_ms: Millis },
+    Transferred { chat: ChatId, from: Option<UserId>, to_queue: Option<String>, to_expert: Option<UserId> },
+    WrapUp { chat: ChatId, expert: UserId },
+    Closed { chat: ChatId },
+    Abandoned { chat: ChatId },
+    Overflowed { chat: ChatId, queue: String, reason: OverflowReason },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    NoSuchQueue,
+    NoSuchChat,
+    /// The chat is no longer offered to this expert (taken, withdrawn, timed out).
+    NotOffered,
+    NotAMember,
+    OverCapacity,
+    WrongState(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatState {
+    Queued,
+    Assigned(UserId),
+    WrapUp(UserId),
+}
+
+#[derive(Debug, Clone)]
+struct Chat {
+    queue: String,
+    requested_at: Millis,
+    state: ChatState,
+    /// Outstanding offers: expert → expiry.
+    offers: BTreeMap<UserId, Millis>,
+    /// Experts that declined or let the offer lapse in this round.
+    passed: BTreeSet<UserId>,
+    /// Experts this chat must never reach (ethical walls), given by the runtime.
+    excluded: BTreeSet<UserId>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Expert {
+    signed_in: bool,
+    available: bool,
+    open: BTreeSet<ChatId>,
+    offers: BTreeSet<ChatId>,
+    /// When the expert last became free (or came online), for longest-idle.
+    idle_since: Millis,
+    day: i64,
+    today: u32,
+}
+
+impl Expert {
+    fn ready(&self) -> bool {
+        self.signed_in && self.available
+    }
+    fn load(&self) -> u32 {
+        (self.open.len() + self.offers.len()) as u32
+    }
+}
+
+/// Real-time figures for one queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    pub experts_total: u32,
+    pub signed_in: u32,
+    /// Could take a chat now.
+    pub ready: u32,
+    /// Signed in and available, but at capacity.
+    pub busy: u32,
+    pub waiting: u32,
+    pub longest_wait_ms: Millis,
+    pub active_chats: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct Router {
+    queues: BTreeMap<String, QueueConfig>,
+    experts: BTreeMap<UserId, Expert>,
+    chats: BTreeMap<ChatId, Chat>,
+    /// Round-robin cursor per queue: the member index last offered.
+    cursor: BTreeMap<String, usize>,
+}
+
+const DAY_MS: Millis = 86_400_000;
+
+impl Router {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add or replace a queue's configuration. Offers to experts no longer members are
+    /// withdrawn.
+    pub fn configure(&mut self, config: QueueConfig, now: Millis) -> Vec<QueueEvent> {
+        for (u, _) in &config.members {
+            self.experts.entry(*u).or_default();
+        }
+        let id = config.id.clone();
+        self.queues.insert(id.clone(), config);
+        let mut out = Vec::new();
+        let members = self.members(&id);
+        let stale: Vec<(ChatId, UserId)> = self
+            .chats
+            .iter()
+            .filter(|(_, c)| c.queue == id)
+            .flat_map(|(cid, c)| c.offers.keys().filter(|u| !members.contains(u)).map(move |u| (*cid, *u)))
+            .collect();
+        for (chat, expert) in stale {
+            self.withdraw(chat, expert, WithdrawReason::ExpertUnavailable, &mut out);
+        }
+        self.dispatch(now, &mut out);
+        out
+    }
+
+    pub fn queue(&self, id: &str) -> Option<&QueueConfig> {
+        self.queues.get(id)
+    }
+
+    fn members(&self, queue: &str) -> Vec<UserId> {
+        self.queues.get(queue).map(|q| q.members.iter().map(|(u, _)| *u).collect()).unwrap_or_default()
+    }
+
+    /// An expert's presence: signed in at all, and `available` (ready for chats).
+    /// Going unready withdraws their offers at once; becoming ready may bring offers.
+    pub fn set_presence(&mut self, expert: UserId, signed_in: bool, available: bool, now: Millis) -> Vec<QueueEvent> {
+        let e = self.experts.entry(expert).or_default();
+        let was_ready = e.ready();
+        e.signed_in = signed_in;
+        e.available = available;
+        let ready = e.ready();
+        if ready && !was_ready && e.open.is_empty() {
+            e.idle_since = now;
+        }
+        let mut out = Vec::new();
+        if was_ready && !ready {
+            let offered: Vec<ChatId> = e.offers.iter().copied().collect();
+            for chat in offered {
+                self.withdraw(chat, expert, WithdrawReason::ExpertUnavailable, &mut out);
+            }
+        }
+        self.dispatch(now, &mut out);
+        out
+    }
+
+    /// A seeker asks for a chat. `excluded`: experts walled off from this seeker.
+    pub fn request(
+        &mut self,
+        queue: &str,
+        chat: ChatId,
+        excluded: BTreeSet<UserId>,
+        now: Millis,
+    ) -> Result<Vec<QueueEvent>, RouteError> {
+        if !self.queues.contains_key(queue) {
+            return Err(RouteError::NoSuchQueue);
+        }
+        let mut out = vec![QueueEvent::Requested { chat, queue: queue.to_string() }];
+        let anyone_signed_in = self.members(queue).iter().any(|u| self.experts.get(u).is_some_and(|e| e.signed_in));
+        if !anyone_signed_in {
+            out.push(QueueEvent::Overflowed {
+                chat,
+                queue: queue.to_string(),
+                reason: OverflowReason::NoExpertSignedIn,
+            });
+            return Ok(out);
+        }
+        self.chats.insert(
+            chat,
+            Chat {
+                queue: queue.to_string(),
+                requested_at: now,
+                state: ChatState::Queued,
+                offers: BTreeMap::new(),
+                passed: BTreeSet::new(),
+                excluded,
+            },
+        );
+        out.push(QueueEvent::Queued { chat, queue: queue.to_string() });
+        self.dispatch(now, &mut out);
+        Ok(out)
+    }
+
+    /// An expert takes a chat: one offered to them, or, on a `manual` queue, any waiting
+    /// chat of a queue they belong to.
+    pub fn accept(&mut self, chat_id: ChatId, expert: UserId, now: Millis) -> Result<Vec<QueueEvent>, RouteError> {
+        let chat = self.chats.get(&chat_id).ok_or(RouteError::NoSuchChat)?;
+        if chat.state != ChatState::Queued {
+            return Err(RouteError::NotOffered);
+        }
+        let config = self.queues.get(&chat.queue).ok_or(RouteError::NoSuchQueue)?;
+        let offered = chat.offers.contains_key(&expert);
+        if !offered {
+            if config.method != RoutingMethod::Manual {
+                return Err(RouteError::NotOffered);
+            }
+            if !config.members.iter().any(|(u, _)| *u == expert) {
+                return Err(RouteError::NotAMember);
+            }
+            if chat.excluded.contains(&expert) {
+                return Err(RouteError::NotOffered);
+            }
+            let e = self.experts.get(&expert).ok_or(RouteError::NotAMember)?;
+            if !e.ready() || !self.has_room(e, config, now) {
+                return Err(RouteError::OverCapacity);
+            }
+        }
+        let waited = now - chat.requested_at;
+        let mut out = Vec::new();
+        let others: Vec<UserId> = chat.offers.keys().copied().filter(|u| *u != expert).collect();
+        for other in others {
+            self.withdraw(chat_id, other, WithdrawReason::TakenByOther, &mut out);
+        }
+        let chat = self.chats.get_mut(&chat_id).ok_or(RouteError::NoSuchChat)?;
+        chat.offers.clear();
+        chat.state = ChatState::Assigned(expert);
+        let e = self.experts.entry(expert).or_default();
+        e.offers.remove(&chat_id);
+        e.open.insert(chat_id);
+        let day = now.div_euclid(DAY_MS);
+        if e.day != day {
+            e.day = day;
+            e.today = 0;
+        }
+        e.today += 1;
+        out.push(QueueEvent::Assigned { chat: chat_id, expert, waited_ms: waited });
+        self.dispatch(now, &mut out);
+        Ok(out)
+    }
+
+    pub fn decline(&mut self, chat_id: ChatId, expert: UserId, now: Millis) -> Result<Vec<QueueEvent>, RouteError> {
+        let chat = self.chats.get_mut(&chat_id).ok_or(RouteError::NoSuchChat)?;
+        if chat.offers.remove(&expert).is_none() {
+            return Err(RouteError::NotOffered);
+        }
+        chat.passed.insert(expert);
+        if let Some(e) = self.experts.get_mut(&expert) {
+            e.offers.remove(&chat_id);
+        }
+        let mut out = vec![QueueEvent::Declined { chat: chat_id, expert }];
+        self.dispatch(now, &mut out);
+        Ok(out)
+    }
+
+    /// The seeker left.
+    pub fn abandon(&mut self, chat_id: ChatId, now: Millis) -> Result<Vec<QueueEvent>, RouteError> {
+        let mut out = Vec::new();
+        self.remove_chat(chat_id, &mut out)?;
+        out.push(QueueEvent::Abandoned { chat: chat_id });
+        self.dispatch(now, &mut out);
+        Ok(out)
+    }
+
+    /// The conversation ended; the expert wraps up (still holding the capacity).
+    pub fn end(&mut self, chat_id: ChatId, _now: Millis) -> Result<Vec<QueueEvent>, RouteError> {
+        let chat = self.chats.get_mut(&chat_id).ok_or(RouteError::NoSuchChat)?;
+        let ChatState::Assigned(expert) = chat.state else { return Err(RouteError::WrongState("not assigned")) };
+        chat.state = ChatState::WrapUp(expert);
+        Ok(vec![QueueEvent::WrapUp { chat: chat_id, expert }])
+    }
+
+    /// Wrap-up done (or a chat closed in any state): the expert's capacity is free again.
+    pub fn close(&mut self, chat_id: ChatId, now: Millis) -> Result<Vec<QueueEvent>, RouteError> {
+        let mut out = Vec::new();
+        self.remove_chat(chat_id, &mut out)?;
+        out.push(QueueEvent::Closed { chat: chat_id });
+        self.dispatch(now, &mut out);
+        Ok(out)
+    }
+
+    /// Move an assigned or waiting chat to another queue (it keeps its place by request
+    /// time) or straight to an expert (offered to them alone, whatever the queue's method).
+    pub fn transfer(
+        &mut self,
+        chat_id: ChatId,
+        to_queue: Option<&str>,
+        to_expert: Option<UserId>,
+        now: Millis,
+    ) -> Result<Vec<QueueEvent>, RouteError> {
+        if let Some(q) = to_queue {
+            if !self.queues.contains_key(q) {
+                return Err(RouteError::NoSuchQueue);
+            }
+        }
+        let chat = self.chats.get(&chat_id).ok_or(RouteError::NoSuchChat)?;
+        let target_queue = to_queue.map(str::to_string).unwrap_or_else(|| chat.queue.clone());
+        let target_ok = to_expert.is_some_and(|t| {
+            !chat.excluded.contains(&t)
+                && self
+                    .queues
+                    .get(&target_queue)
+                    .is_some_and(|q| self.experts.get(&t).is_some_and(|e| e.ready() && self.has_room(e, q, now)))
+        });
+        let from = match chat.state {
+            ChatState::Assigned(e) | ChatState::WrapUp(e) => Some(e),
+            ChatState::Queued => None,
+        };
+        let mut out = Vec::new();
+        let offered: Vec<UserId> = chat.offers.keys().copied().collect();
+        for e in offered {
+            self.withdraw(chat_id, e, WithdrawReason::ChatGone, &mut out);
+        }
+        if let Some(e) = from.and_then(|e| self.experts.get_mut(&e)) {
+            e.open.remove(&chat_id);
+            if e.open.is_empty() {
+                e.idle_since = now;
+            }
+        }
+        let chat = self.chats.get_mut(&chat_id).ok_or(RouteError::NoSuchChat)?;
+        chat.state = ChatState::Queued;
+        chat.passed.clear();
+        if let Some(q) = to_queue {
+            chat.queue = q.to_string();
+        }
+        if let Some(u) = from {
+            chat.passed.insert(u); // not straight back to the expert who handed it on
+        }
+        out.push(QueueEvent::Transferred { chat: chat_id, from, to_queue: to_queue.map(str::to_string), to_expert });
+        if let Some(target) = to_expert.filter(|_| target_ok) {
+            let timeout = self.queues.get(&chat.queue).map_or(30_000, |q| q.offer_timeout_ms);
+            {
+                chat.offers.insert(target, now + timeout);
+                self.experts.entry(target).or_default().offers.insert(chat_id);
+                out.push(QueueEvent::Offered { chat: chat_id, expert: target, expires_at: now + timeout });
+            }
+        }
+        self.dispatch(now, &mut out);
+        Ok(out)
+    }
+
+    /// Advance time: lapse offers, overflow chats that waited too long.
+    pub fn tick(&mut self, now: Millis) -> Vec<QueueEvent> {
+        let mut out = Vec::new();
+        let lapsed: Vec<(ChatId, UserId)> = self
+            .chats
+            .iter()
+            .flat_map(|(cid, c)| c.offers.iter().filter(|(_, exp)| **exp <= now).map(move |(u, _)| (*cid, *u)))
+            .collect();
+        for (chat, expert) in lapsed {
+            if let Some(c) = self.chats.get_mut(&chat) {
+                c.offers.remove(&expert);
+                c.passed.insert(expert);
+            }
+            if let Some(e) = self.experts.get_mut(&expert) {
+                e.offers.remove(&chat);
+            }
+            out.push(QueueEvent::OfferTimedOut { chat, expert });
+        }
+        let overdue: Vec<ChatId> = self
+            .chats
+            .iter()
+            .filter(|(_, c)| c.state == ChatState::Queued)
+            .filter(|(_, c)| {
+                self.queues.get(&c.queue).and_then(|q| q.max_wait_ms).is_some_and(|m| now - c.requested_at >= m)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for chat in overdue {
+            let queue = self.chats.get(&chat).map(|c| c.queue.clone()).unwrap_or_default();
+            let _ = self.remove_chat(chat, &mut out);
+            out.push(QueueEvent::Overflowed { chat, queue, reason: OverflowReason::MaxWait });
+        }
+        self.dispatch(now, &mut out);
+        out
+    }
+
+    /// The earliest moment something will happen by itself (an offer lapses, a chat
+    /// overflows): the runtime sleeps until then.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        let offers = self.chats.values().flat_map(|c| c.offers.values().copied());
+        let waits = self
+            .chats
+            .values()
+            .filter(|c| c.state == ChatState::Queued)
+            .filter_map(|c| self.queues.get(&c.queue).and_then(|q| q.max_wait_ms).map(|m| c.requested_at + m));
+        offers.chain(waits).min()
+    }
+
+    pub fn state(&self, chat: ChatId) -> Option<ChatState> {
+        self.chats.get(&chat).map(|c| c.state)
+    }
+
+    /// 1-based place in line of a waiting chat.
+    pub fn position(&self, chat_id: ChatId) -> Option<usize> {
+        let chat = self.chats.get(&chat_id)?;
+        if chat.state != ChatState::Queued {
+            return None;
+        }
+        Some(self.waiting(&chat.queue).iter().position(|c| *c == chat_id)? + 1)
+    }
+
+    /// Waiting chats of a queue, oldest first.
+    pub fn waiting(&self, queue: &str) -> Vec<ChatId> {
+        let mut w: Vec<(Millis, ChatId)> = self
+            .chats
+            .iter()
+            .filter(|(_, c)| c.queue == queue && c.state == ChatState::Queued)
+            .map(|(id, c)| (c.requested_at, *id))
+            .collect();
+        w.sort();
+        w.into_iter().map(|(_, id)| id).collect()
+    }
+
+    pub fn offers_of(&self, expert: UserId) -> Vec<ChatId> {
+        self.experts.get(&expert).map(|e| e.offers.iter().copied().collect()).unwrap_or_default()
+    }
+
+    pub fn open_chats_of(&self, expert: UserId) -> Vec<ChatId> {
+        self.experts.get(&expert).map(|e| e.open.iter().copied().collect()).unwrap_or_default()
+    }
+
+    pub fn stats(&self, queue: &str, now: Millis) -> Option<QueueStats> {
+        let config = self.queues.get(queue)?;
+        let mut s = QueueStats { experts_total: config.members.len() as u32, ..Default::default() };
+        for (u, _) in &config.members {
+            let Some(e) = self.experts.get(u) else { continue };
+            s.signed_in += u32::from(e.signed_in);
+            if e.ready() {
+                if self.has_room(e, config, now) {
+                    s.ready += 1;
+                } else {
+                    s.busy += 1;
+                }
+            }
+        }
+        for c in self.chats.values().filter(|c| c.queue == queue) {
+            match c.state {
+                ChatState::Queued => {
+                    s.waiting += 1;
+                    s.longest_wait_ms = s.longest_wait_ms.max(now - c.requested_at);
+                }
+                _ => s.active_chats += 1,
+            }
+        }
+        Some(s)
+    }
+
+    fn has_room(&self, e: &Expert, q: &QueueConfig, now: Millis) -> bool {
+        let under_daily = q.daily_cap.is_none_or(|cap| e.day != now.div_euclid(DAY_MS) || e.today < cap);
+        e.load() < q.capacity && under_daily
+    }
+
+    fn withdraw(&mut self, chat: ChatId, expert: UserId, reason: WithdrawReason, out: &mut Vec<QueueEvent>) {
+        let had = self.chats.get_mut(&chat).is_some_and(|c| c.offers.remove(&expert).is_some());
+        if let Some(e) = self.experts.get_mut(&expert) {
+            e.offers.remove(&chat);
+        }
+        if had {
+            out.push(QueueEvent::OfferWithdrawn { chat, expert, reason });
+        }
+    }
+
+    fn remove_chat(&mut self, chat_id: ChatId, out: &mut Vec<QueueEvent>) -> Result<(), RouteError> {
+        let chat = self.chats.get(&chat_id).ok_or(RouteError::NoSuchChat)?;
+        let offered: Vec<UserId> = chat.offers.keys().copied().collect();
+        let holder = match chat.state {
+            ChatState::Assigned(e) | ChatState::WrapUp(e) => Some(e),
+            ChatState::Queued => None,
+        };
+        for e in offered {
+            self.withdraw(chat_id, e, WithdrawReason::ChatGone, out);
+        }
+        self.chats.remove(&chat_id);
+        if let Some(e) = holder.and_then(|e| self.experts.get_mut(&e)) {
+            e.open.remove(&chat_id);
+            if e.open.is_empty() {
+                // 0 is "never idle yet" only before the first chat; the caller's now is
+                // not known here, so idle time restarts at the next dispatch.
+                e.idle_since = Millis::MIN;
+            }
+        }
+        Ok(())
+    }
+
+    /// Offer waiting chats, oldest first, to eligible experts by each queue's method.
+    fn dispatch(&mut self, now: Millis, out: &mut Vec<QueueEvent>) {
+        // Experts that just became free get their idle clock started now.
+        for e in self.experts.values_mut() {
+            if e.idle_since == Millis::MIN {
+                e.idle_since = now;
+            }
+        }
+        let mut order: Vec<(Millis, ChatId)> = self
+            .chats
+            .iter()
+            .filter(|(_, c)| c.state == ChatState::Queued)
+            .map(|(id, c)| (c.requested_at, *id))
+            .collect();
+        order.sort();
+        for (_, chat_id) in order {
+            let Some(chat) = self.chats.get(&chat_id) else { continue };
+            let Some(config) = self.queues.get(&chat.queue) else { continue };
+            if config.method == RoutingMethod::Manual {
+                continue;
+            }
+            if config.method != RoutingMethod::Broadcast && !chat.offers.is_empty() {
+                continue; // one offer at a time
+            }
+            let eligible = |router: &Router, passed: &BTreeSet<UserId>| -> Vec<(usize, UserId, i32)> {
+                config
+                    .members
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (u, _))| {
+                        !passed.contains(u) && !chat.excluded.contains(u) && !chat.offers.contains_key(u)
+                    })
+                    .filter(|(_, (u, _))| {
+                        router.experts.get(u).is_some_and(|e| e.ready() && router.has_room(e, config, now))
+                    })
+                    .map(|(i, (u, p))| (i, *u, *p))
+                    .collect()
+            };
+            let mut candidates = eligible(self, &chat.passed);
+            if candidates.is_empty() && !chat.passed.is_empty() && chat.offers.is_empty() {
+                // Everyone ready has passed on it: start a new round rather than let it starve.
+                candidates = eligible(self, &BTreeSet::new());
+                if !candidates.is_empty() {
+                    if let Some(c) = self.chats.get_mut(&chat_id) {
+                        c.passed.clear();
+                    }
+                }
+            }
+            if candidates.is_empty() {
+                continue;
+            }
+            let chosen: Vec<UserId> = match config.method {
+                RoutingMethod::Broadcast => candidates.iter().map(|(_, u, _)| *u).collect(),
+                RoutingMethod::LongestIdle => candidates
+                    .iter()
+                    .min_by_key(|(_, u, _)| (self.experts[u].idle_since, *u))
+                    .map(|(_, u, _)| *u)
+                    .into_iter()
+                    .collect(),
+                RoutingMethod::LeastBusy => candidates
+                    .iter()
+                    .min_by_key(|(_, u, _)| (self.experts[u].open.len(), self.experts[u].idle_since, *u))
+                    .map(|(_, u, _)| *u)
+                    .into_iter()
+                    .collect(),
+                RoutingMethod::Serial => {
+                    candidates.iter().min_by_key(|(i, _, p)| (*p, *i)).map(|(_, u, _)| *u).into_iter().collect()
+                }
+                RoutingMethod::RoundRobin => {
+                    let last = self.cursor.get(&config.id).copied();
+                    let next = candidates
+                        .iter()
+                        .find(|(i, _, _)| last.is_none_or(|l| *i > l))
+                        .or_else(|| candidates.first())
+                        .map(|(i, u, _)| (*i, *u));
+                    if let Some((i, _)) = next {
+                        self.cursor.insert(config.id.clone(), i);
+                    }
+                    next.map(|(_, u)| u).into_iter().collect()
+                }
+                RoutingMethod::Manual => Vec::new(),
+            };
+            let expires_at = now + config.offer_timeout_ms;
+            for expert in chosen {
+                if let Some(c) = self.chats.get_mut(&chat_id) {
+                    c.offers.insert(expert, expires_at);
+                }
+                self.experts.entry(expert).or_default().offers.insert(chat_id);
+                out.push(QueueEvent::Offered { chat: chat_id, expert, expires_at });
+            }
+        }
+    }
+
+    /// Check the invariants; tests call this after every step.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (cid, c) in &self.chats {
+            let holders = self.experts.iter().filter(|(_, e)| e.open.contains(cid)).count();
+            match c.state {
+                ChatState::Queued if holders != 0 => return Err(format!("{cid:?} queued but held")),
+                ChatState::Assigned(_) | ChatState::WrapUp(_) if holders != 1 => {
+                    return Err(format!("{cid:?} held by {holders} experts"))
+                }
+                _ => {}
+            }
+            if c.state != ChatState::Queued && !c.offers.is_empty() {
+                return Err(format!("{cid:?} assigned with offers open"));
+            }
+            if !self.queues.contains_key(&c.queue) {
+                return Err(format!("{cid:?} in an unknown queue"));
+            }
+            for u in c.offers.keys() {
+                let e = self.experts.get(u).ok_or("offer to unknown expert")?;
+                if !e.ready() {
+                    return Err(format!("{cid:?} offered to unready {u:?}"));
+                }
+                if !e.offers.contains(cid) {
+                    return Err(format!("{cid:?} offer not mirrored at {u:?}"));
+                }
+                if c.excluded.contains(u) {
+                    return Err(format!("{cid:?} offered to walled {u:?}"));
+                }
+            }
+        }
+        for (u, e) in &self.experts {
+            let cap = self
+                .chats
+                .iter()
+                .filter(|(cid, _)| e.open.contains(cid) || e.offers.contains(cid))
+                .filter_map(|(_, c)| self.queues.get(&c.queue).map(|q| q.capacity))
+                .max()
+                .unwrap_or(u32::MAX);
+            if e.load() > cap {
+                return Err(format!("{u:?} over capacity: {} > {cap}", e.load()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use QueueEvent as E;
+
+    const A: UserId = UserId(1);
+    const B: UserId = UserId(2);
+    const C: UserId = UserId(3);
+
+    fn queue(method: RoutingMethod, members: &[(UserId, i32)]) -> QueueConfig {
+        QueueConfig { members: members.to_vec(), ..QueueConfig::new("support", method) }
+    }
+
+    fn router(method: RoutingMethod, members: &[(UserId, i32)]) -> Router {
+        let mut r = Router::new();
+        r.configure(queue(method, members), 0);
+        r
+    }
+
+    fn offers(events: &[QueueEvent]) -> Vec<(ChatId, UserId)> {
+        events
+            .iter()
+            .filter_map(|e| if let E::Offered { chat, expert, .. } = e { Some((*chat, *expert)) } else { None })
+            .collect()
+    }
+
+    fn online(r: &mut Router, experts: &[UserId], now: Millis) {
+        for e in experts {
+            r.set_presence(*e, true, true, now);
+            r.check_invariants().unwrap();
+        }
+    }
+
+    #[test]
+    fn broadcast_offers_everyone_and_the_first_accept_wins() {
+        let mut r = router(RoutingMethod::Broadcast, &[(A, 0), (B, 0), (C, 0)]);
+        online(&mut r, &[A, B, C], 0);
+        let ev = r.request("support", ChatId(1), BTreeSet::new(), 10).unwrap();
+        assert_eq!(offers(&ev).len(), 3);
+        let ev = r.accept(ChatId(1), B, 20).unwrap();
+        let withdrawn: Vec<UserId> = ev
+            .iter()
+            .filter_map(|e| {
+                if let E::OfferWithdrawn { expert, reason: WithdrawReason::TakenByOther, .. } = e {
+                    Some(*expert)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(withdrawn, vec![A, C]);
+        assert!(ev.contains(&E::Assigned { chat: ChatId(1), expert: B, waited_ms: 10 }));
+        assert_eq!(r.accept(ChatId(1), A, 21), Err(RouteError::NotOffered), "a chat is assigned once");
+        r.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn longest_idle_picks_who_waited_longest() {
+        let mut r = router(RoutingMethod::LongestIdle, &[(A, 0), (B, 0)]);
+        r.set_presence(B, true, true, 0);
+        r.set_presence(A, true, true, 5);
+        let ev = r.request("support", ChatId(1), BTreeSet::new(), 10).unwrap();
+        assert_eq!(offers(&ev), vec![(ChatId(1), B)]);
+        r.accept(ChatId(1), B, 11).unwrap();
+        r.end(ChatId(1), 20).unwrap();
+        r.close(ChatId(1), 30).unwrap(); // B idle since 30, A since 5
+        let ev = r.request("support", ChatId(2), BTreeSet::new(), 40).unwrap();
+        assert_eq!(offers(&ev), vec![(ChatId(2), A)]);
+    }
+
+    #[test]
+    fn round_robin_rotates_through_members() {
+        let mut r = router(RoutingMethod::RoundRobin, &[(A, 0), (B, 0), (C, 0)]);
+        for q in r.queues.values_mut() {
+            q.capacity = 5;
+        }
+        online(&mut r, &[A, B, C], 0);
+        let mut got = Vec::new();
+        for i in 1..=6 {
+            let ev = r.request("support", ChatId(i), BTreeSet::new(), i as Millis).unwrap();
+            let (_, who) = offers(&ev)[0];
+            r.accept(ChatId(i), who, i as Millis).unwrap();
+            got.push(who);
+        }
+        assert_eq!(got, vec![A, B, C, A, B, C]);
+    }
+
+    #[test]
+    fn least_busy_prefers_fewest_open_chats() {
+        let mut r = router(RoutingMethod::LeastBusy, &[(A, 0), (B, 0)]);
+        for q in r.queues.values_mut() {
+            q.capacity = 3;
+        }
+        r.set_presence(A, true, true, 0);
+        r.set_presence(B, true, true, 1);
+        let first = offers(&r.request("support", ChatId(1), BTreeSet::new(), 2).unwrap());
+        assert_eq!(first, vec![(ChatId(1), A)], "tie on load: longest idle");
+        r.accept(ChatId(1), A, 3).unwrap();
+        let second = offers(&r.request("support", ChatId(2), BTreeSet::new(), 4).unwrap());
+        assert_eq!(second, vec![(ChatId(2), B)]);
+        r.accept(ChatId(2), B, 5).unwrap();
+        r.close(ChatId(2), 6).unwrap();
+        let third = offers(&r.request("support", ChatId(3), BTreeSet::new(), 7).unwrap());
+        assert_eq!(third, vec![(ChatId(3), B)], "B has 0 open, A has 1");
+    }
+
+    #[test]
+    fn serial_follows_priority_and_falls_through_on_decline() {
+        let mut r = router(RoutingMethod::Serial, &[(A, 2), (B, 1), (C, 3)]);
+        online(&mut r, &[A, B, C], 0);
+        let ev = r.request("support", ChatId(1), BTreeSet::new(), 1).unwrap();
+        assert_eq!(offers(&ev), vec![(ChatId(1), B)]);
+        let ev = r.decline(ChatId(1), B, 2).unwrap();
+        assert_eq!(offers(&ev), vec![(ChatId(1), A)]);
+        let ev = r.decline(ChatId(1), A, 3).unwrap();
+        assert_eq!(offers(&ev), vec![(ChatId(1), C)]);
+        // Everyone declined: a new round starts with the first again — never only once.
+        let ev = r.decline(ChatId(1), C, 4).unwrap();
+        assert_eq!(offers(&ev), vec![(ChatId(1), B)]);
+        r.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn manual_queues_offer_nothing_and_experts_pick_oldest_or_any() {
+        let mut r = router(RoutingMethod::Manual, &[(A, 0), (B, 0)]);
+        online(&mut r, &[A, B], 0);
+        assert!(offers(&r.request("support", ChatId(1), BTreeSet::new(), 1).unwrap()).is_empty());
+        r.request("support", ChatId(2), BTreeSet::new(), 2).unwrap();
+        assert_eq!(r.waiting("support"), vec![ChatId(1), ChatId(2)]);
+        assert_eq!(r.accept(ChatId(2), UserId(99), 3), Err(RouteError::NotAMember));
+        r.accept(ChatId(2), A, 3).unwrap();
+        assert_eq!(r.accept(ChatId(1), A, 4), Err(RouteError::OverCapacity), "capacity 1");
+        r.accept(ChatId(1), B, 4).unwrap();
+        r.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn timed_out_offers_move_on_as_often_as_needed() {
+        let mut r = router(RoutingMethod::LongestIdle, &[(A, 0), (B, 0)]);
+        online(&mut r, &[A, B], 0);
+        let ev = r.request("support", ChatId(1), BTreeSet::new(), 0).unwrap();
+        let mut who = offers(&ev)[0].1;
+        let mut seen = Vec::new();
+        let mut now = 0;
+        for _ in 0..10 {
+            now += 30_000;
+            assert_eq!(r.next_deadline(), Some(now));
+            let ev = r.tick(now);
+            assert!(ev.contains(&E::OfferTimedOut { chat: ChatId(1), expert: who }));
+            who = offers(&ev)[0].1;
+            seen.push(who);
+            r.check_invariants().unwrap();
+        }
+        assert!(seen.contains(&A) && seen.contains(&B), "alternates: {seen:?}");
+        r.accept(ChatId(1), who, now + 1).unwrap();
+    }
+
+    #[test]
+    fn going_away_withdraws_offers_at_once_and_reoffers() {
+        let mut r = router(RoutingMethod::Serial, &[(A, 0), (B, 1)]);
+        online(&mut r, &[A, B], 0);
+        r.request("support", ChatId(1), BTreeSet::new(), 1).unwrap();
+        assert_eq!(r.offers_of(A), vec![ChatId(1)]);
+        let ev = r.set_presence(A, true, false, 2); // away
+        assert_eq!(ev[0], E::OfferWithdrawn { chat: ChatId(1), expert: A, reason: WithdrawReason::ExpertUnavailable });
+        assert_eq!(offers(&ev), vec![(ChatId(1), B)]);
+        let ev = r.set_presence(B, false, false, 3); // offline
+        assert!(offers(&ev).is_empty());
+        assert_eq!(r.state(ChatId(1)), Some(ChatState::Queued));
+        let ev = r.set_presence(A, true, true, 4);
+        assert_eq!(offers(&ev), vec![(ChatId(1), A)], "back and ready: offered again");
+    }
+
+    #[test]
+    fn walls_no_experts_and_max_wait_overflow() {
+        let mut r = router(RoutingMethod::Broadcast, &[(A, 0), (B, 0)]);
+        let ev = r.request("support", ChatId(1), BTreeSet::new(), 0).unwrap();
+        assert_eq!(
+            ev.last(),
+            Some(&E::Overflowed { chat: ChatId(1), queue: "support".into(), reason: OverflowReason::NoExpertSignedIn })
+        );
+        online(&mut r, &[A, B], 0);
+        let ev = r.request("support", ChatId(2), [A].into_iter().collect(), 1).unwrap();
+        assert_eq!(offers(&ev), vec![(ChatId(2), B)], "walled expert skipped");
+        for q in r.queues.values_mut() {
+            q.max_wait_ms = Some(60_000);
+        }
+        r.decline(ChatId(2), B, 2).unwrap();
+        let ev = r.tick(60_001);
+        assert!(ev.contains(&E::Overflowed {
+            chat: ChatId(2),
+            queue: "support".into(),
+            reason: OverflowReason::MaxWait
+        }));
+        assert_eq!(r.state(ChatId(2)), None);
+        assert_eq!(r.request("nope", ChatId(3), BTreeSet::new(), 0), Err(RouteError::NoSuchQueue));
+    }
+
+    #[test]
+    fn oldest_waiting_chat_is_served_first_with_positions() {
+        let mut r = router(RoutingMethod::LongestIdle, &[(A, 0)]);
+        r.set_presence(A, true, true, 0);
+        r.request("support", ChatId(1), BTreeSet::new(), 1).unwrap();
+        r.request("support", ChatId(2), BTreeSet::new(), 2).unwrap();
+        r.request("support", ChatId(3), BTreeSet::new(), 3).unwrap();
+        assert_eq!((r.position(ChatId(2)), r.position(ChatId(3))), (Some(2), Some(3)));
+        r.accept(ChatId(1), A, 4).unwrap();
+        assert_eq!(r.position(ChatId(2)), Some(1));
+        let s = r.stats("support", 10).unwrap();
+        assert_eq!((s.experts_total, s.signed_in, s.ready, s.busy, s.waiting, s.active_chats), (1, 1, 0, 1, 2, 1));
+        assert_eq!(s.longest_wait_ms, 8);
+        r.end(ChatId(1), 11).unwrap();
+        let ev = r.close(ChatId(1), 12).unwrap();
+        assert_eq!(offers(&ev), vec![(ChatId(2), A)], "the older of the two");
+    }
+
+    #[test]
+    fn transfer_to_queue_and_to_expert() {
+        let mut r = router(RoutingMethod::Serial, &[(A, 0), (B, 1)]);
+        let mut sales = queue(RoutingMethod::Serial, &[(C, 0)]);
+        sales.id = "sales".into();
+        r.configure(sales, 0);
+        online(&mut r, &[A, B, C], 0);
+        r.request("support", ChatId(1), BTreeSet::new(), 0).unwrap();
+        r.accept(ChatId(1), A, 1).unwrap();
+        let ev = r.transfer(ChatId(1), None, Some(B), 2).unwrap();
+        assert!(ev.contains(&E::Transferred { chat: ChatId(1), from: Some(A), to_queue: None, to_expert: Some(B) }));
+        assert_eq!(offers(&ev), vec![(ChatId(1), B)]);
+        assert!(r.open_chats_of(A).is_empty(), "A's capacity is free");
+        r.accept(ChatId(1), B, 3).unwrap();
+        let ev = r.transfer(ChatId(1), Some("sales"), None, 4).unwrap();
+        assert_eq!(offers(&ev), vec![(ChatId(1), C)]);
+        assert_eq!(r.transfer(ChatId(1), Some("nope"), None, 5), Err(RouteError::NoSuchQueue));
+        r.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn capacity_is_shared_across_queues_and_daily_caps_hold() {
+        let mut r = router(RoutingMethod::Broadcast, &[(A, 0)]);
+        let mut sales = queue(RoutingMethod::Broadcast, &[(A, 0)]);
+        sales.id = "sales".into();
+        sales.daily_cap = Some(2);
+        r.configure(sales, 0);
+        r.set_presence(A, true, true, 0);
+        r.request("support", ChatId(1), BTreeSet::new(), 1).unwrap();
+        let ev = r.request("sales", ChatId(2), BTreeSet::new(), 2).unwrap();
+        assert!(offers(&ev).is_empty(), "A's one slot is taken by the support offer");
+        r.accept(ChatId(1), A, 3).unwrap();
+        r.close(ChatId(1), 4).unwrap();
+        assert_eq!(r.offers_of(A), vec![ChatId(2)]);
+        r.accept(ChatId(2), A, 5).unwrap();
+        r.close(ChatId(2), 6).unwrap();
+        // Two chats today (one per queue): the sales cap of 2 counts them both.
+        let ev = r.request("sales", ChatId(3), BTreeSet::new(), 7).unwrap();
+        assert!(offers(&ev).is_empty(), "daily cap of 2 reached in sales");
+        let ev = r.request("support", ChatId(4), BTreeSet::new(), 8).unwrap();
+        assert_eq!(offers(&ev), vec![(ChatId(4), A)], "support has no daily cap");
+        r.accept(ChatId(4), A, 9).unwrap();
+        r.close(ChatId(4), 10).unwrap();
+        let ev = r.tick(DAY_MS + 1);
+        assert_eq!(offers(&ev), vec![(ChatId(3), A)], "a new day");
+    }
+
+    /// Hours of simulated traffic with every method, checked after every step.
+    #[test]
+    fn hours_of_random_traffic_keep_every_invariant() {
+        let mut seed: u64 = 0x5eed_cafe;
+        let mut rnd = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for method in RoutingMethod::ALL {
+            let experts: Vec<UserId> = (1..=8).map(UserId).collect();
+            let mut r = Router::new();
+            let mut q = queue(method, &experts.iter().map(|u| (*u, (u.0 % 3) as i32)).collect::<Vec<_>>());
+            q.capacity = 2;
+            q.max_wait_ms = Some(15 * 60_000);
+            r.configure(q, 0);
+            let (mut now, mut next_chat, mut assigned) = (0, 1u64, 0u32);
+            while now < 6 * 3_600_000 {
+                now += 1 + rnd(20_000) as Millis;
+                let events = match rnd(10) {
+                    0..=2 => {
+                        next_chat += 1;
+                        r.request("support", ChatId(next_chat), BTreeSet::new(), now).unwrap()
+                    }
+                    3 => {
+                        let e = experts[rnd(8) as usize];
+                        r.set_presence(e, rnd(5) != 0, rnd(3) != 0, now)
+                    }
+                    4 | 5 => {
+                        // Racing accepts: every expert with an offer (and, on manual queues,
+                        // anyone) tries the same chat; exactly one may win.
+                        let waiting = r.waiting("support");
+                        let mut evs = Vec::new();
+                        if let Some(chat) = waiting.first() {
+                            let winners = experts
+                                .iter()
+                                .filter(|e| r.accept(*chat, **e, now).map(|ev| evs.extend(ev)).is_ok())
+                                .count();
+                            assert!(winners <= 1, "{method:?}: {winners} experts won {chat:?}");
+                        }
+                        evs
+                    }
+                    6 => {
+                        let e = experts[rnd(8) as usize];
+                        match r.offers_of(e).first() {
+                            Some(c) => r.decline(*c, e, now).unwrap(),
+                            None => Vec::new(),
+                        }
+                    }
+                    7 | 8 => {
+                        let e = experts[rnd(8) as usize];
+                        match r.open_chats_of(e).first() {
+                            Some(c) => r.close(*c, now).unwrap(),
+                            None => Vec::new(),
+                        }
+                    }
+                    _ => r.tick(now),
+                };
+                assigned += events.iter().filter(|e| matches!(e, E::Assigned { .. })).count() as u32;
+                r.check_invariants().unwrap_or_else(|e| panic!("{method:?} at {now}: {e}"));
+            }
+            assert!(assigned > 100, "{method:?}: only {assigned} chats assigned");
+        }
+    }
+}
