@@ -16,7 +16,7 @@
 //! only to a ready member.
 
 use crate::clock::Millis;
-use crate::directory::UserId;
+use crate::directory::{Address, UserId};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -87,6 +87,84 @@ impl QueueConfig {
             max_wait_ms: None,
             members: Vec::new(),
         }
+    }
+}
+
+/// A member expert of a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMember {
+    pub user: UserId,
+    pub address: Address,
+    /// Lower is offered first by `serial`.
+    pub priority: i32,
+    pub skills: Vec<String>,
+}
+
+/// A queue as administrators define it and the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDef {
+    /// Slug, e.g. `support`.
+    pub id: String,
+    pub display_name: String,
+    /// The queue is reachable like a person: `support@<domain>`.
+    pub address: Address,
+    pub description: String,
+    pub method: RoutingMethod,
+    pub offer_timeout_ms: Millis,
+    pub capacity: u32,
+    pub daily_cap: Option<u32>,
+    pub max_wait_ms: Option<Millis>,
+    /// A disabled queue does not exist for the public (legacy status `na`).
+    pub enabled: bool,
+    /// Closed by an administrator (status `closed`, legacy `STATUS_DND`).
+    pub closed: bool,
+    pub welcome: String,
+    pub closed_message: String,
+    pub show_expert_name: bool,
+    pub members: Vec<QueueMember>,
+}
+
+impl QueueDef {
+    /// A queue with the defaults PRODUCT.md gives: offer timeout 30 s, capacity 1.
+    pub fn new(id: &str, display_name: &str, address: Address) -> Self {
+        Self {
+            id: id.to_string(),
+            display_name: display_name.to_string(),
+            address,
+            description: String::new(),
+            method: RoutingMethod::LongestIdle,
+            offer_timeout_ms: 30_000,
+            capacity: 1,
+            daily_cap: None,
+            max_wait_ms: None,
+            enabled: true,
+            closed: false,
+            welcome: String::new(),
+            closed_message: String::new(),
+            show_expert_name: true,
+            members: Vec::new(),
+        }
+    }
+
+    /// What the routing engine needs of it.
+    pub fn routing(&self) -> QueueConfig {
+        QueueConfig {
+            id: self.id.clone(),
+            method: self.method,
+            offer_timeout_ms: self.offer_timeout_ms,
+            capacity: self.capacity,
+            daily_cap: self.daily_cap,
+            max_wait_ms: self.max_wait_ms,
+            members: self.members.iter().map(|m| (m.user, m.priority)).collect(),
+        }
+    }
+
+    /// Does `name` (an id, display name or address, any case) name this queue?
+    pub fn answers_to(&self, name: &str) -> bool {
+        let n = name.trim();
+        n.eq_ignore_ascii_case(&self.id)
+            || n.eq_ignore_ascii_case(&self.display_name)
+            || n.eq_ignore_ascii_case(self.address.as_str())
     }
 }
 

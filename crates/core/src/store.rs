@@ -7,6 +7,7 @@ use crate::conversation::{
 };
 use crate::directory::{Address, Group, GroupId, NewUser, Role, User, UserId};
 use crate::error::StoreError;
+use crate::queue::QueueDef;
 use async_trait::async_trait;
 
 /// A signed-in session's credential (web cookie or bearer token), stored by token hash.
@@ -116,6 +117,12 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> StoreResult<Vec<Event>>;
     async fn last_event_id(&self) -> StoreResult<EventId>;
+    // --- queues ---
+    /// Create or replace a queue and its members.
+    async fn save_queue(&self, queue: &QueueDef, now: Millis) -> StoreResult<()>;
+    async fn queues(&self) -> StoreResult<Vec<QueueDef>>;
+    async fn delete_queue(&self, id: &str) -> StoreResult<()>;
+
     /// Move a read marker forward (never back); returns the marker now in force.
     async fn mark_read(&self, conversation: ConversationId, user: UserId, up_to: EventId) -> StoreResult<EventId>;
 }

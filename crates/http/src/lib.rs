@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod extract;
+mod queues;
 mod rest;
 pub mod wire;
 mod ws;
@@ -53,6 +54,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/conversations/{id}/messages"),
     ("post", "/api/v1/conversations/{id}/messages"),
     ("post", "/api/v1/conversations/{id}/read"),
+    ("get", "/api/v1/queues"),
+    ("get", "/api/v1/queues/{id}"),
+    ("put", "/api/v1/queues/{id}"),
+    ("get", "/api/v1/queues/{id}/status"),
+    ("get", "/ITFramework/webclient"),
     ("post", "/api/v1/admin/users"),
     ("post", "/api/v1/admin/sessions"),
     ("get", "/api/v1/ws"),
@@ -81,6 +87,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/conversations/{id}/members/me", delete(rest::leave))
         .route("/api/v1/conversations/{id}/messages", get(rest::history).post(rest::send_message))
         .route("/api/v1/conversations/{id}/read", post(rest::mark_read))
+        .route("/api/v1/queues", get(queues::list))
+        .route("/api/v1/queues/{id}", get(queues::get).put(queues::put))
+        .route("/api/v1/queues/{id}/status", get(queues::status).options(queues::preflight))
+        .route("/ITFramework/webclient", get(queues::legacy).options(queues::preflight))
         .route("/api/v1/admin/users", post(rest::admin_create_user))
         .route("/api/v1/admin/sessions", post(rest::admin_issue_session))
         .route("/api/v1/ws", get(ws::upgrade))

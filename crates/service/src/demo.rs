@@ -3,6 +3,7 @@
 
 use crate::{auth, Result, Service};
 use sb_core::directory::NewUser;
+use sb_core::queue::{QueueDef, QueueMember, RoutingMethod};
 use sb_core::{Address, CoreError, Role};
 
 pub const DEMO_PASSWORD: &str = "demo";
@@ -14,10 +15,10 @@ const PEOPLE: &[(&str, &str, &str, &[Role])] = &[
     ("carol", "Carol Clark", "engineering", &[]),
     ("dave", "Dave Davis", "engineering", &[]),
     ("erin", "Erin Evans", "engineering", &[]),
-    ("frank", "Frank Fischer", "sales", &[]),
-    ("grace", "Grace Garcia", "sales", &[]),
-    ("heidi", "Heidi Hill", "sales", &[]),
-    ("ivan", "Ivan Ivanov", "sales", &[]),
+    ("frank", "Frank Fischer", "sales", &[Role::Expert]),
+    ("grace", "Grace Garcia", "sales", &[Role::Expert]),
+    ("heidi", "Heidi Hill", "sales", &[Role::Expert, Role::QueueManager]),
+    ("ivan", "Ivan Ivanov", "sales", &[Role::Expert]),
     ("judy", "Judy Jones", "support", &[Role::Expert]),
     ("mallory", "Mallory Moore", "support", &[Role::Expert]),
     ("niaj", "Niaj Nguyen", "support", &[Role::Expert]),
@@ -37,6 +38,24 @@ const GROUPS: &[(&str, &str)] = &[
     ("support", "Support"),
     ("finance", "Finance"),
     ("legal", "Legal"),
+];
+
+/// (id, display name, routing method, welcome, members)
+const QUEUES: &[(&str, &str, RoutingMethod, &str, &[&str])] = &[
+    (
+        "support",
+        "Demo Support",
+        RoutingMethod::LongestIdle,
+        "Welcome to Demo Support. An expert will be with you shortly.",
+        &["judy", "mallory", "niaj", "olivia"],
+    ),
+    (
+        "sales",
+        "Demo Sales",
+        RoutingMethod::Broadcast,
+        "Thanks for your interest! A sales expert will answer in a moment.",
+        &["frank", "grace", "heidi", "ivan"],
+    ),
 ];
 
 /// Seed the demo organisation; what already exists is left alone. Returns how many users
@@ -84,5 +103,25 @@ pub async fn seed(service: &Service) -> Result<usize> {
             store.add_group_member(g.id, user.id).await?;
         }
     }
+    // Queues, open around the clock.
+    let existing = store.queues().await?;
+    for (id, name, method, welcome, members) in QUEUES {
+        if existing.iter().any(|q| q.id == *id) {
+            continue;
+        }
+        let mut def = QueueDef::new(id, name, Address::parse(&format!("{id}@{domain}"))?);
+        def.method = *method;
+        def.welcome = welcome.to_string();
+        def.description = format!("{name}: try it as a seeker, or sign in as one of its experts.");
+        for (i, local) in members.iter().enumerate() {
+            let u = store
+                .user_by_address(&Address::parse(&format!("{local}@{domain}"))?)
+                .await?
+                .ok_or(CoreError::NotFound("user"))?;
+            def.members.push(QueueMember { user: u.id, address: u.address, priority: i as i32, skills: Vec::new() });
+        }
+        service.save_queue(def).await?;
+    }
+    service.reload_queues().await?;
     Ok(created)
 }

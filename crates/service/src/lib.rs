@@ -9,6 +9,7 @@ pub mod auth;
 pub mod demo;
 pub mod hub;
 pub mod metrics;
+pub mod queues;
 mod writer;
 
 use hub::{Hub, Outbound, SessionHandle};
@@ -56,6 +57,9 @@ pub struct Settings {
     pub max_connections_per_address: usize,
     /// Client frames per second a WebSocket session may send before frames are refused.
     pub max_frames_per_second: u32,
+    /// Requests per minute per client address to the public, unauthenticated APIs
+    /// (queue status, the legacy Queue Manager endpoints).
+    pub public_requests_per_minute: usize,
     pub max_members: usize,
 }
 
@@ -72,6 +76,7 @@ impl Default for Settings {
             session_queue: 512,
             max_connections_per_address: 256,
             max_frames_per_second: 200,
+            public_requests_per_minute: 600,
             max_members: 500,
         }
     }
@@ -177,8 +182,10 @@ pub struct Service {
     tasks: TaskTracker,
     writer_stop: CancellationToken,
     writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    maintenance: tokio::task::AbortHandle,
+    maintenance: Mutex<Option<tokio::task::AbortHandle>>,
     argon2_slots: tokio::sync::Semaphore,
+    queues: queues::Queues,
+    public_limiter: Mutex<SlidingWindow>,
 }
 
 impl Service {
@@ -198,18 +205,9 @@ impl Service {
             writer_stop.clone(),
         ));
         let pipeline = Pipeline::new(settings.max_message_bytes);
-        let maintenance_store = store.clone();
-        let maintenance = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if let Err(e) = maintenance_store.maintenance().await {
-                    tracing::warn!(error = %e, "storage maintenance failed");
-                }
-            }
-        });
-        Arc::new(Self {
+        let settings_public_limit = settings.public_requests_per_minute;
+
+        let service = Arc::new(Self {
             login_by_address: Mutex::new(SlidingWindow::new(
                 settings.login_failures_per_address,
                 settings.login_window_ms,
@@ -229,9 +227,33 @@ impl Service {
             tasks: TaskTracker::new(),
             writer_stop,
             writer_task: Mutex::new(Some(writer_task)),
-            maintenance: maintenance.abort_handle(),
+            maintenance: Mutex::new(None),
             argon2_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
-        })
+            queues: queues::Queues::default(),
+            public_limiter: Mutex::new(SlidingWindow::new(settings_public_limit, 60_000)),
+        });
+        let weak = Arc::downgrade(&service);
+        let maintenance = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n: u64 = 0;
+            loop {
+                tick.tick().await;
+                let Some(service) = weak.upgrade() else { break };
+                if let Err(e) = service.store.maintenance().await {
+                    tracing::warn!(error = %e, "storage maintenance failed");
+                }
+                // Queue definitions may change under us (`switchboard admin queue …`).
+                if n.is_multiple_of(5) {
+                    if let Err(e) = service.reload_queues().await {
+                        tracing::warn!(error = %e, "cannot reload queues");
+                    }
+                }
+                n += 1;
+            }
+        });
+        *service.maintenance.lock().unwrap_or_else(|e| e.into_inner()) = Some(maintenance.abort_handle());
+        service
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -268,7 +290,9 @@ impl Service {
         if let Some(task) = task {
             let _ = task.await;
         }
-        self.maintenance.abort();
+        if let Some(m) = self.maintenance.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            m.abort();
+        }
     }
 
     pub fn render_metrics(&self) -> String {
@@ -431,7 +455,7 @@ impl Service {
         } else {
             Vec::new()
         };
-        self.publish_presence(&user.address, change);
+        self.publish_presence(user.id, &user.address, change);
         (handle, snapshot)
     }
 
@@ -440,32 +464,33 @@ impl Service {
         self.metrics.ws_connections.dec();
         let mut book = self.presence_book();
         let change = book.disconnect(key);
-        self.publish_presence(address, change);
+        self.publish_presence(key.user, address, change);
     }
 
     pub fn set_presence(&self, key: SessionKey, address: &Address, state: PresenceState, note: &str) {
         let mut book = self.presence_book();
         let change = book.set(key, state, note);
-        self.publish_presence(address, change);
+        self.publish_presence(key.user, address, change);
     }
 
     pub fn set_idle(&self, key: SessionKey, address: &Address, idle: bool) {
         let mut book = self.presence_book();
         let change = book.set_idle(key, idle);
-        self.publish_presence(address, change);
+        self.publish_presence(key.user, address, change);
     }
 
     pub fn set_presence_all(&self, user: &User, state: PresenceState, note: &str) -> Presence {
         let mut book = self.presence_book();
         let change = book.set_all(user.id, state, note);
-        self.publish_presence(&user.address, change);
+        self.publish_presence(user.id, &user.address, change);
         book.get(user.id)
     }
 
     /// Called with the presence lock held, so watchers see changes in the order they happened.
-    fn publish_presence(&self, address: &Address, change: Option<Presence>) {
+    fn publish_presence(&self, user: UserId, address: &Address, change: Option<Presence>) {
         if let Some(presence) = change {
             self.metrics.presence_changes.inc();
+            self.queues.presence_changed(user, &presence, self.now());
             let frame = Outbound::new(Frame::Presence { address: address.clone(), presence });
             let overflowed = self.hub.send_to_presence_watchers(&frame);
             self.metrics.slow_client_disconnects.add(overflowed as u64);
@@ -678,6 +703,49 @@ impl Service {
         self.writer.send(WriteRequest { events, origin, reply }).await.map_err(|_| ServiceError::ShuttingDown)?;
         let stored = rx.await.map_err(|_| ServiceError::ShuttingDown)??;
         Ok(stored.into_iter().map(|a| a.event).collect())
+    }
+
+    // ---------------------------------------------------------------- queues
+
+    /// Read queue definitions from the store into the routing engine.
+    pub async fn reload_queues(&self) -> Result<()> {
+        let defs = self.store.queues().await?;
+        let book = self.presence_book();
+        self.queues.install(defs, |u| book.get(u), self.now());
+        Ok(())
+    }
+
+    pub fn queue_defs(&self) -> Arc<Vec<sb_core::queue::QueueDef>> {
+        self.queues.defs()
+    }
+
+    /// A queue's public status by id, display name or address; `None` for no such
+    /// (or a disabled) queue.
+    pub fn queue_status(&self, name: &str) -> Option<queues::QueueStatus> {
+        self.queues.status(name, self.now())
+    }
+
+    /// Create or replace a queue. Members must be directory users.
+    pub async fn save_queue(&self, def: sb_core::queue::QueueDef) -> Result<sb_core::queue::QueueDef> {
+        parse_slug(&def.id)?;
+        if def.display_name.trim().is_empty() || def.display_name.chars().count() > 100 {
+            return Err(CoreError::Invalid("a queue's display name has 1 to 100 characters".into()).into());
+        }
+        if def.capacity == 0 || def.capacity > 100 || def.offer_timeout_ms < 1000 {
+            return Err(CoreError::Invalid("capacity is 1 to 100 and the offer timeout at least 1 s".into()).into());
+        }
+        if self.store.user_by_address(&def.address).await?.is_some() {
+            return Err(CoreError::Conflict(format!("{} is a user's address", def.address)).into());
+        }
+        self.store.save_queue(&def, self.now()).await?;
+        self.reload_queues().await?;
+        Ok(def)
+    }
+
+    /// Count one public (unauthenticated) request from `ip`.
+    pub fn admit_public(&self, ip: IpAddr) -> Result<()> {
+        let mut limiter = self.public_limiter.lock().unwrap_or_else(|e| e.into_inner());
+        limiter.hit(&ip.to_string(), self.now()).map_err(|ms| ServiceError::RateLimited((ms as u64).div_ceil(1000)))
     }
 
     // ---------------------------------------------------------------- administration

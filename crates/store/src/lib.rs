@@ -9,6 +9,7 @@
 use async_trait::async_trait;
 use sb_core::conversation::{Appended, ConversationSummary, Member};
 use sb_core::directory::NewUser;
+use sb_core::queue::{QueueDef, QueueMember, RoutingMethod};
 use sb_core::store::{Application, AuthSession, ProfileUpdate, Store, StoreResult};
 use sb_core::{
     Address, Conversation, ConversationId, ConversationKind, Event, EventId, EventKind, Group, GroupId, Millis,
@@ -37,8 +38,14 @@ impl Backend {
     }
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_queues.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../migrations/postgres/0002_queues.sql")),
+];
 
 /// What a commit survives on SQLite (PostgreSQL follows its own `synchronous_commit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -946,6 +953,134 @@ impl Store for SqlStore {
         let id: Option<i64> =
             sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(&self.pool).await.map_err(unavailable)?;
         Ok(EventId(id.unwrap_or(0)))
+    }
+
+    async fn save_queue(&self, q: &QueueDef, now: Millis) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO queues (id, display_name, address, description, method, offer_timeout_ms, capacity, daily_cap, \
+               max_wait_ms, enabled, closed, welcome, closed_message, show_expert_name, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, address = excluded.address, \
+               description = excluded.description, method = excluded.method, offer_timeout_ms = excluded.offer_timeout_ms, \
+               capacity = excluded.capacity, daily_cap = excluded.daily_cap, max_wait_ms = excluded.max_wait_ms, \
+               enabled = excluded.enabled, closed = excluded.closed, welcome = excluded.welcome, \
+               closed_message = excluded.closed_message, show_expert_name = excluded.show_expert_name, \
+               updated_at = excluded.updated_at",
+        )
+        .bind(&q.id)
+        .bind(&q.display_name)
+        .bind(q.address.as_str())
+        .bind(&q.description)
+        .bind(q.method.as_str())
+        .bind(q.offer_timeout_ms)
+        .bind(i64::from(q.capacity))
+        .bind(q.daily_cap.map(i64::from))
+        .bind(q.max_wait_ms)
+        .bind(i64::from(q.enabled))
+        .bind(i64::from(q.closed))
+        .bind(&q.welcome)
+        .bind(&q.closed_message)
+        .bind(i64::from(q.show_expert_name))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match unavailable(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("the address {} is taken", q.address)),
+            other => other,
+        })?;
+        sqlx::query("DELETE FROM queue_members WHERE queue_id = $1")
+            .bind(&q.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        for m in &q.members {
+            sqlx::query("INSERT INTO queue_members (queue_id, user_id, priority, skills) VALUES ($1, $2, $3, $4)")
+                .bind(&q.id)
+                .bind(m.user.0)
+                .bind(i64::from(m.priority))
+                .bind(m.skills.join(","))
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn queues(&self) -> StoreResult<Vec<QueueDef>> {
+        let rows = sqlx::query(
+            "SELECT id, display_name, address, description, method, offer_timeout_ms, capacity, daily_cap, max_wait_ms, \
+               enabled, closed, welcome, closed_message, show_expert_name FROM queues ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let members = sqlx::query(
+            "SELECT m.queue_id, m.user_id, u.address, m.priority, m.skills FROM queue_members m \
+             JOIN users u ON u.id = m.user_id ORDER BY m.queue_id, m.priority, u.address",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let mut by_queue: HashMap<String, Vec<QueueMember>> = HashMap::new();
+        for r in &members {
+            let decode_member = || -> Result<(String, QueueMember), sqlx::Error> {
+                let address: String = r.try_get("address")?;
+                let skills: String = r.try_get("skills")?;
+                Ok((
+                    r.try_get("queue_id")?,
+                    QueueMember {
+                        user: UserId(r.try_get("user_id")?),
+                        address: Address::parse(&address).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
+                        priority: r.try_get::<i64, _>("priority")? as i32,
+                        skills: skills.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                    },
+                ))
+            };
+            let (q, m) = decode_member().map_err(unavailable)?;
+            by_queue.entry(q).or_default().push(m);
+        }
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                let address: String = r.try_get("address")?;
+                let method: String = r.try_get("method")?;
+                Ok(QueueDef {
+                    members: by_queue.remove(&id).unwrap_or_default(),
+                    display_name: r.try_get("display_name")?,
+                    address: Address::parse(&address).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
+                    description: r.try_get("description")?,
+                    method: RoutingMethod::parse(&method)
+                        .ok_or_else(|| sqlx::Error::Decode(format!("unknown routing method {method}").into()))?,
+                    offer_timeout_ms: r.try_get("offer_timeout_ms")?,
+                    capacity: r.try_get::<i64, _>("capacity")? as u32,
+                    daily_cap: r.try_get::<Option<i64>, _>("daily_cap")?.map(|v| v as u32),
+                    max_wait_ms: r.try_get("max_wait_ms")?,
+                    enabled: r.try_get::<i64, _>("enabled")? != 0,
+                    closed: r.try_get::<i64, _>("closed")? != 0,
+                    welcome: r.try_get("welcome")?,
+                    closed_message: r.try_get("closed_message")?,
+                    show_expert_name: r.try_get::<i64, _>("show_expert_name")? != 0,
+                    id,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    async fn delete_queue(&self, id: &str) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM queue_members WHERE queue_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        let r =
+            sqlx::query("DELETE FROM queues WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(unavailable)?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(unavailable)
     }
 
     async fn mark_read(&self, conversation: ConversationId, user: UserId, up_to: EventId) -> StoreResult<EventId> {

@@ -39,6 +39,7 @@ pub struct Limits {
     pub session_ttl_hours: i64,
     pub session_queue: usize,
     pub max_frames_per_second: u32,
+    pub public_requests_per_minute: usize,
 }
 
 impl Default for Config {
@@ -69,6 +70,7 @@ impl Default for Limits {
             session_ttl_hours: s.session_ttl_ms / 3_600_000,
             session_queue: s.session_queue,
             max_frames_per_second: s.max_frames_per_second,
+            public_requests_per_minute: s.public_requests_per_minute,
         }
     }
 }
@@ -179,6 +181,7 @@ impl Config {
             session_queue: l.session_queue,
             max_connections_per_address: l.max_connections_per_address,
             max_frames_per_second: l.max_frames_per_second,
+            public_requests_per_minute: l.public_requests_per_minute,
             ..sb_service::Settings::default()
         }
     }

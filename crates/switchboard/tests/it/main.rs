@@ -7,3 +7,4 @@ mod auth;
 mod bad_input;
 mod chat;
 mod e2e;
+mod queues;

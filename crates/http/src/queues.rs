@@ -1,0 +1,214 @@
+//! Queue endpoints: management (signed-in users read, admins and queue managers write) and
+//! the public status APIs that web pages call from any origin — the JSON one and the
+//! legacy Queue Manager one (`/ITFramework/webclient`), which answers `text/plain` exactly.
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, UserCaller};
+use crate::AppState;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sb_core::queue::{QueueDef, QueueMember, RoutingMethod};
+use sb_core::{Address, Role};
+use sb_service::queues::QueueState;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// Public responses may be read by any page (CORS) and must not be cached.
+fn public(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// CORS preflight for the public endpoints.
+pub async fn preflight() -> Response {
+    let mut resp = public(StatusCode::NO_CONTENT.into_response());
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    resp
+}
+
+pub async fn status(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(e) = app.service.admit_public(peer.ip()) {
+        return public(ApiError::from(e).into_response());
+    }
+    public(match app.service.queue_status(&id) {
+        Some(s) => Json(json!({
+            "id": s.id,
+            "state": s.state.as_str(),
+            "experts_ready": s.experts_ready,
+            "seekers_waiting": s.seekers_waiting,
+            "estimated_wait_s": s.estimated_wait_s,
+        }))
+        .into_response(),
+        None => ApiError::not_found("no such queue").into_response(),
+    })
+}
+
+fn text(status: StatusCode, body: String) -> Response {
+    public((status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+}
+
+/// `GET /ITFramework/webclient?getSTStatus=<queue>` → `na` | `STATUS_ACTIVE` | `STATUS_AWAY` |
+/// `STATUS_DND`; `?getQueueExpertsReady=<queue>` → a decimal count or `na`. The queue may be
+/// named by id, display name or address, in any case.
+pub async fn legacy(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if app.service.admit_public(peer.ip()).is_err() {
+        return text(StatusCode::TOO_MANY_REQUESTS, "rate limited".into());
+    }
+    if let Some(name) = q.get("getSTStatus") {
+        let answer = match app.service.queue_status(name).map(|s| s.state) {
+            None => "na",
+            Some(QueueState::Open) => "STATUS_ACTIVE",
+            Some(QueueState::Busy) => "STATUS_AWAY",
+            Some(QueueState::Closed) => "STATUS_DND",
+        };
+        return text(StatusCode::OK, answer.into());
+    }
+    if let Some(name) = q.get("getQueueExpertsReady") {
+        let answer = app.service.queue_status(name).map_or("na".to_string(), |s| s.experts_ready.to_string());
+        return text(StatusCode::OK, answer);
+    }
+    text(StatusCode::BAD_REQUEST, "unknown request: use getSTStatus=<queue> or getQueueExpertsReady=<queue>".into())
+}
+
+fn queue_json(app: &AppState, d: &QueueDef) -> Value {
+    let status = app.service.queue_status(&d.id);
+    json!({
+        "id": d.id,
+        "display_name": d.display_name,
+        "address": d.address.as_str(),
+        "description": d.description,
+        "method": d.method.as_str(),
+        "offer_timeout_s": d.offer_timeout_ms / 1000,
+        "capacity": d.capacity,
+        "daily_cap": d.daily_cap,
+        "max_wait_s": d.max_wait_ms.map(|m| m / 1000),
+        "enabled": d.enabled,
+        "closed": d.closed,
+        "welcome": d.welcome,
+        "closed_message": d.closed_message,
+        "show_expert_name": d.show_expert_name,
+        "members": d.members.iter().map(|m| json!({"address": m.address.as_str(), "priority": m.priority, "skills": m.skills})).collect::<Vec<_>>(),
+        "state": status.as_ref().map(|s| s.state.as_str()),
+        "experts_ready": status.as_ref().map(|s| s.experts_ready),
+        "seekers_waiting": status.as_ref().map(|s| s.seekers_waiting),
+    })
+}
+
+pub async fn list(State(app): State<AppState>, _caller: UserCaller) -> Json<Value> {
+    let defs = app.service.queue_defs();
+    Json(json!({"queues": defs.iter().map(|d| queue_json(&app, d)).collect::<Vec<_>>()}))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    _caller: UserCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let defs = app.service.queue_defs();
+    let d = defs.iter().find(|d| d.id == id.to_lowercase()).ok_or_else(|| ApiError::not_found("no such queue"))?;
+    Ok(Json(queue_json(&app, d)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberDto {
+    address: String,
+    #[serde(default)]
+    priority: i32,
+    #[serde(default)]
+    skills: Vec<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueDto {
+    display_name: String,
+    /// Defaults to `<id>@<domain>`.
+    address: Option<String>,
+    #[serde(default)]
+    description: String,
+    method: Option<String>,
+    offer_timeout_s: Option<i64>,
+    capacity: Option<u32>,
+    daily_cap: Option<u32>,
+    max_wait_s: Option<i64>,
+    #[serde(default = "default_true")]
+    enabled: bool,
+    #[serde(default)]
+    closed: bool,
+    #[serde(default)]
+    welcome: String,
+    #[serde(default)]
+    closed_message: String,
+    #[serde(default = "default_true")]
+    show_expert_name: bool,
+    #[serde(default)]
+    members: Vec<MemberDto>,
+}
+
+/// Create or replace a queue (administrators and queue managers).
+pub async fn put(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+    ApiJson(dto): ApiJson<QueueDto>,
+) -> Result<Response, ApiError> {
+    if !(caller.user.has_role(Role::Admin) || caller.user.has_role(Role::QueueManager)) {
+        return Err(ApiError::forbidden("administrators and queue managers only"));
+    }
+    let id = sb_core::directory::parse_slug(&id)?;
+    let address = match &dto.address {
+        Some(a) => Address::parse(a)?,
+        None => Address::parse(&format!("{id}@{}", app.service.settings().domain))?,
+    };
+    let mut def = QueueDef::new(&id, dto.display_name.trim(), address);
+    if let Some(m) = &dto.method {
+        def.method = RoutingMethod::parse(m).ok_or_else(|| {
+            ApiError::bad_request("method must be broadcast, longest_idle, round_robin, least_busy, serial or manual")
+        })?;
+    }
+    def.description = dto.description;
+    def.offer_timeout_ms = dto.offer_timeout_s.unwrap_or(30) * 1000;
+    def.capacity = dto.capacity.unwrap_or(1);
+    def.daily_cap = dto.daily_cap;
+    def.max_wait_ms = dto.max_wait_s.map(|s| s * 1000);
+    def.enabled = dto.enabled;
+    def.closed = dto.closed;
+    def.welcome = dto.welcome;
+    def.closed_message = dto.closed_message;
+    def.show_expert_name = dto.show_expert_name;
+    for m in dto.members {
+        let u = app
+            .service
+            .user_by_address(&m.address)
+            .await
+            .map_err(|_| ApiError::bad_request(format!("no such user: {}", m.address)))?;
+        def.members.push(QueueMember { user: u.id, address: u.address, priority: m.priority, skills: m.skills });
+    }
+    let existed = app.service.queue_defs().iter().any(|d| d.id == id);
+    let saved = app.service.save_queue(def).await?;
+    tracing::info!(by = %caller.user.address, queue = %saved.id, "queue saved");
+    let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(queue_json(&app, &saved))).into_response())
+}
