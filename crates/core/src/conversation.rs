@@ -15,6 +15,8 @@ pub struct EventId(pub i64);
 pub enum ConversationKind {
     Direct,
     Group,
+    /// A seeker's chat with a queue; the assigned expert joins it.
+    Queue,
 }
 
 impl ConversationKind {
@@ -22,12 +24,14 @@ impl ConversationKind {
         match self {
             ConversationKind::Direct => "direct",
             ConversationKind::Group => "group",
+            ConversationKind::Queue => "queue",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "direct" => Some(ConversationKind::Direct),
             "group" => Some(ConversationKind::Group),
+            "queue" => Some(ConversationKind::Queue),
             _ => None,
         }
     }

@@ -168,6 +168,69 @@ impl QueueDef {
     }
 }
 
+/// A queue chat as stored: who asked which queue, where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueChatRecord {
+    pub id: ChatId,
+    pub queue: String,
+    pub seeker: UserId,
+    pub conversation: crate::conversation::ConversationId,
+    pub question: String,
+    /// `queued`, `assigned`, `closed`, `abandoned`, `overflowed`.
+    pub state: String,
+    pub expert: Option<UserId>,
+    pub requested_at: Millis,
+}
+
+impl QueueEvent {
+    /// The event's name in the lifecycle (stored and streamed).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            QueueEvent::Requested { .. } => "requested",
+            QueueEvent::Queued { .. } => "queued",
+            QueueEvent::Offered { .. } => "offered",
+            QueueEvent::OfferWithdrawn { .. } => "offer_withdrawn",
+            QueueEvent::Declined { .. } => "declined",
+            QueueEvent::OfferTimedOut { .. } => "offer_timed_out",
+            QueueEvent::Assigned { .. } => "assigned",
+            QueueEvent::Transferred { .. } => "transferred",
+            QueueEvent::WrapUp { .. } => "wrap_up",
+            QueueEvent::Closed { .. } => "closed",
+            QueueEvent::Abandoned { .. } => "abandoned",
+            QueueEvent::Overflowed { .. } => "overflowed",
+        }
+    }
+
+    pub fn chat(&self) -> ChatId {
+        match self {
+            QueueEvent::Requested { chat, .. }
+            | QueueEvent::Queued { chat, .. }
+            | QueueEvent::Offered { chat, .. }
+            | QueueEvent::OfferWithdrawn { chat, .. }
+            | QueueEvent::Declined { chat, .. }
+            | QueueEvent::OfferTimedOut { chat, .. }
+            | QueueEvent::Assigned { chat, .. }
+            | QueueEvent::Transferred { chat, .. }
+            | QueueEvent::WrapUp { chat, .. }
+            | QueueEvent::Closed { chat }
+            | QueueEvent::Abandoned { chat }
+            | QueueEvent::Overflowed { chat, .. } => *chat,
+        }
+    }
+
+    pub fn expert(&self) -> Option<UserId> {
+        match self {
+            QueueEvent::Offered { expert, .. }
+            | QueueEvent::OfferWithdrawn { expert, .. }
+            | QueueEvent::Declined { expert, .. }
+            | QueueEvent::OfferTimedOut { expert, .. }
+            | QueueEvent::Assigned { expert, .. }
+            | QueueEvent::WrapUp { expert, .. } => Some(*expert),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OverflowReason {
     MaxWait,

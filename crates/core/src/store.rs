@@ -7,7 +7,7 @@ use crate::conversation::{
 };
 use crate::directory::{Address, Group, GroupId, NewUser, Role, User, UserId};
 use crate::error::StoreError;
-use crate::queue::QueueDef;
+use crate::queue::{ChatId, QueueChatRecord, QueueDef, QueueEvent};
 use async_trait::async_trait;
 
 /// A signed-in session's credential (web cookie or bearer token), stored by token hash.
@@ -122,6 +122,18 @@ pub trait Store: Send + Sync + 'static {
     async fn save_queue(&self, queue: &QueueDef, now: Millis) -> StoreResult<()>;
     async fn queues(&self) -> StoreResult<Vec<QueueDef>>;
     async fn delete_queue(&self, id: &str) -> StoreResult<()>;
+    /// Record a new queue chat (state `queued`); returns its id.
+    async fn create_queue_chat(
+        &self,
+        queue: &str,
+        seeker: UserId,
+        conversation: ConversationId,
+        question: &str,
+        now: Millis,
+    ) -> StoreResult<ChatId>;
+    async fn queue_chat(&self, id: ChatId) -> StoreResult<Option<QueueChatRecord>>;
+    /// Store lifecycle events and apply them to the chats' records.
+    async fn record_queue_events(&self, queue: &str, events: &[QueueEvent], now: Millis) -> StoreResult<()>;
 
     /// Move a read marker forward (never back); returns the marker now in force.
     async fn mark_read(&self, conversation: ConversationId, user: UserId, up_to: EventId) -> StoreResult<EventId>;

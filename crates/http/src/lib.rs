@@ -58,6 +58,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/queues/{id}"),
     ("put", "/api/v1/queues/{id}"),
     ("get", "/api/v1/queues/{id}/status"),
+    ("post", "/api/v1/queues/{id}/chats"),
+    ("get", "/api/v1/queue-chats/{id}"),
+    ("post", "/api/v1/queue-chats/{id}/accept"),
+    ("post", "/api/v1/queue-chats/{id}/decline"),
+    ("post", "/api/v1/queue-chats/{id}/end"),
     ("get", "/ITFramework/webclient"),
     ("post", "/api/v1/admin/users"),
     ("post", "/api/v1/admin/sessions"),
@@ -90,6 +95,11 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/queues", get(queues::list))
         .route("/api/v1/queues/{id}", get(queues::get).put(queues::put))
         .route("/api/v1/queues/{id}/status", get(queues::status).options(queues::preflight))
+        .route("/api/v1/queues/{id}/chats", post(queues::request_chat))
+        .route("/api/v1/queue-chats/{id}", get(queues::chat))
+        .route("/api/v1/queue-chats/{id}/accept", post(queues::accept))
+        .route("/api/v1/queue-chats/{id}/decline", post(queues::decline))
+        .route("/api/v1/queue-chats/{id}/end", post(queues::end))
         .route("/ITFramework/webclient", get(queues::legacy).options(queues::preflight))
         .route("/api/v1/admin/users", post(rest::admin_create_user))
         .route("/api/v1/admin/sessions", post(rest::admin_issue_session))

@@ -212,3 +212,69 @@ pub async fn put(
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(queue_json(&app, &saved))).into_response())
 }
+
+fn chat_id(raw: &str) -> Result<sb_core::queue::ChatId, ApiError> {
+    raw.parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(sb_core::queue::ChatId)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid chat id {raw:?}")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RequestChat {
+    #[serde(default)]
+    question: String,
+}
+
+/// A signed-in user asks a queue for a chat.
+pub async fn request_chat(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RequestChat>,
+) -> Result<Response, ApiError> {
+    let view = app.service.request_queue_chat(&caller.user, &id, &req.question).await?;
+    Ok((StatusCode::CREATED, Json(crate::wire::queue_chat(&view))).into_response())
+}
+
+pub async fn chat(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let chat = chat_id(&id)?;
+    let view = app
+        .service
+        .queue_chat_view_for(&caller.user, chat)
+        .ok_or_else(|| ApiError::not_found("no such open queue chat"))?;
+    Ok(Json(crate::wire::queue_chat(&view)))
+}
+
+pub async fn accept(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let view = app.service.accept_queue_chat(&caller.user, chat_id(&id)?).await?;
+    Ok(Json(crate::wire::queue_chat(&view)))
+}
+
+pub async fn decline(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.service.decline_queue_chat(&caller.user, chat_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn end(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.service.end_queue_chat(&caller.user, chat_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

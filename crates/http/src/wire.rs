@@ -117,6 +117,17 @@ pub fn group(g: &Group) -> GroupDto<'_> {
 pub fn encode(frame: &Frame) -> String {
     let v = match frame {
         Frame::Event(e) => json!({"type": "event", "event": event(e)}),
+        Frame::QueueOffer(o) => json!({
+            "type": "queue_offer", "chat": o.chat, "queue": o.queue, "queue_name": o.queue_name,
+            "seeker": o.seeker.as_str(), "seeker_name": o.seeker_name, "question": o.question,
+            "expires_at": o.expires_at, "conversation": o.conversation.0,
+        }),
+        Frame::QueueOfferGone { chat, reason } => json!({"type": "queue_offer_gone", "chat": chat, "reason": reason}),
+        Frame::QueueChat(v) => {
+            let mut j = queue_chat(v);
+            j["type"] = json!("queue_chat");
+            j
+        }
         Frame::Ack { client_id, event: e } => json!({"type": "ack", "client_id": client_id, "event": event(e)}),
         Frame::Conversation(c) => json!({"type": "conversation", "conversation": conversation(c)}),
         Frame::Presence { address, presence } => {
@@ -134,4 +145,13 @@ pub fn encode(frame: &Frame) -> String {
         Frame::Closing { reason } => json!({"type": "closing", "reason": reason}),
     };
     v.to_string()
+}
+
+/// A queue chat as its seeker sees it.
+pub fn queue_chat(v: &sb_service::queue_chats::ChatView) -> serde_json::Value {
+    json!({
+        "chat": v.chat, "queue": v.queue, "queue_name": v.queue_name, "state": v.state,
+        "position": v.position, "estimated_wait_s": v.estimated_wait_s,
+        "expert": v.expert.as_ref().map(|a| a.as_str()), "conversation": v.conversation.0, "message": v.message,
+    })
 }

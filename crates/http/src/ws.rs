@@ -135,6 +135,18 @@ enum ClientFrame {
         #[serde(rename = "ref")]
         reference: Option<serde_json::Value>,
     },
+    /// Expert: take an offered queue chat.
+    Accept {
+        chat: u64,
+    },
+    /// Expert: pass on an offered queue chat.
+    Decline {
+        chat: u64,
+    },
+    /// Seeker or expert: end a queue chat.
+    EndChat {
+        chat: u64,
+    },
 }
 
 struct Submit {
@@ -298,6 +310,22 @@ async fn run(socket: WebSocket, service: Arc<Service>, user: User, watch: bool, 
                     }
                     ClientFrame::Read { conversation, up_to } => {
                         if let Err(e) = service.mark_read(&user, ConversationId(conversation), EventId(up_to)).await {
+                            alive.0 = send!(service_error_frame(&e, None));
+                        }
+                    }
+                    ClientFrame::Accept { chat } => {
+                        // The resulting queue_chat frame arrives through the session queue.
+                        if let Err(e) = service.accept_queue_chat(&user, sb_core::queue::ChatId(chat)).await {
+                            alive.0 = send!(service_error_frame(&e, None));
+                        }
+                    }
+                    ClientFrame::Decline { chat } => {
+                        if let Err(e) = service.decline_queue_chat(&user, sb_core::queue::ChatId(chat)).await {
+                            alive.0 = send!(service_error_frame(&e, None));
+                        }
+                    }
+                    ClientFrame::EndChat { chat } => {
+                        if let Err(e) = service.end_queue_chat(&user, sb_core::queue::ChatId(chat)).await {
                             alive.0 = send!(service_error_frame(&e, None));
                         }
                     }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod demo;
 pub mod hub;
 pub mod metrics;
+pub mod queue_chats;
 pub mod queues;
 mod writer;
 
@@ -86,6 +87,15 @@ impl Default for Settings {
 #[derive(Debug, Clone)]
 pub enum Frame {
     Event(Event),
+    /// To an expert: a queue chat is offered to you.
+    QueueOffer(queue_chats::Offer),
+    /// To an expert: that offer is no longer yours (`taken`, `withdrawn`, `timed_out`, `declined`).
+    QueueOfferGone {
+        chat: i64,
+        reason: &'static str,
+    },
+    /// To a seeker (and the assigned expert): where a queue chat stands.
+    QueueChat(queue_chats::ChatView),
     Ack {
         client_id: Option<String>,
         event: Event,
@@ -234,22 +244,31 @@ impl Service {
         });
         let weak = Arc::downgrade(&service);
         let maintenance = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Queue time advances 4 times a second (or at once when presence moved an
+            // offer); storage housekeeping runs each second, queue definitions reload every 5.
             let mut n: u64 = 0;
             loop {
-                tick.tick().await;
+                // Strong only while in use: `shut_down` aborts this task, and a dropped
+                // service ends it.
                 let Some(service) = weak.upgrade() else { break };
-                if let Err(e) = service.store.maintenance().await {
-                    tracing::warn!(error = %e, "storage maintenance failed");
+                let woken = tokio::time::timeout(std::time::Duration::from_millis(250), service.queues.wake.notified())
+                    .await
+                    .is_ok();
+                service.queue_tick().await;
+                if woken {
+                    continue;
                 }
-                // Queue definitions may change under us (`switchboard admin queue …`).
-                if n.is_multiple_of(5) {
+                n += 1;
+                if n.is_multiple_of(4) {
+                    if let Err(e) = service.store.maintenance().await {
+                        tracing::warn!(error = %e, "storage maintenance failed");
+                    }
+                }
+                if n.is_multiple_of(20) {
                     if let Err(e) = service.reload_queues().await {
                         tracing::warn!(error = %e, "cannot reload queues");
                     }
                 }
-                n += 1;
             }
         });
         *service.maintenance.lock().unwrap_or_else(|e| e.into_inner()) = Some(maintenance.abort_handle());

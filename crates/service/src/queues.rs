@@ -1,8 +1,9 @@
 //! Expert queues at run time: the queue definitions from the store, the routing engine
 //! (`sb_core::queue::Router`) fed by live presence, and each queue's public status.
 
-use sb_core::queue::{QueueDef, Router};
+use sb_core::queue::{ChatId, QueueChatRecord, QueueDef, QueueEvent, Router};
 use sb_core::{Millis, Presence, PresenceState, UserId};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// What a web page may know about a queue.
@@ -41,7 +42,13 @@ const ASSUMED_HANDLE_S: u64 = 180;
 #[derive(Default)]
 pub struct Queues {
     defs: RwLock<Arc<Vec<QueueDef>>>,
-    router: Mutex<Router>,
+    pub(crate) router: Mutex<Router>,
+    /// Open queue chats (waiting or assigned), by id.
+    pub(crate) chats: Mutex<HashMap<ChatId, QueueChatRecord>>,
+    /// Engine events caused where no async work can happen (presence changes, under the
+    /// presence lock); the queue task carries them out.
+    pub(crate) pending: Mutex<Vec<QueueEvent>>,
+    pub(crate) wake: tokio::sync::Notify,
 }
 
 /// An expert is ready for queue chats when signed in and `available`, not idle.
@@ -57,12 +64,17 @@ impl Queues {
     /// Install definitions (from the store) and tell the router who is ready now.
     pub fn install(&self, defs: Vec<QueueDef>, presence_of: impl Fn(UserId) -> Presence, now: Millis) {
         let mut router = self.router.lock().unwrap_or_else(|e| e.into_inner());
+        let mut events = Vec::new();
         for def in defs.iter().filter(|d| d.enabled) {
-            router.configure(def.routing(), now);
+            events.extend(router.configure(def.routing(), now));
             for m in &def.members {
                 let (signed_in, available) = readiness(&presence_of(m.user));
-                router.set_presence(m.user, signed_in, available, now);
+                events.extend(router.set_presence(m.user, signed_in, available, now));
             }
+        }
+        if !events.is_empty() {
+            self.pending.lock().unwrap_or_else(|e| e.into_inner()).extend(events);
+            self.wake.notify_one();
         }
         *self.defs.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(defs);
     }
@@ -72,7 +84,12 @@ impl Queues {
         let is_member = self.defs().iter().any(|d| d.members.iter().any(|m| m.user == user));
         if is_member {
             let (signed_in, available) = readiness(presence);
-            self.router.lock().unwrap_or_else(|e| e.into_inner()).set_presence(user, signed_in, available, now);
+            let events =
+                self.router.lock().unwrap_or_else(|e| e.into_inner()).set_presence(user, signed_in, available, now);
+            if !events.is_empty() {
+                self.pending.lock().unwrap_or_else(|e| e.into_inner()).extend(events);
+                self.wake.notify_one();
+            }
         }
     }
 

@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use sb_core::conversation::{Appended, ConversationSummary, Member};
 use sb_core::directory::NewUser;
-use sb_core::queue::{QueueDef, QueueMember, RoutingMethod};
+use sb_core::queue::{ChatId, QueueChatRecord, QueueDef, QueueEvent, QueueMember, RoutingMethod};
 use sb_core::store::{Application, AuthSession, ProfileUpdate, Store, StoreResult};
 use sb_core::{
     Address, Conversation, ConversationId, ConversationKind, Event, EventId, EventKind, Group, GroupId, Millis,
@@ -41,10 +41,12 @@ impl Backend {
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_queues.sql")),
+    (3, include_str!("../migrations/sqlite/0003_queue_chats.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_queues.sql")),
+    (3, include_str!("../migrations/postgres/0003_queue_chats.sql")),
 ];
 
 /// What a commit survives on SQLite (PostgreSQL follows its own `synchronous_commit`).
@@ -1079,6 +1081,108 @@ impl Store for SqlStore {
             sqlx::query("DELETE FROM queues WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(unavailable)?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn create_queue_chat(
+        &self,
+        queue: &str,
+        seeker: UserId,
+        conversation: ConversationId,
+        question: &str,
+        now: Millis,
+    ) -> StoreResult<ChatId> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO queue_chats (queue_id, seeker_id, conversation_id, question, state, requested_at) \
+             VALUES ($1, $2, $3, $4, 'queued', $5) RETURNING id",
+        )
+        .bind(queue)
+        .bind(seeker.0)
+        .bind(conversation.0)
+        .bind(question)
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(unavailable)?;
+        Ok(ChatId(id as u64))
+    }
+
+    async fn queue_chat(&self, id: ChatId) -> StoreResult<Option<QueueChatRecord>> {
+        let row = sqlx::query(
+            "SELECT id, queue_id, seeker_id, conversation_id, question, state, expert_id, requested_at FROM queue_chats WHERE id = $1",
+        )
+        .bind(id.0 as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.map(|r| {
+            Ok(QueueChatRecord {
+                id: ChatId(r.try_get::<i64, _>("id")? as u64),
+                queue: r.try_get("queue_id")?,
+                seeker: UserId(r.try_get("seeker_id")?),
+                conversation: ConversationId(r.try_get("conversation_id")?),
+                question: r.try_get("question")?,
+                state: r.try_get("state")?,
+                expert: r.try_get::<Option<i64>, _>("expert_id")?.map(UserId),
+                requested_at: r.try_get("requested_at")?,
+            })
+        })
+        .transpose()
+        .map_err(unavailable)
+    }
+
+    async fn record_queue_events(&self, queue: &str, events: &[QueueEvent], now: Millis) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for e in events {
+            let chat = e.chat().0 as i64;
+            sqlx::query(
+                "INSERT INTO queue_events (chat_id, queue_id, kind, expert_id, ts) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(chat)
+            .bind(queue)
+            .bind(e.kind())
+            .bind(e.expert().map(|u| u.0))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            let update = match e {
+                QueueEvent::Assigned { expert, .. } => Some(("assigned", Some(expert.0), Some(now), None)),
+                QueueEvent::Transferred { to_queue, .. } => {
+                    if let Some(q) = to_queue {
+                        sqlx::query("UPDATE queue_chats SET queue_id = $1 WHERE id = $2")
+                            .bind(q)
+                            .bind(chat)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(unavailable)?;
+                    }
+                    Some(("queued", None, None, None))
+                }
+                QueueEvent::WrapUp { .. } => Some(("wrap_up", None, None, None)),
+                QueueEvent::Closed { .. } => Some(("closed", None, None, Some(now))),
+                QueueEvent::Abandoned { .. } => Some(("abandoned", None, None, Some(now))),
+                QueueEvent::Overflowed { .. } => Some(("overflowed", None, None, Some(now))),
+                _ => None,
+            };
+            if let Some((state, expert, assigned_at, closed_at)) = update {
+                sqlx::query(
+                    "UPDATE queue_chats SET state = $1, expert_id = COALESCE($2, expert_id), \
+                     assigned_at = COALESCE($3, assigned_at), closed_at = COALESCE($4, closed_at) WHERE id = $5",
+                )
+                .bind(state)
+                .bind(expert)
+                .bind(assigned_at)
+                .bind(closed_at)
+                .bind(chat)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            }
         }
         tx.commit().await.map_err(unavailable)
     }

@@ -163,3 +163,146 @@ async fn public_apis_are_rate_limited_and_answer_preflights() {
     assert!(pre.headers()["access-control-allow-methods"].to_str().unwrap().contains("GET"));
     app.finish().await;
 }
+
+fn is(kind: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| v["type"] == kind
+}
+
+backend_tests! {
+    async fn a_queue_chat_from_request_to_close(app) {
+        // Demo Support routes to the longest-idle ready expert.
+        let judy = app.login("judy").await;
+        let mallory = app.login("mallory").await;
+        let mut j = judy.ws_with("presence=none").await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut m = mallory.ws_with("presence=none").await;
+        let alice = app.login("alice").await;
+        let mut a = alice.ws_with("presence=none").await;
+
+        let (s, view) = alice.post("/api/v1/queues/support/chats", json!({"question": "VPN fails <b>again</b>"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{view}");
+        let chat = view["chat"].as_i64().unwrap();
+        let conv = view["conversation"].as_i64().unwrap();
+        assert_eq!(view["state"], "waiting");
+
+        // Judy has been idle longest: the offer is hers, with the question as typed.
+        let offer = j.next_where(is("queue_offer")).await.expect("judy gets the offer");
+        assert_eq!((offer["chat"].as_i64(), offer["seeker"].as_str()), (Some(chat), Some("alice@example.com")));
+        assert_eq!(offer["question"], "VPN fails <b>again</b>");
+        // She declines: it goes to Mallory.
+        j.send(json!({"type": "decline", "chat": chat})).await;
+        assert_eq!(j.next_where(is("queue_offer_gone")).await.unwrap()["reason"], "declined");
+        let offer = m.next_where(is("queue_offer")).await.expect("mallory gets it next");
+        assert_eq!(offer["chat"].as_i64(), Some(chat));
+        // Judy cannot take what is not hers (anymore).
+        let (s, v) = judy.post(&format!("/api/v1/queue-chats/{chat}/accept"), json!({})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")));
+        let (s, v) = mallory.post(&format!("/api/v1/queue-chats/{chat}/accept"), json!({})).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!((v["state"].as_str(), v["expert"].as_str()), (Some("assigned"), Some("mallory@example.com")));
+        let told = a.next_where(|v| v["type"] == "queue_chat" && v["state"] == "assigned").await.expect("seeker told");
+        assert_eq!(told["expert"], "mallory@example.com");
+
+        // Now it is a conversation like any other, through the same pipeline.
+        m.next_where(|v| v["type"] == "conversation" && v["conversation"]["id"] == conv).await.expect("expert joined");
+        m.say(conv, "Hi Alice, let's fix that VPN.", "m-1").await;
+        let got = a.next_where(|v| v["type"] == "event" && v["event"]["kind"] == "message").await.unwrap();
+        assert_eq!(got["event"]["sender"], "mallory@example.com");
+        a.say(conv, "thanks!", "a-1").await;
+        m.next_where(|v| v["type"] == "event" && v["event"]["body"] == "thanks!").await.expect("expert hears the seeker");
+        let (s, _) = judy.get(&format!("/api/v1/conversations/{conv}/messages")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "other experts cannot read it");
+
+        // Mallory is at capacity (1): the queue shows her busy.
+        let (_, st) = status(&app, "support").await;
+        assert_eq!((st["experts_ready"].as_u64(), st["seekers_waiting"].as_u64()), (Some(1), Some(0)));
+
+        let (s, _) = mallory.post(&format!("/api/v1/queue-chats/{chat}/end"), json!({})).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let closed = a.next_where(|v| v["type"] == "queue_chat" && v["state"] == "closed").await;
+        assert!(closed.is_some(), "seeker told it closed");
+        let (_, st) = status(&app, "support").await;
+        assert_eq!(st["experts_ready"].as_u64(), Some(2));
+    }
+
+    async fn waiting_seekers_see_their_place_and_broadcast_has_one_winner(app) {
+        // Demo Sales broadcasts. Two experts, capacity 1 each.
+        let frank = app.login("frank").await;
+        let grace = app.login("grace").await;
+        let mut f = frank.ws_with("presence=none").await;
+        let mut g = grace.ws_with("presence=none").await;
+        let seekers = ["alice", "bob", "carol"];
+        let mut chats = Vec::new();
+        let mut sockets = Vec::new();
+        for who in seekers {
+            let c = app.login(who).await;
+            sockets.push(c.ws_with("presence=none").await);
+            let (s, v) = c.post("/api/v1/queues/Demo%20Sales/chats", json!({})).await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            chats.push(v["chat"].as_i64().unwrap());
+        }
+        // Both experts are offered the oldest chat; the others wait, second and third.
+        assert_eq!(f.next_where(is("queue_offer")).await.unwrap()["chat"].as_i64(), Some(chats[0]));
+        assert_eq!(g.next_where(is("queue_offer")).await.unwrap()["chat"].as_i64(), Some(chats[0]));
+        let carol_view = sockets[2].next_where(|v| v["type"] == "queue_chat" && v["position"] == 3).await;
+        assert!(carol_view.is_some(), "the third seeker learns her place");
+
+        // Racing accepts: exactly one wins.
+        let accept_path = format!("/api/v1/queue-chats/{}/accept", chats[0]);
+        let (r1, r2) = tokio::join!(frank.post(&accept_path, json!({})), grace.post(&accept_path, json!({})));
+        let wins = [r1.0, r2.0].iter().filter(|s| **s == StatusCode::OK).count();
+        assert_eq!(wins, 1, "{r1:?} {r2:?}");
+        let (winner, loser_ws) = if r1.0 == StatusCode::OK { ("frank", &mut g) } else { ("grace", &mut f) };
+        assert_eq!(r1.1["expert"].as_str().or(r2.1["expert"].as_str()), Some(format!("{winner}@example.com").as_str()));
+        // The loser's offer was withdrawn, and the next chat is offered to them.
+        let gone = loser_ws.next_where(|v| v["type"] == "queue_offer_gone" && v["chat"] == chats[0]).await.unwrap();
+        assert_eq!(gone["reason"], "taken");
+        let next = loser_ws.next_where(is("queue_offer")).await.unwrap();
+        assert_eq!(next["chat"].as_i64(), Some(chats[1]));
+        // Carol moves up to second.
+        assert!(sockets[2].next_where(|v| v["type"] == "queue_chat" && v["position"] == 2).await.is_some());
+        // Bob gives up waiting: the offer to the expert is withdrawn at once.
+        let bob = app.login("bob").await;
+        let (s, _) = bob.post(&format!("/api/v1/queue-chats/{}/end", chats[1]), json!({})).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let gone = loser_ws.next_where(|v| v["type"] == "queue_offer_gone" && v["chat"] == chats[1]).await.unwrap();
+        assert_eq!(gone["reason"], "withdrawn");
+        // Strangers see nothing of other people's queue chats.
+        let (s, _) = bob.get(&format!("/api/v1/queue-chats/{}", chats[2])).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+
+    async fn offers_time_out_and_go_round_again(app) {
+        let admin = app.login("admin").await;
+        let (_, q) = admin.get("/api/v1/queues/support").await;
+        let (s, _) = admin
+            .send_json(
+                reqwest::Method::PUT,
+                "/api/v1/queues/support",
+                json!({"display_name": "Demo Support", "method": "serial", "offer_timeout_s": 1, "members": q["members"]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let judy = app.login("judy").await; // priority 0
+        let mallory = app.login("mallory").await; // priority 1
+        let mut j = judy.ws_with("presence=none").await;
+        let mut m = mallory.ws_with("presence=none").await;
+        let alice = app.login("alice").await;
+        let (_, v) = alice.post("/api/v1/queues/support/chats", json!({"question": "hello?"})).await;
+        let chat = v["chat"].as_i64().unwrap();
+        assert_eq!(j.next_where(is("queue_offer")).await.unwrap()["chat"].as_i64(), Some(chat));
+        // Nobody answers: judy's offer lapses, mallory's too, then judy's again.
+        assert_eq!(j.next_where(is("queue_offer_gone")).await.unwrap()["reason"], "timed_out");
+        assert_eq!(m.next_where(is("queue_offer")).await.unwrap()["chat"].as_i64(), Some(chat));
+        assert_eq!(m.next_where(is("queue_offer_gone")).await.unwrap()["reason"], "timed_out");
+        assert_eq!(j.next_where(is("queue_offer")).await.unwrap()["chat"].as_i64(), Some(chat), "offered again, not just once");
+        // Judy goes away mid-offer: withdrawn at once, and mallory gets it.
+        j.send(json!({"type": "presence", "state": "away"})).await;
+        assert_eq!(j.next_where(is("queue_offer_gone")).await.unwrap()["reason"], "withdrawn");
+        let offer = m.next_where(is("queue_offer")).await.unwrap();
+        assert_eq!(offer["chat"].as_i64(), Some(chat));
+        m.send(json!({"type": "accept", "chat": chat})).await;
+        let assigned = m.next_where(|v| v["type"] == "queue_chat" && v["state"] == "assigned").await;
+        assert!(assigned.is_some());
+    }
+}

@@ -1,0 +1,287 @@
+//! Queue chats: a seeker asks a queue, the routing engine offers the chat to experts, an
+//! expert accepts and joins the seeker's conversation. From then on it is an ordinary
+//! conversation: every message goes through the same pipeline and log as any other.
+//!
+//! The engine (`sb_core::queue::Router`) decides; this module carries out what it decided:
+//! it stores each lifecycle event, tells experts about offers, tells seekers where they
+//! stand, and adds the assigned expert to the conversation.
+
+use crate::hub::Outbound;
+use crate::{Frame, Result, Service, ServiceError};
+use sb_core::conversation::Member;
+use sb_core::queue::{ChatId, QueueChatRecord, QueueEvent, RouteError, WithdrawReason};
+use sb_core::{Address, ConversationId, ConversationKind, CoreError, EventKind, Millis, NewEvent, User, UserId};
+use std::collections::BTreeSet;
+
+/// An offer as an expert's client shows it.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub chat: i64,
+    pub queue: String,
+    pub queue_name: String,
+    pub seeker: Address,
+    pub seeker_name: String,
+    pub question: String,
+    pub expires_at: Millis,
+    pub conversation: ConversationId,
+}
+
+/// Where a queue chat stands, as the seeker (and the assigned expert) see it.
+#[derive(Debug, Clone)]
+pub struct ChatView {
+    pub chat: i64,
+    pub queue: String,
+    pub queue_name: String,
+    /// `waiting`, `assigned`, `closed`, `abandoned`, `overflowed`.
+    pub state: &'static str,
+    pub position: Option<usize>,
+    pub estimated_wait_s: Option<u64>,
+    /// The expert's address, when assigned and the queue shows names.
+    pub expert: Option<Address>,
+    pub conversation: ConversationId,
+    pub message: Option<String>,
+}
+
+fn route_error(e: RouteError) -> ServiceError {
+    match e {
+        RouteError::NoSuchQueue => CoreError::NotFound("queue").into(),
+        RouteError::NoSuchChat => CoreError::NotFound("queue chat").into(),
+        RouteError::NotOffered => CoreError::Conflict("this chat is not (or no longer) offered to you".into()).into(),
+        RouteError::NotAMember => CoreError::Forbidden("you are not an expert of this queue".into()).into(),
+        RouteError::OverCapacity => CoreError::Conflict("you are at your chat capacity".into()).into(),
+        RouteError::WrongState(s) => CoreError::Conflict(format!("the chat is {s}")).into(),
+    }
+}
+
+impl Service {
+    fn route<T>(&self, f: impl FnOnce(&mut sb_core::queue::Router) -> T) -> T {
+        let mut router = self.queues.router.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut router)
+    }
+
+    fn chat_record(&self, chat: ChatId) -> Option<QueueChatRecord> {
+        self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).get(&chat).cloned()
+    }
+
+    /// A signed-in user asks a queue for a chat (`question`: the pre-chat text).
+    pub async fn request_queue_chat(&self, seeker: &User, queue: &str, question: &str) -> Result<ChatView> {
+        let def = self.queues.find(queue).ok_or(CoreError::NotFound("queue"))?;
+        if def.closed {
+            let msg = if def.closed_message.is_empty() {
+                format!("{} is closed.", def.display_name)
+            } else {
+                def.closed_message.clone()
+            };
+            return Err(CoreError::Forbidden(msg).into());
+        }
+        if question.chars().count() > 2000 {
+            return Err(CoreError::Invalid("the question has at most 2000 characters".into()).into());
+        }
+        let now = self.now();
+        let (conversation, _) =
+            self.store.create_conversation(ConversationKind::Queue, &def.display_name, &[seeker.id], now).await?;
+        self.append(vec![self.new_event(conversation, EventKind::Created, Some(seeker), String::new(), None)], None)
+            .await?;
+        let chat = self.store.create_queue_chat(&def.id, seeker.id, conversation, question, now).await?;
+        let record = QueueChatRecord {
+            id: chat,
+            queue: def.id.clone(),
+            seeker: seeker.id,
+            conversation,
+            question: question.to_string(),
+            state: "queued".into(),
+            expert: None,
+            requested_at: now,
+        };
+        self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, record);
+        let events = self.route(|r| r.request(&def.id, chat, BTreeSet::new(), now)).map_err(route_error)?;
+        self.apply_queue_events(events).await;
+        self.queue_chat_view(chat).ok_or(CoreError::NotFound("queue chat").into())
+    }
+
+    pub async fn accept_queue_chat(&self, expert: &User, chat: ChatId) -> Result<ChatView> {
+        let now = self.now();
+        let events = self.route(|r| r.accept(chat, expert.id, now)).map_err(route_error)?;
+        self.apply_queue_events(events).await;
+        self.queue_chat_view(chat).ok_or(CoreError::NotFound("queue chat").into())
+    }
+
+    pub async fn decline_queue_chat(&self, expert: &User, chat: ChatId) -> Result<()> {
+        let now = self.now();
+        let events = self.route(|r| r.decline(chat, expert.id, now)).map_err(route_error)?;
+        self.apply_queue_events(events).await;
+        Ok(())
+    }
+
+    /// The seeker leaves (abandoned while waiting, closed once assigned) or the expert ends it.
+    pub async fn end_queue_chat(&self, user: &User, chat: ChatId) -> Result<()> {
+        let record = self.chat_record(chat).ok_or(CoreError::NotFound("queue chat"))?;
+        let is_expert = self.route(|r| r.open_chats_of(user.id).contains(&chat));
+        if record.seeker != user.id && !is_expert {
+            return Err(CoreError::NotFound("queue chat").into());
+        }
+        let now = self.now();
+        let events = self
+            .route(|r| match r.state(chat) {
+                Some(sb_core::queue::ChatState::Queued) => r.abandon(chat, now),
+                Some(sb_core::queue::ChatState::Assigned(_)) => {
+                    let mut ev = r.end(chat, now)?;
+                    ev.extend(r.close(chat, now)?);
+                    Ok(ev)
+                }
+                _ => r.close(chat, now),
+            })
+            .map_err(route_error)?;
+        self.apply_queue_events(events).await;
+        Ok(())
+    }
+
+    /// Advance queue time: lapsed offers, overflows. The runtime calls it a few times a second.
+    pub async fn queue_tick(&self) {
+        let now = self.now();
+        let mut events: Vec<QueueEvent> =
+            std::mem::take(&mut *self.queues.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        events.extend(self.route(|r| r.tick(now)));
+        self.apply_queue_events(events).await;
+    }
+
+    /// Carry out what the engine decided, in order.
+    pub(crate) async fn apply_queue_events(&self, events: Vec<QueueEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let now = self.now();
+        let mut queues_touched: BTreeSet<String> = BTreeSet::new();
+        for e in &events {
+            let Some(record) = self.chat_record(e.chat()) else { continue };
+            queues_touched.insert(record.queue.clone());
+            if let Err(err) = self.store.record_queue_events(&record.queue, std::slice::from_ref(e), now).await {
+                tracing::error!(error = %err, "cannot store a queue event");
+            }
+            match e {
+                QueueEvent::Offered { expert, expires_at, .. } => {
+                    let seeker = self.store.user(record.seeker).await.ok().flatten();
+                    let def = self.queues.find(&record.queue);
+                    let offer = Offer {
+                        chat: record.id.0 as i64,
+                        queue: record.queue.clone(),
+                        queue_name: def.map(|d| d.display_name).unwrap_or_default(),
+                        seeker: seeker
+                            .as_ref()
+                            .map(|u| u.address.clone())
+                            .unwrap_or_else(|| Address::parse("unknown@invalid").expect("valid")),
+                        seeker_name: seeker.map(|u| u.display_name).unwrap_or_default(),
+                        question: record.question.clone(),
+                        expires_at: *expires_at,
+                        conversation: record.conversation,
+                    };
+                    self.hub.send_to_users([*expert], &Outbound::new(Frame::QueueOffer(offer)), None);
+                }
+                QueueEvent::OfferWithdrawn { expert, reason, .. } => {
+                    let reason = if *reason == WithdrawReason::TakenByOther { "taken" } else { "withdrawn" };
+                    self.offer_gone(*expert, record.id, reason);
+                }
+                QueueEvent::Declined { expert, .. } => self.offer_gone(*expert, record.id, "declined"),
+                QueueEvent::OfferTimedOut { expert, .. } => self.offer_gone(*expert, record.id, "timed_out"),
+                QueueEvent::Assigned { expert, .. } => {
+                    if let Some(c) = self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&record.id) {
+                        c.state = "assigned".into();
+                        c.expert = Some(*expert);
+                    }
+                    if let Ok(Some(u)) = self.store.user(*expert).await {
+                        let joined = NewEvent {
+                            conversation: record.conversation,
+                            kind: EventKind::Joined,
+                            actor: Some(Member { id: u.id, address: u.address.clone() }),
+                            body: String::new(),
+                            client_id: None,
+                            ts: now,
+                        };
+                        if let Err(err) = self.append(vec![joined], None).await {
+                            tracing::error!(error = %err, "cannot add the expert to the queue chat");
+                        }
+                        if let Ok(c) = self.conversation_for(&u, record.conversation).await {
+                            let frame = Outbound::new(Frame::Conversation(c.as_ref().clone()));
+                            self.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
+                        }
+                    }
+                    self.tell_participants(record.id);
+                }
+                QueueEvent::Closed { .. } | QueueEvent::Abandoned { .. } | QueueEvent::Overflowed { .. } => {
+                    let state = match e {
+                        QueueEvent::Closed { .. } => "closed",
+                        QueueEvent::Abandoned { .. } => "abandoned",
+                        _ => "overflowed",
+                    };
+                    if let Some(c) = self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&record.id) {
+                        c.state = state.into();
+                    }
+                    self.tell_participants(record.id);
+                    self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.id);
+                }
+                _ => {}
+            }
+        }
+        // Everyone still waiting in a touched queue learns their (new) place in line.
+        for queue in queues_touched {
+            for chat in self.route(|r| r.waiting(&queue)) {
+                self.tell_participants(chat);
+            }
+        }
+    }
+
+    fn offer_gone(&self, expert: UserId, chat: ChatId, reason: &'static str) {
+        self.hub.send_to_users([expert], &Outbound::new(Frame::QueueOfferGone { chat: chat.0 as i64, reason }), None);
+    }
+
+    fn tell_participants(&self, chat: ChatId) {
+        let Some(record) = self.chat_record(chat) else { return };
+        let Some(view) = self.queue_chat_view(chat) else { return };
+        let to: Vec<UserId> = std::iter::once(record.seeker).chain(record.expert).collect();
+        self.hub.send_to_users(to, &Outbound::new(Frame::QueueChat(view)), None);
+    }
+
+    /// The chat as `user` (its seeker or expert) may see it; `None` for anyone else.
+    pub fn queue_chat_view_for(&self, user: &User, chat: ChatId) -> Option<ChatView> {
+        let r = self.chat_record(chat)?;
+        (r.seeker == user.id || r.expert == Some(user.id)).then(|| self.queue_chat_view(chat)).flatten()
+    }
+
+    /// The chat as its seeker sees it now.
+    pub fn queue_chat_view(&self, chat: ChatId) -> Option<ChatView> {
+        let record = self.chat_record(chat)?;
+        let def = self.queues.defs().iter().find(|d| d.id == record.queue).cloned();
+        let (position, waiting_state) = self.route(|r| (r.position(chat), r.state(chat)));
+        let state = match (waiting_state, record.state.as_str()) {
+            (Some(sb_core::queue::ChatState::Queued), _) => "waiting",
+            (Some(_), _) => "assigned",
+            (None, "closed") => "closed",
+            (None, "abandoned") => "abandoned",
+            (None, "overflowed") => "overflowed",
+            (None, _) => "closed",
+        };
+        let estimated_wait_s = position.map(|p| {
+            let status = self.queues.status(&record.queue, self.now());
+            let slots = status.map_or(1, |s| u64::from(s.experts_ready.max(1)));
+            (p as u64).saturating_sub(1) * 180 / slots
+        });
+        let show = def.as_ref().is_none_or(|d| d.show_expert_name);
+        let expert = record.expert.filter(|_| show && state == "assigned").and_then(|u| self.hub.address_of(u));
+        let message = match state {
+            "overflowed" => def.as_ref().map(|d| d.closed_message.clone()).filter(|m| !m.is_empty()),
+            "waiting" => def.as_ref().map(|d| d.welcome.clone()).filter(|m| !m.is_empty()),
+            _ => None,
+        };
+        Some(ChatView {
+            chat: chat.0 as i64,
+            queue: record.queue.clone(),
+            queue_name: def.map(|d| d.display_name).unwrap_or_default(),
+            state,
+            position,
+            estimated_wait_s,
+            expert,
+            conversation: record.conversation,
+            message,
+        })
+    }
+}
