@@ -61,11 +61,20 @@ pub enum Role {
     Admin,
     ComplianceOfficer,
     Auditor,
+    /// A website visitor without an account: may use one queue chat and nothing else.
+    Guest,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] =
-        [Role::User, Role::Expert, Role::QueueManager, Role::Admin, Role::ComplianceOfficer, Role::Auditor];
+    pub const ALL: [Role; 7] = [
+        Role::User,
+        Role::Expert,
+        Role::QueueManager,
+        Role::Admin,
+        Role::ComplianceOfficer,
+        Role::Auditor,
+        Role::Guest,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Role::User => "user",
@@ -74,6 +83,7 @@ impl Role {
             Role::Admin => "admin",
             Role::ComplianceOfficer => "compliance_officer",
             Role::Auditor => "auditor",
+            Role::Guest => "guest",
         }
     }
     pub fn parse(s: &str) -> Result<Self, CoreError> {
@@ -105,6 +115,10 @@ pub struct User {
 impl User {
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    pub fn is_guest(&self) -> bool {
+        self.has_role(Role::Guest)
     }
 }
 

@@ -62,7 +62,28 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// A signed-in user (applications are refused).
+/// A signed-in user, guests included (applications are refused). For the few endpoints a
+/// guest may use: their queue chat and its conversation.
+pub struct AnyUser {
+    pub user: User,
+    pub session: AuthSession,
+    pub token: String,
+}
+
+impl FromRequestParts<AppState> for AnyUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match Caller::from_request_parts(parts, state).await? {
+            Caller { principal: Principal::User { user, session }, token } => Ok(AnyUser { user, session, token }),
+            Caller { principal: Principal::App(_), .. } => {
+                Err(ApiError::forbidden("this endpoint is for signed-in users, not applications"))
+            }
+        }
+    }
+}
+
+/// A signed-in user with an account (applications and guests are refused).
 pub struct UserCaller {
     pub user: User,
     pub session: AuthSession,
@@ -73,12 +94,11 @@ impl FromRequestParts<AppState> for UserCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match Caller::from_request_parts(parts, state).await? {
-            Caller { principal: Principal::User { user, session }, token } => Ok(UserCaller { user, session, token }),
-            Caller { principal: Principal::App(_), .. } => {
-                Err(ApiError::forbidden("this endpoint is for signed-in users, not applications"))
-            }
+        let AnyUser { user, session, token } = AnyUser::from_request_parts(parts, state).await?;
+        if user.is_guest() {
+            return Err(ApiError::forbidden("guests can use their queue chat only"));
         }
+        Ok(UserCaller { user, session, token })
     }
 }
 

@@ -29,6 +29,8 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
 const APP_JS: &str = include_str!("../../../web/app.js");
 const APP_CSS: &str = include_str!("../../../web/app.css");
+const SDK_JS: &str = include_str!("../../../web/sdk/switchboard.js");
+const SDK_CSS: &str = include_str!("../../../web/sdk/switchboard.css");
 
 #[derive(Clone)]
 pub struct AppState {
@@ -63,6 +65,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/queue-chats/{id}/accept"),
     ("post", "/api/v1/queue-chats/{id}/decline"),
     ("post", "/api/v1/queue-chats/{id}/end"),
+    ("post", "/api/v1/queue-chats/{id}/transfer"),
+    ("post", "/api/v1/queues/{id}/guest"),
     ("get", "/ITFramework/webclient"),
     ("post", "/api/v1/admin/users"),
     ("post", "/api/v1/admin/sessions"),
@@ -100,6 +104,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/queue-chats/{id}/accept", post(queues::accept))
         .route("/api/v1/queue-chats/{id}/decline", post(queues::decline))
         .route("/api/v1/queue-chats/{id}/end", post(queues::end))
+        .route("/api/v1/queue-chats/{id}/transfer", post(queues::transfer))
+        .route("/api/v1/queues/{id}/guest", post(queues::guest_chat).options(queues::preflight))
         .route("/ITFramework/webclient", get(queues::legacy).options(queues::preflight))
         .route("/api/v1/admin/users", post(rest::admin_create_user))
         .route("/api/v1/admin/sessions", post(rest::admin_issue_session))
@@ -111,6 +117,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/", get(index))
         .route("/assets/app.js", get(app_js))
         .route("/assets/app.css", get(app_css))
+        .route("/sdk/switchboard.js", get(sdk_js))
+        .route("/sdk/switchboard.css", get(sdk_css))
         .fallback(rest::not_found)
         .method_not_allowed_fallback(method_not_allowed);
     api.layer(DefaultBodyLimit::max(max_body))
@@ -189,6 +197,31 @@ async fn index() -> Response {
 
 async fn app_js() -> Response {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], APP_JS)
+        .into_response()
+}
+
+/// The embeddable SDK is loaded by pages of other origins.
+async fn sdk_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        SDK_JS,
+    )
+        .into_response()
+}
+
+async fn sdk_css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        SDK_CSS,
+    )
         .into_response()
 }
 

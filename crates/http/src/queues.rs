@@ -3,7 +3,7 @@
 //! legacy Queue Manager one (`/ITFramework/webclient`), which answers `text/plain` exactly.
 
 use crate::error::ApiError;
-use crate::extract::{ApiJson, UserCaller};
+use crate::extract::{AnyUser, ApiJson, UserCaller};
 use crate::AppState;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -29,8 +29,8 @@ fn public(mut resp: Response) -> Response {
 pub async fn preflight() -> Response {
     let mut resp = public(StatusCode::NO_CONTENT.into_response());
     let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, OPTIONS"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
     h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     resp
 }
@@ -241,7 +241,7 @@ pub async fn request_chat(
 
 pub async fn chat(
     State(app): State<AppState>,
-    caller: UserCaller,
+    caller: AnyUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let chat = chat_id(&id)?;
@@ -270,11 +270,56 @@ pub async fn decline(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn end(
+pub async fn end(State(app): State<AppState>, caller: AnyUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    app.service.end_queue_chat(&caller.user, chat_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transfer {
+    queue: Option<String>,
+    expert: Option<String>,
+}
+
+pub async fn transfer(
     State(app): State<AppState>,
     caller: UserCaller,
     Path(id): Path<String>,
+    ApiJson(req): ApiJson<Transfer>,
 ) -> Result<StatusCode, ApiError> {
-    app.service.end_queue_chat(&caller.user, chat_id(&id)?).await?;
+    app.service.transfer_queue_chat(&caller.user, chat_id(&id)?, req.queue.as_deref(), req.expert.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestChat {
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    question: String,
+}
+
+/// A website visitor (no account) asks a queue for a chat, from any origin.
+pub async fn guest_chat(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    body: Result<ApiJson<GuestChat>, ApiError>,
+) -> Response {
+    let result = async {
+        let ApiJson(req) = body?;
+        let (token, guest, view) = app.service.guest_chat(&id, &req.name, &req.email, &req.question, peer.ip()).await?;
+        Ok::<_, ApiError>(
+            (
+                StatusCode::CREATED,
+                Json(json!({"token": token, "guest": crate::wire::user(&guest, None), "chat": crate::wire::queue_chat(&view)})),
+            )
+                .into_response(),
+        )
+    }
+    .await;
+    public(result.unwrap_or_else(IntoResponse::into_response))
 }

@@ -2,7 +2,7 @@
 //! calls and no policy here.
 
 use crate::error::ApiError;
-use crate::extract::{AdminCaller, ApiJson, ApiQuery, Caller, UserCaller, CSRF_COOKIE, SESSION_COOKIE};
+use crate::extract::{AdminCaller, AnyUser, ApiJson, ApiQuery, Caller, UserCaller, CSRF_COOKIE, SESSION_COOKIE};
 use crate::wire;
 use crate::AppState;
 use axum::extract::{ConnectInfo, Path, State};
@@ -84,7 +84,7 @@ pub async fn me(State(app): State<AppState>, caller: Caller) -> ApiResult {
 fn listed<'a>(app: &AppState, users: impl IntoIterator<Item = &'a sb_core::User>) -> Vec<Value> {
     users
         .into_iter()
-        .filter(|u| !u.disabled)
+        .filter(|u| !u.disabled && !u.is_guest())
         .map(|u| serde_json::to_value(wire::user(u, Some(&app.service.presence(u.id)))).unwrap_or_default())
         .collect()
 }
@@ -105,7 +105,7 @@ pub struct UserQuery {
     limit: Option<i64>,
 }
 
-pub async fn users(State(app): State<AppState>, _caller: Caller, ApiQuery(q): ApiQuery<UserQuery>) -> ApiResult {
+pub async fn users(State(app): State<AppState>, _caller: UserCaller, ApiQuery(q): ApiQuery<UserQuery>) -> ApiResult {
     let users = app
         .service
         .store()
@@ -115,18 +115,18 @@ pub async fn users(State(app): State<AppState>, _caller: Caller, ApiQuery(q): Ap
     Ok(Json(json!({ "users": listed(&app, &users) })))
 }
 
-pub async fn user(State(app): State<AppState>, _caller: Caller, Path(address): Path<String>) -> ApiResult {
+pub async fn user(State(app): State<AppState>, _caller: UserCaller, Path(address): Path<String>) -> ApiResult {
     let u = app.service.user_by_address(&address).await?;
     let mut one = listed(&app, [&u]);
     one.pop().map(Json).ok_or_else(|| ApiError::not_found("user not found"))
 }
 
-pub async fn groups(State(app): State<AppState>, _caller: Caller) -> ApiResult {
+pub async fn groups(State(app): State<AppState>, _caller: UserCaller) -> ApiResult {
     let groups = app.service.store().groups().await.map_err(sb_service::ServiceError::from)?;
     Ok(Json(json!({"groups": groups.iter().map(wire::group).collect::<Vec<_>>()})))
 }
 
-pub async fn group(State(app): State<AppState>, _caller: Caller, Path(slug): Path<String>) -> ApiResult {
+pub async fn group(State(app): State<AppState>, _caller: UserCaller, Path(slug): Path<String>) -> ApiResult {
     let (groups, _) = app.service.contacts().await?;
     let (g, members) = groups
         .iter()
@@ -180,7 +180,7 @@ pub async fn create_conversation(
     Ok((StatusCode::CREATED, Json(json!(wire::conversation(&c)))).into_response())
 }
 
-pub async fn conversation(State(app): State<AppState>, caller: UserCaller, Path(id): Path<String>) -> ApiResult {
+pub async fn conversation(State(app): State<AppState>, caller: AnyUser, Path(id): Path<String>) -> ApiResult {
     let c = app.service.conversation_for(&caller.user, conversation_id(&id)?).await?;
     Ok(Json(json!(wire::conversation(&c))))
 }
@@ -215,7 +215,7 @@ pub struct HistoryQuery {
 
 pub async fn history(
     State(app): State<AppState>,
-    caller: UserCaller,
+    caller: AnyUser,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult {
@@ -241,7 +241,7 @@ pub struct SendMessage {
 
 pub async fn send_message(
     State(app): State<AppState>,
-    caller: UserCaller,
+    caller: AnyUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<SendMessage>,
 ) -> ApiResult<Response> {
@@ -260,7 +260,7 @@ pub struct MarkRead {
 
 pub async fn mark_read(
     State(app): State<AppState>,
-    caller: UserCaller,
+    caller: AnyUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<MarkRead>,
 ) -> ApiResult {

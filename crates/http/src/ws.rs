@@ -71,11 +71,13 @@ pub async fn upgrade(
         Principal::User { user, .. } => user,
         Principal::App(_) => return Err(ApiError::forbidden("applications do not open chat sessions")),
     };
-    let watch = match q.presence.as_deref() {
-        None | Some("all") => true,
-        Some("none") => false,
-        Some(other) => return Err(ApiError::bad_request(format!("presence must be all or none, not {other:?}"))),
-    };
+    // Guests never see directory presence.
+    let watch = !user.is_guest()
+        && match q.presence.as_deref() {
+            None | Some("all") => true,
+            Some("none") => false,
+            Some(other) => return Err(ApiError::bad_request(format!("presence must be all or none, not {other:?}"))),
+        };
     let limit = app.service.settings().max_message_bytes;
     let resume = q.resume_from.map(EventId);
     Ok(ws

@@ -61,6 +61,8 @@ pub struct Settings {
     /// Requests per minute per client address to the public, unauthenticated APIs
     /// (queue status, the legacy Queue Manager endpoints).
     pub public_requests_per_minute: usize,
+    /// Guest (website visitor) sessions per client address per hour.
+    pub guest_sessions_per_hour: usize,
     pub max_members: usize,
 }
 
@@ -78,6 +80,7 @@ impl Default for Settings {
             max_connections_per_address: 256,
             max_frames_per_second: 200,
             public_requests_per_minute: 600,
+            guest_sessions_per_hour: 20,
             max_members: 500,
         }
     }
@@ -196,6 +199,7 @@ pub struct Service {
     argon2_slots: tokio::sync::Semaphore,
     queues: queues::Queues,
     public_limiter: Mutex<SlidingWindow>,
+    guest_limiter: Mutex<SlidingWindow>,
 }
 
 impl Service {
@@ -216,6 +220,7 @@ impl Service {
         ));
         let pipeline = Pipeline::new(settings.max_message_bytes);
         let settings_public_limit = settings.public_requests_per_minute;
+        let settings_guest_limit = settings.guest_sessions_per_hour;
 
         let service = Arc::new(Self {
             login_by_address: Mutex::new(SlidingWindow::new(
@@ -241,6 +246,7 @@ impl Service {
             argon2_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             queues: queues::Queues::default(),
             public_limiter: Mutex::new(SlidingWindow::new(settings_public_limit, 60_000)),
+            guest_limiter: Mutex::new(SlidingWindow::new(settings_guest_limit, 3_600_000)),
         });
         let weak = Arc::downgrade(&service);
         let maintenance = tokio::spawn(async move {
@@ -438,7 +444,8 @@ impl Service {
         let users = self.store.users("", 100_000).await?;
         let groups = self.store.groups().await?;
         let memberships = self.store.group_memberships().await?;
-        let by_id: HashMap<UserId, &User> = users.iter().filter(|u| !u.disabled).map(|u| (u.id, u)).collect();
+        let by_id: HashMap<UserId, &User> =
+            users.iter().filter(|u| !u.disabled && !u.is_guest()).map(|u| (u.id, u)).collect();
         let mut grouped: HashMap<i64, Vec<User>> = HashMap::new();
         let mut in_some_group = std::collections::HashSet::new();
         for (g, u) in memberships {
@@ -455,7 +462,8 @@ impl Service {
                 (g, members)
             })
             .collect();
-        let ungrouped = users.into_iter().filter(|u| !u.disabled && !in_some_group.contains(&u.id)).collect();
+        let ungrouped =
+            users.into_iter().filter(|u| !u.disabled && !u.is_guest() && !in_some_group.contains(&u.id)).collect();
         Ok((out, ungrouped))
     }
 
@@ -631,6 +639,9 @@ impl Service {
             }
         }
         let conversation = self.conversation_for(sender, id).await?;
+        if sender.is_guest() && conversation.kind != ConversationKind::Queue {
+            return Err(CoreError::Forbidden("guests can only write in their queue chat".into()).into());
+        }
         let admitted =
             self.pipeline.admit(&Submission { door, sender, conversation: &conversation, body }).inspect_err(|_| {
                 self.metrics.messages_refused.inc();
@@ -759,6 +770,56 @@ impl Service {
         self.store.save_queue(&def, self.now()).await?;
         self.reload_queues().await?;
         Ok(def)
+    }
+
+    /// A website visitor asks a queue for a chat: a guest account and session, bound to
+    /// this one chat. Limited per client address.
+    pub async fn guest_chat(
+        &self,
+        queue: &str,
+        name: &str,
+        email: &str,
+        question: &str,
+        ip: IpAddr,
+    ) -> Result<(String, User, queue_chats::ChatView)> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(CoreError::Invalid("a name has 1 to 100 characters".into()).into());
+        }
+        if email.chars().count() > 254 {
+            return Err(CoreError::Invalid("the email address is too long".into()).into());
+        }
+        let def = self.queues.find(queue).ok_or(CoreError::NotFound("queue"))?;
+        if def.closed {
+            return Err(CoreError::Forbidden(format!("{} is closed.", def.display_name)).into());
+        }
+        self.guest_limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .hit(&ip.to_string(), self.now())
+            .map_err(|ms| ServiceError::RateLimited((ms as u64).div_ceil(1000)))?;
+        let address = Address::parse(&format!(
+            "guest-{}@guest.{}",
+            &auth::new_token("")[..12].to_lowercase().replace(['_', '-'], "x"),
+            self.settings.domain
+        ))?;
+        let guest = self
+            .store
+            .create_user(
+                NewUser {
+                    address,
+                    display_name: name.to_string(),
+                    email: email.trim().to_string(),
+                    locale: "en".into(),
+                    roles: vec![Role::Guest],
+                    password_hash: None,
+                },
+                self.now(),
+            )
+            .await?;
+        let (token, _) = self.issue_session(guest.id).await?;
+        let view = self.request_queue_chat(&guest, &def.id, question).await?;
+        Ok((token, guest, view))
     }
 
     /// Count one public (unauthenticated) request from `ip`.

@@ -113,6 +113,47 @@ impl Service {
         Ok(())
     }
 
+    /// The assigned expert hands the chat on: to another queue (it keeps its place by request
+    /// time) or to an expert directly. The expert leaves the conversation; the next one joins
+    /// when they accept.
+    pub async fn transfer_queue_chat(
+        &self,
+        expert: &User,
+        chat: ChatId,
+        to_queue: Option<&str>,
+        to_expert: Option<&str>,
+    ) -> Result<()> {
+        if !self.route(|r| r.open_chats_of(expert.id).contains(&chat)) {
+            return Err(CoreError::NotFound("queue chat").into());
+        }
+        let queue = match to_queue {
+            Some(q) => Some(self.queues.find(q).ok_or(CoreError::Invalid(format!("no such queue: {q}")))?.id),
+            None => None,
+        };
+        let target = match to_expert {
+            Some(a) => {
+                Some(self.user_by_address(a).await.map_err(|_| CoreError::Invalid(format!("no such user: {a}")))?)
+            }
+            None => None,
+        };
+        if queue.is_none() && target.is_none() {
+            return Err(CoreError::Invalid("transfer to a queue or an expert".into()).into());
+        }
+        let now = self.now();
+        let events = self
+            .route(|r| r.transfer(chat, queue.as_deref(), target.as_ref().map(|u| u.id), now))
+            .map_err(route_error)?;
+        if let Some(record) = self.chat_record(chat) {
+            self.append(
+                vec![self.new_event(record.conversation, EventKind::Left, Some(expert), String::new(), None)],
+                None,
+            )
+            .await?;
+        }
+        self.apply_queue_events(events).await;
+        Ok(())
+    }
+
     /// The seeker leaves (abandoned while waiting, closed once assigned) or the expert ends it.
     pub async fn end_queue_chat(&self, user: &User, chat: ChatId) -> Result<()> {
         let record = self.chat_record(chat).ok_or(CoreError::NotFound("queue chat"))?;
@@ -203,6 +244,17 @@ impl Service {
                         if let Ok(c) = self.conversation_for(&u, record.conversation).await {
                             let frame = Outbound::new(Frame::Conversation(c.as_ref().clone()));
                             self.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
+                        }
+                    }
+                    self.tell_participants(record.id);
+                }
+                QueueEvent::Transferred { to_queue, .. } => {
+                    if let Some(c) = self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&record.id) {
+                        c.state = "queued".into();
+                        c.expert = None;
+                        if let Some(q) = to_queue {
+                            c.queue = q.clone();
+                            queues_touched.insert(q.clone());
                         }
                     }
                     self.tell_participants(record.id);

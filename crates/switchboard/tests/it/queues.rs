@@ -306,3 +306,108 @@ backend_tests! {
         assert!(assigned.is_some());
     }
 }
+
+backend_tests! {
+    async fn guests_chat_with_a_queue_and_nothing_else(app) {
+        let judy = app.login("judy").await;
+        let mut j = judy.ws_with("presence=none").await;
+        // A visitor on another site: no account, CORS.
+        let r = reqwest::Client::new()
+            .post(app.url("/api/v1/queues/Demo%20Support/guest"))
+            .header("origin", "http://shop.example")
+            .json(&json!({"name": "Vera Visitor", "email": "vera@shop.example", "question": "Where is my order?"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+        let v: Value = r.json().await.unwrap();
+        let token = v["token"].as_str().unwrap().to_string();
+        let chat = v["chat"]["chat"].as_i64().unwrap();
+        let conv = v["chat"]["conversation"].as_i64().unwrap();
+        assert_eq!(v["guest"]["roles"], json!(["guest"]));
+        let guest = Client { app: app.clone(), http: reqwest::Client::new(), token, csrf: String::new() };
+        let mut g = guest.ws().await;
+
+        let offer = j.next_where(is("queue_offer")).await.unwrap();
+        assert_eq!(offer["seeker_name"], "Vera Visitor");
+        j.send(json!({"type": "accept", "chat": chat})).await;
+        assert!(g.next_where(|v| v["type"] == "queue_chat" && v["state"] == "assigned").await.is_some());
+        g.say(conv, "hello from the shop", "g-1").await;
+        assert!(j.next_where(|v| v["type"] == "event" && v["event"]["body"] == "hello from the shop").await.is_some());
+
+        // Nothing else: no directory, no other conversations, no presence stream.
+        for path in ["/api/v1/contacts", "/api/v1/users?q=a", "/api/v1/conversations", "/api/v1/queues"] {
+            let (s, _) = guest.get(path).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{path}");
+        }
+        let (s, _) = guest.post("/api/v1/conversations", json!({"kind": "direct", "members": ["judy@example.com"]})).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = guest.post("/api/v1/queues/sales/chats", json!({})).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "a guest talks to the queue it joined only");
+        let frames = g.drain(200).await;
+        assert!(frames.iter().all(|f| f["type"] != "presence"), "{frames:?}");
+        // Guests are not in the directory.
+        let (_, contacts) = judy.get("/api/v1/contacts").await;
+        assert!(!contacts.to_string().contains("Vera Visitor"));
+        let (s, _) = guest.post(&format!("/api/v1/queue-chats/{chat}/end"), json!({})).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+    }
+
+    async fn experts_transfer_chats_to_queues_and_people(app) {
+        let judy = app.login("judy").await;
+        let frank = app.login("frank").await; // Demo Sales
+        let mut j = judy.ws_with("presence=none").await;
+        let mut f = frank.ws_with("presence=none").await;
+        let alice = app.login("alice").await;
+        let mut a = alice.ws_with("presence=none").await;
+        let (_, v) = alice.post("/api/v1/queues/support/chats", json!({"question": "I want to buy"})).await;
+        let chat = v["chat"].as_i64().unwrap();
+        let conv = v["conversation"].as_i64().unwrap();
+        j.next_where(is("queue_offer")).await.unwrap();
+        let (s, _) = judy.post(&format!("/api/v1/queue-chats/{chat}/accept"), json!({})).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = frank.post(&format!("/api/v1/queue-chats/{chat}/transfer"), json!({"queue": "sales"})).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "only the assigned expert transfers");
+        let (s, _) = judy.post(&format!("/api/v1/queue-chats/{chat}/transfer"), json!({"queue": "Demo Sales"})).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        assert!(a.next_where(|v| v["type"] == "queue_chat" && v["state"] == "waiting" && v["queue"] == "sales").await.is_some());
+        let offer = f.next_where(is("queue_offer")).await.unwrap();
+        assert_eq!(offer["chat"].as_i64(), Some(chat));
+        f.send(json!({"type": "accept", "chat": chat})).await;
+        let told = a.next_where(|v| v["type"] == "queue_chat" && v["state"] == "assigned").await.unwrap();
+        assert_eq!(told["expert"], "frank@example.com");
+        let (_, c) = alice.get(&format!("/api/v1/conversations/{conv}")).await;
+        let members: Vec<&str> = c["members"].as_array().unwrap().iter().filter_map(|m| m.as_str()).collect();
+        assert!(members.contains(&"frank@example.com") && !members.contains(&"judy@example.com"), "{members:?}");
+        // And straight to a person.
+        let grace = app.login("grace").await;
+        let mut g = grace.ws_with("presence=none").await;
+        let (s, _) = frank.post(&format!("/api/v1/queue-chats/{chat}/transfer"), json!({"expert": "grace@example.com"})).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        assert_eq!(g.next_where(is("queue_offer")).await.unwrap()["chat"].as_i64(), Some(chat));
+        let (s, v) = frank.post(&format!("/api/v1/queue-chats/{chat}/transfer"), json!({})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "frank no longer has it");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_sessions_are_limited_per_address() {
+    let app = TestApp::start(Backend::Sqlite, Settings { guest_sessions_per_hour: 2, ..Default::default() }).await;
+    let judy = app.login("judy").await;
+    let _j = judy.ws_with("presence=none").await;
+    let http = reqwest::Client::new();
+    for i in 0..3 {
+        let r = http
+            .post(app.url("/api/v1/queues/support/guest"))
+            .json(&json!({"name": format!("V{i}")}))
+            .send()
+            .await
+            .unwrap();
+        let expected = if i < 2 { StatusCode::CREATED } else { StatusCode::TOO_MANY_REQUESTS };
+        assert_eq!(r.status(), expected, "guest {i}");
+    }
+    let r = http.post(app.url("/api/v1/queues/support/guest")).json(&json!({"name": ""})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "bad input is refused before the limit");
+    app.finish().await;
+}

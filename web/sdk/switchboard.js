@@ -1,0 +1,727 @@
+/*! Switchboard click-to-chat SDK.
+ *
+ * Embed on any page (any origin):
+ *
+ *   <div id="help"></div>
+ *   <script src="https://chat.example.com/sdk/switchboard.js"></script>
+ *   <script>Switchboard.button(document.getElementById('help'), {queue: 'support', label: 'Chat with IT'})</script>
+ *
+ * The server's address is taken from this script's own src. Plain ES2020, no dependencies.
+ *
+ *   Switchboard.queueStatus(id)  -> Promise<{id, state: 'open'|'busy'|'closed', experts_ready, seekers_waiting, estimated_wait_s}>
+ *   Switchboard.expertsReady(id) -> Promise<number|null>   (null: no such queue)
+ *   Switchboard.onPresence(user, cb) -> unsubscribe function. Presence is not available to
+ *       anonymous pages yet: cb is called once with {state: 'unknown'}.
+ *   Switchboard.button(element, {queue, label}) -> widget handle; a click-to-chat button that
+ *       shows the queue's state (polled every 10 s), is disabled while the queue is closed,
+ *       and opens a chat panel (pre-chat form, place in line, chat, transcript, survey).
+ *   Switchboard.refresh() -> Promise: poll every button's queue now.
+ *
+ * Security: every string from the server or a user is put into the page with textContent
+ * only; no HTML is ever parsed.
+ */
+(function () {
+  'use strict';
+  if (window.Switchboard && window.Switchboard.__sbw) return; // loaded twice
+
+  const script = document.currentScript;
+  const src = (script && script.src) || '';
+  let BASE = '';
+  try {
+    BASE = src.replace(/[?#].*$/, '').replace(/\/sdk\/switchboard(\.min)?\.js$/, '');
+    if (!/^https?:\/\//i.test(BASE)) BASE = new URL(src).origin;
+  } catch (_) {
+    BASE = location.origin;
+  }
+  const API = BASE + '/api/v1';
+  const POLL_MS = 10000;
+  const TYPING_REPEAT_MS = 3000;
+  const TYPING_STOP_MS = 4000;
+  const TYPING_SHOW_MS = 7000;
+  const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+
+  // ------------------------------------------------------------ helpers
+  function el(tag, attrs, ...children) {
+    const n = document.createElement(tag);
+    if (attrs) {
+      for (const k of Object.keys(attrs)) {
+        const v = attrs[k];
+        if (v === undefined || v === null || v === false) continue;
+        if (k === 'text') n.textContent = String(v);
+        else if (k === 'class') n.className = v;
+        else n.setAttribute(k, v === true ? '' : String(v));
+      }
+    }
+    for (const c of children) {
+      if (c === null || c === undefined || c === false) continue;
+      n.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+    }
+    return n;
+  }
+
+  function setText(node, t) {
+    const s = t == null ? '' : String(t);
+    if (node.textContent !== s) node.textContent = s;
+  }
+
+  function show(node, on) { node.hidden = !on; }
+
+  function randomId() {
+    const b = new Uint8Array(9);
+    (window.crypto || window.msCrypto).getRandomValues(b);
+    return 'sbw-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  }
+
+  function fmtWait(s) {
+    if (typeof s !== 'number' || !isFinite(s)) return '';
+    if (s < 60) return 'less than a minute';
+    const m = Math.round(s / 60);
+    return m === 1 ? 'about 1 minute' : `about ${m} minutes`;
+  }
+
+  function fmtClock(ms) {
+    try { return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }); } catch (_) { return ''; }
+  }
+
+  async function httpError(res) {
+    let msg = `Request failed (HTTP ${res.status}).`;
+    let code = `http_${res.status}`;
+    try {
+      const j = await res.json();
+      if (j && j.error) {
+        if (typeof j.error.message === 'string' && j.error.message) msg = j.error.message;
+        if (typeof j.error.code === 'string') code = j.error.code;
+      }
+    } catch (_) { /* not JSON */ }
+    const e = new Error(msg);
+    e.status = res.status;
+    e.code = code;
+    return e;
+  }
+
+  // ------------------------------------------------------------ public read APIs
+  async function queueStatus(id) {
+    const res = await fetch(`${API}/queues/${encodeURIComponent(String(id))}/status`, {
+      mode: 'cors', credentials: 'omit', cache: 'no-store', headers: { Accept: 'application/json' },
+    });
+    if (!res.ok) throw await httpError(res);
+    return res.json();
+  }
+
+  async function expertsReady(id) {
+    const res = await fetch(`${BASE}/ITFramework/webclient?getQueueExpertsReady=${encodeURIComponent(String(id))}`, {
+      mode: 'cors', credentials: 'omit', cache: 'no-store',
+    });
+    if (!res.ok) throw await httpError(res);
+    const t = (await res.text()).trim();
+    if (t === 'na' || !/^\d+$/.test(t)) return null;
+    return Number(t);
+  }
+
+  /** Presence for anonymous pages is not available yet: reports {state: 'unknown'} once. */
+  function onPresence(user, callback) {
+    let live = true;
+    setTimeout(() => { if (live && typeof callback === 'function') callback({ user: String(user || ''), state: 'unknown' }); }, 0);
+    return function unsubscribe() { live = false; };
+  }
+
+  // ------------------------------------------------------------ stylesheet
+  let cssAdded = false;
+  function addStylesheet() {
+    if (cssAdded) return;
+    cssAdded = true;
+    const href = `${BASE}/sdk/switchboard.css`;
+    for (const l of document.querySelectorAll('link[rel=stylesheet]')) if (l.href === href) return;
+    const link = el('link', { rel: 'stylesheet', href, 'data-sbw': '' });
+    (document.head || document.documentElement).appendChild(link);
+  }
+
+  // ------------------------------------------------------------ widgets
+  const widgets = [];
+
+  const STATE_TEXT = {
+    open: '',
+    busy: 'all experts busy — you can still wait',
+    closed: 'closed',
+    unknown: '',
+    missing: 'unavailable',
+  };
+
+  function button(element, opts) {
+    if (!element || typeof element.appendChild !== 'function') throw new TypeError('Switchboard.button: an element is required');
+    const o = opts || {};
+    if (!o.queue) throw new TypeError('Switchboard.button: {queue} is required');
+    addStylesheet();
+    const w = new Widget(element, { queue: String(o.queue), label: String(o.label || 'Chat with us') });
+    widgets.push(w);
+    return w.handle();
+  }
+
+  function refresh() {
+    return Promise.all(widgets.map((w) => w.poll()));
+  }
+
+  function Widget(host, opts) {
+    this.queue = opts.queue;
+    this.label = opts.label;
+    this.state = 'unknown';
+    this.status = null;
+    this.chat = null; // QueueChat
+    this.token = null;
+    this.guest = null; // User
+    this.ws = null;
+    this.wsReady = false;
+    this.ended = false;
+    this.failures = 0;
+    this.lastEvent = 0;
+    this.messages = []; // {key, id, client_id, sender, mine, body, ts, node}
+    this.typingSent = false;
+    this.typingAt = 0;
+    this.typingStopTimer = null;
+    this.typingShowTimer = null;
+    this.reconnectTimer = null;
+    this.panel = null;
+
+    // The button: the element itself when it is a <button>, else a <button> inside it.
+    if (host.tagName === 'BUTTON') {
+      this.btn = host;
+      this.btn.replaceChildren();
+    } else {
+      this.btn = el('button', { type: 'button' });
+      host.appendChild(this.btn);
+    }
+    this.btn.classList.add('sbw-button');
+    this.btn.setAttribute('data-testid', 'sbw-button');
+    this.btnLabel = el('span', { class: 'sbw-button-label', text: this.label });
+    this.btnState = el('span', { class: 'sbw-button-state', 'data-testid': 'sbw-button-state' });
+    this.btn.append(this.btnLabel, this.btnState);
+    this.btn.addEventListener('click', () => this.toggle());
+    this.paintButton();
+    this.poll();
+    this.pollTimer = setInterval(() => this.poll(), POLL_MS);
+    document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') this.poll(); });
+  }
+
+  Widget.prototype.handle = function () {
+    const w = this;
+    return Object.freeze({
+      refresh: () => w.poll(),
+      open: () => w.open(),
+      close: () => w.hidePanel(),
+      get state() { return w.state; },
+      get chat() { return w.chat ? Object.assign({}, w.chat) : null; },
+    });
+  };
+
+  Widget.prototype.poll = async function () {
+    try {
+      const s = await queueStatus(this.queue);
+      this.status = s;
+      this.state = ['open', 'busy', 'closed'].includes(s && s.state) ? s.state : 'unknown';
+    } catch (e) {
+      this.state = e && e.status === 404 ? 'missing' : (this.state === 'unknown' ? 'unknown' : this.state);
+    }
+    this.paintButton();
+  };
+
+  Widget.prototype.inChat = function () { return !!this.chat && !this.ended; };
+
+  Widget.prototype.paintButton = function () {
+    const b = this.btn;
+    b.setAttribute('data-state', this.state);
+    const closed = this.state === 'closed' || this.state === 'missing';
+    // A chat in progress stays reachable even when the queue closes meanwhile.
+    b.disabled = closed && !this.inChat() && !(this.panel && !this.panel.root.hidden);
+    let t = STATE_TEXT[this.state] || '';
+    if (this.inChat()) t = 'chat in progress';
+    setText(this.btnState, t);
+    show(this.btnState, !!t);
+    b.title = t ? `${this.label} (${t})` : this.label;
+    b.setAttribute('aria-label', b.title);
+  };
+
+  Widget.prototype.toggle = function () {
+    if (this.panel && !this.panel.root.hidden) this.hidePanel();
+    else this.open();
+  };
+
+  Widget.prototype.open = function () {
+    if (this.btn.disabled) return;
+    if (!this.panel) this.buildPanel();
+    this.panel.root.hidden = false;
+    this.btn.setAttribute('aria-expanded', 'true');
+    if (!this.chat) this.panel.name.focus();
+    else if (!this.ended) this.panel.composer.focus();
+  };
+
+  Widget.prototype.hidePanel = function () {
+    if (!this.panel) return;
+    this.panel.root.hidden = true;
+    this.btn.setAttribute('aria-expanded', 'false');
+    this.paintButton();
+  };
+
+  // ------------------------------------------------------------ panel
+  Widget.prototype.buildPanel = function () {
+    const p = {};
+    const id = randomId();
+    p.title = el('div', { class: 'sbw-title', id: `${id}-t`, text: this.label });
+    p.closeBtn = el('button', { type: 'button', class: 'sbw-x', 'aria-label': 'Minimize chat', title: 'Minimize', text: '\u2013' });
+    p.closeBtn.addEventListener('click', () => this.hidePanel());
+
+    // Pre-chat form.
+    p.name = el('input', { type: 'text', class: 'sbw-input', 'data-testid': 'sbw-name', id: `${id}-n`, maxlength: '100', autocomplete: 'name', required: true });
+    p.email = el('input', { type: 'email', class: 'sbw-input', 'data-testid': 'sbw-email', id: `${id}-e`, maxlength: '200', autocomplete: 'email' });
+    p.question = el('textarea', { class: 'sbw-input', 'data-testid': 'sbw-question', id: `${id}-q`, rows: '3', maxlength: '2000', required: true });
+    p.formError = el('p', { class: 'sbw-error', 'data-testid': 'sbw-error', role: 'alert' });
+    p.formError.hidden = true;
+    p.start = el('button', { type: 'submit', class: 'sbw-primary', 'data-testid': 'sbw-start', text: 'Start chat' });
+    p.form = el('form', { class: 'sbw-form', novalidate: true },
+      el('label', { for: `${id}-n`, text: 'Your name' }), p.name,
+      el('label', { for: `${id}-e`, text: 'Email (optional)' }), p.email,
+      el('label', { for: `${id}-q`, text: 'How can we help?' }), p.question,
+      p.formError, p.start);
+    p.form.addEventListener('submit', (e) => { e.preventDefault(); this.startChat(); });
+
+    // Chat.
+    p.status = el('div', { class: 'sbw-status', 'data-testid': 'sbw-status', role: 'status' });
+    p.welcome = el('div', { class: 'sbw-welcome', 'data-testid': 'sbw-welcome' });
+    p.position = el('div', { class: 'sbw-position', 'data-testid': 'sbw-position' });
+    p.wait = el('div', { class: 'sbw-wait', 'data-testid': 'sbw-wait' });
+    p.line = el('div', { class: 'sbw-line' }, p.welcome, p.position, p.wait);
+    p.messages = el('div', { class: 'sbw-messages', 'data-testid': 'sbw-messages', 'aria-live': 'polite' });
+    p.typing = el('div', { class: 'sbw-typing', 'data-testid': 'sbw-typing', 'aria-live': 'polite' });
+    p.composer = el('textarea', { class: 'sbw-input sbw-composer', 'data-testid': 'sbw-composer', rows: '2', placeholder: 'Write a message', 'aria-label': 'Message' });
+    p.send = el('button', { type: 'submit', class: 'sbw-primary', 'data-testid': 'sbw-send', text: 'Send' });
+    p.composerForm = el('form', { class: 'sbw-compose' }, p.composer, p.send);
+    p.composerForm.addEventListener('submit', (e) => { e.preventDefault(); this.sendFromComposer(); });
+    p.composer.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.sendFromComposer(); }
+    });
+    p.composer.addEventListener('input', () => this.onComposerInput());
+    p.end = el('button', { type: 'button', class: 'sbw-secondary', 'data-testid': 'sbw-end', text: 'End chat' });
+    p.end.addEventListener('click', () => this.endChat());
+    p.transcript = el('button', { type: 'button', class: 'sbw-secondary', 'data-testid': 'sbw-transcript', text: 'Download transcript' });
+    p.transcript.addEventListener('click', () => this.downloadTranscript());
+    p.actions = el('div', { class: 'sbw-actions' }, p.end, p.transcript);
+
+    // Survey.
+    p.stars = [];
+    const starRow = el('div', { class: 'sbw-stars', role: 'radiogroup', 'aria-label': 'Rating' });
+    for (let i = 1; i <= 5; i++) {
+      const s = el('button', { type: 'button', class: 'sbw-star', 'data-testid': 'sbw-star', 'data-value': String(i), role: 'radio', 'aria-checked': 'false', 'aria-label': `${i} star${i > 1 ? 's' : ''}`, text: '\u2605' });
+      s.addEventListener('click', () => this.rate(i));
+      p.stars.push(s);
+      starRow.appendChild(s);
+    }
+    p.surveyComment = el('textarea', { class: 'sbw-input', 'data-testid': 'sbw-survey-comment', rows: '2', maxlength: '2000', placeholder: 'Anything to add? (optional)', 'aria-label': 'Comment' });
+    p.surveySubmit = el('button', { type: 'submit', class: 'sbw-primary', 'data-testid': 'sbw-survey-submit', text: 'Send feedback' });
+    p.surveyForm = el('form', { class: 'sbw-survey-form' },
+      el('p', { class: 'sbw-survey-q', text: 'How was your chat?' }), starRow, p.surveyComment, p.surveySubmit);
+    p.surveyForm.addEventListener('submit', (e) => { e.preventDefault(); this.submitSurvey(); });
+    p.thanks = el('p', { class: 'sbw-thanks', 'data-testid': 'sbw-survey-thanks', text: 'Thanks for your feedback!' });
+    p.thanks.hidden = true;
+    p.survey = el('div', { class: 'sbw-survey', 'data-testid': 'sbw-survey' }, p.surveyForm, p.thanks);
+    p.survey.hidden = true;
+
+    p.chatView = el('div', { class: 'sbw-chat' }, p.status, p.line, p.messages, p.typing, p.composerForm, p.actions, p.survey);
+    p.chatView.hidden = true;
+
+    p.root = el('div', { class: 'sbw-root sbw-panel', role: 'dialog', 'aria-labelledby': `${id}-t`, 'data-testid': 'sbw-panel' },
+      el('div', { class: 'sbw-head' }, p.title, p.closeBtn),
+      el('div', { class: 'sbw-body' }, p.form, p.chatView));
+    p.root.hidden = true;
+    this.panel = p;
+    (document.body || document.documentElement).appendChild(p.root);
+  };
+
+  Widget.prototype.startChat = async function () {
+    const p = this.panel;
+    const name = p.name.value.trim();
+    const email = p.email.value.trim();
+    const question = p.question.value.trim();
+    const fail = (m) => { setText(p.formError, m); p.formError.hidden = false; };
+    if (!name) { fail('Please enter your name.'); p.name.focus(); return; }
+    if (!question) { fail('Please tell us what you need help with.'); p.question.focus(); return; }
+    if (email && !/^[^\s@]+@[^\s@]+$/.test(email)) { fail('That email address does not look right.'); p.email.focus(); return; }
+    p.formError.hidden = true;
+    p.start.disabled = true;
+    setText(p.start, 'Starting…');
+    try {
+      let res;
+      try {
+        res = await fetch(`${API}/queues/${encodeURIComponent(this.queue)}/guest`, {
+          method: 'POST', mode: 'cors', credentials: 'omit', cache: 'no-store',
+          headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+          body: JSON.stringify({ name, email, question }),
+        });
+      } catch (_) {
+        throw new Error('Cannot reach the chat service. Please try again.');
+      }
+      if (!res.ok) throw await httpError(res);
+      const r = await res.json();
+      if (!r || typeof r.token !== 'string' || !r.chat) throw new Error('Unexpected answer from the chat service.');
+      this.token = r.token;
+      this.guest = r.guest || null;
+      this.question = question;
+      this.guestName = name;
+      this.ended = false;
+      p.form.hidden = true;
+      p.chatView.hidden = false;
+      this.applyChat(r.chat);
+      this.connect();
+      p.composer.focus();
+    } catch (e) {
+      fail(e.message || 'Could not start the chat.');
+    } finally {
+      p.start.disabled = false;
+      setText(p.start, 'Start chat');
+      this.paintButton();
+    }
+  };
+
+  // ------------------------------------------------------------ WebSocket
+  Widget.prototype.wsUrl = function () {
+    let u = `${BASE.replace(/^http/i, 'ws')}/api/v1/ws?token=${encodeURIComponent(this.token)}&presence=none`;
+    if (this.lastEvent > 0) u += `&resume_from=${this.lastEvent}`;
+    return u;
+  };
+
+  Widget.prototype.connect = function () {
+    if (!this.token || this.ended) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    let ws;
+    try { ws = new WebSocket(this.wsUrl()); } catch (_) { this.scheduleReconnect(); return; }
+    this.ws = ws;
+    this.wsReady = false;
+    ws.onmessage = (m) => {
+      if (ws !== this.ws) return;
+      let f;
+      try { f = JSON.parse(m.data); } catch (_) { return; }
+      if (f && typeof f === 'object') this.onFrame(f);
+    };
+    ws.onclose = () => {
+      if (ws !== this.ws) return;
+      this.ws = null;
+      this.wsReady = false;
+      this.failures++;
+      this.paintComposer();
+      if (!this.ended) this.scheduleReconnect();
+    };
+    ws.onerror = () => { /* a close event follows */ };
+  };
+
+  Widget.prototype.scheduleReconnect = function () {
+    if (this.reconnectTimer || this.ended) return;
+    if (this.failures > 12) {
+      setText(this.panel.status, 'The connection to the chat service was lost.');
+      return;
+    }
+    const d = BACKOFF_MS[Math.min(this.failures - 1, BACKOFF_MS.length - 1)] || BACKOFF_MS[0];
+    setText(this.panel.typing, 'Reconnecting…');
+    this.reconnectTimer = setTimeout(() => { this.reconnectTimer = null; this.connect(); }, d);
+  };
+
+  Widget.prototype.sendFrame = function (obj) {
+    if (!this.ws || !this.wsReady || this.ws.readyState !== WebSocket.OPEN) return false;
+    try { this.ws.send(JSON.stringify(obj)); return true; } catch (_) { return false; }
+  };
+
+  Widget.prototype.onFrame = function (f) {
+    switch (f.type) {
+      case 'ready':
+        this.wsReady = true;
+        this.failures = 0;
+        if (f.user && f.user.address) this.guest = f.user;
+        if (!this.lastEvent && typeof f.last_event === 'number') this.lastEvent = f.last_event;
+        setText(this.panel.typing, '');
+        // Resend what was never acknowledged (same client_id: the server makes it idempotent).
+        for (const m of this.messages) if (m.pending) this.sendFrame({ type: 'send', conversation: this.chat.conversation, body: m.body, client_id: m.client_id });
+        this.paintComposer();
+        break;
+      case 'queue_chat':
+        if (this.chat && f.chat === this.chat.chat) this.applyChat(f);
+        break;
+      case 'event':
+        if (f.event) this.onEvent(f.event, false);
+        break;
+      case 'ack':
+        if (f.event) this.onEvent(f.event, true, f.client_id);
+        break;
+      case 'typing':
+        this.onTyping(f);
+        break;
+      case 'error':
+        this.onError(f);
+        break;
+      case 'closing':
+        setText(this.panel.typing, 'Reconnecting…');
+        break;
+      default:
+        break;
+    }
+  };
+
+  Widget.prototype.isMe = function (addr) {
+    return !!(this.guest && addr && String(addr).toLowerCase() === String(this.guest.address || '').toLowerCase());
+  };
+
+  Widget.prototype.expertLabel = function () {
+    return (this.chat && this.chat.expert) ? String(this.chat.expert) : 'an expert';
+  };
+
+  Widget.prototype.applyChat = function (c) {
+    const p = this.panel;
+    const prev = this.chat;
+    this.chat = Object.assign({}, prev || {}, c);
+    delete this.chat.type;
+    const st = this.chat.state;
+    if (this.chat.queue_name) setText(p.title, String(this.chat.queue_name));
+    p.chatView.setAttribute('data-state', String(st || ''));
+    if (st === 'waiting') {
+      setText(p.status, 'Waiting for an expert…');
+      setText(p.welcome, typeof this.chat.message === 'string' ? this.chat.message : '');
+      show(p.welcome, !!this.chat.message);
+      const pos = this.chat.position;
+      setText(p.position, typeof pos === 'number' ? (pos === 1 ? 'You are next in line.' : `You are number ${pos} in line.`) : '');
+      const wt = fmtWait(this.chat.estimated_wait_s);
+      setText(p.wait, wt ? `Estimated wait: ${wt}` : '');
+      p.position.setAttribute('data-position', typeof pos === 'number' ? String(pos) : '');
+      p.wait.setAttribute('data-seconds', typeof this.chat.estimated_wait_s === 'number' ? String(this.chat.estimated_wait_s) : '');
+      show(p.line, true);
+    } else if (st === 'assigned') {
+      const who = this.chat.expert ? String(this.chat.expert) : 'an expert';
+      setText(p.status, `Connected to ${who}`);
+      show(p.line, false);
+      if (prev && prev.state === 'assigned' && prev.expert !== this.chat.expert) {
+        this.notice(`You are now chatting with ${who}.`);
+      }
+    } else if (st === 'closed' || st === 'abandoned' || st === 'overflowed') {
+      this.finish(st);
+    }
+    this.paintComposer();
+    this.paintButton();
+  };
+
+  Widget.prototype.finish = function (st) {
+    const p = this.panel;
+    if (this.ended) return;
+    this.ended = true;
+    const msg = typeof this.chat.message === 'string' && this.chat.message ? this.chat.message : '';
+    if (st === 'overflowed') setText(p.status, msg || 'Sorry, no expert could take your chat. Please try again later.');
+    else if (st === 'abandoned') setText(p.status, 'You left the chat.');
+    else setText(p.status, 'The chat has ended.');
+    show(p.line, false);
+    setText(p.typing, '');
+    p.chatView.setAttribute('data-state', st);
+    this.stopTyping();
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    if (this.ws) { const w = this.ws; this.ws = null; try { w.close(1000, 'chat ended'); } catch (_) { /* ignore */ } }
+    this.wsReady = false;
+    if (st !== 'overflowed' || this.messages.length) p.survey.hidden = false;
+    this.paintComposer();
+    this.paintButton();
+  };
+
+  Widget.prototype.paintComposer = function () {
+    const p = this.panel;
+    if (!p) return;
+    const open = !!this.chat && !this.ended;
+    p.composerForm.hidden = !open;
+    p.end.hidden = !open;
+    p.send.disabled = !open;
+    p.transcript.disabled = this.messages.length === 0;
+  };
+
+  Widget.prototype.onEvent = function (ev, isAck, clientId) {
+    if (!ev || typeof ev.id !== 'number') return;
+    if (ev.id > this.lastEvent) this.lastEvent = ev.id;
+    if (!this.chat || ev.conversation !== this.chat.conversation) return;
+    if (ev.kind !== 'message') return;
+    if (this.messages.some((m) => m.id === ev.id)) return;
+    const cid = clientId || ev.client_id;
+    const mine = this.isMe(ev.sender) || (isAck && !!cid);
+    let m = cid && mine ? this.messages.find((x) => x.pending && x.client_id === cid) : null;
+    if (m) {
+      m.pending = false;
+      m.id = ev.id;
+      m.ts = ev.ts || m.ts;
+      m.node.setAttribute('data-id', String(ev.id));
+      m.node.removeAttribute('data-pending');
+    } else {
+      m = { id: ev.id, client_id: cid || null, sender: String(ev.sender || ''), mine, body: String(ev.body || ''), ts: ev.ts || Date.now(), pending: false };
+      this.addMessageNode(m);
+    }
+    if (!mine && ev.sender) this.clearTyping();
+    this.paintComposer();
+  };
+
+  Widget.prototype.senderLabel = function (m) {
+    if (m.mine) return 'You';
+    if (!m.sender) return '';
+    return (this.chat && this.chat.expert) ? String(this.chat.expert) : 'Expert';
+  };
+
+  Widget.prototype.addMessageNode = function (m) {
+    const p = this.panel;
+    const system = !m.mine && !m.sender;
+    const body = el('div', { class: 'sbw-message-body', 'data-testid': 'sbw-message-body', text: m.body });
+    const meta = el('div', { class: 'sbw-meta' },
+      el('span', { class: 'sbw-sender', text: this.senderLabel(m) }), el('span', { class: 'sbw-time', text: fmtClock(m.ts) }));
+    const node = el('div', {
+      class: `sbw-message ${system ? 'sbw-system' : (m.mine ? 'sbw-mine' : 'sbw-theirs')}`,
+      'data-testid': 'sbw-message',
+      'data-mine': m.mine ? 'true' : 'false',
+    }, system ? null : meta, body);
+    if (m.id) node.setAttribute('data-id', String(m.id));
+    if (m.pending) node.setAttribute('data-pending', 'true');
+    m.node = node;
+    this.messages.push(m);
+    const nearBottom = p.messages.scrollHeight - p.messages.scrollTop - p.messages.clientHeight < 60;
+    p.messages.appendChild(node);
+    if (nearBottom || m.mine) p.messages.scrollTop = p.messages.scrollHeight;
+  };
+
+  Widget.prototype.notice = function (text) {
+    this.panel.messages.appendChild(el('div', { class: 'sbw-notice', 'data-testid': 'sbw-notice', text }));
+  };
+
+  Widget.prototype.sendFromComposer = function () {
+    const p = this.panel;
+    if (!this.chat || this.ended) return;
+    const body = p.composer.value;
+    if (!body.trim()) return;
+    const m = { id: null, client_id: randomId(), sender: this.guest ? this.guest.address : '', mine: true, body, ts: Date.now(), pending: true };
+    this.addMessageNode(m);
+    this.sendFrame({ type: 'send', conversation: this.chat.conversation, body, client_id: m.client_id });
+    p.composer.value = '';
+    this.stopTyping();
+    this.paintComposer();
+    p.composer.focus();
+  };
+
+  Widget.prototype.onError = function (f) {
+    const ref = typeof f.ref === 'string' ? f.ref : '';
+    const m = ref ? this.messages.find((x) => x.pending && x.client_id === ref) : null;
+    const text = String(f.message || f.code || 'refused');
+    if (m) {
+      if (f.code === 'rate_limited' || f.code === 'unavailable' || f.code === 'internal') return; // resent on reconnect
+      m.pending = false;
+      m.node.removeAttribute('data-pending');
+      m.node.classList.add('sbw-failed');
+      m.node.appendChild(el('div', { class: 'sbw-error', text: `Not sent: ${text}` }));
+      return;
+    }
+    this.notice(text);
+  };
+
+  // ------------------------------------------------------------ typing
+  Widget.prototype.onComposerInput = function () {
+    if (!this.chat || this.ended) return;
+    if (!this.panel.composer.value.trim()) { this.stopTyping(); return; }
+    const now = Date.now();
+    if (!this.typingSent || now - this.typingAt > TYPING_REPEAT_MS) {
+      if (this.sendFrame({ type: 'typing', conversation: this.chat.conversation, active: true })) {
+        this.typingSent = true;
+        this.typingAt = now;
+      }
+    }
+    clearTimeout(this.typingStopTimer);
+    this.typingStopTimer = setTimeout(() => this.stopTyping(), TYPING_STOP_MS);
+  };
+
+  Widget.prototype.stopTyping = function () {
+    clearTimeout(this.typingStopTimer);
+    if (this.typingSent && this.chat) this.sendFrame({ type: 'typing', conversation: this.chat.conversation, active: false });
+    this.typingSent = false;
+  };
+
+  Widget.prototype.onTyping = function (f) {
+    if (!this.chat || f.conversation !== this.chat.conversation || this.isMe(f.user)) return;
+    clearTimeout(this.typingShowTimer);
+    if (f.active) {
+      const who = this.chat.expert ? String(this.chat.expert) : 'The expert';
+      setText(this.panel.typing, `${who} is typing…`);
+      this.typingShowTimer = setTimeout(() => this.clearTyping(), TYPING_SHOW_MS);
+    } else {
+      this.clearTyping();
+    }
+  };
+
+  Widget.prototype.clearTyping = function () {
+    clearTimeout(this.typingShowTimer);
+    if (this.wsReady || this.ended) setText(this.panel.typing, '');
+  };
+
+  // ------------------------------------------------------------ end, transcript, survey
+  Widget.prototype.endChat = function () {
+    if (!this.chat || this.ended) return;
+    if (!this.sendFrame({ type: 'end_chat', chat: this.chat.chat })) {
+      this.notice('Not connected; please try again in a moment.');
+      return;
+    }
+    this.panel.end.disabled = true;
+    setTimeout(() => { if (this.panel) this.panel.end.disabled = false; }, 3000);
+  };
+
+  Widget.prototype.transcriptText = function () {
+    const lines = [];
+    const c = this.chat || {};
+    lines.push(`Chat transcript — ${c.queue_name || this.queue}`);
+    if (this.question) lines.push(`Question: ${this.question}`);
+    lines.push('');
+    for (const m of this.messages) {
+      const when = new Date(m.ts || Date.now()).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+      const who = m.mine ? (this.guestName || 'You') : (m.sender ? this.senderLabel(m) : 'Notice');
+      lines.push(`[${when}] ${who}: ${m.body}`);
+    }
+    return lines.join('\n') + '\n';
+  };
+
+  Widget.prototype.downloadTranscript = function () {
+    const blob = new Blob([this.transcriptText()], { type: 'text/plain;charset=utf-8' });
+    const url = URL.createObjectURL(blob);
+    const a = el('a', { href: url, download: `chat-transcript-${(this.chat && this.chat.chat) || 'chat'}.txt`, class: 'sbw-hidden-link' });
+    (document.body || document.documentElement).appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 30000);
+  };
+
+  Widget.prototype.rate = function (n) {
+    this.rating = n;
+    this.panel.stars.forEach((s, i) => {
+      s.classList.toggle('sbw-on', i < n);
+      s.setAttribute('aria-checked', i + 1 === n ? 'true' : 'false');
+    });
+  };
+
+  Widget.prototype.submitSurvey = function () {
+    const p = this.panel;
+    // The server has no survey endpoint yet: the answers stay in the page.
+    const answer = {
+      queue: this.queue,
+      chat: this.chat ? this.chat.chat : null,
+      rating: this.rating || null,
+      comment: p.surveyComment.value.trim(),
+      at: Date.now(),
+    };
+    window.__sbSurvey = answer;
+    p.surveyForm.hidden = true;
+    p.thanks.hidden = false;
+    try { p.root.dispatchEvent(new CustomEvent('switchboard:survey', { detail: answer, bubbles: true })); } catch (_) { /* old browsers */ }
+  };
+
+  window.Switchboard = Object.freeze({
+    __sbw: true,
+    version: '1',
+    baseUrl: BASE,
+    queueStatus,
+    expertsReady,
+    onPresence,
+    button,
+    refresh,
+  });
+})();
