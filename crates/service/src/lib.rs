@@ -251,7 +251,7 @@ impl Service {
         let weak = Arc::downgrade(&service);
         let maintenance = tokio::spawn(async move {
             // Queue time advances 4 times a second (or at once when presence moved an
-            // offer); storage housekeeping runs each second, queue definitions reload every 5.
+            // offer); storage housekeeping runs each second, queue definitions reload every 2.
             let mut n: u64 = 0;
             loop {
                 // Strong only while in use: `shut_down` aborts this task, and a dropped
@@ -270,7 +270,7 @@ impl Service {
                         tracing::warn!(error = %e, "storage maintenance failed");
                     }
                 }
-                if n.is_multiple_of(20) {
+                if n.is_multiple_of(8) {
                     if let Err(e) = service.reload_queues().await {
                         tracing::warn!(error = %e, "cannot reload queues");
                     }

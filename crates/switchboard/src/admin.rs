@@ -28,8 +28,118 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: AppCommand,
     },
+    /// Expert queues. A running server picks changes up within 2 seconds.
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
     /// Issue a session token for a user (scripts, load tests). Printed once.
     Token { address: String },
+}
+
+#[derive(clap::Args, Default)]
+pub struct QueueOptions {
+    /// Display name, e.g. "IT Support".
+    #[arg(long)]
+    name: Option<String>,
+    /// The queue's own address (default <id>@<domain>).
+    #[arg(long)]
+    address: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+    /// broadcast, longest_idle, round_robin, least_busy, serial or manual.
+    #[arg(long)]
+    method: Option<String>,
+    /// Concurrent chats per expert.
+    #[arg(long)]
+    capacity: Option<u32>,
+    /// Seconds an offer stays open.
+    #[arg(long)]
+    offer_timeout: Option<i64>,
+    /// Seconds a seeker may wait before the chat overflows.
+    #[arg(long)]
+    max_wait: Option<i64>,
+    #[arg(long)]
+    welcome: Option<String>,
+    #[arg(long)]
+    closed_message: Option<String>,
+    /// Closed by an administrator (true/false).
+    #[arg(long)]
+    closed: Option<bool>,
+    /// Enabled (true/false); a disabled queue does not exist publicly.
+    #[arg(long)]
+    enabled: Option<bool>,
+}
+
+#[derive(Subcommand)]
+pub enum QueueCommand {
+    /// Create a queue.
+    Add {
+        id: String,
+        #[command(flatten)]
+        options: QueueOptions,
+        /// Member experts (repeat).
+        #[arg(long = "member")]
+        members: Vec<String>,
+    },
+    /// Change a queue's settings.
+    Set {
+        id: String,
+        #[command(flatten)]
+        options: QueueOptions,
+    },
+    List,
+    /// Add an expert (priority: lower is offered first by serial routing).
+    AddMember {
+        id: String,
+        address: String,
+        #[arg(long, default_value_t = 0)]
+        priority: i32,
+    },
+    RemoveMember {
+        id: String,
+        address: String,
+    },
+    Remove {
+        id: String,
+    },
+}
+
+fn apply(def: &mut sb_core::queue::QueueDef, o: QueueOptions) -> anyhow::Result<()> {
+    if let Some(v) = o.name {
+        def.display_name = v;
+    }
+    if let Some(v) = o.address {
+        def.address = Address::parse(&v)?;
+    }
+    if let Some(v) = o.description {
+        def.description = v;
+    }
+    if let Some(v) = o.method {
+        def.method = sb_core::queue::RoutingMethod::parse(&v).with_context(|| format!("unknown routing method {v}"))?;
+    }
+    if let Some(v) = o.capacity {
+        def.capacity = v;
+    }
+    if let Some(v) = o.offer_timeout {
+        def.offer_timeout_ms = v * 1000;
+    }
+    if let Some(v) = o.max_wait {
+        def.max_wait_ms = Some(v * 1000);
+    }
+    if let Some(v) = o.welcome {
+        def.welcome = v;
+    }
+    if let Some(v) = o.closed_message {
+        def.closed_message = v;
+    }
+    if let Some(v) = o.closed {
+        def.closed = v;
+    }
+    if let Some(v) = o.enabled {
+        def.enabled = v;
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -239,6 +349,93 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 println!("revoked {name}");
             }
         },
+        AdminCommand::Queue { command } => {
+            let find = |id: &str| {
+                let store = store.clone();
+                let id = id.to_lowercase();
+                async move {
+                    store.queues().await?.into_iter().find(|q| q.id == id).with_context(|| format!("no queue {id}"))
+                }
+            };
+            match command {
+                QueueCommand::Add { id, options, members } => {
+                    let id = sb_core::directory::parse_slug(&id)?;
+                    let address = Address::parse(&format!("{id}@{}", config.domain))?;
+                    let mut def = sb_core::queue::QueueDef::new(&id, &id, address);
+                    apply(&mut def, options)?;
+                    for (i, m) in members.iter().enumerate() {
+                        let u = user(m).await?;
+                        def.members.push(sb_core::queue::QueueMember {
+                            user: u.id,
+                            address: u.address,
+                            priority: i as i32,
+                            skills: Vec::new(),
+                        });
+                    }
+                    if store.queues().await?.iter().any(|q| q.id == def.id) {
+                        bail!("queue {} exists; use `queue set`", def.id);
+                    }
+                    let def = service.save_queue(def).await?;
+                    println!(
+                        "created queue {} ({}, {}) with {} members",
+                        def.id,
+                        def.display_name,
+                        def.address,
+                        def.members.len()
+                    );
+                }
+                QueueCommand::Set { id, options } => {
+                    let mut def = find(&id).await?;
+                    apply(&mut def, options)?;
+                    let def = service.save_queue(def).await?;
+                    println!("updated queue {}", def.id);
+                }
+                QueueCommand::List => {
+                    for q in store.queues().await? {
+                        let state = if !q.enabled {
+                            "disabled"
+                        } else if q.closed {
+                            "closed"
+                        } else {
+                            "open"
+                        };
+                        let members: Vec<&str> = q.members.iter().map(|m| m.address.as_str()).collect();
+                        println!(
+                            "{}\t{}\t{}\t{}\t{state}\t{}",
+                            q.id,
+                            q.display_name,
+                            q.address,
+                            q.method.as_str(),
+                            members.join(" ")
+                        );
+                    }
+                }
+                QueueCommand::AddMember { id, address, priority } => {
+                    let mut def = find(&id).await?;
+                    let u = user(&address).await?;
+                    def.members.retain(|m| m.user != u.id);
+                    def.members.push(sb_core::queue::QueueMember {
+                        user: u.id,
+                        address: u.address.clone(),
+                        priority,
+                        skills: Vec::new(),
+                    });
+                    service.save_queue(def).await?;
+                    println!("{} is an expert of {id}", u.address);
+                }
+                QueueCommand::RemoveMember { id, address } => {
+                    let mut def = find(&id).await?;
+                    let u = user(&address).await?;
+                    def.members.retain(|m| m.user != u.id);
+                    service.save_queue(def).await?;
+                    println!("{} left {id}", u.address);
+                }
+                QueueCommand::Remove { id } => {
+                    store.delete_queue(&id.to_lowercase()).await?;
+                    println!("removed queue {id}");
+                }
+            }
+        }
         AdminCommand::Token { address } => {
             let u = user(&address).await?;
             let (token, _) = service.issue_session(u.id).await?;

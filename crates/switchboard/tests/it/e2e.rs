@@ -348,3 +348,49 @@ async fn a_closed_log_stream_does_not_stop_the_server() {
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Poll the legacy status until it answers `want` (the server reloads queues every 2 s).
+async fn legacy_until(base: &str, query: &str, want: &str) -> String {
+    let mut got = String::new();
+    for _ in 0..80 {
+        got = reqwest::get(format!("{base}/ITFramework/webclient?{query}")).await.unwrap().text().await.unwrap();
+        if got == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    got
+}
+
+#[tokio::test]
+async fn admin_manages_queues_beside_the_running_server() {
+    let dir = temp_dir();
+    let server = Server::start(&dir, &["--demo"], &[]);
+    let admin = |args: &[&str]| {
+        let out = Command::new(BIN).args(["admin", "--data-dir"]).arg(&dir).arg("queue").args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    admin(&["add", "helpdesk", "--name", "Help Desk", "--method", "serial", "--member", "carol@example.com"]);
+    assert_eq!(legacy_until(&server.base, "getSTStatus=Help%20Desk", "STATUS_AWAY").await, "STATUS_AWAY");
+    admin(&["set", "helpdesk", "--closed", "true"]);
+    assert_eq!(legacy_until(&server.base, "getSTStatus=helpdesk", "STATUS_DND").await, "STATUS_DND");
+    admin(&["add-member", "helpdesk", "dave@example.com", "--priority", "2"]);
+    let list = admin(&["list"]);
+    assert!(
+        list.contains("helpdesk\tHelp Desk\thelpdesk@example.com\tserial\tclosed\tcarol@example.com dave@example.com"),
+        "{list}"
+    );
+    admin(&["remove", "helpdesk"]);
+    assert_eq!(legacy_until(&server.base, "getSTStatus=helpdesk", "na").await, "na");
+    let bad = Command::new(BIN)
+        .args(["admin", "--data-dir"])
+        .arg(&dir)
+        .args(["queue", "add", "x", "--method", "psychic"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown routing method"));
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
