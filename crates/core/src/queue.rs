@@ -231,6 +231,65 @@ impl QueueEvent {
     }
 }
 
+/// One stored queue chat's times, for cumulative statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatTimes {
+    pub requested_at: Millis,
+    pub assigned_at: Option<Millis>,
+    pub closed_at: Option<Millis>,
+}
+
+/// Cumulative figures for a queue over an interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueTotals {
+    pub requested: u64,
+    pub offered: u64,
+    pub accepted: u64,
+    pub declined: u64,
+    pub offer_timeouts: u64,
+    pub abandoned: u64,
+    pub overflowed: u64,
+    pub transferred: u64,
+    pub avg_wait_s: Option<f64>,
+    pub p90_wait_s: Option<f64>,
+    pub avg_handle_s: Option<f64>,
+    /// Share of chats requested in the interval that were answered within the threshold.
+    pub service_level: Option<f64>,
+    pub service_level_threshold_s: i64,
+}
+
+impl QueueTotals {
+    /// `counts`: lifecycle event kind → how many in the interval; `chats`: the chats requested
+    /// in the interval.
+    pub fn compute(counts: &[(String, u64)], chats: &[ChatTimes], threshold_ms: Millis) -> Self {
+        let count = |k: &str| counts.iter().filter(|(kind, _)| kind == k).map(|(_, n)| *n).sum::<u64>();
+        let mut waits: Vec<Millis> = chats.iter().filter_map(|c| Some(c.assigned_at? - c.requested_at)).collect();
+        waits.sort_unstable();
+        let handles: Vec<Millis> = chats.iter().filter_map(|c| Some(c.closed_at? - c.assigned_at?)).collect();
+        let avg = |v: &[Millis]| (!v.is_empty()).then(|| v.iter().sum::<Millis>() as f64 / v.len() as f64 / 1000.0);
+        let p90 = (!waits.is_empty()).then(|| {
+            let i = ((waits.len() as f64 * 0.9).ceil() as usize).clamp(1, waits.len()) - 1;
+            waits[i] as f64 / 1000.0
+        });
+        let answered_in_time = waits.iter().filter(|w| **w <= threshold_ms).count();
+        QueueTotals {
+            requested: count("requested"),
+            offered: count("offered"),
+            accepted: count("assigned"),
+            declined: count("declined"),
+            offer_timeouts: count("offer_timed_out"),
+            abandoned: count("abandoned"),
+            overflowed: count("overflowed"),
+            transferred: count("transferred"),
+            avg_wait_s: avg(&waits),
+            p90_wait_s: p90,
+            avg_handle_s: avg(&handles),
+            service_level: (!chats.is_empty()).then(|| answered_in_time as f64 / chats.len() as f64),
+            service_level_threshold_s: threshold_ms / 1000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OverflowReason {
     MaxWait,
@@ -1126,6 +1185,30 @@ mod tests {
         r.close(ChatId(4), 10).unwrap();
         let ev = r.tick(DAY_MS + 1);
         assert_eq!(offers(&ev), vec![(ChatId(3), A)], "a new day");
+    }
+
+    #[test]
+    fn totals_compute_waits_handle_times_and_service_level() {
+        let counts = vec![
+            ("requested".to_string(), 4),
+            ("offered".to_string(), 6),
+            ("assigned".to_string(), 3),
+            ("abandoned".to_string(), 1),
+        ];
+        let chats = [
+            ChatTimes { requested_at: 0, assigned_at: Some(10_000), closed_at: Some(70_000) },
+            ChatTimes { requested_at: 0, assigned_at: Some(20_000), closed_at: Some(140_000) },
+            ChatTimes { requested_at: 0, assigned_at: Some(45_000), closed_at: None },
+            ChatTimes { requested_at: 0, assigned_at: None, closed_at: Some(5_000) },
+        ];
+        let t = QueueTotals::compute(&counts, &chats, 30_000);
+        assert_eq!((t.requested, t.offered, t.accepted, t.abandoned, t.overflowed), (4, 6, 3, 1, 0));
+        assert_eq!(t.avg_wait_s, Some(25.0));
+        assert_eq!(t.p90_wait_s, Some(45.0));
+        assert_eq!(t.avg_handle_s, Some(90.0));
+        assert_eq!(t.service_level, Some(0.5), "2 of 4 answered within 30 s");
+        let empty = QueueTotals::compute(&[], &[], 30_000);
+        assert_eq!((empty.avg_wait_s, empty.service_level), (None, None));
     }
 
     /// Hours of simulated traffic with every method, checked after every step.

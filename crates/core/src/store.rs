@@ -7,7 +7,7 @@ use crate::conversation::{
 };
 use crate::directory::{Address, Group, GroupId, NewUser, Role, User, UserId};
 use crate::error::StoreError;
-use crate::queue::{ChatId, QueueChatRecord, QueueDef, QueueEvent};
+use crate::queue::{ChatId, ChatTimes, QueueChatRecord, QueueDef, QueueEvent};
 use async_trait::async_trait;
 
 /// A signed-in session's credential (web cookie or bearer token), stored by token hash.
@@ -132,6 +132,14 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
     ) -> StoreResult<ChatId>;
     async fn queue_chat(&self, id: ChatId) -> StoreResult<Option<QueueChatRecord>>;
+    /// For statistics: lifecycle event counts by kind, and the times of the chats requested,
+    /// in `[from, to)`.
+    async fn queue_history(
+        &self,
+        queue: &str,
+        from: Millis,
+        to: Millis,
+    ) -> StoreResult<(Vec<(String, u64)>, Vec<ChatTimes>)>;
     /// Store lifecycle events and apply them to the chats' records.
     async fn record_queue_events(&self, queue: &str, events: &[QueueEvent], now: Millis) -> StoreResult<()>;
 

@@ -323,3 +323,44 @@ pub async fn guest_chat(
     .await;
     public(result.unwrap_or_else(IntoResponse::into_response))
 }
+
+#[derive(Deserialize)]
+pub struct StatsQuery {
+    /// Interval start, ms since the epoch (default: 24 hours ago).
+    from: Option<i64>,
+    /// Interval end, ms since the epoch (default: now).
+    to: Option<i64>,
+}
+
+/// Real-time and cumulative statistics (administrators, queue managers).
+pub async fn stats(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+    crate::extract::ApiQuery(q): crate::extract::ApiQuery<StatsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if !(caller.user.has_role(Role::Admin) || caller.user.has_role(Role::QueueManager)) {
+        return Err(ApiError::forbidden("administrators and queue managers only"));
+    }
+    let now = app.service.now();
+    let (from, to) = (q.from.unwrap_or(now - 86_400_000), q.to.unwrap_or(now + 1));
+    if from >= to {
+        return Err(ApiError::bad_request("from must be before to"));
+    }
+    let (def, rt, t) = app.service.queue_stats(&id, from, to).await?;
+    Ok(Json(json!({
+        "queue": def.id,
+        "realtime": {
+            "experts_total": rt.experts_total, "signed_in": rt.signed_in, "ready": rt.ready, "busy": rt.busy,
+            "seekers_waiting": rt.waiting, "longest_wait_s": rt.longest_wait_ms / 1000, "active_chats": rt.active_chats,
+        },
+        "interval": {
+            "from": from, "to": to,
+            "requested": t.requested, "offered": t.offered, "accepted": t.accepted, "declined": t.declined,
+            "offer_timeouts": t.offer_timeouts, "abandoned": t.abandoned, "overflowed": t.overflowed, "transferred": t.transferred,
+            "avg_wait_s": t.avg_wait_s, "p90_wait_s": t.p90_wait_s, "avg_handle_s": t.avg_handle_s,
+            "service_level": t.service_level, "service_level_threshold_s": t.service_level_threshold_s,
+            "survey_average": null,
+        },
+    })))
+}

@@ -322,7 +322,9 @@ impl Service {
 
     pub fn render_metrics(&self) -> String {
         self.metrics.users_online.set(self.presence_book().online_users() as i64);
-        self.metrics.render(self.store.backend())
+        let mut out = self.metrics.render(self.store.backend());
+        self.render_queue_metrics(&mut out);
+        out
     }
 
     fn presence_book(&self) -> std::sync::MutexGuard<'_, PresenceBook> {

@@ -42,6 +42,9 @@ pub struct ChatView {
     pub message: Option<String>,
 }
 
+/// Answered within this long counts toward the service level.
+const SERVICE_LEVEL_MS: Millis = 30_000;
+
 fn route_error(e: RouteError) -> ServiceError {
     match e {
         RouteError::NoSuchQueue => CoreError::NotFound("queue").into(),
@@ -196,6 +199,13 @@ impl Service {
         for e in &events {
             let Some(record) = self.chat_record(e.chat()) else { continue };
             queues_touched.insert(record.queue.clone());
+            *self
+                .queues
+                .counters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry((record.queue.clone(), e.kind()))
+                .or_insert(0) += 1;
             if let Err(err) = self.store.record_queue_events(&record.queue, std::slice::from_ref(e), now).await {
                 tracing::error!(error = %err, "cannot store a queue event");
             }
@@ -279,6 +289,50 @@ impl Service {
             for chat in self.route(|r| r.waiting(&queue)) {
                 self.tell_participants(chat);
             }
+        }
+    }
+
+    /// Real-time and cumulative statistics of a queue over `[from, to)`.
+    pub async fn queue_stats(
+        &self,
+        queue: &str,
+        from: Millis,
+        to: Millis,
+    ) -> Result<(sb_core::queue::QueueDef, sb_core::queue::QueueStats, sb_core::queue::QueueTotals)> {
+        let def =
+            self.queues.defs().iter().find(|d| d.answers_to(queue)).cloned().ok_or(CoreError::NotFound("queue"))?;
+        let realtime = self.queues.realtime(&def.id, self.now()).unwrap_or_default();
+        let (counts, chats) = self.store.queue_history(&def.id, from, to).await?;
+        Ok((def, realtime, sb_core::queue::QueueTotals::compute(&counts, &chats, SERVICE_LEVEL_MS)))
+    }
+
+    /// Queue lines for `/metrics`: bounded labels (queue, event kind).
+    pub(crate) fn render_queue_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let now = self.now();
+        let defs = self.queues.defs();
+        let gauges: [(&str, &str, fn(&sb_core::queue::QueueStats) -> i64); 6] = [
+            ("switchboard_queue_experts_signed_in", "Queue experts signed in.", |s| s.signed_in.into()),
+            ("switchboard_queue_experts_ready", "Queue experts ready for a chat.", |s| s.ready.into()),
+            ("switchboard_queue_experts_busy", "Queue experts available but at capacity.", |s| s.busy.into()),
+            ("switchboard_queue_seekers_waiting", "Seekers waiting in the queue.", |s| s.waiting.into()),
+            ("switchboard_queue_longest_wait_seconds", "Longest current wait.", |s| s.longest_wait_ms / 1000),
+            ("switchboard_queue_active_chats", "Queue chats assigned and not closed.", |s| s.active_chats.into()),
+        ];
+        let stats: Vec<(String, sb_core::queue::QueueStats)> = defs
+            .iter()
+            .filter(|d| d.enabled)
+            .filter_map(|d| Some((d.id.clone(), self.queues.realtime(&d.id, now)?)))
+            .collect();
+        for (name, help, get) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (q, s) in &stats {
+                let _ = writeln!(out, "{name}{{queue=\"{q}\"}} {}", get(s));
+            }
+        }
+        let _ = writeln!(out, "# HELP switchboard_queue_events_total Queue chat lifecycle events.\n# TYPE switchboard_queue_events_total counter");
+        for ((q, kind), n) in self.queues.counters.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(out, "switchboard_queue_events_total{{queue=\"{q}\",event=\"{kind}\"}} {n}");
         }
     }
 

@@ -49,6 +49,8 @@ pub struct Queues {
     /// presence lock); the queue task carries them out.
     pub(crate) pending: Mutex<Vec<QueueEvent>>,
     pub(crate) wake: tokio::sync::Notify,
+    /// Lifecycle events so far, by (queue, kind), for `/metrics`.
+    pub(crate) counters: Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
 }
 
 /// An expert is ready for queue chats when signed in and `available`, not idle.
@@ -96,6 +98,11 @@ impl Queues {
     /// Find an enabled queue by id, display name or address (any case).
     pub fn find(&self, name: &str) -> Option<QueueDef> {
         self.defs().iter().find(|d| d.enabled && d.answers_to(name)).cloned()
+    }
+
+    /// Real-time figures of a queue (by id).
+    pub fn realtime(&self, id: &str, now: Millis) -> Option<sb_core::queue::QueueStats> {
+        self.router.lock().unwrap_or_else(|e| e.into_inner()).stats(id, now)
     }
 
     pub fn status(&self, name: &str, now: Millis) -> Option<QueueStatus> {

@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use sb_core::conversation::{Appended, ConversationSummary, Member};
 use sb_core::directory::NewUser;
-use sb_core::queue::{ChatId, QueueChatRecord, QueueDef, QueueEvent, QueueMember, RoutingMethod};
+use sb_core::queue::{ChatId, ChatTimes, QueueChatRecord, QueueDef, QueueEvent, QueueMember, RoutingMethod};
 use sb_core::store::{Application, AuthSession, ProfileUpdate, Store, StoreResult};
 use sb_core::{
     Address, Conversation, ConversationId, ConversationKind, Event, EventId, EventKind, Group, GroupId, Millis,
@@ -1130,6 +1130,41 @@ impl Store for SqlStore {
         })
         .transpose()
         .map_err(unavailable)
+    }
+
+    async fn queue_history(
+        &self,
+        queue: &str,
+        from: Millis,
+        to: Millis,
+    ) -> StoreResult<(Vec<(String, u64)>, Vec<ChatTimes>)> {
+        let counts = sqlx::query(
+            "SELECT kind, COUNT(*) AS n FROM queue_events WHERE queue_id = $1 AND ts >= $2 AND ts < $3 GROUP BY kind",
+        )
+        .bind(queue)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|r| Ok((r.try_get("kind")?, r.try_get::<i64, _>("n")? as u64)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(unavailable)?;
+        let chats = sqlx::query(
+            "SELECT requested_at, assigned_at, closed_at FROM queue_chats WHERE queue_id = $1 AND requested_at >= $2 AND requested_at < $3",
+        )
+        .bind(queue)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|r| Ok(ChatTimes { requested_at: r.try_get("requested_at")?, assigned_at: r.try_get("assigned_at")?, closed_at: r.try_get("closed_at")? }))
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(unavailable)?;
+        Ok((counts, chats))
     }
 
     async fn record_queue_events(&self, queue: &str, events: &[QueueEvent], now: Millis) -> StoreResult<()> {

@@ -223,6 +223,21 @@ backend_tests! {
         assert!(closed.is_some(), "seeker told it closed");
         let (_, st) = status(&app, "support").await;
         assert_eq!(st["experts_ready"].as_u64(), Some(2));
+
+        // Statistics, for queue managers.
+        let (s, _) = alice.get("/api/v1/queues/support/stats").await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let olivia = app.login("olivia").await;
+        let (s, stats) = olivia.get("/api/v1/queues/support/stats").await;
+        assert_eq!(s, StatusCode::OK, "{stats}");
+        let i = &stats["interval"];
+        assert_eq!((i["requested"].as_u64(), i["offered"].as_u64(), i["declined"].as_u64(), i["accepted"].as_u64()), (Some(1), Some(2), Some(1), Some(1)));
+        assert!(i["avg_wait_s"].as_f64().is_some() && i["avg_handle_s"].as_f64().is_some());
+        assert_eq!(i["service_level"].as_f64(), Some(1.0), "answered within 30 s");
+        assert_eq!(stats["realtime"]["signed_in"].as_u64(), Some(2));
+        let metrics = app.http().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("switchboard_queue_experts_ready{queue=\"support\"} 2"), "{metrics}");
+        assert!(metrics.contains("switchboard_queue_events_total{queue=\"support\",event=\"assigned\"} 1"));
     }
 
     async fn waiting_seekers_see_their_place_and_broadcast_has_one_winner(app) {
