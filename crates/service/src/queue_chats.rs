@@ -311,7 +311,8 @@ impl Service {
         use std::fmt::Write;
         let now = self.now();
         let defs = self.queues.defs();
-        let gauges: [(&str, &str, fn(&sb_core::queue::QueueStats) -> i64); 6] = [
+        type Gauge = (&'static str, &'static str, fn(&sb_core::queue::QueueStats) -> i64);
+        let gauges: [Gauge; 6] = [
             ("switchboard_queue_experts_signed_in", "Queue experts signed in.", |s| s.signed_in.into()),
             ("switchboard_queue_experts_ready", "Queue experts ready for a chat.", |s| s.ready.into()),
             ("switchboard_queue_experts_busy", "Queue experts available but at capacity.", |s| s.busy.into()),
