@@ -287,6 +287,11 @@
       const o = othersIn(conv);
       return o.length ? displayName(o[0]) : (conv.title || 'Just you');
     }
+    if (conv.kind === 'queue') {
+      const others = othersIn(conv).map(firstName);
+      const t = conv.title || 'Queue chat';
+      return others.length ? `${t} · ${others.join(', ')}` : t;
+    }
     if (conv.title) return conv.title;
     const names = othersIn(conv).map(firstName);
     return names.length ? names.join(', ') : 'Group chat';
@@ -636,6 +641,9 @@
       case 'pong': clearTimeout(S.pongTimer); break;
       case 'error': onErrorFrame(f); break;
       case 'closing': setConn('connecting', 'The server is restarting. Reconnecting…'); break;
+      case 'queue_offer': onQueueOffer(f); break;
+      case 'queue_offer_gone': offerGone(Number(f.chat), String(f.reason || '')); break;
+      case 'queue_chat': onQueueChat(f); break;
       default: break;
     }
   }
@@ -657,6 +665,7 @@
     if (S.idle) sendFrame({ type: 'idle', idle: true });
     // Resend what was never acknowledged, same client_id: the server makes it idempotent.
     for (const p of S.pending.values()) if (p.state === 'pending') sendPending(p);
+    loadQueues();
     if (first) {
       Promise.all([loadContacts(), loadConversations()])
         .catch((e) => toast(e.message))
@@ -922,8 +931,8 @@
         r.dot.classList.add('group-dot');
         r.dot.removeAttribute('data-state');
         r.dot.removeAttribute('data-idle');
-        r.dot.title = 'Group chat';
-        setText(r.dot, '#');
+        r.dot.title = c.kind === 'queue' ? 'Queue chat' : 'Group chat';
+        setText(r.dot, c.kind === 'queue' ? '?' : '#');
       }
       const unread = c.unread || 0;
       r.row.classList.toggle('has-unread', unread > 0);
@@ -1051,6 +1060,7 @@
       setText(sub, (conv.members || []).map(firstName).join(', '));
     }
     const group = conv.kind === 'group';
+    renderQueueBar();
     $('chat-invite').hidden = !group;
     $('chat-leave').hidden = !group;
     $('chat').setAttribute('data-id', String(conv.id));
@@ -1330,13 +1340,14 @@
 
   function switchTab(tab) {
     S.tab = tab;
-    const chats = tab === 'chats';
-    $('tab-chats').classList.toggle('active', chats);
-    $('tab-contacts').classList.toggle('active', !chats);
-    $('tab-chats').setAttribute('aria-selected', String(chats));
-    $('tab-contacts').setAttribute('aria-selected', String(!chats));
-    $('conversation-list').hidden = !chats;
-    $('contact-list').hidden = chats;
+    const panes = { chats: ['tab-chats', 'conversation-list'], contacts: ['tab-contacts', 'contact-list'], queues: ['tab-queues', 'queue-panel'] };
+    for (const [name, [t, pane]] of Object.entries(panes)) {
+      const on = name === tab;
+      $(t).classList.toggle('active', on);
+      $(t).setAttribute('aria-selected', String(on));
+      $(pane).hidden = !on;
+    }
+    if (tab === 'queues') { renderQueues(); loadQueues(); }
   }
 
   // ---------------------------------------------------------------- modal (new group / invite)
@@ -1485,6 +1496,7 @@
     restoreMyPresence();
     restorePending();
     renderContacts();
+    startQueues();
     dirty.convs = true;
     scheduleRender();
     connect();
@@ -1534,6 +1546,441 @@
     }
   }
 
+  // ---------------------------------------------------------------- expert queues
+  // Experts: their queues with live state, offers (accept / decline, countdown), transfer
+  // and end for the chats they took. Everyone: "Get help" asks a queue for a chat, and the
+  // header of a queue conversation says where it stands.
+  const OFFER_GONE_TEXT = {
+    taken: 'Taken by another expert', timed_out: 'Timed out', withdrawn: 'Withdrawn', declined: 'Declined',
+  };
+  const Q = {
+    isExpert: false,
+    defs: [], // GET /queues
+    loaded: false,
+    offers: new Map(), // chat -> {f, node, countdown, accept, decline}
+    chats: new Map(), // chat -> last QueueChat view
+    convChat: new Map(), // conversation id -> chat
+    accepted: new Set(), // chats this user accepted (expert side)
+    seekers: new Map(), // chat -> {seeker, seeker_name, question}
+    opened: new Set(), // assigned chats already opened
+    fetching: new Set(), // chats whose state was asked for after a reload
+    pollTimer: null,
+    tickTimer: null,
+    loadTimer: null,
+  };
+
+  function queueKey() { return S.me ? `sb.queues.${S.me.address}` : null; }
+
+  function saveQueueState() {
+    const k = queueKey();
+    if (!k) return;
+    try {
+      sessionStorage.setItem(k, JSON.stringify({
+        convChat: [...Q.convChat.entries()].slice(-50),
+        accepted: [...Q.accepted].slice(-50),
+        seekers: [...Q.seekers.entries()].slice(-50),
+      }));
+    } catch (_) { /* ignore */ }
+  }
+
+  function restoreQueueState() {
+    const k = queueKey();
+    if (!k) return;
+    try {
+      const v = JSON.parse(sessionStorage.getItem(k) || 'null');
+      if (!v) return;
+      for (const [c, ch] of v.convChat || []) if (typeof c === 'number' && typeof ch === 'number') Q.convChat.set(c, ch);
+      for (const ch of v.accepted || []) if (typeof ch === 'number') { Q.accepted.add(ch); Q.opened.add(ch); }
+      for (const [ch, s] of v.seekers || []) if (typeof ch === 'number' && s && typeof s === 'object') Q.seekers.set(ch, s);
+    } catch (_) { /* ignore */ }
+  }
+
+  function myQueues() {
+    const me = S.me ? S.me.address : '';
+    return Q.defs.filter((d) => (d.members || []).some((m) => lower(m && (m.address || m)) === me));
+  }
+
+  async function loadQueues() {
+    try {
+      const r = await api('GET', '/queues');
+      Q.defs = asList(r, 'queues', 'items');
+      Q.loaded = true;
+    } catch (_) { /* keep the last list */ }
+    renderQueues();
+    renderTransferOptions();
+    if (!$('help-modal').hidden) renderHelpQueues();
+  }
+
+  /** Reload the queue list soon (several frames in a row cost one request). */
+  function queuesChanged() {
+    if (Q.loadTimer) return;
+    Q.loadTimer = setTimeout(() => { Q.loadTimer = null; loadQueues(); }, 300);
+  }
+
+  function startQueues() {
+    Q.isExpert = Array.isArray(S.me && S.me.roles) && S.me.roles.map(lower).includes('expert');
+    restoreQueueState();
+    $('tab-queues').hidden = !Q.isExpert;
+    clearInterval(Q.pollTimer);
+    Q.pollTimer = setInterval(() => { if (S.signedIn && (Q.isExpert || S.tab === 'queues')) loadQueues(); }, 15000);
+    renderQueues();
+  }
+
+  function stateLabel(s) {
+    return s === 'open' ? 'Open' : s === 'busy' ? 'Busy (no expert ready)' : s === 'closed' ? 'Closed' : (s || '—');
+  }
+
+  function renderQueues() {
+    const ready = $('queue-ready');
+    ready.checked = S.myState === 'available';
+    const list = $('queue-list');
+    const frag = document.createDocumentFragment();
+    const mine = myQueues();
+    if (!Q.loaded) frag.appendChild(el('p', { class: 'empty-note', text: 'Loading…' }));
+    else if (!mine.length) frag.appendChild(el('p', { class: 'empty-note', text: 'You are not an expert of any queue.' }));
+    for (const d of mine) {
+      const state = String(d.state || '');
+      const dot = el('span', { class: 'dot', 'data-state': state === 'open' ? 'available' : state === 'busy' ? 'away' : 'offline', 'aria-hidden': 'true' });
+      frag.appendChild(el('div', { class: 'row queue-row', 'data-testid': 'queue', 'data-queue': String(d.id), 'data-state': state },
+        dot,
+        el('div', { class: 'row-main' },
+          el('div', { class: 'row-top' }, el('span', { class: 'row-title', text: String(d.display_name || d.id) }),
+            el('span', { class: 'row-time', text: stateLabel(state) })),
+          el('div', { class: 'row-bottom' }, el('span', { class: 'row-note', 'data-testid': 'queue-counts',
+            text: `${Number(d.experts_ready) || 0} ready · ${Number(d.seekers_waiting) || 0} waiting · ${String(d.method || '')}` })))));
+    }
+    list.replaceChildren(frag);
+  }
+
+  function renderTransferOptions() {
+    const dl = $('transfer-options');
+    const frag = document.createDocumentFragment();
+    for (const d of Q.defs) frag.appendChild(el('option', { value: String(d.id), label: String(d.display_name || d.id) }));
+    dl.replaceChildren(frag);
+  }
+
+  // --- offers
+  function renderOffersBox() {
+    const box = $('offers');
+    const n = [...Q.offers.values()].filter((o) => !o.gone).length;
+    box.hidden = box.childElementCount === 0;
+    const b = $('tab-queues-count');
+    b.hidden = n === 0;
+    setText(b, String(n));
+  }
+
+  function onQueueOffer(f) {
+    const chat = Number(f.chat);
+    if (!chat) return;
+    if (f.seeker) {
+      Q.seekers.set(chat, { seeker: lower(f.seeker), seeker_name: String(f.seeker_name || ''), question: String(f.question || '') });
+      if (f.seeker_name && !S.users.has(lower(f.seeker))) rememberUser({ address: f.seeker, display_name: String(f.seeker_name) });
+      saveQueueState();
+    }
+    if (typeof f.conversation === 'number') Q.convChat.set(f.conversation, chat);
+    let o = Q.offers.get(chat);
+    if (o) { o.node.remove(); clearTimeout(o.goneTimer); }
+    const countdown = el('span', { class: 'offer-countdown', 'data-testid': 'offer-countdown' });
+    const accept = el('button', { type: 'button', class: 'primary small', 'data-testid': 'offer-accept', text: 'Accept' });
+    const decline = el('button', { type: 'button', class: 'ghost small', 'data-testid': 'offer-decline', text: 'Decline' });
+    const seekerName = String(f.seeker_name || '');
+    const seeker = lower(f.seeker);
+    const node = el('div', { class: 'offer', 'data-testid': 'offer', 'data-chat': String(chat), role: 'alert' },
+      el('div', { class: 'offer-top' },
+        el('span', { class: 'offer-queue', 'data-testid': 'offer-queue', text: String(f.queue_name || f.queue || 'Queue') }),
+        countdown),
+      el('div', { class: 'offer-seeker', 'data-testid': 'offer-seeker' },
+        el('span', { class: 'offer-seeker-name', text: seekerName || seeker }),
+        seekerName && seeker ? el('span', { class: 'offer-seeker-addr', text: ` ${seeker}` }) : null),
+      el('div', { class: 'offer-question', 'data-testid': 'offer-question', text: String(f.question || '') }),
+      el('div', { class: 'offer-actions' }, decline, accept));
+    o = { f, node, countdown, accept, decline, expires: toMs(f.expires_at), gone: false };
+    Q.offers.set(chat, o);
+    accept.addEventListener('click', () => acceptOffer(chat));
+    decline.addEventListener('click', () => declineOffer(chat));
+    $('offers').appendChild(node);
+    tickOffers();
+    if (!Q.tickTimer) Q.tickTimer = setInterval(tickOffers, 250);
+    renderOffersBox();
+    notifyOffer(f);
+    queuesChanged();
+  }
+
+  function tickOffers() {
+    const now = Date.now();
+    let live = 0;
+    for (const [chat, o] of [...Q.offers.entries()]) {
+      if (o.gone) continue;
+      // Safety net (a frame missed while reconnecting): well past its expiry, it is gone.
+      if (o.expires && now > o.expires + 5000) { offerGone(chat, 'timed_out'); continue; }
+      live++;
+      const left = Math.max(0, Math.ceil((o.expires - now) / 1000));
+      setText(o.countdown, o.expires ? `${left} s` : '');
+      o.countdown.setAttribute('data-seconds', String(left));
+      o.node.classList.toggle('urgent', left <= 5);
+    }
+    if (!live && Q.tickTimer) { clearInterval(Q.tickTimer); Q.tickTimer = null; }
+  }
+
+  function acceptOffer(chat) {
+    const o = Q.offers.get(chat);
+    if (!o || o.gone) return;
+    Q.accepted.add(chat);
+    saveQueueState();
+    o.accept.disabled = true;
+    o.decline.disabled = true;
+    setText(o.accept, 'Accepting…');
+    if (!sendFrame({ type: 'accept', chat })) {
+      api('POST', `/queue-chats/${chat}/accept`, {})
+        .then((v) => { if (v && v.chat) onQueueChat(v); })
+        .catch((e) => { Q.accepted.delete(chat); offerGone(chat, '', e.message); });
+    }
+    // Whatever happens, do not leave the buttons dead.
+    setTimeout(() => {
+      const cur = Q.offers.get(chat);
+      if (cur === o && !o.gone) { o.accept.disabled = false; o.decline.disabled = false; setText(o.accept, 'Accept'); }
+    }, 8000);
+  }
+
+  function declineOffer(chat) {
+    const o = Q.offers.get(chat);
+    if (!o || o.gone) return;
+    if (!sendFrame({ type: 'decline', chat })) api('POST', `/queue-chats/${chat}/decline`, {}).catch(() => {});
+    offerGone(chat, 'declined');
+  }
+
+  /** Removes an offer; shows the reason for a few seconds when there is one. */
+  function offerGone(chat, reason, text) {
+    const o = Q.offers.get(chat);
+    if (!o || o.gone) return;
+    o.gone = true;
+    const why = text || OFFER_GONE_TEXT[reason] || '';
+    if (!why || reason === 'accepted') {
+      o.node.remove();
+      Q.offers.delete(chat);
+    } else {
+      o.node.setAttribute('data-testid', 'offer-gone');
+      o.node.setAttribute('data-reason', String(reason || 'error'));
+      o.node.classList.add('gone');
+      o.node.replaceChildren(
+        el('span', { class: 'offer-queue', text: String(o.f.queue_name || o.f.queue || '') }),
+        el('span', { class: 'offer-gone-text', 'data-testid': 'offer-gone-reason', text: ` — ${why}` }));
+      o.goneTimer = setTimeout(() => {
+        o.node.remove();
+        if (Q.offers.get(chat) === o) Q.offers.delete(chat);
+        renderOffersBox();
+      }, 4000);
+    }
+    renderOffersBox();
+    tickOffers();
+  }
+
+  function notifyOffer(f) {
+    try {
+      if (!('Notification' in window) || Notification.permission !== 'granted' || !document.hidden) return;
+      const n = new Notification(`Chat request: ${String(f.queue_name || f.queue || '')}`, {
+        body: `${String(f.seeker_name || f.seeker || '')}: ${String(f.question || '')}`.slice(0, 200),
+        tag: `sb-offer-${f.chat}`,
+      });
+      n.onclick = () => { window.focus(); n.close(); };
+    } catch (_) { /* unsupported */ }
+  }
+
+  // --- chat state
+  function isExpertOf(chat) {
+    const v = Q.chats.get(chat);
+    return Q.accepted.has(chat) || !!(v && S.me && lower(v.expert) === S.me.address);
+  }
+
+  async function openWhenKnown(convId) {
+    for (let i = 0; i < 20 && !S.convs.has(convId); i++) {
+      S.convFetches.delete(convId);
+      await ensureConv(convId);
+      if (!S.convs.has(convId)) await new Promise((r) => setTimeout(r, 150));
+    }
+    if (S.convs.has(convId)) { switchTab('chats'); goToConversation(convId); }
+  }
+
+  function onQueueChat(f) {
+    const chat = Number(f.chat);
+    if (!chat) return;
+    const v = Object.assign({}, Q.chats.get(chat) || {}, f);
+    delete v.type;
+    Q.chats.set(chat, v);
+    if (typeof v.conversation === 'number') Q.convChat.set(v.conversation, chat);
+    saveQueueState();
+    if (v.state === 'assigned') {
+      const mineNow = S.me && lower(v.expert) === S.me.address;
+      if (Q.accepted.has(chat) || mineNow) {
+        if (mineNow) Q.accepted.add(chat);
+        const o = Q.offers.get(chat);
+        if (o) offerGone(chat, 'accepted');
+        if (!Q.opened.has(chat) && typeof v.conversation === 'number') {
+          Q.opened.add(chat);
+          openWhenKnown(v.conversation);
+        }
+      }
+    }
+    if (v.state !== 'waiting' && v.state !== 'assigned') {
+      const o = Q.offers.get(chat);
+      if (o) offerGone(chat, 'withdrawn');
+    }
+    if (v.conversation === S.current) renderQueueBar();
+    queuesChanged();
+  }
+
+  function queueChatStatusText(v, expertSide) {
+    if (!v) return '';
+    const st = v.state;
+    if (st === 'waiting') {
+      if (expertSide) return 'Transferred — waiting for the next expert';
+      const parts = ['Waiting for an expert'];
+      if (typeof v.position === 'number') parts.push(v.position === 1 ? 'you are next' : `number ${v.position} in line`);
+      if (typeof v.estimated_wait_s === 'number') parts.push(v.estimated_wait_s < 60 ? 'less than a minute' : `about ${Math.round(v.estimated_wait_s / 60)} min`);
+      return parts.join(' · ');
+    }
+    if (st === 'assigned') {
+      if (expertSide) {
+        const s = Q.seekers.get(v.chat);
+        const who = s ? (s.seeker_name || s.seeker) : '';
+        return `${v.queue_name || v.queue || 'Queue'} chat${who ? ` with ${who}` : ''}`;
+      }
+      return `Connected to ${v.expert ? v.expert : 'an expert'}`;
+    }
+    if (st === 'overflowed') return v.message ? String(v.message) : 'No expert could take this chat.';
+    if (st === 'abandoned') return 'The seeker left the chat.';
+    return 'Chat ended';
+  }
+
+  function renderQueueBar() {
+    const conv = S.convs.get(S.current);
+    const bar = $('queue-bar');
+    if (!conv || conv.kind !== 'queue') { bar.hidden = true; return; }
+    const chat = Q.convChat.get(conv.id);
+    const v = chat ? Q.chats.get(chat) : null;
+    const expertSide = chat ? isExpertOf(chat) : false;
+    bar.hidden = false;
+    bar.setAttribute('data-chat', chat ? String(chat) : '');
+    bar.setAttribute('data-state', v ? String(v.state || '') : '');
+    const st = $('queue-chat-status');
+    setText(st, v ? queueChatStatusText(v, expertSide) : (chat ? '' : 'Queue chat'));
+    st.setAttribute('data-state', v ? String(v.state || '') : '');
+    const open = !!v && (v.state === 'assigned' || v.state === 'waiting');
+    $('transfer-form').hidden = !(expertSide && v && v.state === 'assigned');
+    $('end-queue-chat').hidden = !(chat && open);
+    const info = chat && expertSide ? Q.seekers.get(chat) : null;
+    const qn = $('queue-chat-question');
+    setText(qn, info && info.question ? `Question: ${info.question}` : '');
+    qn.hidden = !(info && info.question);
+    // After a reload the chat's state is not known yet: ask for it once.
+    if (chat && !v && !Q.fetching.has(chat)) {
+      Q.fetching.add(chat);
+      api('GET', `/queue-chats/${chat}`)
+        .then((r) => { if (r && r.chat) onQueueChat(r); })
+        .catch((e) => { if (e.status === 404) onQueueChat({ chat, state: 'closed', conversation: conv.id }); });
+    }
+  }
+
+  async function submitTransfer() {
+    const chat = Q.convChat.get(S.current);
+    const target = $('transfer-target').value.trim();
+    if (!chat || !target) { $('transfer-target').focus(); return; }
+    const t = lower(target);
+    const q = Q.defs.find((d) => lower(d.id) === t || lower(d.display_name) === t || lower(d.address) === t);
+    const body = q ? { queue: String(q.id) } : (t.includes('@') ? { expert: t } : { queue: t });
+    $('transfer-submit').disabled = true;
+    try {
+      const r = await api('POST', `/queue-chats/${chat}/transfer`, body);
+      $('transfer-target').value = '';
+      toast(`Transferred to ${q ? (q.display_name || q.id) : target}.`);
+      if (r && r.chat) onQueueChat(r);
+    } catch (e) {
+      toast(e.message);
+    } finally {
+      $('transfer-submit').disabled = false;
+    }
+  }
+
+  async function endQueueChat() {
+    const chat = Q.convChat.get(S.current);
+    if (!chat) return;
+    $('end-queue-chat').disabled = true;
+    try {
+      await api('POST', `/queue-chats/${chat}/end`, {});
+      const v = Q.chats.get(chat);
+      if (v && (v.state === 'assigned' || v.state === 'waiting')) onQueueChat({ chat, state: v.state === 'waiting' ? 'abandoned' : 'closed' });
+    } catch (e) {
+      toast(e.message);
+    } finally {
+      $('end-queue-chat').disabled = false;
+    }
+  }
+
+  // --- "Get help"
+  function renderHelpQueues() {
+    const sel = $('help-queue');
+    const keep = sel.value;
+    const frag = document.createDocumentFragment();
+    for (const d of Q.defs) {
+      if (d.enabled === false) continue;
+      frag.appendChild(el('option', { value: String(d.id), 'data-state': String(d.state || ''),
+        text: `${String(d.display_name || d.id)}${d.state === 'closed' ? ' (closed)' : d.state === 'busy' ? ' (busy)' : ''}` }));
+    }
+    if (!frag.childNodes.length) frag.appendChild(el('option', { value: '', text: Q.loaded ? 'No queues' : 'Loading…' }));
+    sel.replaceChildren(frag);
+    if (keep && [...sel.options].some((o) => o.value === keep)) sel.value = keep;
+    renderHelpState();
+  }
+
+  function renderHelpState() {
+    const d = Q.defs.find((x) => String(x.id) === $('help-queue').value);
+    const p = $('help-queue-state');
+    if (!d) { setText(p, ''); return; }
+    const parts = [stateLabel(d.state)];
+    if (d.description) parts.push(String(d.description));
+    setText(p, parts.join(' — '));
+  }
+
+  function openHelp() {
+    $('help-error').hidden = true;
+    $('help-question').value = '';
+    renderHelpQueues();
+    $('help-modal').hidden = false;
+    loadQueues();
+    $('help-question').focus();
+  }
+
+  function closeHelp() { $('help-modal').hidden = true; }
+
+  async function submitHelp() {
+    const id = $('help-queue').value;
+    const question = $('help-question').value.trim();
+    const err = $('help-error');
+    const fail = (m) => { err.textContent = m; err.hidden = false; };
+    if (!id) { fail('Pick a queue.'); return; }
+    if (!question) { fail('Write your question.'); $('help-question').focus(); return; }
+    $('help-submit').disabled = true;
+    try {
+      const v = await api('POST', `/queues/${encodeURIComponent(id)}/chats`, { question });
+      closeHelp();
+      if (v && v.chat) {
+        onQueueChat(v);
+        if (typeof v.conversation === 'number') await openWhenKnown(v.conversation);
+      }
+    } catch (e) {
+      fail(e.message);
+    } finally {
+      $('help-submit').disabled = false;
+    }
+  }
+
+  function setReady(on) {
+    const state = on ? 'available' : 'busy';
+    $('presence-select').value = state;
+    setMyPresence(state, $('presence-note').value.trim());
+    renderQueues();
+  }
+
   // ---------------------------------------------------------------- wiring
   function autoGrow() {
     const c = $('composer');
@@ -1544,12 +1991,21 @@
   function wire() {
     $('login-form').addEventListener('submit', onLoginSubmit);
     $('signout').addEventListener('click', signOut);
-    $('presence-select').addEventListener('change', (e) => setMyPresence(e.target.value, $('presence-note').value));
+    $('presence-select').addEventListener('change', (e) => { setMyPresence(e.target.value, $('presence-note').value); renderQueues(); });
     const note = $('presence-note');
     note.addEventListener('change', () => setMyPresence($('presence-select').value, note.value.trim()));
     note.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); note.blur(); } });
     $('tab-chats').addEventListener('click', () => switchTab('chats'));
     $('tab-contacts').addEventListener('click', () => switchTab('contacts'));
+    $('tab-queues').addEventListener('click', () => switchTab('queues'));
+    $('queue-ready').addEventListener('change', (e) => setReady(e.target.checked));
+    $('get-help').addEventListener('click', openHelp);
+    $('help-form').addEventListener('submit', (e) => { e.preventDefault(); submitHelp(); });
+    $('help-cancel').addEventListener('click', closeHelp);
+    $('help-queue').addEventListener('change', renderHelpState);
+    $('help-modal').addEventListener('click', (e) => { if (e.target === $('help-modal')) closeHelp(); });
+    $('transfer-form').addEventListener('submit', (e) => { e.preventDefault(); submitTransfer(); });
+    $('end-queue-chat').addEventListener('click', endQueueChat);
     let filterTimer = null;
     $('filter').addEventListener('input', () => {
       clearTimeout(filterTimer);
@@ -1569,7 +2025,11 @@
     $('modal-cancel').addEventListener('click', closeModal);
     $('modal-filter').addEventListener('input', renderPeople);
     $('modal').addEventListener('click', (e) => { if (e.target === $('modal')) closeModal(); });
-    document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !$('modal').hidden) closeModal(); });
+    document.addEventListener('keydown', (e) => {
+      if (e.key !== 'Escape') return;
+      if (!$('modal').hidden) closeModal();
+      if (!$('help-modal').hidden) closeHelp();
+    });
 
     const composer = $('composer');
     const submit = () => {

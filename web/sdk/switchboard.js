@@ -24,7 +24,9 @@
   'use strict';
   if (window.Switchboard && window.Switchboard.__sbw) return; // loaded twice
 
-  const script = document.currentScript;
+  // Loaded with async/defer or by a loader, currentScript may be missing: look for our tag.
+  const script = document.currentScript
+    || [...document.querySelectorAll('script[src]')].reverse().find((x) => /\/sdk\/switchboard(\.min)?\.js([?#].*)?$/.test(x.src));
   const src = (script && script.src) || '';
   let BASE = '';
   try {
@@ -181,6 +183,7 @@
     this.typingShowTimer = null;
     this.reconnectTimer = null;
     this.panel = null;
+    this.hadExpert = false;
 
     // The button: the element itself when it is a <button>, else a <button> inside it.
     if (host.tagName === 'BUTTON') {
@@ -231,7 +234,7 @@
     b.setAttribute('data-state', this.state);
     const closed = this.state === 'closed' || this.state === 'missing';
     // A chat in progress stays reachable even when the queue closes meanwhile.
-    b.disabled = closed && !this.inChat() && !(this.panel && !this.panel.root.hidden);
+    b.disabled = closed && !this.inChat();
     let t = STATE_TEXT[this.state] || '';
     if (this.inChat()) t = 'chat in progress';
     setText(this.btnState, t);
@@ -358,7 +361,15 @@
       } catch (_) {
         throw new Error('Cannot reach the chat service. Please try again.');
       }
-      if (!res.ok) throw await httpError(res);
+      if (!res.ok) {
+        const e = await httpError(res);
+        // The queue exists but the chat could not be placed (e.g. nobody signed in).
+        if (e.status === 404 && this.state !== 'missing' && e.message !== 'queue not found') {
+          e.message = 'Sorry, no expert is available right now. Please try again later.';
+          this.poll();
+        }
+        throw e;
+      }
       const r = await res.json();
       if (!r || typeof r.token !== 'string' || !r.chat) throw new Error('Unexpected answer from the chat service.');
       this.token = r.token;
@@ -490,13 +501,15 @@
       p.position.setAttribute('data-position', typeof pos === 'number' ? String(pos) : '');
       p.wait.setAttribute('data-seconds', typeof this.chat.estimated_wait_s === 'number' ? String(this.chat.estimated_wait_s) : '');
       show(p.line, true);
+      if (prev && prev.state === 'assigned') this.notice('You are being transferred. Please wait…');
     } else if (st === 'assigned') {
       const who = this.chat.expert ? String(this.chat.expert) : 'an expert';
       setText(p.status, `Connected to ${who}`);
       show(p.line, false);
-      if (prev && prev.state === 'assigned' && prev.expert !== this.chat.expert) {
+      if (this.hadExpert && (!prev || prev.state !== 'assigned' || prev.expert !== this.chat.expert)) {
         this.notice(`You are now chatting with ${who}.`);
       }
+      this.hadExpert = true;
     } else if (st === 'closed' || st === 'abandoned' || st === 'overflowed') {
       this.finish(st);
     }

@@ -795,6 +795,7 @@ impl Service {
         if def.closed {
             return Err(CoreError::Forbidden(format!("{} is closed.", def.display_name)).into());
         }
+        self.ensure_expert_signed_in(&def)?;
         self.guest_limiter
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -820,8 +821,14 @@ impl Service {
             )
             .await?;
         let (token, _) = self.issue_session(guest.id).await?;
-        let view = self.request_queue_chat(&guest, &def.id, question).await?;
-        Ok((token, guest, view))
+        match self.request_queue_chat(&guest, &def.id, question).await {
+            Ok(view) => Ok((token, guest, view)),
+            Err(e) => {
+                // The guest exists only for this chat.
+                let _ = self.store.set_disabled(guest.id, true).await;
+                Err(e)
+            }
+        }
     }
 
     /// Count one public (unauthenticated) request from `ip`.

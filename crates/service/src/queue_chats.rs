@@ -45,6 +45,15 @@ pub struct ChatView {
 /// Answered within this long counts toward the service level.
 const SERVICE_LEVEL_MS: Millis = 30_000;
 
+fn no_experts(def: &sb_core::queue::QueueDef) -> ServiceError {
+    let msg = if def.closed_message.is_empty() {
+        format!("No expert of {} is signed in right now. Please try again later.", def.display_name)
+    } else {
+        def.closed_message.clone()
+    };
+    CoreError::Conflict(msg).into()
+}
+
 fn route_error(e: RouteError) -> ServiceError {
     match e {
         RouteError::NoSuchQueue => CoreError::NotFound("queue").into(),
@@ -80,6 +89,7 @@ impl Service {
         if question.chars().count() > 2000 {
             return Err(CoreError::Invalid("the question has at most 2000 characters".into()).into());
         }
+        self.ensure_expert_signed_in(&def)?;
         let now = self.now();
         let (conversation, _) =
             self.store.create_conversation(ConversationKind::Queue, &def.display_name, &[seeker.id], now).await?;
@@ -99,7 +109,16 @@ impl Service {
         self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, record);
         let events = self.route(|r| r.request(&def.id, chat, BTreeSet::new(), now)).map_err(route_error)?;
         self.apply_queue_events(events).await;
-        self.queue_chat_view(chat).ok_or(CoreError::NotFound("queue chat").into())
+        // Gone already: the last expert signed out between the check above and now.
+        self.queue_chat_view(chat).ok_or_else(|| no_experts(&def))
+    }
+
+    /// Refuse early (before any account or conversation is made) when nobody could answer.
+    pub(crate) fn ensure_expert_signed_in(&self, def: &sb_core::queue::QueueDef) -> Result<()> {
+        match self.queues.realtime(&def.id, self.now()) {
+            Some(s) if s.signed_in > 0 => Ok(()),
+            _ => Err(no_experts(def)),
+        }
     }
 
     pub async fn accept_queue_chat(&self, expert: &User, chat: ChatId) -> Result<ChatView> {

@@ -22,13 +22,15 @@ pub enum LoadCommand {
     Chat(ChatArgs),
     /// Open many signed-in sessions and hold them; prints server memory per session.
     Idle(IdleArgs),
+    /// Seekers arrive at queues, experts accept and chat, pages poll the status APIs.
+    Queues(crate::loadqueues::QueuesArgs),
 }
 
 #[derive(Args, Clone)]
-pub struct Common {
+pub(crate) struct Common {
     /// Base URL of the server.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
-    url: String,
+    pub(crate) url: String,
     /// An administrator's address (makes the test accounts).
     #[arg(long, default_value = "admin@example.com")]
     admin: String,
@@ -37,7 +39,7 @@ pub struct Common {
     admin_password: String,
     /// Print one JSON object instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Args, Clone)]
@@ -76,19 +78,20 @@ pub async fn run(cmd: LoadCommand) -> anyhow::Result<()> {
     match cmd {
         LoadCommand::Chat(a) => chat(a).await,
         LoadCommand::Idle(a) => idle(a).await,
+        LoadCommand::Queues(a) => crate::loadqueues::run(a).await,
     }
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    admin_token: String,
-    domain: String,
-    run: String,
+pub(crate) struct Api {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) admin_token: String,
+    pub(crate) domain: String,
+    pub(crate) run: String,
 }
 
 impl Api {
-    async fn connect(c: &Common) -> anyhow::Result<Api> {
+    pub(crate) async fn connect(c: &Common) -> anyhow::Result<Api> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(64).build()?;
         let base = c.url.trim_end_matches('/').to_string();
         let resp = http
@@ -107,8 +110,19 @@ impl Api {
         Ok(Api { http, base, admin_token, domain, run })
     }
 
-    async fn post(&self, token: &str, path: &str, body: Value) -> anyhow::Result<Value> {
-        let resp = self.http.post(format!("{}{path}", self.base)).bearer_auth(token).json(&body).send().await?;
+    pub(crate) async fn post(&self, token: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.send(reqwest::Method::POST, token, path, body).await
+    }
+
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Value,
+    ) -> anyhow::Result<Value> {
+        let resp =
+            self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token).json(&body).send().await?;
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -119,14 +133,25 @@ impl Api {
 
     /// Make `n` users and a session token for each; returns (address, token).
     async fn accounts(&self, n: usize, progress: &ProgressBar) -> anyhow::Result<Vec<(String, String)>> {
+        self.accounts_with(n, "u", &[], progress).await
+    }
+
+    /// `n` users named `lt-<run>-<prefix><i>` with these roles, each with a session token.
+    pub(crate) async fn accounts_with(
+        &self,
+        n: usize,
+        prefix: &str,
+        roles: &[&str],
+        progress: &ProgressBar,
+    ) -> anyhow::Result<Vec<(String, String)>> {
         progress.set_message(format!("creating {n} test users"));
         let made: Vec<anyhow::Result<(String, String)>> = stream::iter(0..n)
             .map(|i| async move {
-                let address = format!("lt-{}-{i}@{}", self.run, self.domain);
+                let address = format!("lt-{}-{prefix}{i}@{}", self.run, self.domain);
                 self.post(
                     &self.admin_token,
                     "/api/v1/admin/users",
-                    json!({"address": address, "display_name": format!("Load {i}")}),
+                    json!({"address": address, "display_name": format!("Load {prefix}{i}"), "roles": roles}),
                 )
                 .await?;
                 let v = self.post(&self.admin_token, "/api/v1/admin/sessions", json!({"address": address})).await?;
@@ -140,7 +165,7 @@ impl Api {
         made.into_iter().collect()
     }
 
-    async fn ws(&self, token: &str) -> anyhow::Result<Ws> {
+    pub(crate) async fn ws(&self, token: &str) -> anyhow::Result<Ws> {
         let url = format!("{}/api/v1/ws?presence=none", self.base.replacen("http", "ws", 1));
         let mut req = url.into_client_request()?;
         req.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
@@ -164,7 +189,11 @@ impl Api {
 }
 
 /// Open a WebSocket for every account, 64 at a time, in account order.
-async fn connect_all(api: &Arc<Api>, accounts: &[(String, String)], pb: &ProgressBar) -> Vec<anyhow::Result<Ws>> {
+pub(crate) async fn connect_all(
+    api: &Arc<Api>,
+    accounts: &[(String, String)],
+    pb: &ProgressBar,
+) -> Vec<anyhow::Result<Ws>> {
     stream::iter(accounts.iter().map(|(_, token)| token.clone()))
         .map(|token| {
             let (api, pb) = (api.clone(), pb.clone());
@@ -179,9 +208,9 @@ async fn connect_all(api: &Arc<Api>, accounts: &[(String, String)], pb: &Progres
         .await
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn bar(json: bool, len: u64) -> ProgressBar {
+pub(crate) fn bar(json: bool, len: u64) -> ProgressBar {
     if json {
         return ProgressBar::hidden();
     }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod config;
+mod loadqueues;
 mod loadtest;
 
 use anyhow::Context;

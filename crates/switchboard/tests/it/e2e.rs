@@ -394,3 +394,23 @@ async fn admin_manages_queues_beside_the_running_server() {
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn queue_load_test_loses_no_chat() {
+    let dir = temp_dir();
+    let server = Server::start(&dir, &["--demo"], &[("SWITCHBOARD_LIMITS__PUBLIC_REQUESTS_PER_MINUTE", "100000")]);
+    let out = Command::new(BIN)
+        .args(["loadtest", "queues", "--url", &server.base, "--queues", "2", "--experts", "4", "--seekers", "4"])
+        .args(["--arrival-rate", "10", "--api-rps", "20", "--duration", "2", "--handle-ms", "50", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["requested"].as_u64().unwrap() >= 15, "{report}");
+    assert_eq!(report["lost"], 0, "{report}");
+    assert_eq!(report["assigned"], report["requested"], "{report}");
+    assert_eq!(report["request_errors"], 0, "{report}");
+    assert_eq!(report["status_api"]["errors"], 0, "{report}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -412,6 +412,16 @@ async fn guest_sessions_are_limited_per_address() {
     let judy = app.login("judy").await;
     let _j = judy.ws_with("presence=none").await;
     let http = reqwest::Client::new();
+    // Nobody of Demo Sales is signed in: refused clearly, and it costs the visitor nothing.
+    for _ in 0..3 {
+        let r = http.post(app.url("/api/v1/queues/sales/guest")).json(&json!({"name": "Early"})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        let v: Value = r.json().await.unwrap();
+        assert!(v["error"]["message"].as_str().unwrap().contains("No expert of Demo Sales is signed in"), "{v}");
+    }
+    let alice = app.login("alice").await;
+    let (s, _) = alice.post("/api/v1/queues/sales/chats", json!({})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
     for i in 0..3 {
         let r = http
             .post(app.url("/api/v1/queues/support/guest"))
