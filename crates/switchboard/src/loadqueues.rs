@@ -126,7 +126,7 @@ pub async fn run(a: QueuesArgs) -> anyhow::Result<()> {
                 tick.tick().await;
                 n += 1;
                 let q = &queues[n % queues.len()];
-                let url = if n % 2 == 0 {
+                let url = if n.is_multiple_of(2) {
                     format!("{}/api/v1/queues/{q}/status", api.base)
                 } else {
                     format!("{}/ITFramework/webclient?getSTStatus={q}", api.base)
@@ -161,7 +161,7 @@ pub async fn run(a: QueuesArgs) -> anyhow::Result<()> {
                 shared2.request_errors.fetch_add(1, Relaxed);
             }
         });
-        if n % 50 == 0 {
+        if n.is_multiple_of(50) {
             progress.set_message(format!(
                 "requested {} assigned {} closed {}",
                 shared.requested.load(Relaxed),
