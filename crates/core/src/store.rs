@@ -141,7 +141,7 @@ pub trait Store: Send + Sync + 'static {
         to: Millis,
     ) -> StoreResult<(Vec<(String, u64)>, Vec<ChatTimes>)>;
     /// Store lifecycle events and apply them to the chats' records.
-    async fn record_queue_events(&self, queue: &str, events: &[QueueEvent], now: Millis) -> StoreResult<()>;
+    async fn record_queue_events(&self, events: &[(String, QueueEvent)], now: Millis) -> StoreResult<()>;
 
     /// Move a read marker forward (never back); returns the marker now in force.
     async fn mark_read(&self, conversation: ConversationId, user: UserId, up_to: EventId) -> StoreResult<EventId>;

@@ -72,7 +72,17 @@ impl Service {
     }
 
     fn chat_record(&self, chat: ChatId) -> Option<QueueChatRecord> {
+        self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).get(&chat).map(|c| c.record.clone())
+    }
+
+    fn open_chat(&self, chat: ChatId) -> Option<crate::queues::OpenChat> {
         self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).get(&chat).cloned()
+    }
+
+    fn update_chat(&self, chat: ChatId, f: impl FnOnce(&mut QueueChatRecord)) {
+        if let Some(c) = self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&chat) {
+            f(&mut c.record);
+        }
     }
 
     /// A signed-in user asks a queue for a chat (`question`: the pre-chat text).
@@ -106,7 +116,12 @@ impl Service {
             expert: None,
             requested_at: now,
         };
-        self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, record);
+        let open = crate::queues::OpenChat {
+            record,
+            seeker_address: seeker.address.clone(),
+            seeker_name: seeker.display_name.clone(),
+        };
+        self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, open);
         let events = self.route(|r| r.request(&def.id, chat, BTreeSet::new(), now)).map_err(route_error)?;
         self.apply_queue_events(events).await;
         // Gone already: the last expert signed out between the check above and now.
@@ -208,15 +223,18 @@ impl Service {
         self.apply_queue_events(events).await;
     }
 
-    /// Carry out what the engine decided, in order.
+    /// Carry out what the engine decided, in order: tell people first, then store the
+    /// lifecycle events in one transaction (they are the record, not on the way to anyone).
     pub(crate) async fn apply_queue_events(&self, events: Vec<QueueEvent>) {
         if events.is_empty() {
             return;
         }
         let now = self.now();
         let mut queues_touched: BTreeSet<String> = BTreeSet::new();
-        for e in &events {
-            let Some(record) = self.chat_record(e.chat()) else { continue };
+        let mut to_store: Vec<(String, QueueEvent)> = Vec::with_capacity(events.len());
+        for e in events {
+            let Some(open) = self.open_chat(e.chat()) else { continue };
+            let record = &open.record;
             queues_touched.insert(record.queue.clone());
             *self
                 .queues
@@ -225,22 +243,14 @@ impl Service {
                 .unwrap_or_else(|e| e.into_inner())
                 .entry((record.queue.clone(), e.kind()))
                 .or_insert(0) += 1;
-            if let Err(err) = self.store.record_queue_events(&record.queue, std::slice::from_ref(e), now).await {
-                tracing::error!(error = %err, "cannot store a queue event");
-            }
-            match e {
+            match &e {
                 QueueEvent::Offered { expert, expires_at, .. } => {
-                    let seeker = self.store.user(record.seeker).await.ok().flatten();
-                    let def = self.queues.find(&record.queue);
                     let offer = Offer {
                         chat: record.id.0 as i64,
                         queue: record.queue.clone(),
-                        queue_name: def.map(|d| d.display_name).unwrap_or_default(),
-                        seeker: seeker
-                            .as_ref()
-                            .map(|u| u.address.clone())
-                            .unwrap_or_else(|| Address::parse("unknown@invalid").expect("valid")),
-                        seeker_name: seeker.map(|u| u.display_name).unwrap_or_default(),
+                        queue_name: self.queues.find(&record.queue).map(|d| d.display_name).unwrap_or_default(),
+                        seeker: open.seeker_address.clone(),
+                        seeker_name: open.seeker_name.clone(),
                         question: record.question.clone(),
                         expires_at: *expires_at,
                         conversation: record.conversation,
@@ -254,15 +264,20 @@ impl Service {
                 QueueEvent::Declined { expert, .. } => self.offer_gone(*expert, record.id, "declined"),
                 QueueEvent::OfferTimedOut { expert, .. } => self.offer_gone(*expert, record.id, "timed_out"),
                 QueueEvent::Assigned { expert, .. } => {
-                    if let Some(c) = self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&record.id) {
+                    self.update_chat(record.id, |c| {
                         c.state = "assigned".into();
                         c.expert = Some(*expert);
-                    }
-                    if let Ok(Some(u)) = self.store.user(*expert).await {
+                    });
+                    // The expert just accepted, so they are online and the hub knows them.
+                    let address = match self.hub.address_of(*expert) {
+                        Some(a) => Some(a),
+                        None => self.store.user(*expert).await.ok().flatten().map(|u| u.address),
+                    };
+                    if let Some(address) = address {
                         let joined = NewEvent {
                             conversation: record.conversation,
                             kind: EventKind::Joined,
-                            actor: Some(Member { id: u.id, address: u.address.clone() }),
+                            actor: Some(Member { id: *expert, address }),
                             body: String::new(),
                             client_id: None,
                             ts: now,
@@ -270,7 +285,7 @@ impl Service {
                         if let Err(err) = self.append(vec![joined], None).await {
                             tracing::error!(error = %err, "cannot add the expert to the queue chat");
                         }
-                        if let Ok(c) = self.conversation_for(&u, record.conversation).await {
+                        if let Ok(c) = self.conversation(record.conversation).await {
                             let frame = Outbound::new(Frame::Conversation(c.as_ref().clone()));
                             self.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
                         }
@@ -278,13 +293,15 @@ impl Service {
                     self.tell_participants(record.id);
                 }
                 QueueEvent::Transferred { to_queue, .. } => {
-                    if let Some(c) = self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&record.id) {
+                    self.update_chat(record.id, |c| {
                         c.state = "queued".into();
                         c.expert = None;
                         if let Some(q) = to_queue {
                             c.queue = q.clone();
-                            queues_touched.insert(q.clone());
                         }
+                    });
+                    if let Some(q) = to_queue {
+                        queues_touched.insert(q.clone());
                     }
                     self.tell_participants(record.id);
                 }
@@ -294,20 +311,22 @@ impl Service {
                         QueueEvent::Abandoned { .. } => "abandoned",
                         _ => "overflowed",
                     };
-                    if let Some(c) = self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&record.id) {
-                        c.state = state.into();
-                    }
+                    self.update_chat(record.id, |c| c.state = state.into());
                     self.tell_participants(record.id);
                     self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.id);
                 }
                 _ => {}
             }
+            to_store.push((record.queue.clone(), e));
         }
         // Everyone still waiting in a touched queue learns their (new) place in line.
         for queue in queues_touched {
             for chat in self.route(|r| r.waiting(&queue)) {
                 self.tell_participants(chat);
             }
+        }
+        if let Err(err) = self.store.record_queue_events(&to_store, now).await {
+            tracing::error!(error = %err, "cannot store queue events");
         }
     }
 

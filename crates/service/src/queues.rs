@@ -6,6 +6,14 @@ use sb_core::{Millis, Presence, PresenceState, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
+/// An open queue chat, with what offers show of its seeker (kept to avoid a lookup per offer).
+#[derive(Debug, Clone)]
+pub(crate) struct OpenChat {
+    pub record: QueueChatRecord,
+    pub seeker_address: sb_core::Address,
+    pub seeker_name: String,
+}
+
 /// What a web page may know about a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueState {
@@ -44,7 +52,7 @@ pub struct Queues {
     defs: RwLock<Arc<Vec<QueueDef>>>,
     pub(crate) router: Mutex<Router>,
     /// Open queue chats (waiting or assigned), by id.
-    pub(crate) chats: Mutex<HashMap<ChatId, QueueChatRecord>>,
+    pub(crate) chats: Mutex<HashMap<ChatId, OpenChat>>,
     /// Engine events caused where no async work can happen (presence changes, under the
     /// presence lock); the queue task carries them out.
     pub(crate) pending: Mutex<Vec<QueueEvent>>,

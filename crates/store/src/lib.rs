@@ -1167,12 +1167,12 @@ impl Store for SqlStore {
         Ok((counts, chats))
     }
 
-    async fn record_queue_events(&self, queue: &str, events: &[QueueEvent], now: Millis) -> StoreResult<()> {
+    async fn record_queue_events(&self, events: &[(String, QueueEvent)], now: Millis) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
-        for e in events {
+        for (queue, e) in events {
             let chat = e.chat().0 as i64;
             sqlx::query(
                 "INSERT INTO queue_events (chat_id, queue_id, kind, expert_id, ts) VALUES ($1, $2, $3, $4, $5)",
