@@ -19,6 +19,7 @@ start_server() {
   # All clients come from 127.0.0.1, and a closed-loop client outruns the per-session
   # frame limit meant for people: raise both for the benchmark.
   SWITCHBOARD_LIMITS__MAX_CONNECTIONS_PER_ADDRESS=30000 SWITCHBOARD_LIMITS__MAX_FRAMES_PER_SECOND=100000 \
+  SWITCHBOARD_LIMITS__PUBLIC_REQUESTS_PER_MINUTE=100000000 \
   SWITCHBOARD_LOG_LEVEL=warn \
     "$BIN" serve --demo --data-dir "$WORK/data" --http 127.0.0.1:0 > "$WORK/out" 2> "$WORK/err" &
   echo $! > "$WORK/pid"
@@ -38,6 +39,16 @@ chat() { # pairs
 start_server
 chat 100
 chat 1000
+stop_server
+
+start_server
+echo "queues:                  $("$BIN" loadtest queues --url "$URL" --queues 50 --experts 1000 --seekers 400 --arrival-rate 200 --api-rps 200 --duration "$((DURATION * 4))" --churn 0.01 --json)"
+if command -v wrk >/dev/null 2>&1; then
+  echo "status API (wrk):        $(wrk -t2 -c64 -d10s "$URL/api/v1/queues/support/status" | grep Requests/sec)"
+  echo "legacy status (wrk):     $(wrk -t2 -c64 -d10s "$URL/ITFramework/webclient?getSTStatus=Demo%20Support" | grep Requests/sec)"
+else
+  echo "status API: install wrk (apt-get install wrk) to measure"
+fi
 stop_server
 
 start_server
