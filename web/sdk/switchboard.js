@@ -713,7 +713,6 @@
 
   Widget.prototype.submitSurvey = function () {
     const p = this.panel;
-    // The server has no survey endpoint yet: the answers stay in the page.
     const answer = {
       queue: this.queue,
       chat: this.chat ? this.chat.chat : null,
@@ -722,6 +721,15 @@
       at: Date.now(),
     };
     window.__sbSurvey = answer;
+    if (answer.chat && answer.rating && this.token) {
+      // Best effort: the thanks shows whatever the network does.
+      fetch(`${API}/queue-chats/${encodeURIComponent(String(answer.chat))}/survey`, {
+        method: 'POST',
+        mode: 'cors',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${this.token}` },
+        body: JSON.stringify({ rating: answer.rating, comment: answer.comment }),
+      }).then((r) => { answer.saved = r.ok; }, () => { answer.saved = false; });
+    }
     p.surveyForm.hidden = true;
     p.thanks.hidden = false;
     try { p.root.dispatchEvent(new CustomEvent('switchboard:survey', { detail: answer, bubbles: true })); } catch (_) { /* old browsers */ }

@@ -237,6 +237,8 @@ pub struct ChatTimes {
     pub requested_at: Millis,
     pub assigned_at: Option<Millis>,
     pub closed_at: Option<Millis>,
+    /// The seeker's post-chat rating, 1–5.
+    pub survey_rating: Option<u8>,
 }
 
 /// Cumulative figures for a queue over an interval.
@@ -256,6 +258,8 @@ pub struct QueueTotals {
     /// Share of chats requested in the interval that were answered within the threshold.
     pub service_level: Option<f64>,
     pub service_level_threshold_s: i64,
+    /// Average post-chat rating (1–5) of the chats that were rated.
+    pub survey_average: Option<f64>,
 }
 
 impl QueueTotals {
@@ -286,6 +290,10 @@ impl QueueTotals {
             avg_handle_s: avg(&handles),
             service_level: (!chats.is_empty()).then(|| answered_in_time as f64 / chats.len() as f64),
             service_level_threshold_s: threshold_ms / 1000,
+            survey_average: {
+                let rated: Vec<f64> = chats.iter().filter_map(|c| c.survey_rating.map(f64::from)).collect();
+                (!rated.is_empty()).then(|| rated.iter().sum::<f64>() / rated.len() as f64)
+            },
         }
     }
 }
@@ -1196,10 +1204,10 @@ mod tests {
             ("abandoned".to_string(), 1),
         ];
         let chats = [
-            ChatTimes { requested_at: 0, assigned_at: Some(10_000), closed_at: Some(70_000) },
-            ChatTimes { requested_at: 0, assigned_at: Some(20_000), closed_at: Some(140_000) },
-            ChatTimes { requested_at: 0, assigned_at: Some(45_000), closed_at: None },
-            ChatTimes { requested_at: 0, assigned_at: None, closed_at: Some(5_000) },
+            ChatTimes { requested_at: 0, assigned_at: Some(10_000), closed_at: Some(70_000), survey_rating: Some(5) },
+            ChatTimes { requested_at: 0, assigned_at: Some(20_000), closed_at: Some(140_000), survey_rating: Some(2) },
+            ChatTimes { requested_at: 0, assigned_at: Some(45_000), closed_at: None, survey_rating: None },
+            ChatTimes { requested_at: 0, assigned_at: None, closed_at: Some(5_000), survey_rating: None },
         ];
         let t = QueueTotals::compute(&counts, &chats, 30_000);
         assert_eq!((t.requested, t.offered, t.accepted, t.abandoned, t.overflowed), (4, 6, 3, 1, 0));
@@ -1207,6 +1215,7 @@ mod tests {
         assert_eq!(t.p90_wait_s, Some(45.0));
         assert_eq!(t.avg_handle_s, Some(90.0));
         assert_eq!(t.service_level, Some(0.5), "2 of 4 answered within 30 s");
+        assert_eq!(t.survey_average, Some(3.5));
         let empty = QueueTotals::compute(&[], &[], 30_000);
         assert_eq!((empty.avg_wait_s, empty.service_level), (None, None));
     }

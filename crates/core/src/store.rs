@@ -140,6 +140,8 @@ pub trait Store: Send + Sync + 'static {
         from: Millis,
         to: Millis,
     ) -> StoreResult<(Vec<(String, u64)>, Vec<ChatTimes>)>;
+    /// The seeker's rating (1–5) and comment after a queue chat.
+    async fn save_survey(&self, chat: ChatId, rating: u8, comment: &str) -> StoreResult<()>;
     /// Store lifecycle events and apply them to the chats' records.
     async fn record_queue_events(&self, events: &[(String, QueueEvent)], now: Millis) -> StoreResult<()>;
 

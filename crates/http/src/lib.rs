@@ -67,6 +67,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/queue-chats/{id}/decline"),
     ("post", "/api/v1/queue-chats/{id}/end"),
     ("post", "/api/v1/queue-chats/{id}/transfer"),
+    ("post", "/api/v1/queue-chats/{id}/survey"),
     ("post", "/api/v1/queues/{id}/guest"),
     ("get", "/ITFramework/webclient"),
     ("post", "/api/v1/admin/users"),
@@ -107,6 +108,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/queue-chats/{id}/decline", post(queues::decline))
         .route("/api/v1/queue-chats/{id}/end", post(queues::end))
         .route("/api/v1/queue-chats/{id}/transfer", post(queues::transfer))
+        .route("/api/v1/queue-chats/{id}/survey", post(queues::survey).options(queues::preflight))
         .route("/api/v1/queues/{id}/guest", post(queues::guest_chat).options(queues::preflight))
         .route("/ITFramework/webclient", get(queues::legacy).options(queues::preflight))
         .route("/api/v1/admin/users", post(rest::admin_create_user))

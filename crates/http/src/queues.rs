@@ -30,7 +30,7 @@ pub async fn preflight() -> Response {
     let mut resp = public(StatusCode::NO_CONTENT.into_response());
     let h = resp.headers_mut();
     h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type, authorization"));
     h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     resp
 }
@@ -360,7 +360,32 @@ pub async fn stats(
             "offer_timeouts": t.offer_timeouts, "abandoned": t.abandoned, "overflowed": t.overflowed, "transferred": t.transferred,
             "avg_wait_s": t.avg_wait_s, "p90_wait_s": t.p90_wait_s, "avg_handle_s": t.avg_handle_s,
             "service_level": t.service_level, "service_level_threshold_s": t.service_level_threshold_s,
-            "survey_average": null,
+            "survey_average": t.survey_average,
         },
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Survey {
+    rating: u8,
+    #[serde(default)]
+    comment: String,
+}
+
+/// The seeker's post-chat survey (guests included, from the widget's origin too).
+pub async fn survey(
+    State(app): State<AppState>,
+    caller: Result<AnyUser, ApiError>,
+    Path(id): Path<String>,
+    body: Result<ApiJson<Survey>, ApiError>,
+) -> Response {
+    let result = async {
+        let caller = caller?;
+        let ApiJson(s) = body?;
+        app.service.rate_queue_chat(&caller.user, chat_id(&id)?, s.rating, &s.comment).await?;
+        Ok::<_, ApiError>(StatusCode::NO_CONTENT.into_response())
+    }
+    .await;
+    public(result.unwrap_or_else(IntoResponse::into_response))
 }

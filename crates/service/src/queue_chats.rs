@@ -330,6 +330,26 @@ impl Service {
         }
     }
 
+    /// The seeker rates a chat (1–5) with an optional comment, once it was assigned.
+    pub async fn rate_queue_chat(&self, seeker: &User, chat: ChatId, rating: u8, comment: &str) -> Result<()> {
+        if !(1..=5).contains(&rating) {
+            return Err(CoreError::Invalid("the rating is 1 to 5".into()).into());
+        }
+        if comment.chars().count() > 2000 {
+            return Err(CoreError::Invalid("the comment has at most 2000 characters".into()).into());
+        }
+        let record = self
+            .store
+            .queue_chat(chat)
+            .await?
+            .filter(|r| r.seeker == seeker.id)
+            .ok_or(CoreError::NotFound("queue chat"))?;
+        if record.expert.is_none() {
+            return Err(CoreError::Conflict("only a chat that reached an expert can be rated".into()).into());
+        }
+        Ok(self.store.save_survey(chat, rating, comment.trim()).await?)
+    }
+
     /// Real-time and cumulative statistics of a queue over `[from, to)`.
     pub async fn queue_stats(
         &self,

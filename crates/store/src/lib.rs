@@ -42,11 +42,13 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_queues.sql")),
     (3, include_str!("../migrations/sqlite/0003_queue_chats.sql")),
+    (4, include_str!("../migrations/sqlite/0004_survey.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_queues.sql")),
     (3, include_str!("../migrations/postgres/0003_queue_chats.sql")),
+    (4, include_str!("../migrations/postgres/0004_survey.sql")),
 ];
 
 /// What a commit survives on SQLite (PostgreSQL follows its own `synchronous_commit`).
@@ -1152,7 +1154,8 @@ impl Store for SqlStore {
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(unavailable)?;
         let chats = sqlx::query(
-            "SELECT requested_at, assigned_at, closed_at FROM queue_chats WHERE queue_id = $1 AND requested_at >= $2 AND requested_at < $3",
+            "SELECT requested_at, assigned_at, closed_at, survey_rating FROM queue_chats \
+             WHERE queue_id = $1 AND requested_at >= $2 AND requested_at < $3",
         )
         .bind(queue)
         .bind(from)
@@ -1161,10 +1164,27 @@ impl Store for SqlStore {
         .await
         .map_err(unavailable)?
         .iter()
-        .map(|r| Ok(ChatTimes { requested_at: r.try_get("requested_at")?, assigned_at: r.try_get("assigned_at")?, closed_at: r.try_get("closed_at")? }))
+        .map(|r| {
+            Ok(ChatTimes {
+                requested_at: r.try_get("requested_at")?,
+                assigned_at: r.try_get("assigned_at")?,
+                closed_at: r.try_get("closed_at")?,
+                survey_rating: r.try_get::<Option<i64>, _>("survey_rating")?.map(|v| v as u8),
+            })
+        })
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(unavailable)?;
         Ok((counts, chats))
+    }
+
+    async fn save_survey(&self, chat: ChatId, rating: u8, comment: &str) -> StoreResult<()> {
+        self.exec_one(
+            sqlx::query("UPDATE queue_chats SET survey_rating = $1, survey_comment = $2 WHERE id = $3")
+                .bind(i64::from(rating))
+                .bind(comment)
+                .bind(chat.0 as i64),
+        )
+        .await
     }
 
     async fn record_queue_events(&self, events: &[(String, QueueEvent)], now: Millis) -> StoreResult<()> {

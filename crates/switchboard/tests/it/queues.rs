@@ -367,6 +367,17 @@ backend_tests! {
         assert!(!contacts.to_string().contains("Vera Visitor"));
         let (s, _) = guest.post(&format!("/api/v1/queue-chats/{chat}/end"), json!({})).await;
         assert_eq!(s, StatusCode::NO_CONTENT);
+
+        // The post-chat survey counts toward the queue's average.
+        let (s, _) = guest.post(&format!("/api/v1/queue-chats/{chat}/survey"), json!({"rating": 9})).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        let (s, _) = judy.post(&format!("/api/v1/queue-chats/{chat}/survey"), json!({"rating": 1})).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "only the seeker rates");
+        let (s, _) = guest.post(&format!("/api/v1/queue-chats/{chat}/survey"), json!({"rating": 4, "comment": "quick <b>help</b>"})).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let olivia = app.login("olivia").await;
+        let (_, stats) = olivia.get("/api/v1/queues/support/stats").await;
+        assert_eq!(stats["interval"]["survey_average"].as_f64(), Some(4.0), "{stats}");
     }
 
     async fn experts_transfer_chats_to_queues_and_people(app) {
