@@ -502,6 +502,42 @@ impl Router {
         Ok(out)
     }
 
+    /// Put back a chat that was open before a restart: waiting (it keeps its place by
+    /// `requested_at`) or assigned to `expert` (who holds the capacity again).
+    pub fn restore(
+        &mut self,
+        queue: &str,
+        chat: ChatId,
+        requested_at: Millis,
+        expert: Option<UserId>,
+        now: Millis,
+    ) -> Vec<QueueEvent> {
+        if !self.queues.contains_key(queue) {
+            return Vec::new();
+        }
+        let state = match expert {
+            Some(e) => {
+                self.experts.entry(e).or_default().open.insert(chat);
+                ChatState::Assigned(e)
+            }
+            None => ChatState::Queued,
+        };
+        self.chats.insert(
+            chat,
+            Chat {
+                queue: queue.to_string(),
+                requested_at,
+                state,
+                offers: BTreeMap::new(),
+                passed: BTreeSet::new(),
+                excluded: BTreeSet::new(),
+            },
+        );
+        let mut out = Vec::new();
+        self.dispatch(now, &mut out);
+        out
+    }
+
     /// An expert takes a chat: one offered to them, or, on a `manual` queue, any waiting
     /// chat of a queue they belong to.
     pub fn accept(&mut self, chat_id: ChatId, expert: UserId, now: Millis) -> Result<Vec<QueueEvent>, RouteError> {
@@ -720,6 +756,11 @@ impl Router {
             .collect();
         w.sort();
         w.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// When the offer of `chat` to `expert` lapses, if it is open.
+    pub fn offer_expiry(&self, chat: ChatId, expert: UserId) -> Option<Millis> {
+        self.chats.get(&chat)?.offers.get(&expert).copied()
     }
 
     pub fn offers_of(&self, expert: UserId) -> Vec<ChatId> {
@@ -1193,6 +1234,20 @@ mod tests {
         r.close(ChatId(4), 10).unwrap();
         let ev = r.tick(DAY_MS + 1);
         assert_eq!(offers(&ev), vec![(ChatId(3), A)], "a new day");
+    }
+
+    #[test]
+    fn restored_chats_keep_their_place_and_their_expert() {
+        let mut r = router(RoutingMethod::LongestIdle, &[(A, 0), (B, 0)]);
+        online(&mut r, &[A, B], 100);
+        assert!(offers(&r.restore("support", ChatId(7), 5, Some(A), 100)).is_empty());
+        assert_eq!(r.open_chats_of(A), vec![ChatId(7)]);
+        r.request("support", ChatId(8), BTreeSet::new(), 110).unwrap();
+        let ev = r.restore("support", ChatId(6), 1, None, 120);
+        assert!(offers(&ev).is_empty(), "B holds an offer for 8 already");
+        assert_eq!(r.position(ChatId(6)), Some(1), "requested earlier than 8: first in line");
+        r.check_invariants().unwrap();
+        assert!(r.restore("nope", ChatId(9), 0, None, 0).is_empty());
     }
 
     #[test]

@@ -132,6 +132,8 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
     ) -> StoreResult<ChatId>;
     async fn queue_chat(&self, id: ChatId) -> StoreResult<Option<QueueChatRecord>>;
+    /// Queue chats still waiting or assigned (to restore after a restart).
+    async fn open_queue_chats(&self) -> StoreResult<Vec<QueueChatRecord>>;
     /// For statistics: lifecycle event counts by kind, and the times of the chats requested,
     /// in `[from, to)`.
     async fn queue_history(

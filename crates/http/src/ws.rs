@@ -160,6 +160,7 @@ struct Submit {
 async fn run(socket: WebSocket, service: Arc<Service>, user: User, watch: bool, resume: Option<EventId>) {
     let (handle, snapshot) = service.open_session(&user, watch);
     let key = handle.key;
+    service.replay_queue_state(key, &user);
     let mut rx = handle.rx;
     let (mut sink, mut stream) = socket.split();
     let shutdown = service.shutdown_token();

@@ -105,6 +105,14 @@ impl Hub {
         overflowed
     }
 
+    /// Send to one session. Returns true when the session overflowed.
+    pub fn send_to_session(&self, key: SessionKey, frame: &Arc<Outbound>) -> bool {
+        let map = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&key.user)
+            .and_then(|u| u.sessions.iter().find(|s| s.session == key.session))
+            .is_some_and(|s| push(s, frame))
+    }
+
     /// Send to every session that watches presence.
     pub fn send_to_presence_watchers(&self, frame: &Arc<Outbound>) -> usize {
         let map = self.users.lock().unwrap_or_else(|e| e.into_inner());

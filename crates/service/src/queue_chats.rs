@@ -330,6 +330,63 @@ impl Service {
         }
     }
 
+    /// After a restart: put every queue chat that was waiting or assigned back where it was.
+    pub async fn restore_queue_chats(&self) -> Result<usize> {
+        let open = self.store.open_queue_chats().await?;
+        let now = self.now();
+        let mut events = Vec::new();
+        let mut restored = 0;
+        for record in open {
+            let Some(seeker) = self.store.user(record.seeker).await? else { continue };
+            let expert = record.expert.filter(|_| record.state != "queued");
+            let chat = record.id;
+            let queue = record.queue.clone();
+            let requested_at = record.requested_at;
+            let open =
+                crate::queues::OpenChat { record, seeker_address: seeker.address, seeker_name: seeker.display_name };
+            self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, open);
+            events.extend(self.route(|r| r.restore(&queue, chat, requested_at, expert, now)));
+            restored += 1;
+        }
+        self.apply_queue_events(events).await;
+        Ok(restored)
+    }
+
+    /// A new session of `user` gets the queue state the user's other sessions already
+    /// have: open offers (experts) and where their queue chats stand (seekers, experts).
+    pub fn replay_queue_state(&self, key: sb_core::SessionKey, user: &User) {
+        let offers = self.route(|r| r.offers_of(user.id));
+        for chat in offers {
+            let Some(open) = self.open_chat(chat) else { continue };
+            let expires_at = self.route(|r| r.offer_expiry(chat, user.id)).unwrap_or_default();
+            let offer = Offer {
+                chat: chat.0 as i64,
+                queue: open.record.queue.clone(),
+                queue_name: self.queues.find(&open.record.queue).map(|d| d.display_name).unwrap_or_default(),
+                seeker: open.seeker_address.clone(),
+                seeker_name: open.seeker_name.clone(),
+                question: open.record.question.clone(),
+                expires_at,
+                conversation: open.record.conversation,
+            };
+            self.hub.send_to_session(key, &Outbound::new(Frame::QueueOffer(offer)));
+        }
+        let mine: Vec<ChatId> = self
+            .queues
+            .chats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|c| c.record.seeker == user.id || c.record.expert == Some(user.id))
+            .map(|c| c.record.id)
+            .collect();
+        for chat in mine {
+            if let Some(view) = self.queue_chat_view(chat) {
+                self.hub.send_to_session(key, &Outbound::new(Frame::QueueChat(view)));
+            }
+        }
+    }
+
     /// The seeker rates a chat (1–5) with an optional comment, once it was assigned.
     pub async fn rate_queue_chat(&self, seeker: &User, chat: ChatId, rating: u8, comment: &str) -> Result<()> {
         if !(1..=5).contains(&rating) {

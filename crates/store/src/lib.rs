@@ -89,6 +89,21 @@ fn unavailable(e: sqlx::Error) -> StoreError {
     }
 }
 
+const QUEUE_CHAT_COLS: &str = "id, queue_id, seeker_id, conversation_id, question, state, expert_id, requested_at";
+
+fn queue_chat_from_row(r: &AnyRow) -> Result<QueueChatRecord, sqlx::Error> {
+    Ok(QueueChatRecord {
+        id: ChatId(r.try_get::<i64, _>("id")? as u64),
+        queue: r.try_get("queue_id")?,
+        seeker: UserId(r.try_get("seeker_id")?),
+        conversation: ConversationId(r.try_get("conversation_id")?),
+        question: r.try_get("question")?,
+        state: r.try_get("state")?,
+        expert: r.try_get::<Option<i64>, _>("expert_id")?.map(UserId),
+        requested_at: r.try_get("requested_at")?,
+    })
+}
+
 const USER_COLS: &str = "id, address, display_name, email, locale, roles, disabled";
 const EVENT_COLS: &str = "id, conversation_id, seq, kind, actor_id, actor_address, body, client_id, ts";
 
@@ -1111,27 +1126,22 @@ impl Store for SqlStore {
     }
 
     async fn queue_chat(&self, id: ChatId) -> StoreResult<Option<QueueChatRecord>> {
-        let row = sqlx::query(
-            "SELECT id, queue_id, seeker_id, conversation_id, question, state, expert_id, requested_at FROM queue_chats WHERE id = $1",
-        )
-        .bind(id.0 as i64)
-        .fetch_optional(&self.pool)
+        let row = sqlx::query(&format!("SELECT {QUEUE_CHAT_COLS} FROM queue_chats WHERE id = $1"))
+            .bind(id.0 as i64)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.as_ref().map(queue_chat_from_row).transpose().map_err(unavailable)
+    }
+
+    async fn open_queue_chats(&self) -> StoreResult<Vec<QueueChatRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {QUEUE_CHAT_COLS} FROM queue_chats WHERE state IN ('queued', 'assigned', 'wrap_up') ORDER BY requested_at"
+        ))
+        .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
-        row.map(|r| {
-            Ok(QueueChatRecord {
-                id: ChatId(r.try_get::<i64, _>("id")? as u64),
-                queue: r.try_get("queue_id")?,
-                seeker: UserId(r.try_get("seeker_id")?),
-                conversation: ConversationId(r.try_get("conversation_id")?),
-                question: r.try_get("question")?,
-                state: r.try_get("state")?,
-                expert: r.try_get::<Option<i64>, _>("expert_id")?.map(UserId),
-                requested_at: r.try_get("requested_at")?,
-            })
-        })
-        .transpose()
-        .map_err(unavailable)
+        decode(rows, queue_chat_from_row)
     }
 
     async fn queue_history(

@@ -176,6 +176,11 @@ async fn serve(o: Overrides, demo_mode: bool) -> anyhow::Result<()> {
         }
     }
 
+    service.reload_queues().await?;
+    let restored = service.restore_queue_chats().await?;
+    if restored > 0 {
+        tracing::info!(restored, "queue chats restored");
+    }
     let listener =
         TcpListener::bind(&config.http).await.with_context(|| format!("cannot listen on {}", config.http))?;
     let addr = listener.local_addr()?;

@@ -414,3 +414,51 @@ async fn queue_load_test_loses_no_chat() {
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn waiting_queue_chats_survive_a_restart() {
+    let dir = temp_dir();
+    let mut server = Server::start(&dir, &["--demo"], &[]);
+    let judy = server.login("judy@example.com", "demo").await["token"].as_str().unwrap().to_string();
+    let mut j = ws(&server.addr, &judy).await;
+    next_of(&mut j, "ready").await;
+    // Judy is signed in but busy: the chat waits.
+    j.send(Message::Text(json!({"type": "presence", "state": "busy"}).to_string().into())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let alice = server.login("alice@example.com", "demo").await["token"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let v: Value = http
+        .post(format!("{}/api/v1/queues/support/chats", server.base))
+        .bearer_auth(&alice)
+        .json(&json!({"question": "after the crash?"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["state"], "waiting", "{v}");
+    let chat = v["chat"].as_i64().unwrap();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(j);
+
+    let server = Server::start(&dir, &[], &[]);
+    let alice = server.login("alice@example.com", "demo").await["token"].as_str().unwrap().to_string();
+    let view: Value = http
+        .get(format!("{}/api/v1/queue-chats/{chat}", server.base))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["state"], "waiting", "restored: {view}");
+    let judy = server.login("judy@example.com", "demo").await["token"].as_str().unwrap().to_string();
+    let mut j = ws(&server.addr, &judy).await;
+    let offer = next_of(&mut j, "queue_offer").await;
+    assert_eq!((offer["chat"].as_i64(), offer["question"].as_str()), (Some(chat), Some("after the crash?")));
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}

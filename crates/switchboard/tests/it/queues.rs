@@ -447,3 +447,24 @@ async fn guest_sessions_are_limited_per_address() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "bad input is refused before the limit");
     app.finish().await;
 }
+
+backend_tests! {
+    async fn a_new_session_gets_open_offers_and_chat_states(app) {
+        let judy = app.login("judy").await;
+        let mut j1 = judy.ws_with("presence=none").await;
+        let alice = app.login("alice").await;
+        let (_, v) = alice.post("/api/v1/queues/support/chats", json!({"question": "still there?"})).await;
+        let chat = v["chat"].as_i64().unwrap();
+        assert_eq!(j1.next_where(is("queue_offer")).await.unwrap()["chat"].as_i64(), Some(chat));
+        // Judy opens a second tab: the open offer is there too.
+        let mut j2 = judy.ws_with("presence=none").await;
+        let offer = j2.next_where(is("queue_offer")).await.expect("offer replayed to the new session");
+        assert_eq!((offer["chat"].as_i64(), offer["question"].as_str()), (Some(chat), Some("still there?")));
+        // Alice reloads her page: she learns where her chat stands.
+        let mut a = alice.ws_with("presence=none").await;
+        let view = a.next_where(is("queue_chat")).await.expect("chat state replayed");
+        assert_eq!((view["chat"].as_i64(), view["state"].as_str()), (Some(chat), Some("waiting")));
+        j2.send(json!({"type": "accept", "chat": chat})).await;
+        assert!(a.next_where(|v| v["type"] == "queue_chat" && v["state"] == "assigned").await.is_some());
+    }
+}
