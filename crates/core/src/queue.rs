@@ -122,6 +122,12 @@ pub struct QueueDef {
     pub closed_message: String,
     pub show_expert_name: bool,
     pub members: Vec<QueueMember>,
+    /// Where a chat goes when it waited `max_wait_ms`: another queue, or (None) it closes
+    /// with the closed message.
+    pub overflow_queue: Option<String>,
+    /// Where a chat goes when no expert is signed in: another queue, or (None) it is
+    /// refused with the closed message.
+    pub no_expert_queue: Option<String>,
 }
 
 impl QueueDef {
@@ -143,6 +149,8 @@ impl QueueDef {
             closed_message: String::new(),
             show_expert_name: true,
             members: Vec::new(),
+            overflow_queue: None,
+            no_expert_queue: None,
         }
     }
 

@@ -104,6 +104,8 @@ fn queue_json(app: &AppState, d: &QueueDef) -> Value {
         "welcome": d.welcome,
         "closed_message": d.closed_message,
         "show_expert_name": d.show_expert_name,
+        "overflow_queue": d.overflow_queue,
+        "no_expert_queue": d.no_expert_queue,
         "members": d.members.iter().map(|m| json!({"address": m.address.as_str(), "priority": m.priority, "skills": m.skills})).collect::<Vec<_>>(),
         "state": status.as_ref().map(|s| s.state.as_str()),
         "experts_ready": status.as_ref().map(|s| s.experts_ready),
@@ -165,6 +167,10 @@ pub struct QueueDto {
     show_expert_name: bool,
     #[serde(default)]
     members: Vec<MemberDto>,
+    /// Queue id chats roll over to after `max_wait_s`.
+    overflow_queue: Option<String>,
+    /// Queue id chats go to when no expert of this one is signed in.
+    no_expert_queue: Option<String>,
 }
 
 /// Create or replace a queue (administrators and queue managers).
@@ -198,6 +204,8 @@ pub async fn put(
     def.welcome = dto.welcome;
     def.closed_message = dto.closed_message;
     def.show_expert_name = dto.show_expert_name;
+    def.overflow_queue = dto.overflow_queue.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
+    def.no_expert_queue = dto.no_expert_queue.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
     for m in dto.members {
         let u = app
             .service

@@ -766,6 +766,11 @@ impl Service {
         if def.capacity == 0 || def.capacity > 100 || def.offer_timeout_ms < 1000 {
             return Err(CoreError::Invalid("capacity is 1 to 100 and the offer timeout at least 1 s".into()).into());
         }
+        for target in [&def.overflow_queue, &def.no_expert_queue].into_iter().flatten() {
+            if target == &def.id || !self.queues.defs().iter().any(|d| &d.id == target) {
+                return Err(CoreError::Invalid(format!("no other queue {target} to roll over to")).into());
+            }
+        }
         if self.store.user_by_address(&def.address).await?.is_some() {
             return Err(CoreError::Conflict(format!("{} is a user's address", def.address)).into());
         }
@@ -791,11 +796,10 @@ impl Service {
         if email.chars().count() > 254 {
             return Err(CoreError::Invalid("the email address is too long".into()).into());
         }
-        let def = self.queues.find(queue).ok_or(CoreError::NotFound("queue"))?;
+        let def = self.answering_queue(queue)?;
         if def.closed {
             return Err(CoreError::Forbidden(format!("{} is closed.", def.display_name)).into());
         }
-        self.ensure_expert_signed_in(&def)?;
         self.guest_limiter
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -87,7 +87,7 @@ impl Service {
 
     /// A signed-in user asks a queue for a chat (`question`: the pre-chat text).
     pub async fn request_queue_chat(&self, seeker: &User, queue: &str, question: &str) -> Result<ChatView> {
-        let def = self.queues.find(queue).ok_or(CoreError::NotFound("queue"))?;
+        let def = self.answering_queue(queue)?;
         if def.closed {
             let msg = if def.closed_message.is_empty() {
                 format!("{} is closed.", def.display_name)
@@ -99,7 +99,6 @@ impl Service {
         if question.chars().count() > 2000 {
             return Err(CoreError::Invalid("the question has at most 2000 characters".into()).into());
         }
-        self.ensure_expert_signed_in(&def)?;
         let now = self.now();
         let (conversation, _) =
             self.store.create_conversation(ConversationKind::Queue, &def.display_name, &[seeker.id], now).await?;
@@ -128,12 +127,25 @@ impl Service {
         self.queue_chat_view(chat).ok_or_else(|| no_experts(&def))
     }
 
-    /// Refuse early (before any account or conversation is made) when nobody could answer.
-    pub(crate) fn ensure_expert_signed_in(&self, def: &sb_core::queue::QueueDef) -> Result<()> {
-        match self.queues.realtime(&def.id, self.now()) {
-            Some(s) if s.signed_in > 0 => Ok(()),
-            _ => Err(no_experts(def)),
+    /// The queue that will take a chat asked of `name`: itself when one of its experts is
+    /// signed in, else its `no_expert_queue` (followed up to three times). Refused early,
+    /// before any account or conversation is made, when nobody could answer.
+    pub(crate) fn answering_queue(&self, name: &str) -> Result<sb_core::queue::QueueDef> {
+        let asked = self.queues.find(name).ok_or(CoreError::NotFound("queue"))?;
+        let mut def = asked.clone();
+        for _ in 0..4 {
+            if def.closed {
+                return Ok(def); // the caller refuses with the closed message
+            }
+            if self.queues.realtime(&def.id, self.now()).is_some_and(|s| s.signed_in > 0) {
+                return Ok(def);
+            }
+            match def.no_expert_queue.as_deref().and_then(|q| self.queues.find(q)) {
+                Some(next) if next.id != asked.id => def = next,
+                _ => break,
+            }
         }
+        Err(no_experts(&asked))
     }
 
     pub async fn accept_queue_chat(&self, expert: &User, chat: ChatId) -> Result<ChatView> {
@@ -232,7 +244,8 @@ impl Service {
         let now = self.now();
         let mut queues_touched: BTreeSet<String> = BTreeSet::new();
         let mut to_store: Vec<(String, QueueEvent)> = Vec::with_capacity(events.len());
-        for e in events {
+        let mut pending: std::collections::VecDeque<QueueEvent> = events.into();
+        while let Some(e) = pending.pop_front() {
             let Some(open) = self.open_chat(e.chat()) else { continue };
             let record = &open.record;
             queues_touched.insert(record.queue.clone());
@@ -304,6 +317,20 @@ impl Service {
                         queues_touched.insert(q.clone());
                     }
                     self.tell_participants(record.id);
+                }
+                QueueEvent::Overflowed { reason: sb_core::queue::OverflowReason::MaxWait, .. }
+                    if self.rollover_target(&record.queue).is_some() =>
+                {
+                    // Rolled over: the chat waits in the next queue, keeping its conversation.
+                    let target = self.rollover_target(&record.queue).expect("checked");
+                    self.update_chat(record.id, |c| c.queue = target.clone());
+                    queues_touched.insert(target.clone());
+                    let more = self.route(|r| r.request(&target, record.id, BTreeSet::new(), now)).unwrap_or_default();
+                    to_store.push((record.queue.clone(), e));
+                    for follow in more {
+                        pending.push_back(follow);
+                    }
+                    continue;
                 }
                 QueueEvent::Closed { .. } | QueueEvent::Abandoned { .. } | QueueEvent::Overflowed { .. } => {
                     let state = match e {
@@ -450,6 +477,14 @@ impl Service {
         for ((q, kind), n) in self.queues.counters.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(out, "switchboard_queue_events_total{{queue=\"{q}\",event=\"{kind}\"}} {n}");
         }
+    }
+
+    /// Where chats that waited too long in `queue` roll over to, if anywhere ready.
+    fn rollover_target(&self, queue: &str) -> Option<String> {
+        let def = self.queues.defs().iter().find(|d| d.id == queue).cloned()?;
+        let target = self.queues.find(def.overflow_queue.as_deref()?)?;
+        let ready = self.queues.realtime(&target.id, self.now()).is_some_and(|s| s.signed_in > 0);
+        (ready && !target.closed && target.id != def.id).then_some(target.id)
     }
 
     fn offer_gone(&self, expert: UserId, chat: ChatId, reason: &'static str) {

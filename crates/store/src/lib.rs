@@ -43,12 +43,14 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_queues.sql")),
     (3, include_str!("../migrations/sqlite/0003_queue_chats.sql")),
     (4, include_str!("../migrations/sqlite/0004_survey.sql")),
+    (5, include_str!("../migrations/sqlite/0005_rollover.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_queues.sql")),
     (3, include_str!("../migrations/postgres/0003_queue_chats.sql")),
     (4, include_str!("../migrations/postgres/0004_survey.sql")),
+    (5, include_str!("../migrations/postgres/0005_rollover.sql")),
 ];
 
 /// What a commit survives on SQLite (PostgreSQL follows its own `synchronous_commit`).
@@ -978,14 +980,15 @@ impl Store for SqlStore {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO queues (id, display_name, address, description, method, offer_timeout_ms, capacity, daily_cap, \
-               max_wait_ms, enabled, closed, welcome, closed_message, show_expert_name, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+               max_wait_ms, enabled, closed, welcome, closed_message, show_expert_name, updated_at, overflow_queue, no_expert_queue) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, address = excluded.address, \
                description = excluded.description, method = excluded.method, offer_timeout_ms = excluded.offer_timeout_ms, \
                capacity = excluded.capacity, daily_cap = excluded.daily_cap, max_wait_ms = excluded.max_wait_ms, \
                enabled = excluded.enabled, closed = excluded.closed, welcome = excluded.welcome, \
                closed_message = excluded.closed_message, show_expert_name = excluded.show_expert_name, \
-               updated_at = excluded.updated_at",
+               updated_at = excluded.updated_at, overflow_queue = excluded.overflow_queue, \
+               no_expert_queue = excluded.no_expert_queue",
         )
         .bind(&q.id)
         .bind(&q.display_name)
@@ -1002,6 +1005,8 @@ impl Store for SqlStore {
         .bind(&q.closed_message)
         .bind(i64::from(q.show_expert_name))
         .bind(now)
+        .bind(q.overflow_queue.clone())
+        .bind(q.no_expert_queue.clone())
         .execute(&mut *tx)
         .await
         .map_err(|e| match unavailable(e) {
@@ -1029,7 +1034,7 @@ impl Store for SqlStore {
     async fn queues(&self) -> StoreResult<Vec<QueueDef>> {
         let rows = sqlx::query(
             "SELECT id, display_name, address, description, method, offer_timeout_ms, capacity, daily_cap, max_wait_ms, \
-               enabled, closed, welcome, closed_message, show_expert_name FROM queues ORDER BY id",
+               enabled, closed, welcome, closed_message, show_expert_name, overflow_queue, no_expert_queue FROM queues ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await
@@ -1080,6 +1085,8 @@ impl Store for SqlStore {
                     welcome: r.try_get("welcome")?,
                     closed_message: r.try_get("closed_message")?,
                     show_expert_name: r.try_get::<i64, _>("show_expert_name")? != 0,
+                    overflow_queue: r.try_get("overflow_queue")?,
+                    no_expert_queue: r.try_get("no_expert_queue")?,
                     id,
                 })
             })
@@ -1215,6 +1222,15 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
+            if let QueueEvent::Queued { .. } = e {
+                // Waiting (again): first arrival, or rolled over from another queue.
+                sqlx::query("UPDATE queue_chats SET state = 'queued', queue_id = $1, closed_at = NULL WHERE id = $2")
+                    .bind(queue)
+                    .bind(chat)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+            }
             let update = match e {
                 QueueEvent::Assigned { expert, .. } => Some(("assigned", Some(expert.0), Some(now), None)),
                 QueueEvent::Transferred { to_queue, .. } => {

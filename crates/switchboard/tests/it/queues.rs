@@ -468,3 +468,48 @@ backend_tests! {
         assert!(a.next_where(|v| v["type"] == "queue_chat" && v["state"] == "assigned").await.is_some());
     }
 }
+
+backend_tests! {
+    async fn chats_roll_over_when_they_wait_too_long_or_nobody_is_there(app) {
+        let admin = app.login("admin").await;
+        let (_, q) = admin.get("/api/v1/queues/support").await;
+        let put = |body: Value| {
+            let admin = admin.clone();
+            async move { admin.send_json(reqwest::Method::PUT, "/api/v1/queues/support", body).await }
+        };
+        let (s, v) = put(json!({"display_name": "Demo Support", "members": q["members"], "overflow_queue": "support"})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")), "not to itself");
+        let (s, v) = put(json!({"display_name": "Demo Support", "members": q["members"], "max_wait_s": 1, "overflow_queue": "sales", "no_expert_queue": "sales"})).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+
+        // Nobody of support signed in; frank of sales is: the chat goes to sales at once.
+        let frank = app.login("frank").await;
+        let mut f = frank.ws_with("presence=none").await;
+        let alice = app.login("alice").await;
+        let (s, v) = alice.post("/api/v1/queues/support/chats", json!({"question": "anyone?"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["queue"], "sales");
+        let first = v["chat"].as_i64().unwrap();
+        assert_eq!(f.next_where(is("queue_offer")).await.unwrap()["chat"].as_i64(), Some(first));
+        f.send(json!({"type": "accept", "chat": first})).await;
+
+        // Judy of support is signed in but busy: after a second of waiting it rolls over.
+        let judy = app.login("judy").await;
+        let mut j = judy.ws_with("presence=none").await;
+        j.send(json!({"type": "presence", "state": "busy"})).await;
+        let bob = app.login("bob").await;
+        let mut b = bob.ws_with("presence=none").await;
+        let grace = app.login("grace").await;
+        let mut g = grace.ws_with("presence=none").await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (s, v) = bob.post("/api/v1/queues/support/chats", json!({"question": "slow?"})).await;
+        assert_eq!((s, v["queue"].as_str()), (StatusCode::CREATED, Some("support")), "{v}");
+        let second = v["chat"].as_i64().unwrap();
+        let moved = b.next_where(|v| v["type"] == "queue_chat" && v["queue"] == "sales").await.expect("rolled over");
+        assert_eq!(moved["chat"].as_i64(), Some(second));
+        assert_eq!(g.next_where(is("queue_offer")).await.unwrap()["chat"].as_i64(), Some(second));
+        let olivia = app.login("olivia").await;
+        let (_, stats) = olivia.get("/api/v1/queues/support/stats").await;
+        assert_eq!(stats["interval"]["overflowed"].as_u64(), Some(1), "{stats}");
+    }
+}
