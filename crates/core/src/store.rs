@@ -37,6 +37,33 @@ pub struct ProfileUpdate {
     pub locale: Option<String>,
 }
 
+/// A subscriber to queue lifecycle events (all queues when `queue` is None).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: i64,
+    pub queue: Option<String>,
+    pub url: String,
+    pub secret: String,
+    pub created_at: Millis,
+}
+
+/// One event on its way to one webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub webhook: i64,
+    pub event: String,
+    pub payload: String,
+    /// `pending`, `delivered`, `failed`.
+    pub state: String,
+    pub attempts: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Millis,
+    pub created_at: Millis,
+    pub delivered_at: Option<Millis>,
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
@@ -146,6 +173,26 @@ pub trait Store: Send + Sync + 'static {
     async fn save_survey(&self, chat: ChatId, rating: u8, comment: &str) -> StoreResult<()>;
     /// Store lifecycle events and apply them to the chats' records.
     async fn record_queue_events(&self, events: &[(String, QueueEvent)], now: Millis) -> StoreResult<()>;
+
+    // --- webhooks ---
+    async fn create_webhook(&self, queue: Option<&str>, url: &str, secret: &str, now: Millis) -> StoreResult<Webhook>;
+    async fn webhooks(&self) -> StoreResult<Vec<Webhook>>;
+    async fn delete_webhook(&self, id: i64) -> StoreResult<()>;
+    /// Queue (webhook, event kind, JSON payload) deliveries, due now.
+    async fn enqueue_deliveries(&self, deliveries: &[(i64, String, String)], now: Millis) -> StoreResult<()>;
+    /// Pending deliveries whose time has come, oldest first.
+    async fn due_deliveries(&self, now: Millis, limit: i64) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Record an attempt: delivered, or retry at `retry_at`, or (None) failed for good.
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        delivered: bool,
+        status: Option<i64>,
+        error: Option<&str>,
+        retry_at: Option<Millis>,
+        now: Millis,
+    ) -> StoreResult<()>;
+    async fn deliveries(&self, webhook: i64, limit: i64) -> StoreResult<Vec<WebhookDelivery>>;
 
     /// Move a read marker forward (never back); returns the marker now in force.
     async fn mark_read(&self, conversation: ConversationId, user: UserId, up_to: EventId) -> StoreResult<EventId>;

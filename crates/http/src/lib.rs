@@ -70,6 +70,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/queue-chats/{id}/survey"),
     ("post", "/api/v1/queues/{id}/guest"),
     ("get", "/ITFramework/webclient"),
+    ("get", "/api/v1/webhooks"),
+    ("post", "/api/v1/webhooks"),
+    ("delete", "/api/v1/webhooks/{id}"),
+    ("get", "/api/v1/webhooks/{id}/deliveries"),
     ("post", "/api/v1/admin/users"),
     ("post", "/api/v1/admin/sessions"),
     ("get", "/api/v1/ws"),
@@ -111,6 +115,9 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/queue-chats/{id}/survey", post(queues::survey).options(queues::preflight))
         .route("/api/v1/queues/{id}/guest", post(queues::guest_chat).options(queues::preflight))
         .route("/ITFramework/webclient", get(queues::legacy).options(queues::preflight))
+        .route("/api/v1/webhooks", get(queues::list_webhooks).post(queues::create_webhook))
+        .route("/api/v1/webhooks/{id}", delete(queues::delete_webhook))
+        .route("/api/v1/webhooks/{id}/deliveries", get(queues::deliveries))
         .route("/api/v1/admin/users", post(rest::admin_create_user))
         .route("/api/v1/admin/sessions", post(rest::admin_issue_session))
         .route("/api/v1/ws", get(ws::upgrade))

@@ -397,3 +397,79 @@ pub async fn survey(
     .await;
     public(result.unwrap_or_else(IntoResponse::into_response))
 }
+
+fn require_manager(caller: &UserCaller) -> Result<(), ApiError> {
+    if caller.user.has_role(Role::Admin) || caller.user.has_role(Role::QueueManager) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("administrators and queue managers only"))
+    }
+}
+
+fn webhook_json(h: &sb_core::store::Webhook) -> Value {
+    json!({"id": h.id, "queue": h.queue, "url": h.url, "created_at": h.created_at})
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    url: String,
+    /// One queue's events; all queues when absent.
+    queue: Option<String>,
+}
+
+pub async fn create_webhook(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    ApiJson(req): ApiJson<NewWebhook>,
+) -> Result<Response, ApiError> {
+    require_manager(&caller)?;
+    let hook = app.service.create_webhook(req.queue.as_deref(), &req.url).await?;
+    let mut v = webhook_json(&hook);
+    v["secret"] = json!(hook.secret); // shown once
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+pub async fn list_webhooks(State(app): State<AppState>, caller: UserCaller) -> Result<Json<Value>, ApiError> {
+    require_manager(&caller)?;
+    let hooks = app.service.store().webhooks().await.map_err(sb_service::ServiceError::from)?;
+    Ok(Json(json!({"webhooks": hooks.iter().map(webhook_json).collect::<Vec<_>>()})))
+}
+
+fn webhook_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid webhook id {raw:?}")))
+}
+
+pub async fn delete_webhook(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_manager(&caller)?;
+    app.service.delete_webhook(webhook_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The delivery log of one webhook, newest first.
+pub async fn deliveries(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_manager(&caller)?;
+    let list = app.service.store().deliveries(webhook_id(&id)?, 200).await.map_err(sb_service::ServiceError::from)?;
+    let items: Vec<Value> = list
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id, "event": d.event, "payload": serde_json::from_str::<Value>(&d.payload).unwrap_or(Value::Null),
+                "state": d.state, "attempts": d.attempts, "last_status": d.last_status, "last_error": d.last_error,
+                "next_attempt_at": d.next_attempt_at, "created_at": d.created_at, "delivered_at": d.delivered_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"deliveries": items})))
+}

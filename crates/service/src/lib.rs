@@ -11,6 +11,7 @@ pub mod hub;
 pub mod metrics;
 pub mod queue_chats;
 pub mod queues;
+pub mod webhooks;
 mod writer;
 
 use hub::{Hub, Outbound, SessionHandle};
@@ -200,6 +201,8 @@ pub struct Service {
     queues: queues::Queues,
     public_limiter: Mutex<SlidingWindow>,
     guest_limiter: Mutex<SlidingWindow>,
+    webhook_client: reqwest::Client,
+    delivering: std::sync::atomic::AtomicBool,
 }
 
 impl Service {
@@ -247,6 +250,11 @@ impl Service {
             queues: queues::Queues::default(),
             public_limiter: Mutex::new(SlidingWindow::new(settings_public_limit, 60_000)),
             guest_limiter: Mutex::new(SlidingWindow::new(settings_guest_limit, 3_600_000)),
+            webhook_client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new()),
+            delivering: std::sync::atomic::AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&service);
         let maintenance = tokio::spawn(async move {
@@ -261,6 +269,14 @@ impl Service {
                     .await
                     .is_ok();
                 service.queue_tick().await;
+                // Webhooks go out on their own task: a slow receiver must not hold up queue time.
+                if !service.delivering.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    let s = service.clone();
+                    tokio::spawn(async move {
+                        s.deliver_webhooks().await;
+                        s.delivering.store(false, std::sync::atomic::Ordering::Release);
+                    });
+                }
                 if woken {
                     continue;
                 }
@@ -741,6 +757,7 @@ impl Service {
 
     /// Read queue definitions from the store into the routing engine.
     pub async fn reload_queues(&self) -> Result<()> {
+        self.reload_webhooks().await?;
         let defs = self.store.queues().await?;
         let book = self.presence_book();
         self.queues.install(defs, |u| book.get(u), self.now());

@@ -355,6 +355,7 @@ impl Service {
         if let Err(err) = self.store.record_queue_events(&to_store, now).await {
             tracing::error!(error = %err, "cannot store queue events");
         }
+        self.enqueue_webhooks(&to_store, now).await;
     }
 
     /// After a restart: put every queue chat that was waiting or assigned back where it was.

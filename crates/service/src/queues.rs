@@ -57,6 +57,8 @@ pub struct Queues {
     /// presence lock); the queue task carries them out.
     pub(crate) pending: Mutex<Vec<QueueEvent>>,
     pub(crate) wake: tokio::sync::Notify,
+    /// Webhooks, as last read from the store.
+    pub(crate) webhooks: RwLock<Arc<Vec<sb_core::store::Webhook>>>,
     /// Lifecycle events so far, by (queue, kind), for `/metrics`.
     pub(crate) counters: Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
 }

@@ -3,6 +3,8 @@ use crate::helpers::*;
 use reqwest::StatusCode;
 use sb_service::Settings;
 use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 async fn legacy(app: &TestApp, query: &str) -> (StatusCode, String, String, String) {
     let r = reqwest::Client::new()
@@ -511,5 +513,106 @@ backend_tests! {
         let olivia = app.login("olivia").await;
         let (_, stats) = olivia.get("/api/v1/queues/support/stats").await;
         assert_eq!(stats["interval"]["overflowed"].as_u64(), Some(1), "{stats}");
+    }
+}
+
+/// Requests a receiver got: (lower-case headers, body).
+type Received = Arc<Mutex<Vec<(HashMap<String, String>, String)>>>;
+
+/// A webhook receiver: records each request; answers 500 to the first `fail_first`, then 200.
+async fn receiver(fail_first: usize) -> (String, Received) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got: Received = Arc::default();
+    let seen = got.clone();
+    tokio::spawn(async move {
+        let mut n = 0usize;
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, body) = loop {
+                let k = sock.read(&mut chunk).await.unwrap_or(0);
+                if k == 0 {
+                    break (String::new(), String::new());
+                }
+                buf.extend_from_slice(&chunk[..k]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(i) = text.find("\r\n\r\n") {
+                    let head = text[..i].to_string();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= i + 4 + len {
+                        break (head, String::from_utf8_lossy(&buf[i + 4..i + 4 + len]).to_string());
+                    }
+                }
+            };
+            let headers: HashMap<String, String> = head
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+                .collect();
+            seen.lock().unwrap().push((headers, body));
+            n += 1;
+            let status = if n <= fail_first { "500 Internal Server Error" } else { "200 OK" };
+            let _ = sock
+                .write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes())
+                .await;
+        }
+    });
+    (url, got)
+}
+
+backend_tests! {
+    async fn webhooks_are_signed_retried_and_logged(app) {
+        let olivia = app.login("olivia").await;
+        let (s, v) = olivia.post("/api/v1/webhooks", json!({"url": "https://x.example/hook"})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")), "no TLS in this build");
+        let alice = app.login("alice").await;
+        let (s, _) = alice.post("/api/v1/webhooks", json!({"url": "http://127.0.0.1:1/x"})).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+
+        let (url, got) = receiver(1).await;
+        let (s, hook) = olivia.post("/api/v1/webhooks", json!({"url": url, "queue": "support"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{hook}");
+        let secret = hook["secret"].as_str().unwrap().to_string();
+        let id = hook["id"].as_i64().unwrap();
+
+        let judy = app.login("judy").await;
+        let mut j = judy.ws_with("presence=none").await;
+        let (_, v) = alice.post("/api/v1/queues/support/chats", json!({"question": "hook me"})).await;
+        let chat = v["chat"].as_i64().unwrap();
+        j.next_where(is("queue_offer")).await.unwrap();
+        // requested, queued, offered at least; the first delivery fails once and is retried.
+        let mut events = Vec::new();
+        for _ in 0..100 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let (_, log) = olivia.get(&format!("/api/v1/webhooks/{id}/deliveries")).await;
+            let items = log["deliveries"].as_array().cloned().unwrap_or_default();
+            if items.len() >= 3 && items.iter().all(|d| d["state"] == "delivered") {
+                events = items;
+                break;
+            }
+        }
+        assert!(events.len() >= 3, "deliveries did not complete");
+        assert!(events.iter().any(|d| d["attempts"].as_i64() >= Some(2) && d["last_status"] == 200), "a retried one: {events:?}");
+        let kinds: Vec<&str> = events.iter().map(|d| d["event"].as_str().unwrap()).collect();
+        assert!(kinds.contains(&"requested") && kinds.contains(&"offered"), "{kinds:?}");
+        // Every request is signed with the secret, and names its event.
+        let requests = got.lock().unwrap().clone();
+        assert!(requests.len() >= 4, "one failure plus the deliveries");
+        for (headers, body) in &requests {
+            assert_eq!(headers["x-switchboard-signature"], sb_service::webhooks::signature(&secret, body));
+            let payload: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(payload["event"].as_str(), headers.get("x-switchboard-event").map(|s| s.as_str()));
+            assert_eq!((payload["queue"].as_str(), payload["chat"].as_i64()), (Some("support"), Some(chat)));
+        }
+        let (s, _) = olivia.send_json(reqwest::Method::DELETE, &format!("/api/v1/webhooks/{id}"), json!({})).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
     }
 }
