@@ -1244,6 +1244,9 @@
 
   function route() {
     if (!S.signedIn) return;
+    const adm = /^#\/(manage|dashboard)$/.exec(location.hash);
+    if (adm && showAdmin(adm[1])) return;
+    hideAdmin();
     const m = /^#\/c\/(\d+)$/.exec(location.hash);
     if (m) {
       const id = Number(m[1]);
@@ -1497,6 +1500,7 @@
     restorePending();
     renderContacts();
     startQueues();
+    startAdmin();
     dirty.convs = true;
     scheduleRender();
     connect();
@@ -1988,8 +1992,550 @@
     c.style.height = `${Math.min(c.scrollHeight, 160)}px`;
   }
 
+  // ---------------------------------------------------------------- queue administration
+  // Administrators and queue managers: "Manage queues" (list, create, edit, open/close,
+  // enable/disable) and the live "Queue dashboard" (GET /queues/{id}/stats every 2 s while
+  // the page is visible). Routes: #/manage and #/dashboard.
+  const METHOD_LABEL = {
+    broadcast: 'Broadcast', longest_idle: 'Longest idle', round_robin: 'Round robin',
+    least_busy: 'Least busy', serial: 'Serial', manual: 'Manual',
+  };
+  const DASH_EVERY_MS = 2000;
+  const A = {
+    allowed: false,
+    page: null, // 'manage' | 'dashboard' | null
+    queues: [], // GET /queues
+    editing: null, // null: new queue; else the id being edited
+    members: [], // [{address, priority, skills}] in the form
+    saving: false,
+    dashTimer: null,
+    dashBusy: false,
+    dashGen: 0,
+    cards: new Map(), // queue id -> {node, values: {key: node}, name, sub, state}
+    searchTimer: null,
+    searchSeq: 0,
+    formSeq: 0,
+  };
+
+  const qid = (q) => String((q && q.id) || '');
+  const encId = (id) => encodeURIComponent(String(id));
+
+  function fmtSeconds(v) {
+    if (v === null || v === undefined || v === '' || !Number.isFinite(Number(v))) return '—';
+    let s = Math.max(0, Math.round(Number(v)));
+    if (s < 60) return `${s}s`;
+    const h = Math.floor(s / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    s %= 60;
+    if (h) return `${h}h ${String(m).padStart(2, '0')}m`;
+    return `${m}m ${String(s).padStart(2, '0')}s`;
+  }
+  function fmtInt(v) {
+    if (v === null || v === undefined || !Number.isFinite(Number(v))) return '—';
+    return Math.round(Number(v)).toLocaleString();
+  }
+  /** service_level is a fraction 0..1 (answered within the threshold / answered). */
+  function fmtPercent(v) {
+    if (v === null || v === undefined || !Number.isFinite(Number(v))) return '—';
+    return `${Math.round(Number(v) * 1000) / 10}%`;
+  }
+  function fmtScore(v) {
+    if (v === null || v === undefined || !Number.isFinite(Number(v))) return '—';
+    return (Math.round(Number(v) * 100) / 100).toFixed(2).replace(/\.?0+$/, '');
+  }
+
+  function queueStateText(q) {
+    if (q.enabled === false) return 'Disabled';
+    if (q.closed) return 'Closed';
+    return stateLabel(q.state);
+  }
+  function queueStateKey(q) {
+    if (q.enabled === false) return 'disabled';
+    if (q.closed) return 'closed';
+    return q.state || 'unknown';
+  }
+
+  function startAdmin() {
+    const roles = Array.isArray(S.me && S.me.roles) ? S.me.roles.map(lower) : [];
+    A.allowed = roles.includes('admin') || roles.includes('queue_manager');
+    $('admin-nav').hidden = !A.allowed;
+  }
+
+  function showAdmin(page) {
+    if (!A.allowed) { hideAdmin(); return false; }
+    if (A.page === page && !$('admin').hidden) return true; // already there (route() runs again after a reconnect)
+    if (S.current !== null) closeChat();
+    A.page = page;
+    $('chat').hidden = true;
+    $('admin').hidden = false;
+    document.querySelector('.app').classList.add('admin-open');
+    $('manage-view').hidden = page !== 'manage';
+    $('dash-view').hidden = page !== 'dashboard';
+    $('nav-manage').classList.toggle('active', page === 'manage');
+    $('nav-dashboard').classList.toggle('active', page === 'dashboard');
+    $('nav-manage').setAttribute('aria-current', page === 'manage' ? 'page' : 'false');
+    $('nav-dashboard').setAttribute('aria-current', page === 'dashboard' ? 'page' : 'false');
+    if (page === 'manage') { stopDashboard(); renderManageList(); loadAdminQueues(); }
+    else { A.cards.clear(); $('dash-grid').replaceChildren(); startDashboard(); }
+    return true;
+  }
+
+  function hideAdmin() {
+    if (A.page === null && $('admin').hidden) return;
+    A.page = null;
+    stopDashboard();
+    $('admin').hidden = true;
+    $('chat').hidden = false;
+    document.querySelector('.app').classList.remove('admin-open');
+    $('nav-manage').classList.remove('active');
+    $('nav-dashboard').classList.remove('active');
+    $('nav-manage').setAttribute('aria-current', 'false');
+    $('nav-dashboard').setAttribute('aria-current', 'false');
+  }
+
+  function showAdminError(id, msg) {
+    const e = $(id);
+    e.textContent = msg ? String(msg) : '';
+    e.hidden = !msg;
+  }
+
+  async function loadAdminQueues() {
+    try {
+      const r = await api('GET', '/queues');
+      A.queues = asList(r, 'queues', 'items').filter((q) => q && typeof q === 'object' && qid(q));
+      A.queues.sort((a, b) => String(a.display_name || a.id).localeCompare(String(b.display_name || b.id)));
+      showAdminError('mq-error', '');
+    } catch (e) {
+      showAdminError('mq-error', e.message);
+    }
+    if (A.page === 'manage') renderManageList();
+    return A.queues;
+  }
+
+  // ---------------- manage: list
+  function renderManageList() {
+    const body = $('mq-list');
+    const frag = document.createDocumentFragment();
+    if (!A.queues.length) {
+      frag.appendChild(el('tr', null, el('td', { colspan: '7', class: 'empty-note', text: 'No queues yet.' })));
+    }
+    for (const q of A.queues) {
+      const id = qid(q);
+      const closed = !!q.closed;
+      const enabled = q.enabled !== false;
+      const nameCell = el('td', { class: 'mq-name' },
+        el('div', { class: 'mq-display', text: q.display_name || id }),
+        el('div', { class: 'mq-id muted', text: id }));
+      if (q.description) nameCell.appendChild(el('div', { class: 'mq-desc muted', text: q.description }));
+      const state = el('span', { class: 'state-pill', 'data-state': queueStateKey(q), 'data-testid': 'queue-state', text: queueStateText(q) });
+      const edit = el('button', { type: 'button', class: 'ghost small', 'data-testid': 'queue-edit', text: 'Edit' });
+      edit.addEventListener('click', () => openQueueForm(id));
+      const tClosed = el('button', { type: 'button', class: 'ghost small', 'data-testid': 'queue-toggle-closed', text: closed ? 'Open' : 'Close' });
+      tClosed.addEventListener('click', () => quickToggle(id, 'closed', tClosed));
+      const tEnabled = el('button', { type: 'button', class: 'ghost small' + (enabled ? ' danger' : ''), 'data-testid': 'queue-toggle-enabled', text: enabled ? 'Disable' : 'Enable' });
+      tEnabled.addEventListener('click', () => quickToggle(id, 'enabled', tEnabled));
+      const row = el('tr', { class: 'queue-row', 'data-testid': 'queue-row', 'data-id': id, 'data-state': queueStateKey(q) },
+        nameCell,
+        el('td', { class: 'mq-addr', text: q.address || '' }),
+        el('td', { class: 'mq-method', 'data-label': 'Routing', text: METHOD_LABEL[q.method] || q.method || '' }),
+        el('td', { class: 'mq-state' }, state),
+        el('td', { class: 'num', 'data-label': 'Ready', 'data-testid': 'queue-ready-count', text: fmtInt(q.experts_ready) }),
+        el('td', { class: 'num', 'data-label': 'Waiting', 'data-testid': 'queue-waiting-count', text: fmtInt(q.seekers_waiting) }),
+        el('td', { class: 'mq-actions' }, edit, tClosed, tEnabled));
+      frag.appendChild(row);
+    }
+    body.replaceChildren(frag);
+  }
+
+  /** The QueueInput body of a queue as the server returned it. */
+  function queueInput(q) {
+    const out = {
+      display_name: String(q.display_name || q.id || ''),
+      method: q.method || 'longest_idle',
+      offer_timeout_s: q.offer_timeout_s,
+      capacity: q.capacity,
+      daily_cap: q.daily_cap === undefined ? null : q.daily_cap,
+      max_wait_s: q.max_wait_s === undefined ? null : q.max_wait_s,
+      enabled: q.enabled !== false,
+      closed: !!q.closed,
+      welcome: q.welcome || '',
+      closed_message: q.closed_message || '',
+      description: q.description || '',
+      show_expert_name: q.show_expert_name !== false,
+      overflow_queue: q.overflow_queue || null,
+      no_expert_queue: q.no_expert_queue || null,
+      members: (q.members || []).map((m) => ({
+        address: lower(m && (m.address || m)),
+        priority: Number.isFinite(Number(m && m.priority)) ? Number(m.priority) : 0,
+        skills: Array.isArray(m && m.skills) ? m.skills.map(String) : [],
+      })),
+    };
+    if (q.address) out.address = q.address;
+    for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
+    return out;
+  }
+
+  async function quickToggle(id, field, btn) {
+    btn.disabled = true;
+    showAdminError('mq-error', '');
+    try {
+      // Start from the server's current version, not a stale list.
+      const cur = await api('GET', `/queues/${encId(id)}`);
+      const body = queueInput(cur);
+      body[field] = !body[field];
+      await api('PUT', `/queues/${encId(id)}`, body);
+    } catch (e) {
+      showAdminError('mq-error', `${id}: ${e.message}`);
+    } finally {
+      btn.disabled = false;
+    }
+    await loadAdminQueues();
+    if (A.editing === id && !$('qf').hidden) {
+      const q = A.queues.find((x) => qid(x) === id);
+      if (q) { $('qf-closed').checked = !!q.closed; $('qf-enabled').checked = q.enabled !== false; }
+    }
+  }
+
+  // ---------------- manage: form
+  function numVal(id) {
+    const v = $(id).value.trim();
+    if (v === '') return null;
+    const n = Number(v);
+    return Number.isFinite(n) ? n : NaN;
+  }
+  function setNum(id, v) { $(id).value = v === null || v === undefined ? '' : String(v); }
+
+  async function openQueueForm(id) {
+    const seq = ++A.formSeq;
+    $('qf').hidden = true;
+    $('qf-id').value = '';
+    A.editing = id || null;
+    showAdminError('qf-error', '');
+    let q = null;
+    if (id) {
+      try { q = await api('GET', `/queues/${encId(id)}`); } catch (e) {
+        q = A.queues.find((x) => qid(x) === id) || null;
+        if (!q) { showAdminError('mq-error', e.message); return; }
+      }
+      if (seq !== A.formSeq) return; // another queue was picked meanwhile
+    }
+    $('qf-title').textContent = q ? `Edit ${q.display_name || id}` : 'New queue';
+    $('qf-id').value = q ? id : '';
+    $('qf-id').readOnly = !!q;
+    $('qf-name').value = q ? (q.display_name || '') : '';
+    $('qf-address').value = q ? (q.address || '') : '';
+    $('qf-description').value = q ? (q.description || '') : '';
+    $('qf-method').value = (q && METHOD_LABEL[q.method]) ? q.method : 'longest_idle';
+    setNum('qf-offer-timeout', q ? q.offer_timeout_s : 30);
+    setNum('qf-capacity', q ? q.capacity : 1);
+    setNum('qf-daily-cap', q ? q.daily_cap : null);
+    setNum('qf-max-wait', q ? q.max_wait_s : null);
+    $('qf-welcome').value = q ? (q.welcome || '') : '';
+    $('qf-closed-message').value = q ? (q.closed_message || '') : '';
+    $('qf-enabled').checked = q ? q.enabled !== false : true;
+    $('qf-closed').checked = q ? !!q.closed : false;
+    $('qf-show-expert').checked = q ? q.show_expert_name !== false : true;
+    A.members = q ? queueInput(q).members : [];
+    $('qf-member-add').value = '';
+    renderMembers();
+    $('qf').hidden = false;
+    $('qf').scrollIntoView({ block: 'nearest' });
+    (q ? $('qf-name') : $('qf-id')).focus({ preventScroll: true });
+  }
+
+  function closeQueueForm() {
+    A.formSeq += 1;
+    $('qf').hidden = true;
+    A.editing = null;
+    showAdminError('qf-error', '');
+  }
+
+  function renderMembers() {
+    const box = $('qf-members');
+    const frag = document.createDocumentFragment();
+    if (!A.members.length) frag.appendChild(el('p', { class: 'empty-note', text: 'No experts yet.' }));
+    A.members.forEach((m) => {
+      const u = S.users.get(m.address);
+      const prio = el('input', { type: 'number', class: 'qf-prio', step: '1', 'data-testid': 'qf-member-priority', 'aria-label': `Priority of ${m.address}`, title: 'Priority (lower is offered first by serial routing)' });
+      prio.value = String(m.priority || 0);
+      prio.addEventListener('input', () => { const n = Number(prio.value); m.priority = Number.isFinite(n) ? Math.trunc(n) : 0; });
+      const skills = el('input', { type: 'text', class: 'qf-skills', 'data-testid': 'qf-member-skills', placeholder: 'skills, comma separated', 'aria-label': `Skills of ${m.address}`, maxlength: '500' });
+      skills.value = (m.skills || []).join(', ');
+      skills.addEventListener('input', () => { m.skills = skills.value.split(',').map((x) => x.trim()).filter(Boolean); });
+      const rm = el('button', { type: 'button', class: 'ghost small danger', 'data-testid': 'qf-member-remove', 'aria-label': `Remove ${m.address}`, text: 'Remove' });
+      rm.addEventListener('click', () => {
+        A.members = A.members.filter((x) => x !== m);
+        renderMembers();
+      });
+      frag.appendChild(el('div', { class: 'qf-member', 'data-testid': 'qf-member', 'data-address': m.address },
+        el('div', { class: 'qf-member-who' },
+          el('div', { class: 'qf-member-name', text: (u && u.display_name) || m.address }),
+          el('div', { class: 'muted qf-member-addr', text: m.address })),
+        el('label', { class: 'qf-prio-label' }, 'Priority ', prio),
+        skills, rm));
+    });
+    box.replaceChildren(frag);
+  }
+
+  function addMember() {
+    const input = $('qf-member-add');
+    let v = input.value.trim();
+    // "Carol Clark <carol@example.com>" from the suggestions, or a bare address.
+    const m = /<([^<>\s]+@[^<>\s]+)>\s*$/.exec(v);
+    if (m) v = m[1];
+    v = lower(v);
+    if (!v) return;
+    if (!/^[^@\s]+@[^@\s]+$/.test(v)) { showAdminError('qf-error', `Not an address: ${v}`); return; }
+    showAdminError('qf-error', '');
+    if (!A.members.some((x) => x.address === v)) {
+      const maxPrio = A.members.reduce((a, x) => Math.max(a, Number(x.priority) || 0), -1);
+      A.members.push({ address: v, priority: maxPrio + 1, skills: [] });
+    }
+    input.value = '';
+    renderMembers();
+    input.focus();
+  }
+
+  function searchMembers() {
+    clearTimeout(A.searchTimer);
+    const q = $('qf-member-add').value.trim();
+    if (q.length < 2 || q.includes('<')) return;
+    A.searchTimer = setTimeout(async () => {
+      const seq = ++A.searchSeq;
+      try {
+        const r = await api('GET', `/users?q=${encodeURIComponent(q)}&limit=20`);
+        if (seq !== A.searchSeq) return;
+        const list = $('qf-member-options');
+        const frag = document.createDocumentFragment();
+        for (const u of asList(r, 'users')) {
+          const n = rememberUser(u);
+          if (!n) continue;
+          frag.appendChild(el('option', { value: n.address, label: n.display_name ? `${n.display_name} <${n.address}>` : n.address }));
+        }
+        list.replaceChildren(frag);
+      } catch (_) { /* suggestions are optional */ }
+    }, 200);
+  }
+
+  async function saveQueue(e) {
+    if (e) e.preventDefault();
+    if (A.saving) return;
+    const fail = (m) => showAdminError('qf-error', m);
+    const id = A.editing || lower($('qf-id').value.trim());
+    if (!id) { fail('Enter an id (a-z, 0-9 and -).'); return; }
+    const body = {
+      display_name: $('qf-name').value.trim(),
+      description: $('qf-description').value,
+      method: $('qf-method').value,
+      offer_timeout_s: numVal('qf-offer-timeout'),
+      capacity: numVal('qf-capacity'),
+      daily_cap: numVal('qf-daily-cap'),
+      max_wait_s: numVal('qf-max-wait'),
+      enabled: $('qf-enabled').checked,
+      closed: $('qf-closed').checked,
+      welcome: $('qf-welcome').value,
+      closed_message: $('qf-closed-message').value,
+      show_expert_name: $('qf-show-expert').checked,
+      members: A.members.map((m) => ({ address: m.address, priority: Number(m.priority) || 0, skills: m.skills || [] })),
+    };
+    // Settings this form does not show yet (rollover targets) are kept as they are.
+    const known = (A.queues || []).find((q) => qid(q) === id);
+    if (known) {
+      body.overflow_queue = known.overflow_queue || null;
+      body.no_expert_queue = known.no_expert_queue || null;
+    }
+    const addr = $('qf-address').value.trim();
+    if (addr) body.address = addr;
+    // Empty required numbers fall back to the server's defaults; anything typed goes as is,
+    // so the server's own validation message is what the user sees.
+    if (body.offer_timeout_s === null) delete body.offer_timeout_s;
+    if (body.capacity === null) delete body.capacity;
+    for (const k of ['offer_timeout_s', 'capacity', 'daily_cap', 'max_wait_s']) {
+      if (Number.isNaN(body[k])) { fail(`${k.replace(/_/g, ' ')}: not a number`); return; }
+    }
+    if (!A.editing && A.queues.some((q) => qid(q) === id)) {
+      fail(`A queue with the id "${id}" exists already; edit it instead.`);
+      return;
+    }
+    A.saving = true;
+    $('qf-save').disabled = true;
+    fail('');
+    try {
+      await api('PUT', `/queues/${encId(id)}`, body);
+      closeQueueForm();
+      toast(`Saved ${body.display_name || id}.`);
+    } catch (err) {
+      fail(err.message);
+    } finally {
+      A.saving = false;
+      $('qf-save').disabled = false;
+    }
+    await loadAdminQueues();
+  }
+
+  // ---------------- dashboard
+  function dashInterval() {
+    const now = Date.now();
+    const v = $('dash-interval').value;
+    if (v === 'hour') return { from: now - 3600e3, to: now };
+    if (v === 'today') { const d = new Date(now); d.setHours(0, 0, 0, 0); return { from: d.getTime(), to: now }; }
+    return { from: now - 86400e3, to: now };
+  }
+
+  const DASH_TILES = [
+    // [group, key, label, testid, format, source]
+    ['live', 'experts_total', 'Experts', 'dash-experts-total', fmtInt],
+    ['live', 'signed_in', 'Signed in', 'dash-signed-in', fmtInt],
+    ['live', 'ready', 'Ready', 'dash-ready', fmtInt],
+    ['live', 'busy', 'Busy', 'dash-busy', fmtInt],
+    ['live', 'seekers_waiting', 'Waiting', 'dash-waiting', fmtInt],
+    ['live', 'longest_wait_s', 'Longest wait', 'dash-longest-wait', fmtSeconds],
+    ['live', 'active_chats', 'Active chats', 'dash-active-chats', fmtInt],
+    ['int', 'offered', 'Offered', 'dash-offered', fmtInt],
+    ['int', 'accepted', 'Accepted', 'dash-accepted', fmtInt],
+    ['int', 'abandoned', 'Abandoned', 'dash-abandoned', fmtInt],
+    ['int', 'overflowed', 'Overflowed', 'dash-overflowed', fmtInt],
+    ['int', 'avg_wait_s', 'Avg wait', 'dash-avg-wait', fmtSeconds],
+    ['int', 'p90_wait_s', 'P90 wait', 'dash-p90-wait', fmtSeconds],
+    ['int', 'avg_handle_s', 'Avg handle time', 'dash-avg-handle', fmtSeconds],
+    ['int', 'service_level', 'Service level', 'dash-service-level', fmtPercent],
+    ['int', 'survey_average', 'Survey average', 'dash-survey', fmtScore],
+  ];
+
+  function dashCard(q) {
+    const id = qid(q);
+    let c = A.cards.get(id);
+    if (!c) {
+      const name = el('h3', { class: 'dash-name', 'data-testid': 'dash-name' });
+      const sub = el('div', { class: 'dash-sub muted' });
+      const state = el('span', { class: 'state-pill', 'data-testid': 'dash-state' });
+      const live = el('div', { class: 'tiles' });
+      const cum = el('div', { class: 'tiles' });
+      const values = {};
+      const slTitle = el('span', { class: 'tile-label' });
+      for (const [group, key, label, testid] of DASH_TILES) {
+        const v = el('div', { class: 'tile-value', 'data-testid': testid, text: '—' });
+        values[key] = v;
+        const lab = key === 'service_level' ? slTitle : el('span', { class: 'tile-label' });
+        lab.textContent = label;
+        (group === 'live' ? live : cum).appendChild(el('div', { class: 'tile', 'data-key': key }, v, lab));
+      }
+      const node = el('article', { class: 'dash-card', 'data-testid': 'dash-queue', 'data-id': id },
+        el('header', { class: 'dash-card-head' }, el('div', { class: 'dash-card-title' }, name, sub), state),
+        el('h4', { class: 'dash-group', text: 'Now' }), live,
+        el('h4', { class: 'dash-group', 'data-testid': 'dash-interval-label' }), cum);
+      c = { node, name, sub, state, values, slTitle, groupLabel: node.querySelector('[data-testid=dash-interval-label]') };
+      A.cards.set(id, c);
+    }
+    setText(c.name, q.display_name || id);
+    setText(c.sub, [id, q.address].filter(Boolean).join(' · '));
+    setText(c.state, queueStateText(q));
+    c.state.setAttribute('data-state', queueStateKey(q));
+    const sel = $('dash-interval');
+    setText(c.groupLabel, sel.options[sel.selectedIndex] ? sel.options[sel.selectedIndex].textContent : '');
+    return c;
+  }
+
+  function fillCard(c, stats) {
+    const rt = (stats && stats.realtime) || {};
+    const iv = (stats && stats.interval) || {};
+    for (const [group, key, , , fmt] of DASH_TILES) {
+      const src = group === 'live' ? rt : iv;
+      setText(c.values[key], fmt(src[key]));
+    }
+    const thr = iv.service_level_threshold_s;
+    setText(c.slTitle, Number.isFinite(Number(thr)) && thr !== null ? `Service level (≤ ${fmtSeconds(thr)})` : 'Service level');
+    c.node.classList.toggle('has-waiting', Number(rt.seekers_waiting) > 0);
+  }
+
+  function renderDashSelect() {
+    const sel = $('dash-select');
+    const cur = sel.value || '';
+    const frag = document.createDocumentFragment();
+    frag.appendChild(el('option', { value: '', text: 'All queues' }));
+    for (const q of A.queues) frag.appendChild(el('option', { value: qid(q), text: q.display_name || qid(q) }));
+    sel.replaceChildren(frag);
+    sel.value = A.queues.some((q) => qid(q) === cur) ? cur : '';
+  }
+
+  async function refreshDashboard() {
+    if (A.page !== 'dashboard' || A.dashBusy) return;
+    A.dashBusy = true;
+    const gen = A.dashGen;
+    try {
+      await loadAdminQueues();
+      if (gen !== A.dashGen || A.page !== 'dashboard') return;
+      renderDashSelect();
+      const pick = $('dash-select').value;
+      const shown = A.queues.filter((q) => !pick || qid(q) === pick);
+      const { from, to } = dashInterval();
+      const results = await Promise.all(shown.map((q) =>
+        api('GET', `/queues/${encId(qid(q))}/stats?from=${Math.floor(from)}&to=${Math.floor(to)}`)
+          .then((s) => ({ q, s }), (e) => ({ q, e }))));
+      if (gen !== A.dashGen || A.page !== 'dashboard') return;
+      const grid = $('dash-grid');
+      const keep = new Set();
+      let err = '';
+      const frag = document.createDocumentFragment();
+      for (const { q, s, e } of results) {
+        const c = dashCard(q);
+        keep.add(qid(q));
+        if (s) fillCard(c, s);
+        else err = `${qid(q)}: ${e.message}`;
+        frag.appendChild(c.node);
+      }
+      for (const id of [...A.cards.keys()]) if (!keep.has(id)) A.cards.delete(id);
+      // Re-append only when the order or set changed, so the tiles do not flicker.
+      const now = [...grid.children];
+      const want = [...frag.childNodes];
+      if (now.length !== want.length || now.some((n, i) => n !== want[i])) grid.replaceChildren(...want);
+      if (!results.length) grid.replaceChildren(el('p', { class: 'empty-note', text: 'No queues.' }));
+      showAdminError('dash-error', err);
+      setText($('dash-updated'), `Updated ${new Date().toLocaleTimeString()}`);
+    } finally {
+      A.dashBusy = false;
+    }
+  }
+
+  function scheduleDashboard(delay) {
+    clearTimeout(A.dashTimer);
+    A.dashTimer = null;
+    if (A.page !== 'dashboard' || document.visibilityState !== 'visible' || !S.signedIn) return;
+    A.dashTimer = setTimeout(async () => {
+      A.dashTimer = null;
+      try { await refreshDashboard(); } catch (_) { /* shown on the next round */ }
+      if (!A.dashTimer) scheduleDashboard(DASH_EVERY_MS);
+    }, delay);
+  }
+
+  function startDashboard() { A.dashGen += 1; scheduleDashboard(0); }
+  function stopDashboard() { clearTimeout(A.dashTimer); A.dashTimer = null; A.dashGen += 1; }
+
+  function wireAdmin() {
+    $('nav-manage').addEventListener('click', () => { location.hash = '#/manage'; });
+    $('nav-dashboard').addEventListener('click', () => { location.hash = '#/dashboard'; });
+    $('manage-back').addEventListener('click', () => { location.hash = '#/'; });
+    $('dash-back').addEventListener('click', () => { location.hash = '#/'; });
+    $('queue-new').addEventListener('click', () => openQueueForm(null));
+    $('qf').addEventListener('submit', saveQueue);
+    $('qf-cancel').addEventListener('click', closeQueueForm);
+    $('qf-member-add-submit').addEventListener('click', addMember);
+    $('qf-member-add').addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.isComposing) { e.preventDefault(); addMember(); }
+    });
+    $('qf-member-add').addEventListener('input', searchMembers);
+    $('dash-interval').addEventListener('change', () => { A.dashGen += 1; A.dashBusy = false; scheduleDashboard(0); });
+    $('dash-select').addEventListener('change', () => { A.dashGen += 1; A.dashBusy = false; scheduleDashboard(0); });
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') { if (A.page === 'dashboard') scheduleDashboard(0); } else {
+        clearTimeout(A.dashTimer); A.dashTimer = null;
+      }
+    });
+  }
+
   function wire() {
     $('login-form').addEventListener('submit', onLoginSubmit);
+    wireAdmin();
     $('signout').addEventListener('click', signOut);
     $('presence-select').addEventListener('change', (e) => { setMyPresence(e.target.value, $('presence-note').value); renderQueues(); });
     const note = $('presence-note');

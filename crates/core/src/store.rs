@@ -149,15 +149,16 @@ pub trait Store: Send + Sync + 'static {
     async fn save_queue(&self, queue: &QueueDef, now: Millis) -> StoreResult<()>;
     async fn queues(&self) -> StoreResult<Vec<QueueDef>>;
     async fn delete_queue(&self, id: &str) -> StoreResult<()>;
-    /// Record a new queue chat (state `queued`); returns its id.
-    async fn create_queue_chat(
+    /// Open a queue chat: its `queue` conversation with the seeker as member, and its
+    /// record (state `queued`), in one transaction.
+    async fn open_queue_chat(
         &self,
         queue: &str,
+        title: &str,
         seeker: UserId,
-        conversation: ConversationId,
         question: &str,
         now: Millis,
-    ) -> StoreResult<ChatId>;
+    ) -> StoreResult<(ConversationId, ChatId)>;
     async fn queue_chat(&self, id: ChatId) -> StoreResult<Option<QueueChatRecord>>;
     /// Queue chats still waiting or assigned (to restore after a restart).
     async fn open_queue_chats(&self) -> StoreResult<Vec<QueueChatRecord>>;

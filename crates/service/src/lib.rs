@@ -746,6 +746,13 @@ impl Service {
         }
     }
 
+    /// Hand events to the log writer without waiting for the commit (their order among
+    /// everything else the writer stores is kept).
+    async fn append_queued(&self, events: Vec<NewEvent>) -> Result<()> {
+        let (reply, _) = oneshot::channel();
+        self.writer.send(WriteRequest { events, origin: None, reply }).await.map_err(|_| ServiceError::ShuttingDown)
+    }
+
     async fn append(&self, events: Vec<NewEvent>, origin: Option<SessionKey>) -> Result<Vec<Event>> {
         let (reply, rx) = oneshot::channel();
         self.writer.send(WriteRequest { events, origin, reply }).await.map_err(|_| ServiceError::ShuttingDown)?;

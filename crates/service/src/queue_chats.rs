@@ -10,7 +10,7 @@ use crate::hub::Outbound;
 use crate::{Frame, Result, Service, ServiceError};
 use sb_core::conversation::Member;
 use sb_core::queue::{ChatId, QueueChatRecord, QueueEvent, RouteError, WithdrawReason};
-use sb_core::{Address, ConversationId, ConversationKind, CoreError, EventKind, Millis, NewEvent, User, UserId};
+use sb_core::{Address, ConversationId, CoreError, EventKind, Millis, NewEvent, User, UserId};
 use std::collections::BTreeSet;
 
 /// An offer as an expert's client shows it.
@@ -100,11 +100,13 @@ impl Service {
             return Err(CoreError::Invalid("the question has at most 2000 characters".into()).into());
         }
         let now = self.now();
-        let (conversation, _) =
-            self.store.create_conversation(ConversationKind::Queue, &def.display_name, &[seeker.id], now).await?;
-        self.append(vec![self.new_event(conversation, EventKind::Created, Some(seeker), String::new(), None)], None)
+        let (conversation, chat) =
+            self.store.open_queue_chat(&def.id, &def.display_name, seeker.id, question, now).await?;
+        // The conversation's first event is queued to the log writer but not waited for: the
+        // expert's `joined` comes later through the same writer, so the order holds, and the
+        // offer need not wait for a commit.
+        self.append_queued(vec![self.new_event(conversation, EventKind::Created, Some(seeker), String::new(), None)])
             .await?;
-        let chat = self.store.create_queue_chat(&def.id, seeker.id, conversation, question, now).await?;
         let record = QueueChatRecord {
             id: chat,
             queue: def.id.clone(),

@@ -1140,27 +1140,46 @@ impl Store for SqlStore {
         tx.commit().await.map_err(unavailable)
     }
 
-    async fn create_queue_chat(
+    async fn open_queue_chat(
         &self,
         queue: &str,
+        title: &str,
         seeker: UserId,
-        conversation: ConversationId,
         question: &str,
         now: Millis,
-    ) -> StoreResult<ChatId> {
+    ) -> StoreResult<(ConversationId, ChatId)> {
+        let mut tx = self.begin_write().await?;
+        let conversation: i64 = sqlx::query_scalar(
+            "INSERT INTO conversations (kind, title, direct_key, created_at, last_seq) VALUES ('queue', $1, NULL, $2, 0) RETURNING id",
+        )
+        .bind(title)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO conversation_members (conversation_id, user_id, joined_at, read_up_to) VALUES ($1, $2, $3, 0)",
+        )
+        .bind(conversation)
+        .bind(seeker.0)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO queue_chats (queue_id, seeker_id, conversation_id, question, state, requested_at) \
              VALUES ($1, $2, $3, $4, 'queued', $5) RETURNING id",
         )
         .bind(queue)
         .bind(seeker.0)
-        .bind(conversation.0)
+        .bind(conversation)
         .bind(question)
         .bind(now)
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *tx)
         .await
         .map_err(unavailable)?;
-        Ok(ChatId(id as u64))
+        tx.commit().await.map_err(unavailable)?;
+        Ok((ConversationId(conversation), ChatId(id as u64)))
     }
 
     async fn queue_chat(&self, id: ChatId) -> StoreResult<Option<QueueChatRecord>> {

@@ -1,0 +1,526 @@
+// End-to-end test of the queue administration pages of the web client in headless Chromium:
+// "Manage queues" (list, create, edit, open/close) and the live "Queue dashboard", for
+// administrators and queue managers. The real server, Debian's Chromium, one browser
+// context per person.
+//
+//   cd tests/browser && npm install && node --test manage.test.mjs
+//
+// Environment: as chat.test.mjs and queues.test.mjs —
+//   SWITCHBOARD_BIN  server binary (default <repo>/target/debug/switchboard)
+//   SWITCHBOARD_URL  use an already running server (started with --demo, fresh) instead of starting one
+//   CHROMIUM         browser binary (default /usr/bin/chromium)
+//   SCREENSHOT_DIR   if set, screenshots are written there
+//   SERVER_START_TIMEOUT_MS  how long to wait for "listening http://…" (default 30000)
+//   WEB_DIR          serve index.html, app.js and app.css from this folder instead of the
+//                    copies compiled into the server (no rebuild needed)
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, '..', '..');
+const BIN = process.env.SWITCHBOARD_BIN || path.join(REPO, 'target', 'debug', 'switchboard');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || '';
+const START_TIMEOUT = Number(process.env.SERVER_START_TIMEOUT_MS || 30000);
+const WEB_DIR = process.env.WEB_DIR || '';
+const WAIT = 15000; // every wait for a condition in a page
+const PASSWORD = 'demo';
+const ALICE = 'alice@example.com';
+const OLIVIA = 'olivia@example.com'; // expert and queue manager
+const JUDY = 'judy@example.com'; // expert of Demo Support
+const CAROL = 'carol@example.com';
+const HOSTILE = '<img src=x onerror=alert(1)>';
+
+let server = null;
+let serverLog = [];
+let dataDir = null;
+let base = process.env.SWITCHBOARD_URL ? process.env.SWITCHBOARD_URL.replace(/\/$/, '') : '';
+let browser = null;
+const clients = [];
+let olivia = null;
+
+// ------------------------------------------------------------------ server
+
+function startServer() {
+  dataDir = mkdtempSync(path.join(tmpdir(), 'switchboard-manage-'));
+  if (!existsSync(BIN)) throw new Error(`server binary not found: ${BIN} (build it, or set SWITCHBOARD_BIN)`);
+  server = spawn(BIN, ['serve', '--data-dir', dataDir, '--http', '127.0.0.1:0', '--demo'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  createInterface({ input: server.stderr }).on('line', (l) => {
+    serverLog.push(l);
+    if (serverLog.length > 300) serverLog.shift();
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(
+      `server printed no "listening http://…" line within ${START_TIMEOUT} ms\n${tail()}`)), START_TIMEOUT);
+    server.once('error', (e) => { clearTimeout(timer); reject(e); });
+    server.once('exit', (code, sig) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited before it was ready (code ${code}, signal ${sig})\n${tail()}`));
+    });
+    createInterface({ input: server.stdout }).on('line', (l) => {
+      const m = /^listening (http:\/\/\S+)\s*$/.exec(l.trim());
+      if (m && !base) {
+        clearTimeout(timer);
+        base = m[1].replace(/\/$/, '');
+        const s = server;
+        s.on('exit', (code, sig) => {
+          if (server === s) console.error(`# the server exited during the tests (code ${code}, signal ${sig})\n${tail()}`);
+        });
+        resolve();
+      }
+    });
+  });
+}
+
+async function stopServer() {
+  if (!server) return;
+  const s = server;
+  server = null;
+  if (s.exitCode === null && s.signalCode === null) {
+    const exited = once(s, 'exit');
+    s.kill('SIGTERM');
+    const t = setTimeout(() => s.kill('SIGKILL'), 10000);
+    const [code, sig] = await exited;
+    clearTimeout(t);
+    if (code !== 0) console.error(`# server did not exit cleanly after SIGTERM: code ${code}, signal ${sig}`);
+  }
+}
+
+function tail(n = 60) {
+  return serverLog.length ? `--- server stderr (last lines) ---\n${serverLog.slice(-n).join('\n')}` : '';
+}
+
+// ------------------------------------------------------------------ REST helpers (Node side)
+
+async function rest(method, p, { token, body } = {}) {
+  const headers = { accept: 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const r = await fetch(`${base}${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
+  return { status: r.status, json, text };
+}
+
+const tokens = new Map();
+async function login(address) {
+  if (tokens.has(address)) return tokens.get(address);
+  const r = await rest('POST', '/api/v1/auth/login', { body: { address, password: PASSWORD } });
+  assert.equal(r.status, 200, `sign-in of ${address}: ${r.text}`);
+  tokens.set(address, r.json.token);
+  return r.json.token;
+}
+
+/** A legacy Queue Manager status call, made from the test (not the page). */
+async function stStatus(queueName) {
+  const r = await fetch(`${base}/ITFramework/webclient?getSTStatus=${encodeURIComponent(queueName)}`);
+  return (await r.text()).trim();
+}
+
+async function stats(id) {
+  const r = await rest('GET', `/api/v1/queues/${id}/stats`, { token: await login(OLIVIA) });
+  assert.equal(r.status, 200, `stats of ${id}: ${r.text}`);
+  return r.json;
+}
+
+// ------------------------------------------------------------------ browser clients
+
+class Client {
+  constructor(name, context, page) {
+    this.name = name;
+    this.context = context;
+    this.dialogs = [];
+    this.pageErrors = [];
+    this.console = [];
+    this.csp = [];
+    this.attach(page);
+  }
+
+  attach(page) {
+    this.page = page;
+    page.setDefaultTimeout(WAIT);
+    page.on('dialog', (d) => {
+      this.dialogs.push(`${d.type()}: ${d.message()}`);
+      d.dismiss().catch(() => {});
+    });
+    page.on('pageerror', (e) => this.pageErrors.push(String(e && e.stack ? e.stack : e)));
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') this.console.push(`${m.type()}: ${m.text()}`);
+      if (/Content Security Policy/i.test(m.text())) this.csp.push(m.text());
+    });
+  }
+}
+
+async function newClient(name, viewport = { width: 1280, height: 860 }) {
+  const context = await browser.newContext({ viewport });
+  if (WEB_DIR) {
+    const files = {
+      '/': ['index.html', 'text/html'],
+      '/assets/app.js': ['app.js', 'text/javascript'],
+      '/assets/app.css': ['app.css', 'text/css'],
+      '/sdk/switchboard.js': ['sdk/switchboard.js', 'text/javascript'],
+      '/sdk/switchboard.css': ['sdk/switchboard.css', 'text/css'],
+    };
+    await context.route((u) => u.origin === base && Object.hasOwn(files, u.pathname), async (route) => {
+      const [file, type] = files[new URL(route.request().url()).pathname];
+      const resp = await route.fetch(); // keep the server's headers (CSP, …)
+      await route.fulfill({ response: resp, body: readFileSync(path.join(WEB_DIR, file)), contentType: `${type}; charset=utf-8` });
+    });
+  }
+  const c = new Client(name, context, await context.newPage());
+  clients.push(c);
+  return c;
+}
+
+async function signIn(c, address) {
+  const { page } = c;
+  await page.goto(`${base}/`);
+  await page.locator('[data-testid=login-address]').waitFor({ state: 'visible' });
+  await page.fill('[data-testid=login-address]', address);
+  await page.fill('[data-testid=login-password]', PASSWORD);
+  await page.click('[data-testid=login-submit]');
+  await page.locator('[data-testid=signout]').waitFor({ state: 'visible' });
+  await waitIn(page, () => window.__switchboard.connected());
+}
+
+function waitIn(page, fn, arg, timeout = WAIT) {
+  return page.waitForFunction(fn, arg, { timeout, polling: 50 });
+}
+
+/** Polls an async check in Node until it returns a truthy value. */
+async function eventually(what, fn, timeout = WAIT) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const row = (id) => `[data-testid=queue-row][data-id="${id}"]`;
+const card = (id) => `[data-testid=dash-queue][data-id="${id}"]`;
+
+/** Waits until the tile `testid` of queue `id`'s dashboard card shows a number `op` (eq|ge) `value`. */
+async function waitTile(page, id, testid, op, value, timeout = WAIT) {
+  try {
+    await waitIn(page, ([sel, t, o, v]) => {
+      const e = document.querySelector(`${sel} [data-testid=${t}]`);
+      if (!e || !/\d/.test(e.textContent)) return false;
+      const n = Number(e.textContent.replace(/[^0-9.-]/g, ''));
+      return o === 'eq' ? n === v : n >= v;
+    }, [card(id), testid, op, value], timeout);
+  } catch (e) {
+    const shown = await page.locator(`${card(id)} [data-testid=${testid}]`).textContent().catch(() => '(none)');
+    throw new Error(`${id} ${testid}: wanted ${op} ${value}, shows ${JSON.stringify(shown)}: ${e.message}`);
+  }
+}
+
+async function tileText(page, id, testid) {
+  return (await page.locator(`${card(id)} [data-testid=${testid}]`).textContent()).trim();
+}
+
+async function screenshot(c, name) {
+  if (!SCREENSHOT_DIR) return;
+  mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  await c.page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+}
+
+async function assertNoMarkup(c) {
+  const r = await c.page.evaluate(() => ({ imgs: document.querySelectorAll('img').length }));
+  assert.equal(r.imgs, 0, `${c.name}: no <img> anywhere`);
+  assert.deepEqual(c.dialogs, [], `${c.name}: no dialog fired`);
+}
+
+/** Runs a test body; on failure prints what the pages and the server said. */
+function check(name, fn) {
+  test(name, { timeout: 120000 }, async () => {
+    try {
+      await fn();
+      for (const c of clients) {
+        assert.deepEqual(c.pageErrors, [], `JavaScript errors in ${c.name}'s page`);
+        assert.deepEqual(c.dialogs, [], `unexpected dialogs in ${c.name}'s page`);
+        assert.deepEqual(c.csp, [], `Content-Security-Policy violations in ${c.name}'s page`);
+      }
+    } catch (e) {
+      for (const c of clients) {
+        if (c.pageErrors.length) console.error(`# ${c.name} page errors:\n${c.pageErrors.join('\n')}`);
+        if (c.console.length) console.error(`# ${c.name} console:\n${c.console.slice(-20).join('\n')}`);
+        await screenshot(c, `failed-${c.name}`).catch(() => {});
+      }
+      const t = tail(40);
+      if (t) console.error(t);
+      throw e;
+    }
+  });
+}
+
+// ------------------------------------------------------------------ lifecycle
+
+before(async () => {
+  if (!base) await startServer();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+      // Pages fulfilled by a route have no address space; let them reach 127.0.0.1.
+      ...(WEB_DIR ? ['--disable-features=LocalNetworkAccessChecks'] : [])],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close().catch(() => {});
+  await stopServer();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+// ------------------------------------------------------------------ tests
+
+check('a. users without a queue role see neither "Manage queues" nor the dashboard', async () => {
+  const alice = await newClient('alice');
+  await signIn(alice, ALICE);
+  const p = alice.page;
+  assert.equal(await p.locator('[data-testid=manage-queues]').isVisible(), false, 'no "Manage queues" for alice');
+  assert.equal(await p.locator('[data-testid=dashboard]').isVisible(), false, 'no dashboard for alice');
+  // Typing the address does not open the pages either.
+  await p.evaluate(() => { location.hash = '#/manage'; });
+  await p.waitForTimeout(300);
+  assert.equal(await p.locator('[data-testid=manage-view]').isVisible(), false);
+  await p.evaluate(() => { location.hash = '#/dashboard'; });
+  await p.waitForTimeout(300);
+  assert.equal(await p.locator('[data-testid=dash-view]').isVisible(), false);
+  assert.equal(await p.locator('[data-testid=chat]').isVisible(), true, 'the chat pane stays');
+  await screenshot(alice, 'a-alice');
+  await alice.context.close();
+  clients.splice(clients.indexOf(alice), 1);
+});
+
+check('b. a queue manager creates, closes and edits a queue', async () => {
+  olivia = await newClient('olivia');
+  await signIn(olivia, OLIVIA);
+  const p = olivia.page;
+  await p.click('[data-testid=manage-queues]');
+  await p.locator('[data-testid=manage-view]').waitFor({ state: 'visible' });
+  await p.locator(row('support')).waitFor({ state: 'visible' });
+  await p.locator(row('sales')).waitFor({ state: 'visible' });
+  assert.equal(await p.locator('[data-testid=chat]').isVisible(), false, 'the page replaces the chat pane');
+
+  // Create "IT Help".
+  await p.click('[data-testid=queue-new]');
+  await p.locator('[data-testid=qf-id]').waitFor({ state: 'visible' });
+  await p.fill('[data-testid=qf-id]', 'it-help');
+  await p.fill('[data-testid=qf-name]', 'IT Help');
+  await p.selectOption('[data-testid=qf-method]', 'round_robin');
+  await p.fill('[data-testid=qf-capacity]', '2');
+  assert.equal(await p.locator('[data-testid=qf-enabled]').isChecked(), true, 'a new queue is enabled');
+  assert.equal(await p.locator('[data-testid=qf-closed]').isChecked(), false, 'a new queue is open');
+  // Directory search suggests Carol.
+  await p.fill('[data-testid=qf-member-add]', 'carol');
+  await waitIn(p, () => [...document.querySelectorAll('#qf-member-options option')].some((o) => o.value === 'carol@example.com'));
+  await p.fill('[data-testid=qf-member-add]', CAROL);
+  await p.click('[data-testid=qf-member-add-submit]');
+  await p.locator(`[data-testid=qf-member][data-address="${CAROL}"]`).waitFor({ state: 'visible' });
+  // Add and remove someone else: the remove button works.
+  await p.fill('[data-testid=qf-member-add]', 'dave@example.com');
+  await p.press('[data-testid=qf-member-add]', 'Enter');
+  const dave = p.locator('[data-testid=qf-member][data-address="dave@example.com"]');
+  await dave.waitFor({ state: 'visible' });
+  await dave.locator('[data-testid=qf-member-remove]').click();
+  await dave.waitFor({ state: 'detached' });
+  await p.click('[data-testid=qf-save]');
+  await p.locator(row('it-help')).waitFor({ state: 'visible' });
+  assert.match(await p.locator(row('it-help')).textContent(), /IT Help/);
+  assert.equal(await p.locator('[data-testid=qf-error]').isVisible(), false);
+
+  const q = await rest('GET', '/api/v1/queues/it-help', { token: await login(OLIVIA) });
+  assert.equal(q.status, 200, q.text);
+  assert.equal(q.json.display_name, 'IT Help');
+  assert.equal(q.json.method, 'round_robin');
+  assert.equal(q.json.capacity, 2);
+  assert.equal(q.json.closed, false);
+  assert.equal(q.json.enabled, true);
+  assert.deepEqual(q.json.members.map((m) => m.address), [CAROL]);
+
+  // Open, nobody ready (Carol is not signed in): away.
+  assert.equal(await stStatus('IT Help'), 'STATUS_AWAY');
+
+  // Close it with the quick action: do not disturb.
+  const toggle = p.locator(`${row('it-help')} [data-testid=queue-toggle-closed]`);
+  assert.equal((await toggle.textContent()).trim(), 'Close');
+  await toggle.click();
+  await waitIn(p, (sel) => document.querySelector(`${sel} [data-testid=queue-toggle-closed]`)?.textContent.trim() === 'Open', row('it-help'));
+  await eventually('STATUS_DND for a closed queue', async () => (await stStatus('IT Help')) === 'STATUS_DND');
+  const closed = await rest('GET', '/api/v1/queues/it-help', { token: await login(OLIVIA) });
+  assert.equal(closed.json.closed, true);
+  assert.deepEqual(closed.json.members.map((m) => m.address), [CAROL], 'the quick action keeps the members');
+  assert.equal(closed.json.method, 'round_robin', 'the quick action keeps the method');
+  assert.equal(closed.json.capacity, 2, 'the quick action keeps the capacity');
+
+  // An invalid edit shows the server's own message.
+  await p.click(`${row('it-help')} [data-testid=queue-edit]`);
+  await p.locator('[data-testid=qf-save]').waitFor({ state: 'visible' });
+  await waitIn(p, () => document.querySelector('[data-testid=qf-id]')?.value === 'it-help');
+  assert.equal(await p.locator('[data-testid=qf-closed]').isChecked(), true, 'the form shows the queue closed');
+  assert.equal(await p.inputValue('[data-testid=qf-method]'), 'round_robin');
+  await p.locator(`[data-testid=qf-member][data-address="${CAROL}"]`).waitFor({ state: 'visible' });
+  await p.fill('[data-testid=qf-capacity]', '0');
+  await p.click('[data-testid=qf-save]');
+  const err = p.locator('[data-testid=qf-error]');
+  await err.waitFor({ state: 'visible' });
+  const expected = await rest('PUT', '/api/v1/queues/it-help', {
+    token: await login(OLIVIA), body: { display_name: 'IT Help', method: 'round_robin', capacity: 0, closed: true, members: [{ address: CAROL }] },
+  });
+  assert.equal(expected.status, 400, expected.text);
+  assert.equal((await err.textContent()).trim(), expected.json.error.message);
+  const still = await rest('GET', '/api/v1/queues/it-help', { token: await login(OLIVIA) });
+  assert.equal(still.json.capacity, 2, 'the invalid edit changed nothing');
+  await screenshot(olivia, 'b-manage');
+
+  // A valid edit after the error: reopen it from the form.
+  await p.fill('[data-testid=qf-capacity]', '3');
+  await p.uncheck('[data-testid=qf-closed]');
+  await p.click('[data-testid=qf-save]');
+  await p.locator('[data-testid=qf-save]').waitFor({ state: 'hidden' });
+  await waitIn(p, (sel) => document.querySelector(`${sel} [data-testid=queue-toggle-closed]`)?.textContent.trim() === 'Close', row('it-help'));
+  const reopened = await rest('GET', '/api/v1/queues/it-help', { token: await login(OLIVIA) });
+  assert.equal(reopened.json.capacity, 3);
+  assert.equal(reopened.json.closed, false);
+  assert.equal(await stStatus('IT Help'), 'STATUS_AWAY');
+
+  // Disable and enable again: a disabled queue does not exist for the public APIs.
+  const en = p.locator(`${row('it-help')} [data-testid=queue-toggle-enabled]`);
+  assert.equal((await en.textContent()).trim(), 'Disable');
+  await en.click();
+  await waitIn(p, (sel) => document.querySelector(`${sel} [data-testid=queue-toggle-enabled]`)?.textContent.trim() === 'Enable', row('it-help'));
+  await eventually('"na" for a disabled queue', async () => (await stStatus('IT Help')) === 'na');
+  await p.click(`${row('it-help')} [data-testid=queue-toggle-enabled]`);
+  await waitIn(p, (sel) => document.querySelector(`${sel} [data-testid=queue-toggle-enabled]`)?.textContent.trim() === 'Disable', row('it-help'));
+  await eventually('STATUS_AWAY once enabled again', async () => (await stStatus('IT Help')) === 'STATUS_AWAY');
+});
+
+check('c. the dashboard follows a support chat live', async () => {
+  const p = olivia.page;
+  // Olivia is an expert of Demo Support too: busy, she is not ready and gets no offer.
+  await p.selectOption('[data-testid=presence-select]', 'busy');
+  await p.click('[data-testid=dashboard]');
+  await p.locator('[data-testid=dash-view]').waitFor({ state: 'visible' });
+  await p.locator(card('support')).waitFor({ state: 'visible' });
+  await waitTile(p, 'support', 'dash-ready', 'eq', 0);
+  await waitTile(p, 'support', 'dash-experts-total', 'eq', 4);
+  const judy = await newClient('judy');
+  await signIn(judy, JUDY);
+  await waitTile(p, 'support', 'dash-ready', 'eq', 1);
+  await waitTile(p, 'support', 'dash-signed-in', 'ge', 1);
+  assert.equal(await tileText(p, 'support', 'dash-waiting'), '0');
+
+  const before0 = (await stats('support')).interval;
+  const alice = await login(ALICE);
+  const judyToken = await login(JUDY);
+  const ask = await rest('POST', '/api/v1/queues/support/chats', { token: alice, body: { question: 'VPN fails' } });
+  assert.equal(ask.status, 201, ask.text);
+  const chat = ask.json.chat;
+  await eventually('judy accepts the offer', async () => {
+    const r = await rest('POST', `/api/v1/queue-chats/${chat}/accept`, { token: judyToken });
+    if (r.status === 409) return false;
+    assert.equal(r.status, 200, r.text);
+    return true;
+  });
+
+  // Within a refresh or two (every 2 s).
+  await waitTile(p, 'support', 'dash-accepted', 'ge', Math.max(1, before0.accepted + 1), 7000);
+  await waitTile(p, 'support', 'dash-offered', 'ge', Math.max(1, before0.offered + 1), 7000);
+  await waitTile(p, 'support', 'dash-active-chats', 'ge', 1, 7000);
+  const avg = await tileText(p, 'support', 'dash-avg-wait');
+  assert.match(avg, /^(\d+s|\d+m \d\ds|\d+h \d\dm)$/, `average wait formatted: ${avg}`);
+  const sl = await tileText(p, 'support', 'dash-service-level');
+  assert.match(sl, /^(\d+(\.\d)?%|—)$/, `service level as a percentage: ${sl}`);
+  assert.equal(await tileText(p, 'support', 'dash-survey'), '—', 'no survey answered yet');
+  await screenshot(olivia, 'c-dashboard');
+
+  // One queue only.
+  await p.selectOption('[data-testid=dash-select]', 'support');
+  await waitIn(p, () => document.querySelectorAll('[data-testid=dash-queue]').length === 1);
+  await p.locator(card('support')).waitFor({ state: 'visible' });
+  await p.selectOption('[data-testid=dash-interval]', 'hour');
+  await waitTile(p, 'support', 'dash-accepted', 'ge', 1);
+  await p.selectOption('[data-testid=dash-select]', '');
+  await waitIn(p, () => document.querySelectorAll('[data-testid=dash-queue]').length >= 3);
+
+  // Polling: every 2 s while shown; none while the tab is hidden or another page is shown.
+  let polls = 0;
+  const count = (req) => { if (/\/api\/v1\/queues\/[^/]+\/stats/.test(req.url())) polls += 1; };
+  p.on('request', count);
+  await p.waitForTimeout(4500);
+  assert.ok(polls >= 2 * 3, `the dashboard polls every 2 s (${polls} stats requests for 3 queues in 4.5 s)`);
+  const setVisibility = (state) => p.evaluate((v) => {
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => v });
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => v === 'hidden' });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, state);
+  await setVisibility('hidden');
+  await p.waitForTimeout(300); // a request in flight may still finish
+  polls = 0;
+  await p.waitForTimeout(4500);
+  assert.equal(polls, 0, 'no stats requests while the tab is hidden');
+  await setVisibility('visible');
+  await eventually('polling again once visible', async () => polls > 0, 5000);
+  await p.evaluate(() => { delete document.visibilityState; delete document.hidden; });
+  await p.click('[data-testid=manage-queues]');
+  await p.locator('[data-testid=manage-view]').waitFor({ state: 'visible' });
+  await p.waitForTimeout(300);
+  polls = 0;
+  await p.waitForTimeout(4500);
+  p.off('request', count);
+  assert.equal(polls, 0, 'no stats requests while the dashboard is not shown');
+
+  await rest('POST', `/api/v1/queue-chats/${chat}/end`, { token: judyToken });
+  await judy.context.close();
+  clients.splice(clients.indexOf(judy), 1);
+});
+
+check('d. hostile queue names and descriptions are shown as text', async () => {
+  const put = await rest('PUT', '/api/v1/queues/xss', {
+    token: await login(OLIVIA),
+    body: { display_name: HOSTILE, description: HOSTILE, welcome: HOSTILE, closed_message: HOSTILE, members: [{ address: JUDY }] },
+  });
+  assert.ok(put.status === 200 || put.status === 201, `PUT /api/v1/queues/xss: ${put.status} ${put.text}`);
+  const p = olivia.page;
+
+  await p.click('[data-testid=manage-queues]');
+  await p.locator('[data-testid=manage-view]').waitFor({ state: 'visible' });
+  // The list reloads when the page is opened; make sure it has the new queue.
+  await p.click('[data-testid=dashboard]');
+  await p.locator(card('xss')).waitFor({ state: 'visible' });
+  assert.equal((await p.locator(`${card('xss')} [data-testid=dash-name]`).textContent()), HOSTILE);
+  await assertNoMarkup(olivia);
+
+  await p.click('[data-testid=manage-queues]');
+  await p.locator(row('xss')).waitFor({ state: 'visible' });
+  const texts = await p.locator(row('xss')).evaluate((r) => [r.querySelector('.mq-display').textContent, r.querySelector('.mq-desc').textContent]);
+  assert.deepEqual(texts, [HOSTILE, HOSTILE]);
+  await p.click(`${row('xss')} [data-testid=queue-edit]`);
+  await p.locator('[data-testid=qf-save]').waitFor({ state: 'visible' });
+  await waitIn(p, () => document.querySelector('[data-testid=qf-id]')?.value === 'xss');
+  assert.equal(await p.inputValue('[data-testid=qf-name]'), HOSTILE);
+  assert.equal(await p.inputValue('[data-testid=qf-description]'), HOSTILE);
+  assert.equal(await p.inputValue('[data-testid=qf-welcome]'), HOSTILE);
+  assert.match(await p.locator('#qf-title').textContent(), /<img src=x onerror=alert\(1\)>/);
+  await p.click('[data-testid=qf-cancel]');
+  await p.waitForTimeout(500); // give any injected handler time to fire
+  await assertNoMarkup(olivia);
+  await screenshot(olivia, 'd-hostile');
+});
