@@ -117,7 +117,9 @@ pub async fn list(State(app): State<AppState>, caller: UserCaller) -> Json<Value
     let defs = app.service.queue_defs();
     // Disabled queues are for the people who manage them.
     let manager = caller.user.has_role(Role::Admin) || caller.user.has_role(Role::QueueManager);
-    Json(json!({"queues": defs.iter().filter(|d| manager || d.enabled).map(|d| queue_json(&app, d)).collect::<Vec<_>>()}))
+    Json(
+        json!({"queues": defs.iter().filter(|d| manager || d.enabled).map(|d| queue_json(&app, d)).collect::<Vec<_>>()}),
+    )
 }
 
 pub async fn get(
