@@ -1,0 +1,70 @@
+// Shared pieces for browser tests: the real server (the built binary, port 0, a fresh data
+// folder, --demo), Debian's Chromium, and a page server on another origin.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const BIN = process.env.SWITCHBOARD_BIN || path.resolve(HERE, '../../target/debug/switchboard');
+
+/** Start `switchboard serve --demo` on 127.0.0.1:0; resolves with { base, stop, tail }. */
+export async function startSwitchboard(env = {}) {
+  if (!existsSync(BIN)) throw new Error(`server binary not found: ${BIN} (build it, or set SWITCHBOARD_BIN)`);
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'switchboard-browser-'));
+  const child = spawn(BIN, ['serve', '--data-dir', dataDir, '--http', '127.0.0.1:0', '--demo'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1', ...env },
+  });
+  const log = [];
+  createInterface({ input: child.stderr }).on('line', (l) => { log.push(l); if (log.length > 300) log.shift(); });
+  const tail = () => (log.length ? `--- server stderr ---\n${log.slice(-60).join('\n')}` : '');
+  const base = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "listening" line within 20 s\n${tail()}`)), 20000);
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (code ${code})\n${tail()}`)); });
+    createInterface({ input: child.stdout }).on('line', (l) => {
+      const m = /^listening (http:\/\/\S+)\s*$/.exec(l.trim());
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+  });
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 10000);
+      await exited;
+      clearTimeout(t);
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  return { base, stop, tail };
+}
+
+/** Debian's Chromium with the flags this closed network needs. */
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+}
+
+/** Serve `pages` ({ '/path': { type, body } }) on localhost:0 — another origin than 127.0.0.1. */
+export async function startPageServer(pages) {
+  const server = createServer((req, res) => {
+    const page = pages[new URL(req.url, 'http://x').pathname];
+    if (!page) { res.writeHead(404); res.end(); return; }
+    res.writeHead(200, { 'content-type': page.type });
+    res.end(page.body);
+  });
+  server.listen(0, 'localhost');
+  await once(server, 'listening');
+  return { origin: `http://localhost:${server.address().port}`, close: () => new Promise((r) => server.close(r)) };
+}
+
+export const JQUERY = readFileSync(path.join(HERE, 'node_modules/jquery/dist/jquery.min.js'), 'utf8');
