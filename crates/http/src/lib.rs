@@ -61,6 +61,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/queues/{id}"),
     ("get", "/api/v1/queues/{id}/status"),
     ("get", "/api/v1/queues/{id}/stats"),
+    ("get", "/api/v1/queues/{id}/waiting"),
     ("post", "/api/v1/queues/{id}/chats"),
     ("get", "/api/v1/queue-chats/{id}"),
     ("post", "/api/v1/queue-chats/{id}/accept"),
@@ -106,6 +107,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/queues/{id}", get(queues::get).put(queues::put))
         .route("/api/v1/queues/{id}/status", get(queues::status).options(queues::preflight))
         .route("/api/v1/queues/{id}/stats", get(queues::stats))
+        .route("/api/v1/queues/{id}/waiting", get(queues::waiting))
         .route("/api/v1/queues/{id}/chats", post(queues::request_chat))
         .route("/api/v1/queue-chats/{id}", get(queues::chat))
         .route("/api/v1/queue-chats/{id}/accept", post(queues::accept))

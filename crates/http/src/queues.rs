@@ -477,3 +477,24 @@ pub async fn deliveries(
         .collect();
     Ok(Json(json!({"deliveries": items})))
 }
+
+/// A queue's waiting list (its experts and managers).
+pub async fn waiting(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let list = app.service.queue_waiting(&caller.user, &id)?;
+    let items: Vec<Value> = list
+        .iter()
+        .map(|w| {
+            let mut v = crate::wire::queue_chat(&w.view);
+            v["seeker"] = json!(w.seeker.as_str());
+            v["seeker_name"] = json!(w.seeker_name);
+            v["question"] = json!(w.question);
+            v["waited_s"] = json!(w.waited_ms / 1000);
+            v
+        })
+        .collect();
+    Ok(Json(json!({"waiting": items})))
+}

@@ -26,6 +26,16 @@ pub struct Offer {
     pub conversation: ConversationId,
 }
 
+/// A chat on a queue's waiting list, as its experts see it.
+#[derive(Debug, Clone)]
+pub struct WaitingChat {
+    pub view: ChatView,
+    pub seeker: Address,
+    pub seeker_name: String,
+    pub question: String,
+    pub waited_ms: Millis,
+}
+
 /// Where a queue chat stands, as the seeker (and the assigned expert) see it.
 #[derive(Debug, Clone)]
 pub struct ChatView {
@@ -415,6 +425,34 @@ impl Service {
                 self.hub.send_to_session(key, &Outbound::new(Frame::QueueChat(view)));
             }
         }
+    }
+
+    /// The waiting list of a queue, oldest first, for its experts and managers (on a
+    /// `manual` queue experts pick from it with accept).
+    pub fn queue_waiting(&self, user: &User, queue: &str) -> Result<Vec<WaitingChat>> {
+        let def = self.queues.find(queue).ok_or(CoreError::NotFound("queue"))?;
+        let manager = user.has_role(sb_core::Role::Admin) || user.has_role(sb_core::Role::QueueManager);
+        if !manager && !def.members.iter().any(|m| m.user == user.id) {
+            return Err(
+                CoreError::Forbidden("only the queue's experts and managers see its waiting list".into()).into()
+            );
+        }
+        let now = self.now();
+        Ok(self
+            .route(|r| r.waiting(&def.id))
+            .into_iter()
+            .filter_map(|chat| {
+                let open = self.open_chat(chat)?;
+                let view = self.queue_chat_view(chat)?;
+                Some(WaitingChat {
+                    view,
+                    seeker: open.seeker_address,
+                    seeker_name: open.seeker_name,
+                    question: open.record.question,
+                    waited_ms: now - open.record.requested_at,
+                })
+            })
+            .collect())
     }
 
     /// The seeker rates a chat (1–5) with an optional comment, once it was assigned.

@@ -616,3 +616,36 @@ backend_tests! {
         assert_eq!(s, StatusCode::NO_CONTENT);
     }
 }
+
+backend_tests! {
+    async fn experts_pick_from_the_waiting_list_of_a_manual_queue(app) {
+        let admin = app.login("admin").await;
+        let (_, q) = admin.get("/api/v1/queues/support").await;
+        let (s, _) = admin
+            .send_json(reqwest::Method::PUT, "/api/v1/queues/support", json!({"display_name": "Demo Support", "method": "manual", "members": q["members"]}))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let judy = app.login("judy").await;
+        let mut j = judy.ws_with("presence=none").await;
+        let alice = app.login("alice").await;
+        let bob = app.login("bob").await;
+        let (_, first) = alice.post("/api/v1/queues/support/chats", json!({"question": "first"})).await;
+        let (_, second) = bob.post("/api/v1/queues/support/chats", json!({"question": "second"})).await;
+        let frames = j.drain(300).await;
+        assert!(frames.iter().all(|f| f["type"] != "queue_offer"), "manual queues offer nothing");
+        let (s, list) = judy.get("/api/v1/queues/support/waiting").await;
+        assert_eq!(s, StatusCode::OK, "{list}");
+        let waiting = list["waiting"].as_array().unwrap();
+        let questions: Vec<&str> = waiting.iter().map(|w| w["question"].as_str().unwrap()).collect();
+        assert_eq!(questions, ["first", "second"], "oldest first");
+        assert_eq!(waiting[1]["seeker"], "bob@example.com");
+        let (s, _) = alice.get("/api/v1/queues/support/waiting").await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "not for seekers");
+        // Judy picks the second one.
+        let (s, v) = judy.post(&format!("/api/v1/queue-chats/{}/accept", second["chat"]), json!({})).await;
+        assert_eq!((s, v["state"].as_str()), (StatusCode::OK, Some("assigned")), "{v}");
+        let (_, list) = judy.get("/api/v1/queues/support/waiting").await;
+        assert_eq!(list["waiting"].as_array().unwrap().len(), 1);
+        assert_eq!(list["waiting"][0]["chat"], first["chat"]);
+    }
+}
