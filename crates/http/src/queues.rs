@@ -436,7 +436,7 @@ pub async fn create_webhook(
 
 pub async fn list_webhooks(State(app): State<AppState>, caller: UserCaller) -> Result<Json<Value>, ApiError> {
     require_manager(&caller)?;
-    let hooks = app.service.store().webhooks().await.map_err(sb_service::ServiceError::from)?;
+    let hooks = app.service.webhooks().await?;
     Ok(Json(json!({"webhooks": hooks.iter().map(webhook_json).collect::<Vec<_>>()})))
 }
 
@@ -464,7 +464,7 @@ pub async fn deliveries(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     require_manager(&caller)?;
-    let list = app.service.store().deliveries(webhook_id(&id)?, 200).await.map_err(sb_service::ServiceError::from)?;
+    let list = app.service.webhook_deliveries(webhook_id(&id)?, 200).await?;
     let items: Vec<Value> = list
         .iter()
         .map(|d| {

@@ -70,7 +70,7 @@ pub async fn me(State(app): State<AppState>, caller: Caller) -> ApiResult {
     match caller.principal {
         Principal::User { user, session } => {
             let presence = app.service.presence(user.id);
-            let groups = app.service.store().groups_of(user.id).await.map_err(sb_service::ServiceError::from)?;
+            let groups = app.service.groups_of(user.id).await?;
             let mut v = serde_json::to_value(wire::user(&user, Some(&presence))).unwrap_or_default();
             v["groups"] = json!(groups.iter().map(wire::group).collect::<Vec<_>>());
             v["csrf_token"] = json!(session.csrf_token);
@@ -106,12 +106,7 @@ pub struct UserQuery {
 }
 
 pub async fn users(State(app): State<AppState>, _caller: UserCaller, ApiQuery(q): ApiQuery<UserQuery>) -> ApiResult {
-    let users = app
-        .service
-        .store()
-        .users(&q.q, q.limit.unwrap_or(50).clamp(1, 500))
-        .await
-        .map_err(sb_service::ServiceError::from)?;
+    let users = app.service.users(&q.q, q.limit.unwrap_or(50).clamp(1, 500)).await?;
     Ok(Json(json!({ "users": listed(&app, &users) })))
 }
 
@@ -122,7 +117,7 @@ pub async fn user(State(app): State<AppState>, _caller: UserCaller, Path(address
 }
 
 pub async fn groups(State(app): State<AppState>, _caller: UserCaller) -> ApiResult {
-    let groups = app.service.store().groups().await.map_err(sb_service::ServiceError::from)?;
+    let groups = app.service.groups().await?;
     Ok(Json(json!({"groups": groups.iter().map(wire::group).collect::<Vec<_>>()})))
 }
 
@@ -315,8 +310,8 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    match app.service.store().ping().await {
-        Ok(()) => Json(json!({"status": "ready", "backend": app.service.store().backend()})).into_response(),
+    match app.service.ready().await {
+        Ok(backend) => Json(json!({"status": "ready", "backend": backend})).into_response(),
         Err(_) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is not reachable").into_response()
         }

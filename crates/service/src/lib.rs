@@ -453,6 +453,25 @@ impl Service {
         self.store.user_by_address(&a).await?.ok_or(CoreError::NotFound("user").into())
     }
 
+    /// Directory search (name or address contains `query`).
+    pub async fn users(&self, query: &str, limit: i64) -> Result<Vec<User>> {
+        Ok(self.store.users(query, limit).await?)
+    }
+
+    pub async fn groups(&self) -> Result<Vec<Group>> {
+        Ok(self.store.groups().await?)
+    }
+
+    pub async fn groups_of(&self, user: UserId) -> Result<Vec<Group>> {
+        Ok(self.store.groups_of(user).await?)
+    }
+
+    /// Readiness: the store answers.
+    pub async fn ready(&self) -> Result<&'static str> {
+        self.store.ping().await?;
+        Ok(self.store.backend())
+    }
+
     pub fn presence(&self, user: UserId) -> Presence {
         self.presence_book().get(user)
     }

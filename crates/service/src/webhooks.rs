@@ -44,6 +44,15 @@ impl Service {
         Ok(hook)
     }
 
+    pub async fn webhooks(&self) -> Result<Vec<Webhook>> {
+        Ok(self.store.webhooks().await?)
+    }
+
+    /// A webhook's delivery log, newest first.
+    pub async fn webhook_deliveries(&self, id: i64, limit: i64) -> Result<Vec<sb_core::store::WebhookDelivery>> {
+        Ok(self.store.deliveries(id, limit).await?)
+    }
+
     pub async fn delete_webhook(&self, id: i64) -> Result<()> {
         self.store.delete_webhook(id).await?;
         self.reload_webhooks().await
