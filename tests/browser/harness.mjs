@@ -12,6 +12,7 @@ import { chromium } from 'playwright-core';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const BIN = process.env.SWITCHBOARD_BIN || path.resolve(HERE, '../../target/debug/switchboard');
+const START_TIMEOUT = Number(process.env.SERVER_START_TIMEOUT_MS || 30000);
 
 /** Start `switchboard serve --demo` on 127.0.0.1:0; resolves with { base, stop, tail }. */
 export async function startSwitchboard(env = {}) {
@@ -25,20 +26,30 @@ export async function startSwitchboard(env = {}) {
   createInterface({ input: child.stderr }).on('line', (l) => { log.push(l); if (log.length > 300) log.shift(); });
   const tail = () => (log.length ? `--- server stderr ---\n${log.slice(-60).join('\n')}` : '');
   const base = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no "listening" line within 20 s\n${tail()}`)), 20000);
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (code ${code})\n${tail()}`)); });
+    const timer = setTimeout(() => reject(new Error(`no "listening" line within ${START_TIMEOUT} ms\n${tail()}`)), START_TIMEOUT);
+    child.once('error', (e) => { clearTimeout(timer); reject(e); });
+    child.once('exit', (code, sig) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited before it was ready (code ${code}, signal ${sig})\n${tail()}`));
+    });
     createInterface({ input: child.stdout }).on('line', (l) => {
       const m = /^listening (http:\/\/\S+)\s*$/.exec(l.trim());
-      if (m) { clearTimeout(timer); resolve(m[1]); }
+      if (m) { clearTimeout(timer); resolve(m[1].replace(/\/$/, '')); }
     });
   });
+  let stopping = false;
+  child.on('exit', (code, sig) => {
+    if (!stopping) console.error(`# the server exited during the tests (code ${code}, signal ${sig})\n${tail()}`);
+  });
   const stop = async () => {
+    stopping = true;
     if (child.exitCode === null && child.signalCode === null) {
       const exited = once(child, 'exit');
       child.kill('SIGTERM');
       const t = setTimeout(() => child.kill('SIGKILL'), 10000);
-      await exited;
+      const [code, sig] = await exited;
       clearTimeout(t);
+      if (code !== 0) console.error(`# server did not exit cleanly after SIGTERM: code ${code}, signal ${sig}`);
     }
     rmSync(dataDir, { recursive: true, force: true });
   };

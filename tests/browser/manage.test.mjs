@@ -16,21 +16,17 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '..', '..');
-const BIN = process.env.SWITCHBOARD_BIN || path.join(REPO, 'target', 'debug', 'switchboard');
+import { once } from 'node:events';
+import { mkdirSync, readFileSync } from 'node:fs';
+
+import path from 'node:path';
+
+import { chromium } from 'playwright-core';
+import { startSwitchboard } from './harness.mjs';
+
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || '';
-const START_TIMEOUT = Number(process.env.SERVER_START_TIMEOUT_MS || 30000);
 const WEB_DIR = process.env.WEB_DIR || '';
 const WAIT = 15000; // every wait for a condition in a page
 const PASSWORD = 'demo';
@@ -40,9 +36,6 @@ const JUDY = 'judy@example.com'; // expert of Demo Support
 const CAROL = 'carol@example.com';
 const HOSTILE = '<img src=x onerror=alert(1)>';
 
-let server = null;
-let serverLog = [];
-let dataDir = null;
 let base = process.env.SWITCHBOARD_URL ? process.env.SWITCHBOARD_URL.replace(/\/$/, '') : '';
 let browser = null;
 const clients = [];
@@ -50,56 +43,21 @@ let olivia = null;
 
 // ------------------------------------------------------------------ server
 
-function startServer() {
-  dataDir = mkdtempSync(path.join(tmpdir(), 'switchboard-manage-'));
-  if (!existsSync(BIN)) throw new Error(`server binary not found: ${BIN} (build it, or set SWITCHBOARD_BIN)`);
-  server = spawn(BIN, ['serve', '--data-dir', dataDir, '--http', '127.0.0.1:0', '--demo'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
-  });
-  createInterface({ input: server.stderr }).on('line', (l) => {
-    serverLog.push(l);
-    if (serverLog.length > 300) serverLog.shift();
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(
-      `server printed no "listening http://…" line within ${START_TIMEOUT} ms\n${tail()}`)), START_TIMEOUT);
-    server.once('error', (e) => { clearTimeout(timer); reject(e); });
-    server.once('exit', (code, sig) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited before it was ready (code ${code}, signal ${sig})\n${tail()}`));
-    });
-    createInterface({ input: server.stdout }).on('line', (l) => {
-      const m = /^listening (http:\/\/\S+)\s*$/.exec(l.trim());
-      if (m && !base) {
-        clearTimeout(timer);
-        base = m[1].replace(/\/$/, '');
-        const s = server;
-        s.on('exit', (code, sig) => {
-          if (server === s) console.error(`# the server exited during the tests (code ${code}, signal ${sig})\n${tail()}`);
-        });
-        resolve();
-      }
-    });
-  });
+// The server (started here unless SWITCHBOARD_URL names a running one): see harness.mjs.
+let sb = null;
+
+async function startServer() {
+  sb = await startSwitchboard();
+  base = sb.base;
 }
 
 async function stopServer() {
-  if (!server) return;
-  const s = server;
-  server = null;
-  if (s.exitCode === null && s.signalCode === null) {
-    const exited = once(s, 'exit');
-    s.kill('SIGTERM');
-    const t = setTimeout(() => s.kill('SIGKILL'), 10000);
-    const [code, sig] = await exited;
-    clearTimeout(t);
-    if (code !== 0) console.error(`# server did not exit cleanly after SIGTERM: code ${code}, signal ${sig}`);
-  }
+  await sb?.stop();
+  sb = null;
 }
 
-function tail(n = 60) {
-  return serverLog.length ? `--- server stderr (last lines) ---\n${serverLog.slice(-n).join('\n')}` : '';
+function tail() {
+  return sb ? sb.tail() : '';
 }
 
 // ------------------------------------------------------------------ REST helpers (Node side)
@@ -285,7 +243,6 @@ before(async () => {
 after(async () => {
   if (browser) await browser.close().catch(() => {});
   await stopServer();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
 // ------------------------------------------------------------------ tests
