@@ -443,10 +443,6 @@ impl Router {
         out
     }
 
-    pub fn queue(&self, id: &str) -> Option<&QueueConfig> {
-        self.queues.get(id)
-    }
-
     fn members(&self, queue: &str) -> Vec<UserId> {
         self.queues.get(queue).map(|q| q.members.iter().map(|(u, _)| *u).collect()).unwrap_or_default()
     }

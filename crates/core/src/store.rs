@@ -30,13 +30,6 @@ pub struct Application {
     pub revoked: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProfileUpdate {
-    pub display_name: Option<String>,
-    pub email: Option<String>,
-    pub locale: Option<String>,
-}
-
 /// A subscriber to queue lifecycle events (all queues when `queue` is None).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
@@ -86,7 +79,6 @@ pub trait Store: Send + Sync + 'static {
     async fn set_password_hash(&self, id: UserId, hash: Option<String>) -> StoreResult<()>;
     async fn set_roles(&self, id: UserId, roles: &[Role]) -> StoreResult<()>;
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<()>;
-    async fn update_profile(&self, id: UserId, update: ProfileUpdate) -> StoreResult<()>;
 
     async fn create_group(&self, slug: &str, name: &str) -> StoreResult<Group>;
     async fn groups(&self) -> StoreResult<Vec<Group>>;

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use sb_core::conversation::{Appended, ConversationSummary, Member};
 use sb_core::directory::NewUser;
 use sb_core::queue::{ChatId, ChatTimes, QueueChatRecord, QueueDef, QueueEvent, QueueMember, RoutingMethod};
-use sb_core::store::{Application, AuthSession, ProfileUpdate, Store, StoreResult, Webhook, WebhookDelivery};
+use sb_core::store::{Application, AuthSession, Store, StoreResult, Webhook, WebhookDelivery};
 use sb_core::{
     Address, Conversation, ConversationId, ConversationKind, Event, EventId, EventKind, Group, GroupId, Millis,
     NewEvent, Role, StoreError, User, UserId,
@@ -466,20 +466,6 @@ impl Store for SqlStore {
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<()> {
         self.exec_one(sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2").bind(i64::from(disabled)).bind(id.0))
             .await
-    }
-
-    async fn update_profile(&self, id: UserId, u: ProfileUpdate) -> StoreResult<()> {
-        self.exec_one(
-            sqlx::query(
-                "UPDATE users SET display_name = COALESCE($1, display_name), email = COALESCE($2, email), \
-                 locale = COALESCE($3, locale) WHERE id = $4",
-            )
-            .bind(u.display_name)
-            .bind(u.email)
-            .bind(u.locale)
-            .bind(id.0),
-        )
-        .await
     }
 
     async fn create_group(&self, slug: &str, name: &str) -> StoreResult<Group> {

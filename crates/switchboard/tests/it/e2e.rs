@@ -57,6 +57,17 @@ impl Server {
         assert!(r.status().is_success(), "login {who}: {}", r.status());
         r.json().await.unwrap()
     }
+
+    /// A signed-in request: `body` None for GET, Some for a JSON POST; the answer's JSON.
+    async fn call(&self, token: &str, path: &str, body: Option<Value>) -> Value {
+        let http = reqwest::Client::new();
+        let url = format!("{}{path}", self.base);
+        let req = match body {
+            Some(b) => http.post(url).json(&b),
+            None => http.get(url),
+        };
+        req.bearer_auth(token).send().await.unwrap().json().await.unwrap()
+    }
 }
 
 impl Drop for Server {
@@ -121,17 +132,9 @@ async fn acknowledged_message_survives_kill_9(extra: &[&str]) {
     let mut server = Server::start(&dir, &[&["--demo"], extra].concat(), &[]);
     let alice = server.login("alice@example.com", "demo").await;
     let token = alice["token"].as_str().unwrap().to_string();
-    let http = reqwest::Client::new();
-    let conv: Value = http
-        .post(format!("{}/api/v1/conversations", server.base))
-        .bearer_auth(&token)
-        .json(&json!({"kind": "direct", "members": ["bob@example.com"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let conv = server
+        .call(&token, "/api/v1/conversations", Some(json!({"kind": "direct", "members": ["bob@example.com"]})))
+        .await;
     let conv = conv["id"].as_i64().unwrap();
     let mut socket = ws(&server.addr, &token).await;
     next_of(&mut socket, "ready").await;
@@ -149,15 +152,7 @@ async fn acknowledged_message_survives_kill_9(extra: &[&str]) {
 
     let server = Server::start(&dir, extra, &[]);
     let token = server.login("alice@example.com", "demo").await["token"].as_str().unwrap().to_string();
-    let h: Value = http
-        .get(format!("{}/api/v1/conversations/{conv}/messages?limit=100", server.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h = server.call(&token, &format!("/api/v1/conversations/{conv}/messages?limit=100"), None).await;
     let stored: Vec<i64> = h["events"]
         .as_array()
         .unwrap()
@@ -426,17 +421,7 @@ async fn waiting_queue_chats_survive_a_restart() {
     j.send(Message::Text(json!({"type": "presence", "state": "busy"}).to_string().into())).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let alice = server.login("alice@example.com", "demo").await["token"].as_str().unwrap().to_string();
-    let http = reqwest::Client::new();
-    let v: Value = http
-        .post(format!("{}/api/v1/queues/support/chats", server.base))
-        .bearer_auth(&alice)
-        .json(&json!({"question": "after the crash?"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = server.call(&alice, "/api/v1/queues/support/chats", Some(json!({"question": "after the crash?"}))).await;
     assert_eq!(v["state"], "waiting", "{v}");
     let chat = v["chat"].as_i64().unwrap();
     server.child.kill().unwrap();
@@ -445,15 +430,7 @@ async fn waiting_queue_chats_survive_a_restart() {
 
     let server = Server::start(&dir, &[], &[]);
     let alice = server.login("alice@example.com", "demo").await["token"].as_str().unwrap().to_string();
-    let view: Value = http
-        .get(format!("{}/api/v1/queue-chats/{chat}", server.base))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view = server.call(&alice, &format!("/api/v1/queue-chats/{chat}"), None).await;
     assert_eq!(view["state"], "waiting", "restored: {view}");
     let judy = server.login("judy@example.com", "demo").await["token"].as_str().unwrap().to_string();
     let mut j = ws(&server.addr, &judy).await;
