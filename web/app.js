@@ -641,9 +641,9 @@
       case 'pong': clearTimeout(S.pongTimer); break;
       case 'error': onErrorFrame(f); break;
       case 'closing': setConn('connecting', 'The server is restarting. Reconnecting…'); break;
-      case 'queue_offer': onQueueOffer(f); break;
+      case 'queue_offer': onQueueOffer(f); workChanged(); break;
       case 'queue_offer_gone': offerGone(Number(f.chat), String(f.reason || '')); break;
-      case 'queue_chat': onQueueChat(f); break;
+      case 'queue_chat': onQueueChat(f); workChanged(); break;
       default: break;
     }
   }
@@ -1350,7 +1350,7 @@
       $(t).setAttribute('aria-selected', String(on));
       $(pane).hidden = !on;
     }
-    if (tab === 'queues') { renderQueues(); loadQueues(); }
+    if (tab === 'queues') { renderQueues(); loadQueues(); renderWork(); refreshWork(); }
   }
 
   // ---------------------------------------------------------------- modal (new group / invite)
@@ -1571,6 +1571,24 @@
     pollTimer: null,
     tickTimer: null,
     loadTimer: null,
+    full: new Map(), // queue id -> {def, at} from GET /queues/{id} (canned responses, tags, form)
+    fullFetches: new Map(), // queue id -> promise
+    waiting: new Map(), // queue id -> {items, at, error}
+    offline: new Map(), // queue id -> {items, error}
+    workNodes: new Map(), // key -> node of the waiting / offline lists
+    listTimer: null,
+    listTick: 0,
+    listBusy: false,
+    listAgain: false,
+    listSoon: null,
+    picking: new Set(), // chats being picked or taken
+    wrapped: new Set(), // chats whose wrap-up was saved or skipped
+    wrapDue: new Set(), // chats that ended under this user's eyes (wrap-up asked for)
+    wrapSaved: new Set(), // wrap-ups saved in this page
+    wrapFor: null, // chat the wrap-up panel was built for
+    wrapTimer: null,
+    cannedKey: '',
+    helpFor: null, // queue whose form fields the "Get help" dialog shows
   };
 
   function queueKey() { return S.me ? `sb.queues.${S.me.address}` : null; }
@@ -1583,6 +1601,8 @@
         convChat: [...Q.convChat.entries()].slice(-50),
         accepted: [...Q.accepted].slice(-50),
         seekers: [...Q.seekers.entries()].slice(-50),
+        wrapped: [...Q.wrapped].slice(-100),
+        wrapDue: [...Q.wrapDue].slice(-50),
       }));
     } catch (_) { /* ignore */ }
   }
@@ -1596,6 +1616,8 @@
       for (const [c, ch] of v.convChat || []) if (typeof c === 'number' && typeof ch === 'number') Q.convChat.set(c, ch);
       for (const ch of v.accepted || []) if (typeof ch === 'number') { Q.accepted.add(ch); Q.opened.add(ch); }
       for (const [ch, s] of v.seekers || []) if (typeof ch === 'number' && s && typeof s === 'object') Q.seekers.set(ch, s);
+      for (const ch of v.wrapped || []) if (typeof ch === 'number') Q.wrapped.add(ch);
+      for (const ch of v.wrapDue || []) if (typeof ch === 'number') Q.wrapDue.add(ch);
     } catch (_) { /* ignore */ }
   }
 
@@ -1613,6 +1635,7 @@
     renderQueues();
     renderTransferOptions();
     if (!$('help-modal').hidden) renderHelpQueues();
+    if (workVisible()) renderWork();
   }
 
   /** Reload the queue list soon (several frames in a row cost one request). */
@@ -1627,6 +1650,8 @@
     $('tab-queues').hidden = !Q.isExpert;
     clearInterval(Q.pollTimer);
     Q.pollTimer = setInterval(() => { if (S.signedIn && (Q.isExpert || S.tab === 'queues')) loadQueues(); }, 15000);
+    clearInterval(Q.listTimer);
+    Q.listTimer = setInterval(workTick, 1000);
     renderQueues();
   }
 
@@ -1677,7 +1702,10 @@
     const chat = Number(f.chat);
     if (!chat) return;
     if (f.seeker) {
-      Q.seekers.set(chat, { seeker: lower(f.seeker), seeker_name: String(f.seeker_name || ''), question: String(f.question || '') });
+      Q.seekers.set(chat, {
+        seeker: lower(f.seeker), seeker_name: String(f.seeker_name || ''), question: String(f.question || ''),
+        answers: cleanAnswers(f.answers), queue: String(f.queue || ''),
+      });
       if (f.seeker_name && !S.users.has(lower(f.seeker))) rememberUser({ address: f.seeker, display_name: String(f.seeker_name) });
       saveQueueState();
     }
@@ -1697,6 +1725,7 @@
         el('span', { class: 'offer-seeker-name', text: seekerName || seeker }),
         seekerName && seeker ? el('span', { class: 'offer-seeker-addr', text: ` ${seeker}` }) : null),
       el('div', { class: 'offer-question', 'data-testid': 'offer-question', text: String(f.question || '') }),
+      answersNode(String(f.queue || ''), f.answers, 'offer-answers'),
       el('div', { class: 'offer-actions' }, decline, accept));
     o = { f, node, countdown, accept, decline, expires: toMs(f.expires_at), gone: false };
     Q.offers.set(chat, o);
@@ -1808,11 +1837,11 @@
   function onQueueChat(f) {
     const chat = Number(f.chat);
     if (!chat) return;
-    const v = Object.assign({}, Q.chats.get(chat) || {}, f);
+    const prev = Q.chats.get(chat);
+    const v = Object.assign({}, prev || {}, f);
     delete v.type;
     Q.chats.set(chat, v);
     if (typeof v.conversation === 'number') Q.convChat.set(v.conversation, chat);
-    saveQueueState();
     if (v.state === 'assigned') {
       const mineNow = S.me && lower(v.expert) === S.me.address;
       if (Q.accepted.has(chat) || mineNow) {
@@ -1829,6 +1858,11 @@
       const o = Q.offers.get(chat);
       if (o) offerGone(chat, 'withdrawn');
     }
+    // The chat ended under this expert's eyes (End, or the seeker left): ask for a wrap-up.
+    const ended = v.state === 'wrap_up' || v.state === 'closed' || v.state === 'abandoned';
+    const wasOpen = !!prev && (prev.state === 'assigned' || prev.state === 'wrap_up');
+    if (ended && (wasOpen || v.state === 'wrap_up') && !Q.wrapped.has(chat) && isExpertOf(chat)) Q.wrapDue.add(chat);
+    saveQueueState();
     if (v.conversation === S.current) renderQueueBar();
     queuesChanged();
   }
@@ -1851,31 +1885,82 @@
       }
       return `Connected to ${v.expert ? v.expert : 'an expert'}`;
     }
+    if (st === 'offline') {
+      if (expertSide) {
+        const s = Q.seekers.get(v.chat);
+        const who = s ? (s.seeker_name || s.seeker) : '';
+        return `Offline message${who ? ` from ${who}` : ''} — your answer reaches them here`;
+      }
+      return v.message ? String(v.message) : 'Nobody can answer right now. Leave your message here; an expert will answer it later.';
+    }
+    if (st === 'wrap_up') return expertSide ? 'Chat ended — wrap-up' : 'Chat ended';
     if (st === 'overflowed') return v.message ? String(v.message) : 'No expert could take this chat.';
     if (st === 'abandoned') return 'The seeker left the chat.';
     return 'Chat ended';
   }
 
+  /** The queue a chat belongs to, as far as this page knows. */
+  function queueOf(chat) {
+    const v = Q.chats.get(chat);
+    const s = Q.seekers.get(chat);
+    return String((v && v.queue) || (s && s.queue) || '');
+  }
+
+  /** Who asked and what, for the expert: from the offer / waiting list, else the chat view. */
+  function seekerInfo(chat) {
+    const s = Q.seekers.get(chat) || {};
+    const v = Q.chats.get(chat) || {};
+    const answers = s.answers && Object.keys(s.answers).length ? s.answers : cleanAnswers(v.answers);
+    return {
+      seeker: s.seeker || '', seeker_name: s.seeker_name || '',
+      question: s.question || (typeof v.question === 'string' ? v.question : ''), answers,
+    };
+  }
+
   function renderQueueBar() {
     const conv = S.convs.get(S.current);
     const bar = $('queue-bar');
-    if (!conv || conv.kind !== 'queue') { bar.hidden = true; return; }
+    if (!conv || conv.kind !== 'queue') {
+      bar.hidden = true;
+      $('canned-select').hidden = true;
+      stopWrapTimer();
+      return;
+    }
     const chat = Q.convChat.get(conv.id);
     const v = chat ? Q.chats.get(chat) : null;
     const expertSide = chat ? isExpertOf(chat) : false;
     bar.hidden = false;
+    if (bar.getAttribute('data-chat') !== (chat ? String(chat) : '')) {
+      $('invite-expert-error').hidden = true;
+      $('invite-expert-target').value = '';
+    }
     bar.setAttribute('data-chat', chat ? String(chat) : '');
     bar.setAttribute('data-state', v ? String(v.state || '') : '');
     const st = $('queue-chat-status');
     setText(st, v ? queueChatStatusText(v, expertSide) : (chat ? '' : 'Queue chat'));
     st.setAttribute('data-state', v ? String(v.state || '') : '');
     const open = !!v && (v.state === 'assigned' || v.state === 'waiting');
-    $('transfer-form').hidden = !(expertSide && v && v.state === 'assigned');
+    const assigned = expertSide && !!v && v.state === 'assigned';
+    $('transfer-form').hidden = !assigned;
+    $('invite-expert-form').hidden = !assigned;
     $('end-queue-chat').hidden = !(chat && open);
-    const info = chat && expertSide ? Q.seekers.get(chat) : null;
+    const queueId = chat ? queueOf(chat) : '';
+    if (expertSide && queueId) ensureQueueDef(queueId);
+    const info = chat && expertSide ? seekerInfo(chat) : null;
     const qn = $('queue-chat-question');
     setText(qn, info && info.question ? `Question: ${info.question}` : '');
     qn.hidden = !(info && info.question);
+    const an = $('queue-chat-answers');
+    const akey = info ? JSON.stringify([chat, queueId, info.answers, !!queueDef(queueId)]) : '';
+    if (an.getAttribute('data-key') !== akey) {
+      an.setAttribute('data-key', akey);
+      const node = info ? answersNode(queueId, info.answers, 'answers') : null;
+      an.replaceChildren(...(node ? [node] : []));
+    }
+    an.hidden = !an.firstChild;
+    renderCanned(assigned ? queueId : '');
+    if (assigned) renderInviteOptions(queueId, conv);
+    renderWrapup(chat, v, expertSide);
     // After a reload the chat's state is not known yet: ask for it once.
     if (chat && !v && !Q.fetching.has(chat)) {
       Q.fetching.add(chat);
@@ -1910,14 +1995,561 @@
     if (!chat) return;
     $('end-queue-chat').disabled = true;
     try {
-      await api('POST', `/queue-chats/${chat}/end`, {});
+      const r = await api('POST', `/queue-chats/${chat}/end`, {});
+      if (r && r.chat) onQueueChat(r);
       const v = Q.chats.get(chat);
-      if (v && (v.state === 'assigned' || v.state === 'waiting')) onQueueChat({ chat, state: v.state === 'waiting' ? 'abandoned' : 'closed' });
+      if (v && (v.state === 'assigned' || v.state === 'waiting')) {
+        onQueueChat({ chat, state: v.state === 'waiting' ? 'abandoned' : 'closed' });
+        // In case the server holds it in wrap-up (and its frame has not come yet).
+        if (isExpertOf(chat)) {
+          api('GET', `/queue-chats/${chat}`).then((cur) => {
+            const now = Q.chats.get(chat);
+            if (cur && cur.chat && now && now.state === 'closed' && cur.state === 'wrap_up' && !Q.wrapped.has(chat)) onQueueChat(cur);
+          }).catch(() => {});
+        }
+      }
     } catch (e) {
       toast(e.message);
     } finally {
       $('end-queue-chat').disabled = false;
     }
+  }
+
+  // --- queue definitions as the console needs them (canned responses, tags, form labels)
+  function queueDef(id) {
+    if (!id) return null;
+    const f = Q.full.get(String(id));
+    return (f && f.def) || Q.defs.find((d) => String(d.id) === String(id)) || null;
+  }
+
+  /** GET /queues/{id} at most every maxAgeMs; the views that use it are re-rendered after. */
+  function ensureQueueDef(id, maxAgeMs = 30000) {
+    const key = String(id || '');
+    if (!key) return Promise.resolve(null);
+    const f = Q.full.get(key);
+    if (f && Date.now() - f.at < maxAgeMs) return Promise.resolve(f.def);
+    if (Q.fullFetches.has(key)) return Q.fullFetches.get(key);
+    const p = api('GET', `/queues/${encodeURIComponent(key)}`)
+      .then((d) => {
+        const def = d && typeof d === 'object' ? (d.queue && typeof d.queue === 'object' ? d.queue : d) : null;
+        Q.full.set(key, { def, at: Date.now() });
+        return def;
+      }, () => {
+        Q.full.set(key, { def: f ? f.def : null, at: Date.now() });
+        return null;
+      })
+      .finally(() => {
+        Q.fullFetches.delete(key);
+        if (S.current !== null) renderQueueBar();
+        if (!$('help-modal').hidden) renderHelpFields();
+      });
+    Q.fullFetches.set(key, p);
+    return p;
+  }
+
+  /** Pre-chat answers as {name: text}; anything else is dropped. */
+  function cleanAnswers(a) {
+    const out = {};
+    if (!a || typeof a !== 'object' || Array.isArray(a)) return out;
+    for (const [k, v] of Object.entries(a)) {
+      if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[String(k)] = String(v);
+    }
+    return out;
+  }
+
+  /** The answers as a definition list (label: value), in the order of the queue's form. */
+  function answersNode(queueId, answers, testid) {
+    const a = cleanAnswers(answers);
+    const keys = Object.keys(a).filter((k) => a[k] !== '');
+    if (!keys.length) return null;
+    const d = queueDef(queueId);
+    const fields = d && Array.isArray(d.form) ? d.form.filter((x) => x && typeof x.name === 'string') : [];
+    const order = fields.map((x) => x.name).filter((n) => keys.includes(n));
+    for (const k of keys) if (!order.includes(k)) order.push(k);
+    const dl = el('dl', { class: 'answers', 'data-testid': testid || 'answers' });
+    for (const k of order) {
+      const fdef = fields.find((x) => x.name === k);
+      const label = fdef && fdef.label ? String(fdef.label) : k;
+      dl.appendChild(el('div', { class: 'answer', 'data-testid': 'answer', 'data-name': k },
+        el('dt', { class: 'answer-name', text: label, title: k }), el('dd', { class: 'answer-value', 'data-testid': 'answer-value', text: a[k] })));
+    }
+    return dl;
+  }
+
+  // --- canned responses (inserted into the composer, never sent by themselves)
+  let cannedList = [];
+
+  function cannedOf(queueId) {
+    const d = queueDef(queueId);
+    if (!d || !Array.isArray(d.canned)) return [];
+    return d.canned.filter((c) => c && typeof c === 'object' && (c.text || c.title))
+      .map((c) => ({ title: String(c.title || ''), text: String(c.text || '') }));
+  }
+
+  function renderCanned(queueId) {
+    const sel = $('canned-select');
+    const list = queueId ? cannedOf(queueId) : [];
+    sel.hidden = !list.length;
+    const key = JSON.stringify([queueId, list]);
+    if (key === Q.cannedKey) return;
+    Q.cannedKey = key;
+    cannedList = list;
+    const frag = document.createDocumentFragment();
+    frag.appendChild(el('option', { value: '', text: 'Canned…' }));
+    list.forEach((c, i) => frag.appendChild(el('option', {
+      value: String(i), title: c.text, 'data-testid': 'canned-option', text: c.title || (c.text.length > 40 ? `${c.text.slice(0, 39)}…` : c.text),
+    })));
+    sel.replaceChildren(frag);
+    sel.value = '';
+  }
+
+  function insertCanned() {
+    const sel = $('canned-select');
+    const c = sel.value === '' ? null : cannedList[Number(sel.value)];
+    sel.value = '';
+    if (!c || S.current === null) return;
+    const box = $('composer');
+    const len = box.value.length;
+    const focused = document.activeElement === box;
+    const start = focused ? box.selectionStart : len;
+    const end = focused ? box.selectionEnd : len;
+    const before = box.value.slice(0, start);
+    const text = before && !/\s$/.test(before) ? ` ${c.text}` : c.text;
+    box.setRangeText(text, start, end, 'end');
+    box.focus();
+    onComposerInput();
+  }
+
+  // --- inviting a colleague into the chat (conference)
+  function renderInviteOptions(queueId, conv) {
+    const d = queueDef(queueId);
+    const inConv = new Set(conv.members || []);
+    if (S.me) inConv.add(S.me.address);
+    const members = d && Array.isArray(d.members) ? d.members.map((m) => lower(m && (m.address || m))) : [];
+    const opts = members.filter((a) => a && !inConv.has(a));
+    const dl = $('invite-expert-options');
+    const key = opts.join(',');
+    if (dl.getAttribute('data-key') === key) return;
+    dl.setAttribute('data-key', key);
+    dl.replaceChildren(...opts.map((a) => el('option', { value: a, label: displayName(a) })));
+  }
+
+  async function submitInvite() {
+    const chat = Q.convChat.get(S.current);
+    const input = $('invite-expert-target');
+    const err = $('invite-expert-error');
+    const fail = (m) => { setText(err, m); err.hidden = !m; };
+    let t = input.value.trim();
+    const m = /<([^<>\s]+@[^<>\s]+)>\s*$/.exec(t);
+    if (m) t = m[1];
+    t = lower(t);
+    if (!chat) return;
+    if (!t) { input.focus(); return; }
+    if (!/^[^@\s]+@[^@\s]+$/.test(t)) { fail('Enter the expert\'s address (name@domain).'); input.focus(); return; }
+    fail('');
+    const btn = $('invite-expert-submit');
+    btn.disabled = true;
+    try {
+      await api('POST', `/queue-chats/${chat}/invite`, { expert: t });
+      input.value = '';
+      toast(`Invited ${displayName(t)} into the chat.`);
+      const conv = S.convs.get(S.current);
+      if (conv) ensureMembersFresh(conv);
+    } catch (e) {
+      fail(e.message);
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  // --- wrap-up (tags and a note after a chat ended)
+  function wrapupTags(queueId) {
+    const d = queueDef(queueId);
+    return d && Array.isArray(d.wrap_up_tags) ? d.wrap_up_tags.map(String).filter(Boolean) : [];
+  }
+
+  function wrapupWanted(chat, v, expertSide) {
+    if (!chat || !v || !expertSide || Q.wrapped.has(chat)) return false;
+    if (v.state === 'wrap_up') return true;
+    return Q.wrapDue.has(chat) && (v.state === 'closed' || v.state === 'abandoned') && wrapupTags(queueOf(chat)).length > 0;
+  }
+
+  function stopWrapTimer() {
+    clearInterval(Q.wrapTimer);
+    Q.wrapTimer = null;
+  }
+
+  function renderWrapup(chat, v, expertSide) {
+    const form = $('wrapup-form');
+    $('wrapup-done').hidden = !(chat && Q.wrapSaved.has(chat));
+    if (!wrapupWanted(chat, v, expertSide)) {
+      form.hidden = true;
+      form.removeAttribute('data-chat');
+      stopWrapTimer();
+      return;
+    }
+    const tags = wrapupTags(queueOf(chat));
+    const key = JSON.stringify([chat, tags]);
+    if (Q.wrapFor !== key) {
+      const sameChat = form.getAttribute('data-chat') === String(chat);
+      const checked = new Set(sameChat ? [...form.querySelectorAll('[data-testid=wrapup-tag]:checked')].map((i) => i.value) : []);
+      Q.wrapFor = key;
+      const box = $('wrapup-tags');
+      const legend = box.querySelector('legend');
+      box.replaceChildren(legend, ...tags.map((t) => {
+        const cb = el('input', { type: 'checkbox', value: t, 'data-testid': 'wrapup-tag', 'data-tag': t });
+        cb.checked = checked.has(t);
+        return el('label', { class: 'wrapup-tag' }, cb, el('span', { text: t }));
+      }));
+      box.hidden = !tags.length;
+      if (!sameChat) {
+        $('wrapup-note').value = '';
+        $('wrapup-error').hidden = true;
+      }
+    }
+    form.setAttribute('data-chat', String(chat));
+    form.setAttribute('data-state', String(v.state || ''));
+    form.hidden = false;
+    tickWrapup();
+    if (v.state === 'wrap_up' && toMs(v.wrap_up_until) && !Q.wrapTimer) Q.wrapTimer = setInterval(tickWrapup, 1000);
+  }
+
+  function tickWrapup() {
+    const chat = S.current !== null ? Q.convChat.get(S.current) : null;
+    const v = chat ? Q.chats.get(chat) : null;
+    const cd = $('wrapup-countdown');
+    const until = v && v.state === 'wrap_up' ? toMs(v.wrap_up_until) : 0;
+    if (!until || $('wrapup-form').hidden) {
+      setText(cd, v && v.state !== 'wrap_up' ? 'The chat is closed; the wrap-up can still be saved.' : '');
+      cd.removeAttribute('data-seconds');
+      stopWrapTimer();
+      return;
+    }
+    const left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+    const mmss = left >= 60 ? `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')} min` : `${left} s`;
+    setText(cd, left > 0 ? `Closes by itself in ${mmss}` : 'Closing…');
+    cd.setAttribute('data-seconds', String(left));
+  }
+
+  async function submitWrapup(skip) {
+    const chat = S.current !== null ? Q.convChat.get(S.current) : null;
+    if (!chat) return;
+    const v = Q.chats.get(chat);
+    const done = (saved) => {
+      Q.wrapped.add(chat);
+      Q.wrapDue.delete(chat);
+      if (saved) Q.wrapSaved.add(chat);
+      saveQueueState();
+    };
+    if (skip && !(v && v.state === 'wrap_up')) { done(false); renderQueueBar(); return; }
+    const tags = skip ? [] : [...document.querySelectorAll('#wrapup-tags [data-testid=wrapup-tag]:checked')].map((i) => i.value);
+    const note = skip ? '' : $('wrapup-note').value.trim();
+    const err = $('wrapup-error');
+    err.hidden = true;
+    $('wrapup-submit').disabled = true;
+    $('wrapup-skip').disabled = true;
+    try {
+      await api('POST', `/queue-chats/${chat}/wrapup`, { tags, note });
+      done(!skip);
+      const cur = Q.chats.get(chat);
+      if (cur && cur.state === 'wrap_up') onQueueChat({ chat, state: 'closed', wrap_up_until: null });
+      if (S.current !== null && Q.convChat.get(S.current) === chat) renderQueueBar();
+    } catch (e) {
+      setText(err, e.message);
+      err.hidden = false;
+    } finally {
+      $('wrapup-submit').disabled = false;
+      $('wrapup-skip').disabled = false;
+    }
+  }
+
+  // --- the waiting list and offline messages of the expert's queues (Queues tab)
+  const WORK_EVERY_TICKS = 5; // refresh every 5 s (the tick is 1 s) while shown
+
+  function workVisible() {
+    return S.signedIn && Q.isExpert && S.tab === 'queues' && !$('queue-panel').hidden && document.visibilityState === 'visible';
+  }
+
+  function workQueues() {
+    return myQueues().filter((d) => d.enabled !== false);
+  }
+
+  /** A queue frame arrived: refresh the lists soon (several frames cost one round). */
+  function workChanged() {
+    if (!workVisible()) return;
+    clearTimeout(Q.listSoon);
+    Q.listSoon = setTimeout(refreshWork, 200);
+  }
+
+  function workTick() {
+    if (!workVisible()) return;
+    Q.listTick += 1;
+    if (Q.listTick >= WORK_EVERY_TICKS) refreshWork();
+    else tickWaited();
+  }
+
+  async function refreshWork() {
+    if (!workVisible()) return;
+    if (Q.listBusy) { Q.listAgain = true; return; }
+    Q.listBusy = true;
+    Q.listTick = 0;
+    try {
+      await Promise.all(workQueues().map(async (d) => {
+        const id = String(d.id);
+        const enc = encodeURIComponent(id);
+        const [w, o] = await Promise.all([
+          api('GET', `/queues/${enc}/waiting`).then((r) => ({ items: asList(r, 'waiting', 'items') }), (e) => ({ error: e })),
+          api('GET', `/queues/${enc}/offline`).then((r) => ({ items: asList(r, 'messages', 'items') }), (e) => ({ error: e })),
+        ]);
+        const at = Date.now();
+        const prevW = Q.waiting.get(id);
+        Q.waiting.set(id, w.error
+          ? { items: prevW ? prevW.items : [], at: prevW ? prevW.at : at, error: w.error.message }
+          : { items: w.items.filter((x) => x && Number(x.chat)), at, error: '' });
+        Q.offline.set(id, o.error
+          ? { items: [], error: o.error.status === 404 ? '' : o.error.message, none: o.error.status === 404 }
+          : { items: o.items.filter((x) => x && Number(x.chat)), error: '' });
+      }));
+    } finally {
+      Q.listBusy = false;
+    }
+    renderWork();
+    if (Q.listAgain) { Q.listAgain = false; workChanged(); }
+  }
+
+  function workNode(key, build) {
+    let r = Q.workNodes.get(key);
+    if (!r) { r = build(); Q.workNodes.set(key, r); }
+    return r;
+  }
+
+  function buildWorkSection(id) {
+    const title = el('h3', { class: 'work-title', 'data-testid': 'work-queue-name' });
+    const wCount = el('span', { class: 'work-count', 'data-testid': 'waiting-count' });
+    const wHint = el('span', { class: 'work-hint muted' });
+    const wList = el('div', { class: 'work-list', 'data-testid': 'waiting-list', 'data-queue': id });
+    const wEmpty = el('p', { class: 'empty-note work-empty' });
+    const oCount = el('span', { class: 'work-count', 'data-testid': 'offline-count' });
+    const oList = el('div', { class: 'work-list', 'data-testid': 'offline-list', 'data-queue': id });
+    const oEmpty = el('p', { class: 'empty-note work-empty' });
+    const oHead = el('h4', { class: 'work-head' }, 'Offline messages ', oCount);
+    const err = el('p', { class: 'queue-bar-error', 'data-testid': 'work-error', role: 'alert' });
+    err.hidden = true;
+    const node = el('section', { class: 'work', 'data-testid': 'queue-work-section', 'data-queue': id },
+      title,
+      el('h4', { class: 'work-head' }, 'Waiting ', wCount, wHint), wList,
+      oHead, oList, err);
+    return { node, title, wCount, wHint, wList, wEmpty, oCount, oHead, oList, oEmpty, err };
+  }
+
+  function renderWork() {
+    const box = $('queue-work');
+    const wanted = [];
+    for (const d of workQueues()) {
+      const id = String(d.id);
+      const sec = workNode(`s:${id}`, () => buildWorkSection(id));
+      setText(sec.title, String(d.display_name || id));
+      setText(sec.wHint, d.method === 'manual' ? ' · pick a chat to take it' : '');
+      const w = Q.waiting.get(id);
+      const o = Q.offline.get(id);
+      setText(sec.wCount, w ? String(w.items.length) : '…');
+      const wn = w ? w.items.map((it) => fillWaiting(id, it, w.at)) : [];
+      if (!wn.length) { setText(sec.wEmpty, w ? 'Nobody is waiting.' : 'Loading…'); wn.push(sec.wEmpty); }
+      reconcile(sec.wList, wn);
+      const noOffline = !!(o && o.none);
+      sec.oHead.hidden = noOffline;
+      sec.oList.hidden = noOffline;
+      const open = o ? o.items.filter((it) => !it.taken_by).length : 0;
+      setText(sec.oCount, o ? String(open) : '…');
+      const on = o ? o.items.slice(0, 30).map((it) => fillOffline(id, it)) : [];
+      if (!on.length) { setText(sec.oEmpty, o ? 'No offline messages.' : 'Loading…'); on.push(sec.oEmpty); }
+      reconcile(sec.oList, on);
+      const errText = [w && w.error, o && o.error].filter(Boolean).join(' ');
+      if (errText || !sec.keepError) { setText(sec.err, errText); sec.err.hidden = !errText; }
+      wanted.push(sec.node);
+    }
+    reconcile(box, wanted);
+    for (const [k, r] of [...Q.workNodes.entries()]) if (!r.node.isConnected) Q.workNodes.delete(k);
+  }
+
+  function fillWaiting(qid, it, at) {
+    const chat = Number(it.chat);
+    const r = workNode(`w:${chat}`, () => {
+      const pick = el('button', { type: 'button', class: 'primary small', 'data-testid': 'waiting-pick', text: 'Pick' });
+      pick.addEventListener('click', () => pickChat(chat));
+      const name = el('span', { class: 'work-seeker', 'data-testid': 'waiting-seeker' });
+      const waited = el('span', { class: 'work-time', 'data-testid': 'waiting-waited' });
+      const question = el('div', { class: 'work-question', 'data-testid': 'waiting-question' });
+      const answers = el('div', { class: 'work-answers' });
+      const node = el('div', { class: 'work-item', 'data-testid': 'waiting', 'data-chat': String(chat) },
+        el('div', { class: 'work-top' }, name, waited), question, answers, el('div', { class: 'work-actions' }, pick));
+      return { node, name, waited, question, answers, pick };
+    });
+    r.item = it;
+    r.qid = qid;
+    r.at = at;
+    r.base = Number(it.waited_s) || 0;
+    const seeker = lower(it.seeker);
+    setText(r.name, it.seeker_name ? String(it.seeker_name) : (seeker || 'Someone'));
+    r.name.title = seeker;
+    setText(r.question, String(it.question || ''));
+    const akey = JSON.stringify([it.answers || null, !!queueDef(qid)]);
+    if (r.akey !== akey) {
+      r.akey = akey;
+      const a = answersNode(qid, it.answers, 'waiting-answers');
+      r.answers.replaceChildren(...(a ? [a] : []));
+    }
+    paintWaited(r);
+    r.pick.disabled = Q.picking.has(chat);
+    return r.node;
+  }
+
+  function paintWaited(r) {
+    const s = r.base + Math.max(0, (Date.now() - r.at) / 1000);
+    setText(r.waited, `waiting ${fmtSeconds(s)}`);
+    r.waited.setAttribute('data-seconds', String(Math.floor(s)));
+  }
+
+  function tickWaited() {
+    for (const [k, r] of Q.workNodes) if (k.startsWith('w:')) paintWaited(r);
+  }
+
+  function showWorkError(qid, msg) {
+    const sec = Q.workNodes.get(`s:${qid}`);
+    if (!sec) { if (msg) toast(msg); return; }
+    setText(sec.err, msg);
+    sec.err.hidden = !msg;
+    sec.keepError = !!msg;
+  }
+
+  function rememberSeeker(chat, it, qid) {
+    const seeker = lower(it.seeker);
+    Q.seekers.set(chat, {
+      seeker, seeker_name: String(it.seeker_name || ''), question: String(it.question || ''),
+      answers: cleanAnswers(it.answers), queue: String(it.queue || qid || ''),
+    });
+    if (it.seeker_name && seeker && !S.users.has(seeker)) rememberUser({ address: seeker, display_name: String(it.seeker_name) });
+  }
+
+  /** Take a waiting chat from the list (required on manual queues, allowed on any). */
+  async function pickChat(chat) {
+    if (Q.picking.has(chat)) return;
+    const r = Q.workNodes.get(`w:${chat}`);
+    const qid = r ? r.qid : '';
+    Q.picking.add(chat);
+    if (r) { r.pick.disabled = true; setText(r.pick, 'Picking…'); }
+    if (r && r.item) rememberSeeker(chat, r.item, qid);
+    Q.accepted.add(chat);
+    saveQueueState();
+    showWorkError(qid, '');
+    try {
+      const v = await api('POST', `/queue-chats/${chat}/accept`, {});
+      if (v && v.chat) onQueueChat(v);
+      else {
+        const cur = await api('GET', `/queue-chats/${chat}`).catch(() => null);
+        if (cur && cur.chat) onQueueChat(cur);
+      }
+    } catch (e) {
+      Q.accepted.delete(chat);
+      saveQueueState();
+      showWorkError(qid, e.message);
+    } finally {
+      Q.picking.delete(chat);
+      if (r) setText(r.pick, 'Pick');
+      refreshWork();
+    }
+  }
+
+  function fillOffline(qid, it) {
+    const chat = Number(it.chat);
+    const r = workNode(`o:${chat}`, () => {
+      const take = el('button', { type: 'button', class: 'primary small', 'data-testid': 'offline-take', text: 'Take' });
+      take.addEventListener('click', () => takeOffline(chat));
+      const open = el('button', { type: 'button', class: 'ghost small', 'data-testid': 'offline-open', text: 'Open' });
+      open.addEventListener('click', () => openOffline(chat));
+      const name = el('span', { class: 'work-seeker', 'data-testid': 'offline-seeker' });
+      const time = el('time', { class: 'work-time', 'data-testid': 'offline-time' });
+      const question = el('div', { class: 'work-question', 'data-testid': 'offline-question' });
+      const answers = el('div', { class: 'work-answers' });
+      const status = el('span', { class: 'work-status muted', 'data-testid': 'offline-status' });
+      const node = el('div', { class: 'work-item offline', 'data-testid': 'offline-message', 'data-chat': String(chat) },
+        el('div', { class: 'work-top' }, name, time), question, answers,
+        el('div', { class: 'work-actions' }, status, open, take));
+      return { node, name, time, question, answers, status, take, open };
+    });
+    r.item = it;
+    r.qid = qid;
+    const seeker = lower(it.seeker);
+    setText(r.name, it.seeker_name ? String(it.seeker_name) : (seeker || 'Someone'));
+    r.name.title = seeker;
+    const at = toMs(it.requested_at);
+    setText(r.time, at ? fmtTime(at) : '');
+    r.time.title = at ? new Date(at).toLocaleString() : '';
+    setText(r.question, String(it.question || ''));
+    const akey = JSON.stringify([it.answers || null, !!queueDef(qid)]);
+    if (r.akey !== akey) {
+      r.akey = akey;
+      const a = answersNode(qid, it.answers, 'offline-answers');
+      r.answers.replaceChildren(...(a ? [a] : []));
+    }
+    const me = S.me ? S.me.address : '';
+    const by = lower(it.taken_by);
+    r.node.setAttribute('data-taken', by ? (by === me ? 'me' : 'other') : 'no');
+    setText(r.status, by ? (by === me ? 'Taken by you' : `Taken by ${displayName(by)}`) : 'Not answered yet');
+    r.take.hidden = !!by;
+    r.open.hidden = !(by && by === me);
+    r.take.disabled = Q.picking.has(chat);
+    return r.node;
+  }
+
+  /** This expert answers an offline message: remember the chat and open its conversation. */
+  function rememberOffline(chat, it, qid, conv) {
+    if (it) rememberSeeker(chat, it, qid);
+    Q.convChat.set(conv, chat);
+    Q.accepted.add(chat);
+    Q.opened.add(chat);
+    const d = queueDef(qid);
+    const cur = Q.chats.get(chat);
+    if (!cur || cur.state === 'offline' || !cur.state) {
+      Q.chats.set(chat, Object.assign({}, cur || {}, {
+        chat, queue: qid, queue_name: d ? String(d.display_name || qid) : qid, state: 'offline', conversation: conv,
+        question: it ? String(it.question || '') : '', answers: it ? cleanAnswers(it.answers) : {},
+      }));
+    }
+    saveQueueState();
+  }
+
+  async function takeOffline(chat) {
+    if (Q.picking.has(chat)) return;
+    const r = Q.workNodes.get(`o:${chat}`);
+    const qid = r ? r.qid : '';
+    const it = r ? r.item : null;
+    Q.picking.add(chat);
+    if (r) { r.take.disabled = true; setText(r.take, 'Taking…'); }
+    showWorkError(qid, '');
+    try {
+      const res = await api('POST', `/queue-chats/${chat}/take`, {});
+      const conv = Number(res && res.conversation) || Number(it && it.conversation);
+      if (conv) {
+        rememberOffline(chat, it, qid, conv);
+        openWhenKnown(conv);
+      }
+    } catch (e) {
+      showWorkError(qid, e.message);
+    } finally {
+      Q.picking.delete(chat);
+      if (r) setText(r.take, 'Take');
+      refreshWork();
+    }
+  }
+
+  function openOffline(chat) {
+    const r = Q.workNodes.get(`o:${chat}`);
+    const it = r ? r.item : null;
+    const conv = it ? Number(it.conversation) : 0;
+    if (!conv) return;
+    rememberOffline(chat, it, r.qid, conv);
+    openWhenKnown(conv);
   }
 
   // --- "Get help"
@@ -1943,11 +2575,54 @@
     const parts = [stateLabel(d.state)];
     if (d.description) parts.push(String(d.description));
     setText(p, parts.join(' — '));
+    renderHelpFields();
+    ensureQueueDef(d.id);
+  }
+
+  /** The queue's pre-chat form fields (GET /queues/{id} form) in the "Get help" dialog. */
+  function renderHelpFields() {
+    const id = $('help-queue').value;
+    const d = queueDef(id);
+    const fields = d && Array.isArray(d.form)
+      ? d.form.filter((f) => f && typeof f === 'object' && typeof f.name === 'string' && f.name) : [];
+    const key = JSON.stringify([id, fields]);
+    if (Q.helpFor === key) return;
+    const box = $('help-fields');
+    const old = new Map();
+    if (Q.helpFor && JSON.parse(Q.helpFor)[0] === id) {
+      for (const c of box.querySelectorAll('[data-testid=help-field]')) old.set(c.getAttribute('data-name'), c.value);
+    }
+    Q.helpFor = key;
+    const frag = document.createDocumentFragment();
+    fields.forEach((f, i) => {
+      const fid = `help-field-${i}`;
+      const label = String(f.label || f.name);
+      const kind = String(f.kind || 'text');
+      const attrs = {
+        id: fid, 'data-testid': 'help-field', 'data-name': f.name, 'data-label': label, 'data-kind': kind,
+        required: !!f.required, 'aria-required': f.required ? 'true' : null,
+      };
+      let c;
+      if (kind === 'textarea') c = el('textarea', Object.assign({ rows: '2', maxlength: '500' }, attrs));
+      else if (kind === 'select') {
+        c = el('select', attrs, el('option', { value: '', text: f.required ? 'Choose…' : '—' }));
+        for (const o of Array.isArray(f.options) ? f.options : []) c.appendChild(el('option', { value: String(o), text: String(o) }));
+      } else {
+        c = el('input', Object.assign({ type: kind === 'email' ? 'email' : 'text', maxlength: '500', autocomplete: kind === 'email' ? 'email' : 'off' }, attrs));
+      }
+      if (old.has(f.name)) c.value = old.get(f.name);
+      frag.appendChild(el('label', { for: fid }, label, f.required ? el('span', { class: 'req', 'aria-hidden': 'true', text: ' *' }) : null));
+      frag.appendChild(c);
+    });
+    box.replaceChildren(frag);
+    box.hidden = !fields.length;
   }
 
   function openHelp() {
     $('help-error').hidden = true;
     $('help-question').value = '';
+    Q.helpFor = null;
+    $('help-fields').replaceChildren();
     renderHelpQueues();
     $('help-modal').hidden = false;
     loadQueues();
@@ -1963,9 +2638,17 @@
     const fail = (m) => { err.textContent = m; err.hidden = false; };
     if (!id) { fail('Pick a queue.'); return; }
     if (!question) { fail('Write your question.'); $('help-question').focus(); return; }
+    const answers = {};
+    for (const c of $('help-fields').querySelectorAll('[data-testid=help-field]')) {
+      const v = c.value.trim();
+      if (!v && c.required) { fail(`Please fill in "${c.getAttribute('data-label')}".`); c.focus(); return; }
+      if (v) answers[c.getAttribute('data-name')] = v;
+    }
+    const body = { question };
+    if (Object.keys(answers).length) body.answers = answers;
     $('help-submit').disabled = true;
     try {
-      const v = await api('POST', `/queues/${encodeURIComponent(id)}/chats`, { question });
+      const v = await api('POST', `/queues/${encodeURIComponent(id)}/chats`, body);
       closeHelp();
       if (v && v.chat) {
         onQueueChat(v);
@@ -2007,6 +2690,10 @@
     queues: [], // GET /queues
     editing: null, // null: new queue; else the id being edited
     members: [], // [{address, priority, skills}] in the form
+    spans: [], // [{day, open, close}] business hours in the form
+    fields: [], // [{name, label, kind, required, options}] pre-chat form in the form
+    canned: [], // [{title, text}] canned responses in the form
+    formV2: false, // the form shows (and saves) the newer settings
     saving: false,
     dashTimer: null,
     dashBusy: false,
@@ -2171,6 +2858,7 @@
       })),
     };
     if (q.address) out.address = q.address;
+    Object.assign(out, v2Input(q));
     for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
     return out;
   }
@@ -2194,6 +2882,259 @@
       const q = A.queues.find((x) => qid(x) === id);
       if (q) { $('qf-closed').checked = !!q.closed; $('qf-enabled').checked = q.enabled !== false; }
     }
+  }
+
+  // ---------------- manage: the settings added with business hours, forms and wrap-up
+  const V2_KEYS = ['overflow_action', 'no_expert_action', 'offline_message', 'hours', 'form', 'canned', 'wrap_up_tags', 'wrap_up_s'];
+  const DAYS = [['mon', 'Monday'], ['tue', 'Tuesday'], ['wed', 'Wednesday'], ['thu', 'Thursday'], ['fri', 'Friday'], ['sat', 'Saturday'], ['sun', 'Sunday']];
+  const FIELD_KINDS = [['text', 'Text'], ['email', 'E-mail'], ['textarea', 'Long text'], ['select', 'Choice']];
+  const ACTIONS = ['close', 'queue', 'offline_message'];
+
+  /** Does the server know the new queue settings? (An older one refuses unknown fields.) */
+  function serverHasV2(q) {
+    if (q && typeof q === 'object') return V2_KEYS.some((k) => Object.hasOwn(q, k));
+    return (A.queues || []).some((x) => V2_KEYS.some((k) => Object.hasOwn(x, k)));
+  }
+
+  function normHours(h) {
+    if (!h || typeof h !== 'object') return null;
+    return {
+      tz: String(h.tz || ''),
+      weekly: (Array.isArray(h.weekly) ? h.weekly : []).filter((s) => s && typeof s === 'object')
+        .map((s) => ({ day: String(s.day || ''), open: String(s.open || ''), close: String(s.close || '') })),
+      holidays: (Array.isArray(h.holidays) ? h.holidays : []).map(String),
+    };
+  }
+
+  function normField(f) {
+    const kind = String((f && f.kind) || 'text');
+    const out = { name: String((f && f.name) || ''), label: String((f && f.label) || ''), kind, required: !!(f && f.required) };
+    if (kind === 'select') out.options = Array.isArray(f && f.options) ? f.options.map(String) : [];
+    return out;
+  }
+
+  function normCanned(c) {
+    return { title: String((c && c.title) || ''), text: String((c && c.text) || '') };
+  }
+
+  /** The new settings of a queue as the server returned them, ready to PUT again. */
+  function v2Input(q) {
+    const out = {};
+    if (!serverHasV2(q)) return out;
+    if (Object.hasOwn(q, 'overflow_action')) out.overflow_action = ACTIONS.includes(q.overflow_action) ? q.overflow_action : 'close';
+    if (Object.hasOwn(q, 'no_expert_action')) out.no_expert_action = ACTIONS.includes(q.no_expert_action) ? q.no_expert_action : 'close';
+    if (Object.hasOwn(q, 'offline_message')) out.offline_message = String(q.offline_message || '');
+    if (Object.hasOwn(q, 'hours')) out.hours = normHours(q.hours);
+    if (Object.hasOwn(q, 'form')) out.form = (Array.isArray(q.form) ? q.form : []).map(normField);
+    if (Object.hasOwn(q, 'canned')) out.canned = (Array.isArray(q.canned) ? q.canned : []).map(normCanned);
+    if (Object.hasOwn(q, 'wrap_up_tags')) out.wrap_up_tags = (Array.isArray(q.wrap_up_tags) ? q.wrap_up_tags : []).map(String);
+    if (Object.hasOwn(q, 'wrap_up_s')) out.wrap_up_s = Number.isFinite(Number(q.wrap_up_s)) ? Number(q.wrap_up_s) : 0;
+    return out;
+  }
+
+  function fillQueueOptions(selId, selfId, value) {
+    const sel = $(selId);
+    const frag = document.createDocumentFragment();
+    frag.appendChild(el('option', { value: '', text: '— pick a queue —' }));
+    const ids = new Set();
+    for (const q of A.queues) {
+      const id = qid(q);
+      if (id === selfId) continue;
+      ids.add(id);
+      frag.appendChild(el('option', { value: id, text: `${q.display_name || id} (${id})` }));
+    }
+    if (value && !ids.has(value)) frag.appendChild(el('option', { value, text: value }));
+    sel.replaceChildren(frag);
+    sel.value = value || '';
+  }
+
+  function syncActionQueues() {
+    $('qf-overflow-queue').hidden = $('qf-overflow-action').value !== 'queue';
+    $('qf-no-expert-queue').hidden = $('qf-no-expert-action').value !== 'queue';
+  }
+
+  function fillTimeZones() {
+    const dl = $('qf-tz-options');
+    if (dl.childElementCount) return;
+    let zones = [];
+    try { zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : []; } catch (_) { zones = []; }
+    if (!zones.includes('UTC')) zones.unshift('UTC');
+    dl.replaceChildren(...zones.map((z) => el('option', { value: z })));
+  }
+
+  function localTimeZone() {
+    try { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; } catch (_) { return 'UTC'; }
+  }
+
+  /** Fills the new parts of the form from a queue (or the defaults for a new one). */
+  function openV2Form(q, id) {
+    const on = serverHasV2(q);
+    A.formV2 = on;
+    for (const n of document.querySelectorAll('#qf .qf-v2')) n.hidden = !on;
+    const overflowAction = q && ACTIONS.includes(q.overflow_action) ? q.overflow_action : (q && q.overflow_queue ? 'queue' : 'close');
+    const noExpertAction = q && ACTIONS.includes(q.no_expert_action) ? q.no_expert_action : (q && q.no_expert_queue ? 'queue' : 'close');
+    $('qf-overflow-action').value = overflowAction;
+    $('qf-no-expert-action').value = noExpertAction;
+    fillQueueOptions('qf-overflow-queue', id || '', q ? String(q.overflow_queue || '') : '');
+    fillQueueOptions('qf-no-expert-queue', id || '', q ? String(q.no_expert_queue || '') : '');
+    syncActionQueues();
+    $('qf-offline-message').value = q ? String(q.offline_message || '') : '';
+    const h = normHours(q && q.hours);
+    $('qf-hours-on').checked = !!h;
+    $('qf-hours-box').hidden = !h;
+    $('qf-hours-tz').value = h ? h.tz : '';
+    A.spans = h ? h.weekly : [];
+    $('qf-holidays').value = h ? h.holidays.join('\n') : '';
+    A.fields = (q && Array.isArray(q.form) ? q.form : []).map(normField);
+    A.canned = (q && Array.isArray(q.canned) ? q.canned : []).map(normCanned);
+    $('qf-wrapup-tags').value = q && Array.isArray(q.wrap_up_tags) ? q.wrap_up_tags.map(String).join(', ') : '';
+    setNum('qf-wrapup-s', q && q.wrap_up_s !== undefined ? q.wrap_up_s : 0);
+    renderSpans();
+    renderFields();
+    renderCannedRows();
+  }
+
+  function normTime(t) {
+    const v = String(t || '').trim();
+    const m = /^(\d{1,2})[:.](\d{2})$/.exec(v);
+    return m ? `${m[1].padStart(2, '0')}:${m[2]}` : v;
+  }
+
+  /** The new settings from the form, for the PUT body. */
+  function v2FromForm() {
+    const overflow = $('qf-overflow-action').value;
+    const noExpert = $('qf-no-expert-action').value;
+    const hoursOn = $('qf-hours-on').checked;
+    return {
+      overflow_action: overflow,
+      overflow_queue: overflow === 'queue' ? ($('qf-overflow-queue').value || null) : null,
+      no_expert_action: noExpert,
+      no_expert_queue: noExpert === 'queue' ? ($('qf-no-expert-queue').value || null) : null,
+      offline_message: $('qf-offline-message').value,
+      hours: hoursOn ? {
+        tz: $('qf-hours-tz').value.trim(),
+        weekly: A.spans.map((s) => ({ day: s.day, open: normTime(s.open), close: normTime(s.close) })),
+        holidays: $('qf-holidays').value.split(/[\s,;]+/).map((x) => x.trim()).filter(Boolean),
+      } : null,
+      form: A.fields.map((f) => {
+        const out = { name: f.name.trim(), label: f.label.trim(), kind: f.kind, required: !!f.required };
+        if (f.kind === 'select') out.options = (f.options || []).map((o) => String(o).trim()).filter(Boolean);
+        return out;
+      }),
+      canned: A.canned.filter((c) => c.title.trim() || c.text.trim()).map((c) => ({ title: c.title.trim(), text: c.text })),
+      wrap_up_tags: $('qf-wrapup-tags').value.split(',').map((x) => x.trim()).filter(Boolean),
+      wrap_up_s: numVal('qf-wrapup-s') === null ? 0 : numVal('qf-wrapup-s'),
+    };
+  }
+
+  function rowButton(testid, label, aria, fn) {
+    const b = el('button', { type: 'button', class: 'ghost small danger', 'data-testid': testid, 'aria-label': aria, text: label });
+    b.addEventListener('click', fn);
+    return b;
+  }
+
+  function boundInput(attrs, obj, key, map) {
+    const tag = attrs.tag || 'input';
+    const a = Object.assign({}, attrs);
+    delete a.tag;
+    const n = el(tag, a);
+    n.value = Array.isArray(obj[key]) ? obj[key].join(', ') : String(obj[key] ?? '');
+    n.addEventListener('input', () => { obj[key] = map ? map(n.value) : n.value; });
+    return n;
+  }
+
+  function renderSpans() {
+    const box = $('qf-spans');
+    const frag = document.createDocumentFragment();
+    if (!A.spans.length) frag.appendChild(el('p', { class: 'empty-note', text: 'No opening hours yet: with business hours on, the queue is closed until you add some.' }));
+    A.spans.forEach((s, i) => {
+      const day = el('select', { 'data-testid': 'qf-span-day', 'aria-label': `Day of span ${i + 1}` },
+        ...DAYS.map(([v, l]) => el('option', { value: v, text: l })));
+      day.value = DAYS.some(([v]) => v === s.day) ? s.day : 'mon';
+      s.day = day.value;
+      day.addEventListener('change', () => { s.day = day.value; });
+      const open = boundInput({ type: 'text', class: 'qf-time', 'data-testid': 'qf-span-open', placeholder: '09:00', maxlength: '5', inputmode: 'numeric', 'aria-label': `Opens (span ${i + 1})` }, s, 'open');
+      const close = boundInput({ type: 'text', class: 'qf-time', 'data-testid': 'qf-span-close', placeholder: '17:00', maxlength: '5', inputmode: 'numeric', 'aria-label': `Closes (span ${i + 1}; 24:00 for midnight)` }, s, 'close');
+      frag.appendChild(el('div', { class: 'qf-row', 'data-testid': 'qf-span' }, day, open, el('span', { class: 'muted', text: '–' }), close,
+        rowButton('qf-span-remove', 'Remove', `Remove span ${i + 1}`, () => { A.spans = A.spans.filter((x) => x !== s); renderSpans(); })));
+    });
+    box.replaceChildren(frag);
+  }
+
+  function addSpans(list) {
+    A.spans.push(...list);
+    renderSpans();
+    const opens = $('qf-spans').querySelectorAll('[data-testid=qf-span-open]');
+    if (opens.length) opens[opens.length - list.length].focus();
+  }
+
+  function renderFields() {
+    const box = $('qf-fields');
+    const frag = document.createDocumentFragment();
+    if (!A.fields.length) frag.appendChild(el('p', { class: 'empty-note', text: 'No form: seekers give their question only.' }));
+    A.fields.forEach((f, i) => {
+      const name = boundInput({ type: 'text', class: 'qf-field-name', 'data-testid': 'qf-field-name', placeholder: 'name (a-z 0-9 _ -)', maxlength: '40', spellcheck: 'false', autocapitalize: 'none', 'aria-label': `Name of field ${i + 1}` }, f, 'name');
+      const label = boundInput({ type: 'text', class: 'qf-field-label', 'data-testid': 'qf-field-label', placeholder: 'Label shown to the seeker', maxlength: '200', 'aria-label': `Label of field ${i + 1}` }, f, 'label');
+      const kind = el('select', { 'data-testid': 'qf-field-kind', 'aria-label': `Kind of field ${i + 1}` }, ...FIELD_KINDS.map(([v, l]) => el('option', { value: v, text: l })));
+      kind.value = FIELD_KINDS.some(([v]) => v === f.kind) ? f.kind : 'text';
+      f.kind = kind.value;
+      const req = el('input', { type: 'checkbox', 'data-testid': 'qf-field-required' });
+      req.checked = !!f.required;
+      req.addEventListener('change', () => { f.required = req.checked; });
+      const options = boundInput({ type: 'text', class: 'qf-field-options', 'data-testid': 'qf-field-options', placeholder: 'choices, comma separated', maxlength: '2000', 'aria-label': `Choices of field ${i + 1}` },
+        f, 'options', (v) => v.split(',').map((x) => x.trim()).filter(Boolean));
+      if (!Array.isArray(f.options)) f.options = [];
+      options.hidden = f.kind !== 'select';
+      kind.addEventListener('change', () => { f.kind = kind.value; options.hidden = f.kind !== 'select'; });
+      frag.appendChild(el('div', { class: 'qf-row qf-field', 'data-testid': 'qf-field' }, name, label, kind,
+        el('label', { class: 'qf-check' }, req, ' required'), options,
+        rowButton('qf-field-remove', 'Remove', `Remove field ${i + 1}`, () => { A.fields = A.fields.filter((x) => x !== f); renderFields(); })));
+    });
+    box.replaceChildren(frag);
+  }
+
+  function renderCannedRows() {
+    const box = $('qf-canned');
+    const frag = document.createDocumentFragment();
+    if (!A.canned.length) frag.appendChild(el('p', { class: 'empty-note', text: 'No canned responses.' }));
+    A.canned.forEach((c, i) => {
+      const title = boundInput({ type: 'text', class: 'qf-canned-title', 'data-testid': 'qf-canned-title', placeholder: 'Title', maxlength: '100', 'aria-label': `Title of response ${i + 1}` }, c, 'title');
+      const text = boundInput({ tag: 'textarea', class: 'qf-canned-text', 'data-testid': 'qf-canned-text', rows: '2', maxlength: '4000', placeholder: 'Text inserted into the expert\'s message', 'aria-label': `Text of response ${i + 1}` }, c, 'text');
+      frag.appendChild(el('div', { class: 'qf-row qf-canned', 'data-testid': 'qf-canned' }, title, text,
+        rowButton('qf-canned-remove', 'Remove', `Remove response ${i + 1}`, () => { A.canned = A.canned.filter((x) => x !== c); renderCannedRows(); })));
+    });
+    box.replaceChildren(frag);
+  }
+
+  function focusLast(boxId, testid) {
+    const all = $(boxId).querySelectorAll(`[data-testid=${testid}]`);
+    if (all.length) all[all.length - 1].focus();
+  }
+
+  function wireV2Form() {
+    $('qf-overflow-action').addEventListener('change', syncActionQueues);
+    $('qf-no-expert-action').addEventListener('change', syncActionQueues);
+    $('qf-hours-on').addEventListener('change', () => {
+      const on = $('qf-hours-on').checked;
+      $('qf-hours-box').hidden = !on;
+      if (on) {
+        fillTimeZones();
+        if (!$('qf-hours-tz').value.trim()) $('qf-hours-tz').value = localTimeZone();
+      }
+    });
+    $('qf-hours-tz').addEventListener('focus', fillTimeZones);
+    $('qf-span-add').addEventListener('click', () => addSpans([{ day: 'mon', open: '09:00', close: '17:00' }]));
+    $('qf-span-weekdays').addEventListener('click', () => addSpans(['mon', 'tue', 'wed', 'thu', 'fri'].map((day) => ({ day, open: '09:00', close: '17:00' }))));
+    $('qf-field-add').addEventListener('click', () => {
+      A.fields.push({ name: '', label: '', kind: 'text', required: false, options: [] });
+      renderFields();
+      focusLast('qf-fields', 'qf-field-name');
+    });
+    $('qf-canned-add').addEventListener('click', () => {
+      A.canned.push({ title: '', text: '' });
+      renderCannedRows();
+      focusLast('qf-canned', 'qf-canned-title');
+    });
   }
 
   // ---------------- manage: form
@@ -2238,6 +3179,7 @@
     A.members = q ? queueInput(q).members : [];
     $('qf-member-add').value = '';
     renderMembers();
+    openV2Form(q, id);
     $('qf').hidden = false;
     $('qf').scrollIntoView({ block: 'nearest' });
     (q ? $('qf-name') : $('qf-id')).focus({ preventScroll: true });
@@ -2338,9 +3280,15 @@
       show_expert_name: $('qf-show-expert').checked,
       members: A.members.map((m) => ({ address: m.address, priority: Number(m.priority) || 0, skills: m.skills || [] })),
     };
-    // Settings this form does not show yet (rollover targets) are kept as they are.
+    // Rollover, business hours, pre-chat form, canned responses and wrap-up (when the
+    // server knows them; an older one only knows the rollover targets).
     const known = (A.queues || []).find((q) => qid(q) === id);
-    if (known) {
+    if (A.formV2) {
+      const v2 = v2FromForm();
+      if (Number.isNaN(v2.wrap_up_s)) { fail('wrap-up time: not a number'); return; }
+      if (v2.hours && !v2.hours.tz) { fail('Business hours: enter a time zone such as Europe/Berlin.'); $('qf-hours-tz').focus(); return; }
+      Object.assign(body, v2);
+    } else if (known) {
       body.overflow_queue = known.overflow_queue || null;
       body.no_expert_queue = known.no_expert_queue || null;
     }
@@ -2524,6 +3472,7 @@
       if (e.key === 'Enter' && !e.isComposing) { e.preventDefault(); addMember(); }
     });
     $('qf-member-add').addEventListener('input', searchMembers);
+    wireV2Form();
     $('dash-interval').addEventListener('change', () => { A.dashGen += 1; A.dashBusy = false; scheduleDashboard(0); });
     $('dash-select').addEventListener('change', () => { A.dashGen += 1; A.dashBusy = false; scheduleDashboard(0); });
     document.addEventListener('visibilitychange', () => {
@@ -2552,6 +3501,11 @@
     $('help-modal').addEventListener('click', (e) => { if (e.target === $('help-modal')) closeHelp(); });
     $('transfer-form').addEventListener('submit', (e) => { e.preventDefault(); submitTransfer(); });
     $('end-queue-chat').addEventListener('click', endQueueChat);
+    $('invite-expert-form').addEventListener('submit', (e) => { e.preventDefault(); submitInvite(); });
+    $('canned-select').addEventListener('change', insertCanned);
+    $('wrapup-form').addEventListener('submit', (e) => { e.preventDefault(); submitWrapup(false); });
+    $('wrapup-skip').addEventListener('click', () => submitWrapup(true));
+    document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') refreshWork(); });
     let filterTimer = null;
     $('filter').addEventListener('input', () => {
       clearTimeout(filterTimer);

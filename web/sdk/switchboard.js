@@ -13,8 +13,11 @@
  *   Switchboard.onPresence(user, cb) -> unsubscribe function. Presence is not available to
  *       anonymous pages yet: cb is called once with {state: 'unknown'}.
  *   Switchboard.button(element, {queue, label}) -> widget handle; a click-to-chat button that
- *       shows the queue's state (polled every 10 s), is disabled while the queue is closed,
- *       and opens a chat panel (pre-chat form, place in line, chat, transcript, survey).
+ *       shows the queue's state (polled every 10 s), is disabled while the queue is closed
+ *       (by an admin or outside business hours; the queue's closed message is its title), and
+ *       opens a chat panel: the pre-chat form (name, the queue's own form fields, question),
+ *       place in line, chat, transcript, survey. When nobody can answer and the queue takes
+ *       offline messages, the visitor can leave messages in the conversation instead.
  *   Switchboard.refresh() -> Promise: poll every button's queue now.
  *
  * Security: every string from the server or a user is put into the page with textContent
@@ -120,6 +123,29 @@
     return Number(t);
   }
 
+  /** The queue's public widget settings: {id, display_name, welcome, state, open_now, closed_message, form}. */
+  async function queueWidget(id) {
+    const res = await fetch(`${API}/queues/${encodeURIComponent(String(id))}/widget`, {
+      mode: 'cors', credentials: 'omit', cache: 'no-store', headers: { Accept: 'application/json' },
+    });
+    if (!res.ok) throw await httpError(res);
+    return res.json();
+  }
+
+  /** The pre-chat form fields of a widget answer, checked and normalised (unknown kinds: text). */
+  function formFields(info) {
+    const list = info && Array.isArray(info.form) ? info.form : [];
+    const out = [];
+    for (const f of list) {
+      if (!f || typeof f.name !== 'string' || !f.name) continue;
+      if (out.some((x) => x.name === f.name)) continue;
+      const kind = ['text', 'email', 'textarea', 'select'].includes(f.kind) ? f.kind : 'text';
+      const options = kind === 'select' && Array.isArray(f.options) ? f.options.filter((o) => typeof o === 'string') : [];
+      out.push({ name: f.name, label: typeof f.label === 'string' && f.label ? f.label : f.name, kind, required: f.required === true, options });
+    }
+    return out;
+  }
+
   /** Presence for anonymous pages is not available yet: reports {state: 'unknown'} once. */
   function onPresence(user, callback) {
     let live = true;
@@ -143,7 +169,7 @@
 
   const STATE_TEXT = {
     open: '',
-    busy: 'all experts busy — you can still wait',
+    busy: 'all experts busy \u2014 you can still wait',
     closed: 'closed',
     unknown: '',
     missing: 'unavailable',
@@ -184,6 +210,10 @@
     this.reconnectTimer = null;
     this.panel = null;
     this.hadExpert = false;
+    this.info = null; // the queue's /widget answer
+    this.fields = []; // rendered pre-chat form fields {name, label, kind, required, options, input}
+    this.fieldsKey = '';
+    this.offline = false; // the chat was taken as an offline message
 
     // The button: the element itself when it is a <button>, else a <button> inside it.
     if (host.tagName === 'BUTTON') {
@@ -197,7 +227,9 @@
     this.btn.setAttribute('data-testid', 'sbw-button');
     this.btnLabel = el('span', { class: 'sbw-button-label', text: this.label });
     this.btnState = el('span', { class: 'sbw-button-state', 'data-testid': 'sbw-button-state' });
-    this.btn.append(this.btnLabel, this.btnState);
+    this.btnNote = el('span', { class: 'sbw-button-note', 'data-testid': 'sbw-closed-message' });
+    this.btnNote.hidden = true;
+    this.btn.append(this.btnLabel, this.btnState, this.btnNote);
     this.btn.addEventListener('click', () => this.toggle());
     this.paintButton();
     this.poll();
@@ -217,14 +249,25 @@
   };
 
   Widget.prototype.poll = async function () {
-    try {
-      const s = await queueStatus(this.queue);
+    const [st, info] = await Promise.allSettled([queueStatus(this.queue), queueWidget(this.queue)]);
+    if (info.status === 'fulfilled' && info.value && typeof info.value === 'object') this.info = info.value;
+    if (st.status === 'fulfilled') {
+      const s = st.value;
       this.status = s;
       this.state = ['open', 'busy', 'closed'].includes(s && s.state) ? s.state : 'unknown';
-    } catch (e) {
+    } else if (info.status === 'fulfilled' && ['open', 'busy', 'closed'].includes(this.info && this.info.state)) {
+      this.state = this.info.state;
+    } else {
+      const e = st.reason;
       this.state = e && e.status === 404 ? 'missing' : (this.state === 'unknown' ? 'unknown' : this.state);
     }
     this.paintButton();
+  };
+
+  /** The queue's closed message (from /widget), or ''. */
+  Widget.prototype.closedMessage = function () {
+    const m = this.info && typeof this.info.closed_message === 'string' ? this.info.closed_message.trim() : '';
+    return m;
   };
 
   Widget.prototype.inChat = function () { return !!this.chat && !this.ended; };
@@ -239,8 +282,12 @@
     if (this.inChat()) t = 'chat in progress';
     setText(this.btnState, t);
     show(this.btnState, !!t);
-    b.title = t ? `${this.label} (${t})` : this.label;
-    b.setAttribute('aria-label', b.title);
+    const note = closed && !this.inChat() && this.state === 'closed' ? this.closedMessage() : '';
+    setText(this.btnNote, note);
+    show(this.btnNote, !!note);
+    if (note) b.title = note;
+    else b.title = t ? `${this.label} (${t})` : this.label;
+    b.setAttribute('aria-label', note ? `${this.label} (${t}): ${note}` : b.title);
   };
 
   Widget.prototype.toggle = function () {
@@ -253,8 +300,70 @@
     if (!this.panel) this.buildPanel();
     this.panel.root.hidden = false;
     this.btn.setAttribute('aria-expanded', 'true');
-    if (!this.chat) this.panel.name.focus();
+    if (!this.chat) this.loadForm();
     else if (!this.ended) this.panel.composer.focus();
+  };
+
+  /** Fetches the queue's widget settings, then shows the pre-chat form with its fields. */
+  Widget.prototype.loadForm = async function (focus = true) {
+    const p = this.panel;
+    const first = !this.formShown;
+    if (first) { p.form.hidden = true; p.loading.hidden = false; }
+    try {
+      this.info = await queueWidget(this.queue);
+    } catch (_) {
+      // Show the form with what we know: the server checks the answers anyway.
+    }
+    p.loading.hidden = true;
+    if (this.chat) return; // started meanwhile
+    this.renderForm();
+    p.form.hidden = false;
+    this.formShown = true;
+    if (first && focus && !p.root.hidden) p.name.focus();
+  };
+
+  /** (Re)builds the queue's own fields, keeping what the visitor typed into fields that stay. */
+  Widget.prototype.renderForm = function () {
+    const p = this.panel;
+    const info = this.info || {};
+    const welcome = typeof info.welcome === 'string' ? info.welcome.trim() : '';
+    setText(p.intro, welcome);
+    show(p.intro, !!welcome);
+    if (typeof info.display_name === 'string' && info.display_name && !this.chat) setText(p.title, info.display_name);
+    const closed = info.state === 'closed' || info.open_now === false;
+    const cm = closed ? (this.closedMessage() || 'This chat is closed right now.') : '';
+    setText(p.closedNote, cm);
+    show(p.closedNote, !!cm);
+    const fields = formFields(info);
+    const key = JSON.stringify(fields);
+    if (key === this.fieldsKey) return;
+    const old = new Map(this.fields.map((f) => [f.name, f]));
+    const rows = [];
+    this.fields = fields.map((f, i) => {
+      const fid = `${p.id}-f${i}`;
+      let input;
+      const attrs = { id: fid, class: 'sbw-input', name: `sbw-${f.name}`, 'data-testid': 'sbw-field', 'data-name': f.name, required: f.required, 'aria-required': f.required ? 'true' : null };
+      if (f.kind === 'textarea') {
+        input = el('textarea', Object.assign(attrs, { rows: '2', maxlength: '500' }));
+      } else if (f.kind === 'select') {
+        input = el('select', attrs, el('option', { value: '', text: f.required ? 'Please choose\u2026' : '\u2014' }),
+          ...f.options.map((o) => el('option', { value: o, text: o })));
+      } else {
+        input = el('input', Object.assign(attrs, { type: f.kind === 'email' ? 'email' : 'text', maxlength: '500', autocomplete: f.kind === 'email' ? 'email' : 'off' }));
+      }
+      const prev = old.get(f.name);
+      if (prev && prev.kind === f.kind && prev.input.value) {
+        if (f.kind !== 'select' || f.options.includes(prev.input.value)) input.value = prev.input.value;
+      }
+      input.addEventListener('input', () => input.removeAttribute('aria-invalid'));
+      const label = el('label', { for: fid, 'data-testid': 'sbw-field-label', 'data-name': f.name }, f.label,
+        f.required ? el('span', { class: 'sbw-req', 'aria-hidden': 'true', text: ' *' }) : null);
+      rows.push(label, input);
+      return Object.assign({}, f, { input });
+    });
+    p.fields.replaceChildren(...rows);
+    show(p.fields, rows.length > 0);
+    this.fieldsKey = key;
   };
 
   Widget.prototype.hidePanel = function () {
@@ -278,10 +387,23 @@
     p.question = el('textarea', { class: 'sbw-input', 'data-testid': 'sbw-question', id: `${id}-q`, rows: '3', maxlength: '2000', required: true });
     p.formError = el('p', { class: 'sbw-error', 'data-testid': 'sbw-error', role: 'alert' });
     p.formError.hidden = true;
+    p.id = id;
+    p.intro = el('p', { class: 'sbw-intro', 'data-testid': 'sbw-intro' });
+    p.intro.hidden = true;
+    p.closedNote = el('p', { class: 'sbw-closed', 'data-testid': 'sbw-form-closed' });
+    p.closedNote.hidden = true;
+    p.fields = el('div', { class: 'sbw-fields', 'data-testid': 'sbw-fields' });
+    p.fields.hidden = true;
+    p.loading = el('p', { class: 'sbw-loading', 'data-testid': 'sbw-loading', text: 'Loading\u2026' });
+    p.loading.hidden = true;
     p.start = el('button', { type: 'submit', class: 'sbw-primary', 'data-testid': 'sbw-start', text: 'Start chat' });
-    p.form = el('form', { class: 'sbw-form', novalidate: true },
+    // novalidate: the submit handler checks the fields itself (checkValidity on each, which
+    // honours their required/type attributes) so it can say what is missing in the panel too.
+    p.form = el('form', { class: 'sbw-form', novalidate: true, 'data-testid': 'sbw-form' },
+      p.intro, p.closedNote,
       el('label', { for: `${id}-n`, text: 'Your name' }), p.name,
       el('label', { for: `${id}-e`, text: 'Email (optional)' }), p.email,
+      p.fields,
       el('label', { for: `${id}-q`, text: 'How can we help?' }), p.question,
       p.formError, p.start);
     p.form.addEventListener('submit', (e) => { e.preventDefault(); this.startChat(); });
@@ -292,6 +414,8 @@
     p.position = el('div', { class: 'sbw-position', 'data-testid': 'sbw-position' });
     p.wait = el('div', { class: 'sbw-wait', 'data-testid': 'sbw-wait' });
     p.line = el('div', { class: 'sbw-line' }, p.welcome, p.position, p.wait);
+    p.offline = el('div', { class: 'sbw-offline', 'data-testid': 'sbw-offline' });
+    p.offline.hidden = true;
     p.messages = el('div', { class: 'sbw-messages', 'data-testid': 'sbw-messages', 'aria-live': 'polite' });
     p.typing = el('div', { class: 'sbw-typing', 'data-testid': 'sbw-typing', 'aria-live': 'polite' });
     p.composer = el('textarea', { class: 'sbw-input sbw-composer', 'data-testid': 'sbw-composer', rows: '2', placeholder: 'Write a message', 'aria-label': 'Message' });
@@ -327,12 +451,12 @@
     p.survey = el('div', { class: 'sbw-survey', 'data-testid': 'sbw-survey' }, p.surveyForm, p.thanks);
     p.survey.hidden = true;
 
-    p.chatView = el('div', { class: 'sbw-chat' }, p.status, p.line, p.messages, p.typing, p.composerForm, p.actions, p.survey);
+    p.chatView = el('div', { class: 'sbw-chat' }, p.status, p.line, p.offline, p.messages, p.typing, p.composerForm, p.actions, p.survey);
     p.chatView.hidden = true;
 
     p.root = el('div', { class: 'sbw-root sbw-panel', role: 'dialog', 'aria-labelledby': `${id}-t`, 'data-testid': 'sbw-panel' },
       el('div', { class: 'sbw-head' }, p.title, p.closeBtn),
-      el('div', { class: 'sbw-body' }, p.form, p.chatView));
+      el('div', { class: 'sbw-body' }, p.loading, p.form, p.chatView));
     p.root.hidden = true;
     this.panel = p;
     (document.body || document.documentElement).appendChild(p.root);
@@ -343,26 +467,53 @@
     const name = p.name.value.trim();
     const email = p.email.value.trim();
     const question = p.question.value.trim();
-    const fail = (m) => { setText(p.formError, m); p.formError.hidden = false; };
+    const fail = (m) => {
+      setText(p.formError, m);
+      p.formError.hidden = false;
+      try { p.formError.scrollIntoView({ block: 'nearest' }); } catch (_) { /* old browsers */ }
+    };
     if (!name) { fail('Please enter your name.'); p.name.focus(); return; }
     if (!question) { fail('Please tell us what you need help with.'); p.question.focus(); return; }
     if (email && !/^[^\s@]+@[^\s@]+$/.test(email)) { fail('That email address does not look right.'); p.email.focus(); return; }
+    const answers = {};
+    for (const f of this.fields) {
+      const input = f.input;
+      const v = f.kind === 'select' ? input.value : input.value.trim();
+      if (f.kind !== 'select' && v === '' && input.value !== '') input.value = ''; // blanks are no answer
+      if (!input.checkValidity()) {
+        input.setAttribute('aria-invalid', 'true');
+        fail(input.validity.valueMissing ? `Please fill in \u201c${f.label}\u201d.` : `\u201c${f.label}\u201d: ${input.validationMessage || 'please check this field.'}`);
+        input.reportValidity();
+        input.focus();
+        return;
+      }
+      if (v !== '') answers[f.name] = v;
+    }
     p.formError.hidden = true;
     p.start.disabled = true;
-    setText(p.start, 'Starting…');
+    setText(p.start, 'Starting\u2026');
     try {
       let res;
       try {
         res = await fetch(`${API}/queues/${encodeURIComponent(this.queue)}/guest`, {
           method: 'POST', mode: 'cors', credentials: 'omit', cache: 'no-store',
           headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-          body: JSON.stringify({ name, email, question }),
+          body: JSON.stringify({ name, email, question, answers }),
         });
       } catch (_) {
         throw new Error('Cannot reach the chat service. Please try again.');
       }
       if (!res.ok) {
         const e = await httpError(res);
+        if (e.status === 400) {
+          // The answers were refused (the form may have changed meanwhile): show the fields
+          // as they are now, keep what was typed, and mark the field the message names.
+          try { this.info = await queueWidget(this.queue); this.renderForm(); } catch (_) { /* keep the form */ }
+          const named = [...this.fields].sort((a, b) => b.label.length - a.label.length).find((f) => e.message.startsWith(f.label) || new RegExp(`\\b${f.name}\\b`).test(e.message));
+          if (named) named.input.setAttribute('aria-invalid', 'true');
+        } else if (e.status === 403) {
+          this.poll(); // closed meanwhile: the button follows
+        }
         // The queue exists but the chat could not be placed (e.g. nobody signed in).
         if (e.status === 404 && this.state !== 'missing' && e.message !== 'queue not found') {
           e.message = 'Sorry, no expert is available right now. Please try again later.';
@@ -430,7 +581,7 @@
       return;
     }
     const d = BACKOFF_MS[Math.min(this.failures - 1, BACKOFF_MS.length - 1)] || BACKOFF_MS[0];
-    setText(this.panel.typing, 'Reconnecting…');
+    setText(this.panel.typing, 'Reconnecting\u2026');
     this.reconnectTimer = setTimeout(() => { this.reconnectTimer = null; this.connect(); }, d);
   };
 
@@ -467,7 +618,7 @@
         this.onError(f);
         break;
       case 'closing':
-        setText(this.panel.typing, 'Reconnecting…');
+        setText(this.panel.typing, 'Reconnecting\u2026');
         break;
       default:
         break;
@@ -490,8 +641,22 @@
     const st = this.chat.state;
     if (this.chat.queue_name) setText(p.title, String(this.chat.queue_name));
     p.chatView.setAttribute('data-state', String(st || ''));
-    if (st === 'waiting') {
-      setText(p.status, 'Waiting for an expert…');
+    if (st !== 'offline') show(p.offline, false);
+    if (st === 'offline') {
+      // Taken as an offline message: nobody answers now, but what the visitor writes in the
+      // conversation is kept for the queue's experts. No place in line, no survey.
+      this.offline = true;
+      setText(p.status, 'Leave us a message');
+      const msg = typeof this.chat.message === 'string' && this.chat.message
+        ? this.chat.message
+        : 'Nobody can answer right now. Leave a message and we will get back to you.';
+      setText(p.offline, msg);
+      show(p.offline, true);
+      show(p.line, false);
+      setText(p.position, '');
+      setText(p.wait, '');
+    } else if (st === 'waiting') {
+      setText(p.status, 'Waiting for an expert\u2026');
       setText(p.welcome, typeof this.chat.message === 'string' ? this.chat.message : '');
       show(p.welcome, !!this.chat.message);
       const pos = this.chat.position;
@@ -501,7 +666,7 @@
       p.position.setAttribute('data-position', typeof pos === 'number' ? String(pos) : '');
       p.wait.setAttribute('data-seconds', typeof this.chat.estimated_wait_s === 'number' ? String(this.chat.estimated_wait_s) : '');
       show(p.line, true);
-      if (prev && prev.state === 'assigned') this.notice('You are being transferred. Please wait…');
+      if (prev && prev.state === 'assigned') this.notice('You are being transferred. Please wait\u2026');
     } else if (st === 'assigned') {
       const who = this.chat.expert ? String(this.chat.expert) : 'an expert';
       setText(p.status, `Connected to ${who}`);
@@ -510,7 +675,8 @@
         this.notice(`You are now chatting with ${who}.`);
       }
       this.hadExpert = true;
-    } else if (st === 'closed' || st === 'abandoned' || st === 'overflowed') {
+    } else if (st === 'closed' || st === 'abandoned' || st === 'overflowed' || st === 'wrap_up') {
+      // wrap_up: the expert is wrapping up; for the visitor the chat is over.
       this.finish(st);
     }
     this.paintComposer();
@@ -526,6 +692,7 @@
     else if (st === 'abandoned') setText(p.status, 'You left the chat.');
     else setText(p.status, 'The chat has ended.');
     show(p.line, false);
+    if (this.offline) show(p.offline, true); // keep telling what happens to the messages
     setText(p.typing, '');
     p.chatView.setAttribute('data-state', st);
     this.stopTyping();
@@ -533,7 +700,8 @@
     this.reconnectTimer = null;
     if (this.ws) { const w = this.ws; this.ws = null; try { w.close(1000, 'chat ended'); } catch (_) { /* ignore */ } }
     this.wsReady = false;
-    if (st !== 'overflowed' || this.messages.length) p.survey.hidden = false;
+    // No survey for an offline message (nobody chatted), nor for an overflow nobody answered.
+    if (!this.offline && (st !== 'overflowed' || this.messages.length)) p.survey.hidden = false;
     this.paintComposer();
     this.paintButton();
   };
@@ -543,7 +711,8 @@
     if (!p) return;
     const open = !!this.chat && !this.ended;
     p.composerForm.hidden = !open;
-    p.end.hidden = !open;
+    // An offline message has no chat to end: the visitor just leaves messages.
+    p.end.hidden = !open || (this.offline && this.chat.state === 'offline');
     p.send.disabled = !open;
     p.transcript.disabled = this.messages.length === 0;
   };
@@ -656,7 +825,7 @@
     clearTimeout(this.typingShowTimer);
     if (f.active) {
       const who = this.chat.expert ? String(this.chat.expert) : 'The expert';
-      setText(this.panel.typing, `${who} is typing…`);
+      setText(this.panel.typing, `${who} is typing\u2026`);
       this.typingShowTimer = setTimeout(() => this.clearTyping(), TYPING_SHOW_MS);
     } else {
       this.clearTyping();
@@ -682,7 +851,7 @@
   Widget.prototype.transcriptText = function () {
     const lines = [];
     const c = this.chat || {};
-    lines.push(`Chat transcript — ${c.queue_name || this.queue}`);
+    lines.push(`Chat transcript \u2014 ${c.queue_name || this.queue}`);
     if (this.question) lines.push(`Question: ${this.question}`);
     lines.push('');
     for (const m of this.messages) {

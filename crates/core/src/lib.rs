@@ -8,6 +8,8 @@ pub mod clock;
 pub mod conversation;
 pub mod directory;
 pub mod error;
+pub mod form;
+pub mod hours;
 pub mod pipeline;
 pub mod presence;
 pub mod queue;

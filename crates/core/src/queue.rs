@@ -72,6 +72,9 @@ pub struct QueueConfig {
     pub daily_cap: Option<u32>,
     /// A chat waiting longer than this overflows.
     pub max_wait_ms: Option<Millis>,
+    /// How long an expert stays in wrap-up after a chat ends (holding the capacity) before
+    /// it closes by itself; 0 closes at once.
+    pub wrap_up_ms: Millis,
     /// Members with their priority (lower is offered first by `serial`), in roster order.
     pub members: Vec<(UserId, i32)>,
 }
@@ -85,6 +88,7 @@ impl QueueConfig {
             capacity: 1,
             daily_cap: None,
             max_wait_ms: None,
+            wrap_up_ms: 0,
             members: Vec::new(),
         }
     }
@@ -122,13 +126,68 @@ pub struct QueueDef {
     pub closed_message: String,
     pub show_expert_name: bool,
     pub members: Vec<QueueMember>,
-    /// Where a chat goes when it waited `max_wait_ms`: another queue, or (None) it closes
-    /// with the closed message.
-    pub overflow_queue: Option<String>,
-    /// Where a chat goes when no expert is signed in: another queue, or (None) it is
-    /// refused with the closed message.
-    pub no_expert_queue: Option<String>,
+    /// What happens to a chat that waited `max_wait_ms`.
+    pub overflow: OverflowAction,
+    /// What happens to a request when no expert of the queue is signed in.
+    pub no_expert: OverflowAction,
+    /// Shown to a seeker whose chat was taken as an offline message.
+    pub offline_message: String,
+    /// Open only in these hours (always, when `None`).
+    pub hours: Option<crate::hours::BusinessHours>,
+    /// Pre-chat form fields the seeker fills in.
+    pub form: Vec<crate::form::FormField>,
+    /// Canned responses for the queue's experts.
+    pub canned: Vec<crate::form::Canned>,
+    /// Tags an expert may put on a chat when wrapping it up.
+    pub wrap_up_tags: Vec<String>,
+    /// How long the expert stays in wrap-up after a chat ends; 0 closes at once.
+    pub wrap_up_ms: Millis,
 }
+
+/// What becomes of a chat nobody can take (waited too long, or nobody signed in).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum OverflowAction {
+    /// Close it with the closed message.
+    #[default]
+    Close,
+    /// Roll it over to another queue (by id), keeping its conversation.
+    Queue(String),
+    /// Keep the seeker's conversation as an offline message the experts answer later.
+    OfflineMessage,
+}
+
+impl OverflowAction {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OverflowAction::Close => "close",
+            OverflowAction::Queue(_) => "queue",
+            OverflowAction::OfflineMessage => "offline_message",
+        }
+    }
+
+    pub fn queue(&self) -> Option<&str> {
+        match self {
+            OverflowAction::Queue(q) => Some(q),
+            _ => None,
+        }
+    }
+
+    /// From an action name and a queue id; without a name, a given queue means `queue`.
+    pub fn parse(action: Option<&str>, queue: Option<&str>) -> Result<Self, String> {
+        let queue = queue.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
+        match (action.map(str::trim).filter(|a| !a.is_empty()), queue) {
+            (None, None) | (Some("close"), _) => Ok(OverflowAction::Close),
+            (None, Some(q)) | (Some("queue"), Some(q)) => Ok(OverflowAction::Queue(q)),
+            (Some("queue"), None) => Err("the action \"queue\" needs a queue".into()),
+            (Some("offline_message"), _) => Ok(OverflowAction::OfflineMessage),
+            (Some(other), _) => Err(format!("action must be close, queue or offline_message (got {other:?})")),
+        }
+    }
+}
+
+/// Shown to a seeker whose chat became an offline message, unless the queue says otherwise.
+pub const DEFAULT_OFFLINE_MESSAGE: &str =
+    "Nobody can answer right now. Write your message here and an expert will answer it as soon as possible.";
 
 impl QueueDef {
     /// A queue with the defaults PRODUCT.md gives: offer timeout 30 s, capacity 1.
@@ -149,8 +208,14 @@ impl QueueDef {
             closed_message: String::new(),
             show_expert_name: true,
             members: Vec::new(),
-            overflow_queue: None,
-            no_expert_queue: None,
+            overflow: OverflowAction::Close,
+            no_expert: OverflowAction::Close,
+            offline_message: String::new(),
+            hours: None,
+            form: Vec::new(),
+            canned: Vec::new(),
+            wrap_up_tags: Vec::new(),
+            wrap_up_ms: 0,
         }
     }
 
@@ -163,6 +228,7 @@ impl QueueDef {
             capacity: self.capacity,
             daily_cap: self.daily_cap,
             max_wait_ms: self.max_wait_ms,
+            wrap_up_ms: self.wrap_up_ms,
             members: self.members.iter().map(|m| (m.user, m.priority)).collect(),
         }
     }
@@ -184,7 +250,9 @@ pub struct QueueChatRecord {
     pub seeker: UserId,
     pub conversation: crate::conversation::ConversationId,
     pub question: String,
-    /// `queued`, `assigned`, `closed`, `abandoned`, `overflowed`.
+    /// The pre-chat form's answers, in the form's order.
+    pub answers: Vec<(String, String)>,
+    /// `queued`, `assigned`, `wrap_up`, `closed`, `abandoned`, `overflowed`, `offline`.
     pub state: String,
     pub expert: Option<UserId>,
     pub requested_at: Millis,
@@ -206,6 +274,8 @@ impl QueueEvent {
             QueueEvent::Closed { .. } => "closed",
             QueueEvent::Abandoned { .. } => "abandoned",
             QueueEvent::Overflowed { .. } => "overflowed",
+            QueueEvent::OfflineMessage { .. } => "offline_message",
+            QueueEvent::Invited { .. } => "invited",
         }
     }
 
@@ -222,7 +292,9 @@ impl QueueEvent {
             | QueueEvent::WrapUp { chat, .. }
             | QueueEvent::Closed { chat }
             | QueueEvent::Abandoned { chat }
-            | QueueEvent::Overflowed { chat, .. } => *chat,
+            | QueueEvent::Overflowed { chat, .. }
+            | QueueEvent::OfflineMessage { chat }
+            | QueueEvent::Invited { chat, .. } => *chat,
         }
     }
 
@@ -233,7 +305,8 @@ impl QueueEvent {
             | QueueEvent::Declined { expert, .. }
             | QueueEvent::OfferTimedOut { expert, .. }
             | QueueEvent::Assigned { expert, .. }
-            | QueueEvent::WrapUp { expert, .. } => Some(*expert),
+            | QueueEvent::WrapUp { expert, .. }
+            | QueueEvent::Invited { expert, .. } => Some(*expert),
             _ => None,
         }
     }
@@ -324,18 +397,67 @@ pub enum WithdrawReason {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueEvent {
-    Requested { chat: ChatId, queue: String },
-    Queued { chat: ChatId, queue: String },
-    Offered { chat: ChatId, expert: UserId, expires_at: Millis },
-    OfferWithdrawn { chat: ChatId, expert: UserId, reason: WithdrawReason },
-    Declined { chat: ChatId, expert: UserId },
-    OfferTimedOut { chat: ChatId, expert: UserId },
-    Assigned { chat: ChatId, expert: UserId, waited_ms: Millis },
-    Transferred { chat: ChatId, from: Option<UserId>, to_queue: Option<String>, to_expert: Option<UserId> },
-    WrapUp { chat: ChatId, expert: UserId },
-    Closed { chat: ChatId },
-    Abandoned { chat: ChatId },
-    Overflowed { chat: ChatId, queue: String, reason: OverflowReason },
+    Requested {
+        chat: ChatId,
+        queue: String,
+    },
+    Queued {
+        chat: ChatId,
+        queue: String,
+    },
+    Offered {
+        chat: ChatId,
+        expert: UserId,
+        expires_at: Millis,
+    },
+    OfferWithdrawn {
+        chat: ChatId,
+        expert: UserId,
+        reason: WithdrawReason,
+    },
+    Declined {
+        chat: ChatId,
+        expert: UserId,
+    },
+    OfferTimedOut {
+        chat: ChatId,
+        expert: UserId,
+    },
+    Assigned {
+        chat: ChatId,
+        expert: UserId,
+        waited_ms: Millis,
+    },
+    Transferred {
+        chat: ChatId,
+        from: Option<UserId>,
+        to_queue: Option<String>,
+        to_expert: Option<UserId>,
+    },
+    WrapUp {
+        chat: ChatId,
+        expert: UserId,
+    },
+    Closed {
+        chat: ChatId,
+    },
+    Abandoned {
+        chat: ChatId,
+    },
+    Overflowed {
+        chat: ChatId,
+        queue: String,
+        reason: OverflowReason,
+    },
+    /// Not from the engine: the runtime kept an overflowed chat as an offline message.
+    OfflineMessage {
+        chat: ChatId,
+    },
+    /// Not from the engine: the assigned expert brought a colleague into the chat.
+    Invited {
+        chat: ChatId,
+        expert: UserId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -367,6 +489,8 @@ struct Chat {
     passed: BTreeSet<UserId>,
     /// Experts this chat must never reach (ethical walls), given by the runtime.
     excluded: BTreeSet<UserId>,
+    /// In wrap-up: when it closes by itself.
+    wrap_up_until: Option<Millis>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -499,6 +623,7 @@ impl Router {
                 offers: BTreeMap::new(),
                 passed: BTreeSet::new(),
                 excluded,
+                wrap_up_until: None,
             },
         );
         out.push(QueueEvent::Queued { chat, queue: queue.to_string() });
@@ -507,22 +632,27 @@ impl Router {
     }
 
     /// Put back a chat that was open before a restart: waiting (it keeps its place by
-    /// `requested_at`) or assigned to `expert` (who holds the capacity again).
+    /// `requested_at`), assigned to `expert` (who holds the capacity again), or in wrap-up
+    /// (which then runs its full time again).
     pub fn restore(
         &mut self,
         queue: &str,
         chat: ChatId,
         requested_at: Millis,
         expert: Option<UserId>,
+        wrap_up: bool,
         now: Millis,
     ) -> Vec<QueueEvent> {
-        if !self.queues.contains_key(queue) {
-            return Vec::new();
-        }
+        let Some(config) = self.queues.get(queue) else { return Vec::new() };
+        let wrap_up_until = (wrap_up && expert.is_some()).then_some(now + config.wrap_up_ms);
         let state = match expert {
             Some(e) => {
                 self.experts.entry(e).or_default().open.insert(chat);
-                ChatState::Assigned(e)
+                if wrap_up {
+                    ChatState::WrapUp(e)
+                } else {
+                    ChatState::Assigned(e)
+                }
             }
             None => ChatState::Queued,
         };
@@ -535,6 +665,7 @@ impl Router {
                 offers: BTreeMap::new(),
                 passed: BTreeSet::new(),
                 excluded: BTreeSet::new(),
+                wrap_up_until,
             },
         );
         let mut out = Vec::new();
@@ -612,12 +743,39 @@ impl Router {
         Ok(out)
     }
 
-    /// The conversation ended; the expert wraps up (still holding the capacity).
-    pub fn end(&mut self, chat_id: ChatId, _now: Millis) -> Result<Vec<QueueEvent>, RouteError> {
+    /// The conversation ended; the expert wraps up, still holding the capacity, until they
+    /// say they are done ([`Router::finish_wrap_up`]) or the queue's wrap-up time has passed
+    /// (closed at once when it is 0).
+    pub fn end(&mut self, chat_id: ChatId, now: Millis) -> Result<Vec<QueueEvent>, RouteError> {
         let chat = self.chats.get_mut(&chat_id).ok_or(RouteError::NoSuchChat)?;
         let ChatState::Assigned(expert) = chat.state else { return Err(RouteError::WrongState("not assigned")) };
+        let wrap_up_ms = self.queues.get(&chat.queue).map_or(0, |q| q.wrap_up_ms);
         chat.state = ChatState::WrapUp(expert);
-        Ok(vec![QueueEvent::WrapUp { chat: chat_id, expert }])
+        chat.wrap_up_until = Some(now + wrap_up_ms);
+        let mut out = vec![QueueEvent::WrapUp { chat: chat_id, expert }];
+        if wrap_up_ms <= 0 {
+            out.extend(self.close(chat_id, now)?);
+        }
+        Ok(out)
+    }
+
+    /// The expert finished wrapping up: the chat closes and their capacity is free.
+    pub fn finish_wrap_up(
+        &mut self,
+        chat_id: ChatId,
+        expert: UserId,
+        now: Millis,
+    ) -> Result<Vec<QueueEvent>, RouteError> {
+        match self.chats.get(&chat_id).map(|c| c.state) {
+            Some(ChatState::WrapUp(e)) if e == expert => self.close(chat_id, now),
+            Some(_) => Err(RouteError::WrongState("not in wrap-up")),
+            None => Err(RouteError::NoSuchChat),
+        }
+    }
+
+    /// When a chat in wrap-up closes by itself.
+    pub fn wrap_up_until(&self, chat: ChatId) -> Option<Millis> {
+        self.chats.get(&chat).filter(|c| matches!(c.state, ChatState::WrapUp(_)))?.wrap_up_until
     }
 
     /// Wrap-up done (or a chat closed in any state): the expert's capacity is free again.
@@ -721,12 +879,22 @@ impl Router {
             let _ = self.remove_chat(chat, &mut out);
             out.push(QueueEvent::Overflowed { chat, queue, reason: OverflowReason::MaxWait });
         }
+        let wrapped: Vec<ChatId> = self
+            .chats
+            .iter()
+            .filter(|(_, c)| matches!(c.state, ChatState::WrapUp(_)) && c.wrap_up_until.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for chat in wrapped {
+            let _ = self.remove_chat(chat, &mut out);
+            out.push(QueueEvent::Closed { chat });
+        }
         self.dispatch(now, &mut out);
         out
     }
 
     /// The earliest moment something will happen by itself (an offer lapses, a chat
-    /// overflows): the runtime sleeps until then.
+    /// overflows, a wrap-up ends): the runtime sleeps until then.
     pub fn next_deadline(&self) -> Option<Millis> {
         let offers = self.chats.values().flat_map(|c| c.offers.values().copied());
         let waits = self
@@ -734,7 +902,9 @@ impl Router {
             .values()
             .filter(|c| c.state == ChatState::Queued)
             .filter_map(|c| self.queues.get(&c.queue).and_then(|q| q.max_wait_ms).map(|m| c.requested_at + m));
-        offers.chain(waits).min()
+        let wrap_ups =
+            self.chats.values().filter(|c| matches!(c.state, ChatState::WrapUp(_))).filter_map(|c| c.wrap_up_until);
+        offers.chain(waits).chain(wrap_ups).min()
     }
 
     pub fn state(&self, chat: ChatId) -> Option<ChatState> {
@@ -1041,8 +1211,7 @@ mod tests {
         let ev = r.request("support", ChatId(1), BTreeSet::new(), 10).unwrap();
         assert_eq!(offers(&ev), vec![(ChatId(1), B)]);
         r.accept(ChatId(1), B, 11).unwrap();
-        r.end(ChatId(1), 20).unwrap();
-        r.close(ChatId(1), 30).unwrap(); // B idle since 30, A since 5
+        r.end(ChatId(1), 30).unwrap(); // no wrap-up time: closed at once; B idle since 30, A since 5
         let ev = r.request("support", ChatId(2), BTreeSet::new(), 40).unwrap();
         assert_eq!(offers(&ev), vec![(ChatId(2), A)]);
     }
@@ -1188,8 +1357,7 @@ mod tests {
         let s = r.stats("support", 10).unwrap();
         assert_eq!((s.experts_total, s.signed_in, s.ready, s.busy, s.waiting, s.active_chats), (1, 1, 0, 1, 2, 1));
         assert_eq!(s.longest_wait_ms, 8);
-        r.end(ChatId(1), 11).unwrap();
-        let ev = r.close(ChatId(1), 12).unwrap();
+        let ev = r.end(ChatId(1), 12).unwrap();
         assert_eq!(offers(&ev), vec![(ChatId(2), A)], "the older of the two");
     }
 
@@ -1244,14 +1412,14 @@ mod tests {
     fn restored_chats_keep_their_place_and_their_expert() {
         let mut r = router(RoutingMethod::LongestIdle, &[(A, 0), (B, 0)]);
         online(&mut r, &[A, B], 100);
-        assert!(offers(&r.restore("support", ChatId(7), 5, Some(A), 100)).is_empty());
+        assert!(offers(&r.restore("support", ChatId(7), 5, Some(A), false, 100)).is_empty());
         assert_eq!(r.open_chats_of(A), vec![ChatId(7)]);
         r.request("support", ChatId(8), BTreeSet::new(), 110).unwrap();
-        let ev = r.restore("support", ChatId(6), 1, None, 120);
+        let ev = r.restore("support", ChatId(6), 1, None, false, 120);
         assert!(offers(&ev).is_empty(), "B holds an offer for 8 already");
         assert_eq!(r.position(ChatId(6)), Some(1), "requested earlier than 8: first in line");
         r.check_invariants().unwrap();
-        assert!(r.restore("nope", ChatId(9), 0, None, 0).is_empty());
+        assert!(r.restore("nope", ChatId(9), 0, None, false, 0).is_empty());
     }
 
     #[test]
@@ -1279,6 +1447,31 @@ mod tests {
         assert_eq!((empty.avg_wait_s, empty.service_level), (None, None));
     }
 
+    #[test]
+    fn wrap_up_holds_capacity_until_done_or_timed_out() {
+        let mut q = queue(RoutingMethod::Serial, &[(A, 0)]);
+        q.wrap_up_ms = 60_000;
+        let mut r = Router::new();
+        r.configure(q, 0);
+        r.set_presence(A, true, true, 0);
+        r.request("support", ChatId(1), BTreeSet::new(), 1).unwrap();
+        r.accept(ChatId(1), A, 2).unwrap();
+        r.request("support", ChatId(2), BTreeSet::new(), 3).unwrap();
+        assert_eq!(r.end(ChatId(1), 10).unwrap(), vec![E::WrapUp { chat: ChatId(1), expert: A }]);
+        assert_eq!(r.wrap_up_until(ChatId(1)), Some(60_010));
+        assert!(r.offers_of(A).is_empty(), "wrap-up holds the capacity");
+        assert_eq!(r.next_deadline(), Some(60_010));
+        assert_eq!(r.finish_wrap_up(ChatId(1), B, 20), Err(RouteError::WrongState("not in wrap-up")));
+        let ev = r.finish_wrap_up(ChatId(1), A, 20).unwrap();
+        assert_eq!(ev[0], E::Closed { chat: ChatId(1) });
+        assert_eq!(offers(&ev), vec![(ChatId(2), A)], "free again: the next chat is offered");
+        r.accept(ChatId(2), A, 21).unwrap();
+        r.end(ChatId(2), 30).unwrap();
+        assert!(r.tick(60_029).is_empty());
+        assert_eq!(r.tick(60_030), vec![E::Closed { chat: ChatId(2) }], "wrap-up time over");
+        r.check_invariants().unwrap();
+    }
+
     /// Hours of simulated traffic with every method, checked after every step.
     #[test]
     fn hours_of_random_traffic_keep_every_invariant() {
@@ -1294,6 +1487,7 @@ mod tests {
             let mut r = Router::new();
             let mut q = queue(method, &experts.iter().map(|u| (*u, (u.0 % 3) as i32)).collect::<Vec<_>>());
             q.capacity = 2;
+            q.wrap_up_ms = 5_000;
             q.max_wait_ms = Some(15 * 60_000);
             r.configure(q, 0);
             let (mut now, mut next_chat, mut assigned) = (0, 1u64, 0u32);
@@ -1329,7 +1523,15 @@ mod tests {
                             None => Vec::new(),
                         }
                     }
-                    7 | 8 => {
+                    7 => {
+                        let e = experts[rnd(8) as usize];
+                        match r.open_chats_of(e).first() {
+                            Some(c) if r.state(*c) == Some(ChatState::Assigned(e)) => r.end(*c, now).unwrap(),
+                            Some(c) => r.finish_wrap_up(*c, e, now).unwrap(),
+                            None => Vec::new(),
+                        }
+                    }
+                    8 => {
                         let e = experts[rnd(8) as usize];
                         match r.open_chats_of(e).first() {
                             Some(c) => r.close(*c, now).unwrap(),

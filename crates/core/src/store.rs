@@ -30,6 +30,14 @@ pub struct Application {
     pub revoked: bool,
 }
 
+/// A queue chat kept as an offline message, and who took it to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineChat {
+    pub record: QueueChatRecord,
+    pub taken_by: Option<UserId>,
+    pub taken_at: Option<Millis>,
+}
+
 /// A subscriber to queue lifecycle events (all queues when `queue` is None).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
@@ -149,6 +157,7 @@ pub trait Store: Send + Sync + 'static {
         title: &str,
         seeker: UserId,
         question: &str,
+        answers: &[(String, String)],
         now: Millis,
     ) -> StoreResult<(ConversationId, ChatId)>;
     async fn queue_chat(&self, id: ChatId) -> StoreResult<Option<QueueChatRecord>>;
@@ -164,6 +173,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<(Vec<(String, u64)>, Vec<ChatTimes>)>;
     /// The seeker's rating (1–5) and comment after a queue chat.
     async fn save_survey(&self, chat: ChatId, rating: u8, comment: &str) -> StoreResult<()>;
+    /// The expert's wrap-up of a chat: tags and a note.
+    async fn save_wrap_up(&self, chat: ChatId, tags: &[String], note: &str) -> StoreResult<()>;
+    /// A queue's offline messages (chats kept for a later answer), newest first.
+    async fn offline_messages(&self, queue: &str, limit: u32) -> StoreResult<Vec<OfflineChat>>;
+    /// An expert takes an offline message to answer it; false when someone else has it.
+    async fn take_offline(&self, chat: ChatId, expert: UserId, now: Millis) -> StoreResult<bool>;
     /// Store lifecycle events and apply them to the chats' records.
     async fn record_queue_events(&self, events: &[(String, QueueEvent)], now: Millis) -> StoreResult<()>;
 

@@ -62,12 +62,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/queues/{id}/status"),
     ("get", "/api/v1/queues/{id}/stats"),
     ("get", "/api/v1/queues/{id}/waiting"),
+    ("get", "/api/v1/queues/{id}/offline"),
+    ("get", "/api/v1/queues/{id}/widget"),
     ("post", "/api/v1/queues/{id}/chats"),
     ("get", "/api/v1/queue-chats/{id}"),
     ("post", "/api/v1/queue-chats/{id}/accept"),
     ("post", "/api/v1/queue-chats/{id}/decline"),
     ("post", "/api/v1/queue-chats/{id}/end"),
     ("post", "/api/v1/queue-chats/{id}/transfer"),
+    ("post", "/api/v1/queue-chats/{id}/wrapup"),
+    ("post", "/api/v1/queue-chats/{id}/invite"),
+    ("post", "/api/v1/queue-chats/{id}/take"),
     ("post", "/api/v1/queue-chats/{id}/survey"),
     ("post", "/api/v1/queues/{id}/guest"),
     ("get", "/ITFramework/webclient"),
@@ -108,12 +113,17 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/queues/{id}/status", get(queues::status).options(queues::preflight))
         .route("/api/v1/queues/{id}/stats", get(queues::stats))
         .route("/api/v1/queues/{id}/waiting", get(queues::waiting))
+        .route("/api/v1/queues/{id}/offline", get(queues::offline))
+        .route("/api/v1/queues/{id}/widget", get(queues::widget).options(queues::preflight))
         .route("/api/v1/queues/{id}/chats", post(queues::request_chat))
         .route("/api/v1/queue-chats/{id}", get(queues::chat))
         .route("/api/v1/queue-chats/{id}/accept", post(queues::accept))
         .route("/api/v1/queue-chats/{id}/decline", post(queues::decline))
         .route("/api/v1/queue-chats/{id}/end", post(queues::end))
         .route("/api/v1/queue-chats/{id}/transfer", post(queues::transfer))
+        .route("/api/v1/queue-chats/{id}/wrapup", post(queues::wrap_up))
+        .route("/api/v1/queue-chats/{id}/invite", post(queues::invite))
+        .route("/api/v1/queue-chats/{id}/take", post(queues::take))
         .route("/api/v1/queue-chats/{id}/survey", post(queues::survey).options(queues::preflight))
         .route("/api/v1/queues/{id}/guest", post(queues::guest_chat).options(queues::preflight))
         .route("/ITFramework/webclient", get(queues::legacy).options(queues::preflight))

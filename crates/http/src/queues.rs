@@ -9,12 +9,12 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use sb_core::queue::{QueueDef, QueueMember, RoutingMethod};
+use sb_core::queue::{OverflowAction, QueueDef, QueueMember, RoutingMethod};
 use sb_core::{Address, Role};
 use sb_service::queues::QueueState;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 /// Public responses may be read by any page (CORS) and must not be cached.
@@ -104,8 +104,17 @@ fn queue_json(app: &AppState, d: &QueueDef) -> Value {
         "welcome": d.welcome,
         "closed_message": d.closed_message,
         "show_expert_name": d.show_expert_name,
-        "overflow_queue": d.overflow_queue,
-        "no_expert_queue": d.no_expert_queue,
+        "overflow_action": d.overflow.as_str(),
+        "overflow_queue": d.overflow.queue(),
+        "no_expert_action": d.no_expert.as_str(),
+        "no_expert_queue": d.no_expert.queue(),
+        "offline_message": d.offline_message,
+        "hours": d.hours,
+        "open_now": sb_service::queues::open_now(d, app.service.now()),
+        "form": d.form,
+        "canned": d.canned,
+        "wrap_up_tags": d.wrap_up_tags,
+        "wrap_up_s": d.wrap_up_ms / 1000,
         "members": d.members.iter().map(|m| json!({"address": m.address.as_str(), "priority": m.priority, "skills": m.skills})).collect::<Vec<_>>(),
         "state": status.as_ref().map(|s| s.state.as_str()),
         "experts_ready": status.as_ref().map(|s| s.experts_ready),
@@ -171,10 +180,25 @@ pub struct QueueDto {
     show_expert_name: bool,
     #[serde(default)]
     members: Vec<MemberDto>,
+    /// `close`, `queue` or `offline_message`: what becomes of a chat after `max_wait_s`.
+    overflow_action: Option<String>,
     /// Queue id chats roll over to after `max_wait_s`.
     overflow_queue: Option<String>,
+    /// The same choices, for when no expert of this queue is signed in.
+    no_expert_action: Option<String>,
     /// Queue id chats go to when no expert of this one is signed in.
     no_expert_queue: Option<String>,
+    #[serde(default)]
+    offline_message: String,
+    hours: Option<sb_core::hours::BusinessHours>,
+    #[serde(default)]
+    form: Vec<sb_core::form::FormField>,
+    #[serde(default)]
+    canned: Vec<sb_core::form::Canned>,
+    #[serde(default)]
+    wrap_up_tags: Vec<String>,
+    #[serde(default)]
+    wrap_up_s: i64,
 }
 
 /// Create or replace a queue (administrators and queue managers).
@@ -208,8 +232,16 @@ pub async fn put(
     def.welcome = dto.welcome;
     def.closed_message = dto.closed_message;
     def.show_expert_name = dto.show_expert_name;
-    def.overflow_queue = dto.overflow_queue.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
-    def.no_expert_queue = dto.no_expert_queue.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
+    def.overflow = OverflowAction::parse(dto.overflow_action.as_deref(), dto.overflow_queue.as_deref())
+        .map_err(|e| ApiError::bad_request(format!("overflow_{e}")))?;
+    def.no_expert = OverflowAction::parse(dto.no_expert_action.as_deref(), dto.no_expert_queue.as_deref())
+        .map_err(|e| ApiError::bad_request(format!("no_expert_{e}")))?;
+    def.offline_message = dto.offline_message.trim().to_string();
+    def.hours = dto.hours;
+    def.form = dto.form;
+    def.canned = dto.canned;
+    def.wrap_up_tags = dto.wrap_up_tags.iter().map(|t| t.trim().to_string()).collect();
+    def.wrap_up_ms = dto.wrap_up_s.saturating_mul(1000);
     for m in dto.members {
         let u = app
             .service
@@ -238,6 +270,13 @@ fn chat_id(raw: &str) -> Result<sb_core::queue::ChatId, ApiError> {
 pub struct RequestChat {
     #[serde(default)]
     question: String,
+    /// The queue's pre-chat form: field name → value.
+    #[serde(default)]
+    answers: BTreeMap<String, String>,
+}
+
+fn answer_pairs(a: BTreeMap<String, String>) -> Vec<(String, String)> {
+    a.into_iter().collect()
 }
 
 /// A signed-in user asks a queue for a chat.
@@ -247,7 +286,7 @@ pub async fn request_chat(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<RequestChat>,
 ) -> Result<Response, ApiError> {
-    let view = app.service.request_queue_chat(&caller.user, &id, &req.question).await?;
+    let view = app.service.request_queue_chat(&caller.user, &id, &req.question, &answer_pairs(req.answers)).await?;
     Ok((StatusCode::CREATED, Json(crate::wire::queue_chat(&view))).into_response())
 }
 
@@ -312,6 +351,8 @@ pub struct GuestChat {
     email: String,
     #[serde(default)]
     question: String,
+    #[serde(default)]
+    answers: BTreeMap<String, String>,
 }
 
 /// A website visitor (no account) asks a queue for a chat, from any origin.
@@ -323,7 +364,9 @@ pub async fn guest_chat(
 ) -> Response {
     let result = async {
         let ApiJson(req) = body?;
-        let (token, guest, view) = app.service.guest_chat(&id, &req.name, &req.email, &req.question, peer.ip()).await?;
+        let answers = answer_pairs(req.answers);
+        let (token, guest, view) =
+            app.service.guest_chat(&id, &req.name, &req.email, &req.question, &answers, peer.ip()).await?;
         Ok::<_, ApiError>(
             (
                 StatusCode::CREATED,
@@ -492,9 +535,102 @@ pub async fn waiting(
             v["seeker"] = json!(w.seeker.as_str());
             v["seeker_name"] = json!(w.seeker_name);
             v["question"] = json!(w.question);
+            v["answers"] = crate::wire::answers(&w.answers);
             v["waited_s"] = json!(w.waited_ms / 1000);
             v
         })
         .collect();
     Ok(Json(json!({"waiting": items})))
+}
+
+/// What the click-to-chat widget needs to draw a queue's button and pre-chat form (public).
+pub async fn widget(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(e) = app.service.admit_public(peer.ip()) {
+        return public(ApiError::from(e).into_response());
+    }
+    let (Some(def), Some(status)) = (
+        app.service.queue_defs().iter().find(|d| d.enabled && d.answers_to(&id)).cloned(),
+        app.service.queue_status(&id),
+    ) else {
+        return public(ApiError::not_found("no such queue").into_response());
+    };
+    public(
+        Json(json!({
+            "id": def.id, "display_name": def.display_name, "welcome": def.welcome,
+            "state": status.state.as_str(), "open_now": status.state != QueueState::Closed,
+            "closed_message": def.closed_message, "form": def.form,
+        }))
+        .into_response(),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WrapUp {
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    note: String,
+}
+
+pub async fn wrap_up(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<WrapUp>,
+) -> Result<StatusCode, ApiError> {
+    app.service.wrap_up_queue_chat(&caller.user, chat_id(&id)?, &req.tags, &req.note).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invite {
+    expert: String,
+}
+
+pub async fn invite(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Invite>,
+) -> Result<StatusCode, ApiError> {
+    app.service.invite_to_queue_chat(&caller.user, chat_id(&id)?, &req.expert).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A queue's offline messages (its experts and managers).
+pub async fn offline(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let list = app.service.offline_messages(&caller.user, &id).await?;
+    let items: Vec<Value> = list
+        .iter()
+        .map(|m| {
+            json!({
+                "chat": m.record.id.0, "queue": m.record.queue,
+                "seeker": m.seeker.as_ref().map(|a| a.as_str()), "seeker_name": m.seeker_name,
+                "question": m.record.question, "answers": crate::wire::answers(&m.record.answers),
+                "requested_at": m.record.requested_at, "conversation": m.record.conversation.0,
+                "taken_by": m.taken_by.as_ref().map(|a| a.as_str()), "taken_at": m.taken_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"messages": items})))
+}
+
+/// An expert takes an offline message to answer it in the seeker's conversation.
+pub async fn take(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let conversation = app.service.take_offline_message(&caller.user, chat_id(&id)?).await?;
+    Ok(Json(json!({"conversation": conversation.0})))
 }

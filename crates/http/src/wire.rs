@@ -120,7 +120,7 @@ pub fn encode(frame: &Frame) -> String {
         Frame::QueueOffer(o) => json!({
             "type": "queue_offer", "chat": o.chat, "queue": o.queue, "queue_name": o.queue_name,
             "seeker": o.seeker.as_str(), "seeker_name": o.seeker_name, "question": o.question,
-            "expires_at": o.expires_at, "conversation": o.conversation.0,
+            "expires_at": o.expires_at, "conversation": o.conversation.0, "answers": answers(&o.answers),
         }),
         Frame::QueueOfferGone { chat, reason } => json!({"type": "queue_offer_gone", "chat": chat, "reason": reason}),
         Frame::QueueChat(v) => {
@@ -153,5 +153,11 @@ pub fn queue_chat(v: &sb_service::queue_chats::ChatView) -> serde_json::Value {
         "chat": v.chat, "queue": v.queue, "queue_name": v.queue_name, "state": v.state,
         "position": v.position, "estimated_wait_s": v.estimated_wait_s,
         "expert": v.expert.as_ref().map(|a| a.as_str()), "conversation": v.conversation.0, "message": v.message,
+        "question": v.question, "answers": answers(&v.answers), "wrap_up_until": v.wrap_up_until,
     })
+}
+
+/// Pre-chat form answers as a JSON object (field name → value).
+pub fn answers(a: &[(String, String)]) -> serde_json::Value {
+    serde_json::Value::Object(a.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
 }

@@ -809,10 +809,38 @@ impl Service {
         if def.capacity == 0 || def.capacity > 100 || def.offer_timeout_ms < 1000 {
             return Err(CoreError::Invalid("capacity is 1 to 100 and the offer timeout at least 1 s".into()).into());
         }
-        for target in [&def.overflow_queue, &def.no_expert_queue].into_iter().flatten() {
-            if target == &def.id || !self.queues.defs().iter().any(|d| &d.id == target) {
+        for target in [def.overflow.queue(), def.no_expert.queue()].into_iter().flatten() {
+            if target == def.id || !self.queues.defs().iter().any(|d| d.id == target) {
                 return Err(CoreError::Invalid(format!("no other queue {target} to roll over to")).into());
             }
+        }
+        if let Some(h) = &def.hours {
+            h.validate().map_err(CoreError::Invalid)?;
+            if jiff::tz::TimeZone::get(&h.tz).is_err() {
+                return Err(CoreError::Invalid(format!("hours: unknown time zone {:?}", h.tz)).into());
+            }
+        }
+        sb_core::form::validate_fields(&def.form).map_err(CoreError::Invalid)?;
+        if def.canned.len() > 100
+            || def
+                .canned
+                .iter()
+                .any(|c| c.title.trim().is_empty() || c.title.chars().count() > 100 || c.text.chars().count() > 4000)
+        {
+            return Err(CoreError::Invalid(
+                "at most 100 canned responses, each with a title (1–100 characters) and a text of at most 4000".into(),
+            )
+            .into());
+        }
+        if def.wrap_up_tags.len() > 50 || def.wrap_up_tags.iter().any(|t| t.trim().is_empty() || t.chars().count() > 50)
+        {
+            return Err(CoreError::Invalid("at most 50 wrap-up tags of 1 to 50 characters".into()).into());
+        }
+        if !(0..=3_600_000).contains(&def.wrap_up_ms) {
+            return Err(CoreError::Invalid("the wrap-up time is 0 to 3600 s".into()).into());
+        }
+        if def.offline_message.chars().count() > 2000 {
+            return Err(CoreError::Invalid("the offline message has at most 2000 characters".into()).into());
         }
         if self.store.user_by_address(&def.address).await?.is_some() {
             return Err(CoreError::Conflict(format!("{} is a user's address", def.address)).into());
@@ -830,6 +858,7 @@ impl Service {
         name: &str,
         email: &str,
         question: &str,
+        answers: &[(String, String)],
         ip: IpAddr,
     ) -> Result<(String, User, queue_chats::ChatView)> {
         let name = name.trim();
@@ -840,9 +869,7 @@ impl Service {
             return Err(CoreError::Invalid("the email address is too long".into()).into());
         }
         let def = self.answering_queue(queue)?;
-        if def.closed {
-            return Err(CoreError::Forbidden(format!("{} is closed.", def.display_name)).into());
-        }
+        self.check_request(&def, question, answers)?;
         self.guest_limiter
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -868,7 +895,7 @@ impl Service {
             )
             .await?;
         let (token, _) = self.issue_session(guest.id).await?;
-        match self.request_queue_chat(&guest, &def.id, question).await {
+        match self.request_queue_chat(&guest, &def.id, question, answers).await {
             Ok(view) => Ok((token, guest, view)),
             Err(e) => {
                 // The guest exists only for this chat.

@@ -22,6 +22,7 @@ pub struct Offer {
     pub seeker: Address,
     pub seeker_name: String,
     pub question: String,
+    pub answers: Vec<(String, String)>,
     pub expires_at: Millis,
     pub conversation: ConversationId,
 }
@@ -33,7 +34,18 @@ pub struct WaitingChat {
     pub seeker: Address,
     pub seeker_name: String,
     pub question: String,
+    pub answers: Vec<(String, String)>,
     pub waited_ms: Millis,
+}
+
+/// A queue chat kept as an offline message, as the queue's experts see it.
+#[derive(Debug, Clone)]
+pub struct OfflineMessage {
+    pub record: QueueChatRecord,
+    pub seeker: Option<Address>,
+    pub seeker_name: String,
+    pub taken_by: Option<Address>,
+    pub taken_at: Option<Millis>,
 }
 
 /// Where a queue chat stands, as the seeker (and the assigned expert) see it.
@@ -42,7 +54,7 @@ pub struct ChatView {
     pub chat: i64,
     pub queue: String,
     pub queue_name: String,
-    /// `waiting`, `assigned`, `closed`, `abandoned`, `overflowed`.
+    /// `waiting`, `assigned`, `wrap_up`, `closed`, `abandoned`, `overflowed`, `offline`.
     pub state: &'static str,
     pub position: Option<usize>,
     pub estimated_wait_s: Option<u64>,
@@ -50,6 +62,10 @@ pub struct ChatView {
     pub expert: Option<Address>,
     pub conversation: ConversationId,
     pub message: Option<String>,
+    pub question: String,
+    pub answers: Vec<(String, String)>,
+    /// In wrap-up: when it closes by itself.
+    pub wrap_up_until: Option<Millis>,
 }
 
 /// Answered within this long counts toward the service level.
@@ -95,23 +111,20 @@ impl Service {
         }
     }
 
-    /// A signed-in user asks a queue for a chat (`question`: the pre-chat text).
-    pub async fn request_queue_chat(&self, seeker: &User, queue: &str, question: &str) -> Result<ChatView> {
+    /// A signed-in user asks a queue for a chat (`question`: the pre-chat text; `answers`:
+    /// the queue's pre-chat form).
+    pub async fn request_queue_chat(
+        &self,
+        seeker: &User,
+        queue: &str,
+        question: &str,
+        answers: &[(String, String)],
+    ) -> Result<ChatView> {
         let def = self.answering_queue(queue)?;
-        if def.closed {
-            let msg = if def.closed_message.is_empty() {
-                format!("{} is closed.", def.display_name)
-            } else {
-                def.closed_message.clone()
-            };
-            return Err(CoreError::Forbidden(msg).into());
-        }
-        if question.chars().count() > 2000 {
-            return Err(CoreError::Invalid("the question has at most 2000 characters".into()).into());
-        }
+        let answers = self.check_request(&def, question, answers)?;
         let now = self.now();
         let (conversation, chat) =
-            self.store.open_queue_chat(&def.id, &def.display_name, seeker.id, question, now).await?;
+            self.store.open_queue_chat(&def.id, &def.display_name, seeker.id, question, &answers, now).await?;
         // The conversation's first event is queued to the log writer but not waited for: the
         // expert's `joined` comes later through the same writer, so the order holds, and the
         // offer need not wait for a commit.
@@ -123,38 +136,74 @@ impl Service {
             seeker: seeker.id,
             conversation,
             question: question.to_string(),
+            answers,
             state: "queued".into(),
             expert: None,
             requested_at: now,
         };
         let open = crate::queues::OpenChat {
-            record,
+            record: record.clone(),
             seeker_address: seeker.address.clone(),
             seeker_name: seeker.display_name.clone(),
         };
         self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, open);
         let events = self.route(|r| r.request(&def.id, chat, BTreeSet::new(), now)).map_err(route_error)?;
         self.apply_queue_events(events).await;
-        // Gone already: the last expert signed out between the check above and now.
-        self.queue_chat_view(chat).ok_or_else(|| no_experts(&def))
+        if let Some(view) = self.queue_chat_view(chat) {
+            return Ok(view);
+        }
+        // Gone already: kept as an offline message, or the last expert signed out between
+        // the check above and now.
+        match self.store.queue_chat(chat).await? {
+            Some(r) if r.state == "offline" => Ok(offline_view(&def, &record)),
+            _ => Err(no_experts(&def)),
+        }
+    }
+
+    /// Is the queue open, and are the question and the form's answers acceptable? Returns
+    /// the answers as they are kept. Checked before anything is created.
+    pub(crate) fn check_request(
+        &self,
+        def: &sb_core::queue::QueueDef,
+        question: &str,
+        answers: &[(String, String)],
+    ) -> Result<Vec<(String, String)>> {
+        if !crate::queues::open_now(def, self.now()) {
+            let msg = if def.closed_message.is_empty() {
+                format!("{} is closed.", def.display_name)
+            } else {
+                def.closed_message.clone()
+            };
+            return Err(CoreError::Forbidden(msg).into());
+        }
+        if question.chars().count() > 2000 {
+            return Err(CoreError::Invalid("the question has at most 2000 characters".into()).into());
+        }
+        Ok(sb_core::form::check_answers(&def.form, answers).map_err(CoreError::Invalid)?)
     }
 
     /// The queue that will take a chat asked of `name`: itself when one of its experts is
-    /// signed in, else its `no_expert_queue` (followed up to three times). Refused early,
-    /// before any account or conversation is made, when nobody could answer.
+    /// signed in, else what its "no expert" action says — another queue (followed up to
+    /// three times), or itself when it takes offline messages. Refused early, before any
+    /// account or conversation is made, when nobody could answer.
     pub(crate) fn answering_queue(&self, name: &str) -> Result<sb_core::queue::QueueDef> {
+        use sb_core::queue::OverflowAction;
         let asked = self.queues.find(name).ok_or(CoreError::NotFound("queue"))?;
         let mut def = asked.clone();
         for _ in 0..4 {
-            if def.closed {
+            if !crate::queues::open_now(&def, self.now()) {
                 return Ok(def); // the caller refuses with the closed message
             }
             if self.queues.realtime(&def.id, self.now()).is_some_and(|s| s.signed_in > 0) {
                 return Ok(def);
             }
-            match def.no_expert_queue.as_deref().and_then(|q| self.queues.find(q)) {
-                Some(next) if next.id != asked.id => def = next,
-                _ => break,
+            match &def.no_expert {
+                OverflowAction::OfflineMessage => return Ok(def),
+                OverflowAction::Queue(q) => match self.queues.find(q) {
+                    Some(next) if next.id != asked.id => def = next,
+                    _ => break,
+                },
+                OverflowAction::Close => break,
             }
         }
         Err(no_experts(&asked))
@@ -226,11 +275,10 @@ impl Service {
         let events = self
             .route(|r| match r.state(chat) {
                 Some(sb_core::queue::ChatState::Queued) => r.abandon(chat, now),
-                Some(sb_core::queue::ChatState::Assigned(_)) => {
-                    let mut ev = r.end(chat, now)?;
-                    ev.extend(r.close(chat, now)?);
-                    Ok(ev)
-                }
+                Some(sb_core::queue::ChatState::Assigned(_)) => r.end(chat, now),
+                // Ending again in wrap-up: the expert is done.
+                Some(sb_core::queue::ChatState::WrapUp(e)) if e == user.id => r.finish_wrap_up(chat, e, now),
+                Some(sb_core::queue::ChatState::WrapUp(_)) => Ok(Vec::new()),
                 _ => r.close(chat, now),
             })
             .map_err(route_error)?;
@@ -277,6 +325,7 @@ impl Service {
                         seeker: open.seeker_address.clone(),
                         seeker_name: open.seeker_name.clone(),
                         question: record.question.clone(),
+                        answers: record.answers.clone(),
                         expires_at: *expires_at,
                         conversation: record.conversation,
                     };
@@ -344,6 +393,23 @@ impl Service {
                     }
                     continue;
                 }
+                QueueEvent::Overflowed { reason, .. } if self.takes_offline_messages(&record.queue, *reason) => {
+                    pending.push_front(QueueEvent::OfflineMessage { chat: record.id });
+                }
+                QueueEvent::OfflineMessage { .. } => {
+                    // The seeker stays in the conversation and may write on; the queue's
+                    // experts find it among the offline messages and answer it there.
+                    self.update_chat(record.id, |c| c.state = "offline".into());
+                    self.tell_participants(record.id);
+                    self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.id);
+                }
+                QueueEvent::WrapUp { .. } => {
+                    self.update_chat(record.id, |c| c.state = "wrap_up".into());
+                    // Without a wrap-up time it closed at once: `closed` tells them.
+                    if matches!(self.route(|r| r.state(record.id)), Some(sb_core::queue::ChatState::WrapUp(_))) {
+                        self.tell_participants(record.id);
+                    }
+                }
                 QueueEvent::Closed { .. } | QueueEvent::Abandoned { .. } | QueueEvent::Overflowed { .. } => {
                     let state = match e {
                         QueueEvent::Closed { .. } => "closed",
@@ -384,8 +450,9 @@ impl Service {
             let requested_at = record.requested_at;
             let open =
                 crate::queues::OpenChat { record, seeker_address: seeker.address, seeker_name: seeker.display_name };
+            let wrap_up = open.record.state == "wrap_up";
             self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, open);
-            events.extend(self.route(|r| r.restore(&queue, chat, requested_at, expert, now)));
+            events.extend(self.route(|r| r.restore(&queue, chat, requested_at, expert, wrap_up, now)));
             restored += 1;
         }
         self.apply_queue_events(events).await;
@@ -406,6 +473,7 @@ impl Service {
                 seeker: open.seeker_address.clone(),
                 seeker_name: open.seeker_name.clone(),
                 question: open.record.question.clone(),
+                answers: open.record.answers.clone(),
                 expires_at,
                 conversation: open.record.conversation,
             };
@@ -449,6 +517,7 @@ impl Service {
                     seeker: open.seeker_address,
                     seeker_name: open.seeker_name,
                     question: open.record.question,
+                    answers: open.record.answers,
                     waited_ms: now - open.record.requested_at,
                 })
             })
@@ -473,6 +542,134 @@ impl Service {
             return Err(CoreError::Conflict("only a chat that reached an expert can be rated".into()).into());
         }
         Ok(self.store.save_survey(chat, rating, comment.trim()).await?)
+    }
+
+    /// The expert's wrap-up: tags (from the queue's list) and a note. Ends the wrap-up time;
+    /// allowed again later, to correct it.
+    pub async fn wrap_up_queue_chat(&self, expert: &User, chat: ChatId, tags: &[String], note: &str) -> Result<()> {
+        if note.chars().count() > 2000 {
+            return Err(CoreError::Invalid("the note has at most 2000 characters".into()).into());
+        }
+        let record = match self.chat_record(chat) {
+            Some(r) => Some(r),
+            None => self.store.queue_chat(chat).await?,
+        };
+        let record = record.filter(|r| r.expert == Some(expert.id)).ok_or(CoreError::NotFound("queue chat"))?;
+        let def = self.queues.defs().iter().find(|d| d.id == record.queue).cloned();
+        let allowed = def.map(|d| d.wrap_up_tags).unwrap_or_default();
+        let mut kept: Vec<String> = Vec::new();
+        for t in tags {
+            let t = t.trim();
+            if !allowed.iter().any(|a| a == t) {
+                return Err(CoreError::Invalid(format!("{t:?} is not one of this queue's wrap-up tags")).into());
+            }
+            if !kept.iter().any(|k| k == t) {
+                kept.push(t.to_string());
+            }
+        }
+        let now = self.now();
+        match self.route(|r| r.state(chat)) {
+            Some(sb_core::queue::ChatState::Assigned(_)) => {
+                return Err(CoreError::Conflict("end the chat before wrapping it up".into()).into())
+            }
+            Some(sb_core::queue::ChatState::Queued) => return Err(CoreError::NotFound("queue chat").into()),
+            _ => {}
+        }
+        self.store.save_wrap_up(chat, &kept, note.trim()).await?;
+        if let Ok(events) = self.route(|r| r.finish_wrap_up(chat, expert.id, now)) {
+            self.apply_queue_events(events).await;
+        }
+        Ok(())
+    }
+
+    /// The assigned expert brings a colleague into the chat (a conference): the colleague
+    /// joins the seeker's conversation. The chat stays the first expert's.
+    pub async fn invite_to_queue_chat(&self, expert: &User, chat: ChatId, colleague: &str) -> Result<()> {
+        let record = self.chat_record(chat).ok_or(CoreError::NotFound("queue chat"))?;
+        if self.route(|r| r.state(chat)) != Some(sb_core::queue::ChatState::Assigned(expert.id)) {
+            return Err(CoreError::NotFound("queue chat").into());
+        }
+        let other = self
+            .user_by_address(colleague)
+            .await
+            .map_err(|_| CoreError::Invalid(format!("no such user: {colleague}")))?;
+        if other.is_guest() || other.disabled {
+            return Err(CoreError::Invalid(format!("{} cannot be invited", other.address)).into());
+        }
+        let conversation = self.conversation(record.conversation).await?;
+        if conversation.members.iter().any(|m| m.id == other.id) {
+            return Err(CoreError::Conflict(format!("{} is already in this chat", other.address)).into());
+        }
+        self.append(
+            vec![self.new_event(record.conversation, EventKind::Joined, Some(&other), String::new(), None)],
+            None,
+        )
+        .await?;
+        if let Ok(c) = self.conversation(record.conversation).await {
+            let frame = Outbound::new(Frame::Conversation(c.as_ref().clone()));
+            self.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
+        }
+        self.apply_queue_events(vec![QueueEvent::Invited { chat, expert: other.id }]).await;
+        Ok(())
+    }
+
+    /// A queue's offline messages, newest first (its experts and managers).
+    pub async fn offline_messages(&self, user: &User, queue: &str) -> Result<Vec<OfflineMessage>> {
+        let def = self.queues.find(queue).ok_or(CoreError::NotFound("queue"))?;
+        let manager = user.has_role(sb_core::Role::Admin) || user.has_role(sb_core::Role::QueueManager);
+        if !manager && !def.members.iter().any(|m| m.user == user.id) {
+            return Err(
+                CoreError::Forbidden("only the queue's experts and managers see its offline messages".into()).into()
+            );
+        }
+        let mut out = Vec::new();
+        for o in self.store.offline_messages(&def.id, 200).await? {
+            let seeker = self.store.user(o.record.seeker).await?;
+            let taken_by = match o.taken_by {
+                Some(u) => self.store.user(u).await?.map(|u| u.address),
+                None => None,
+            };
+            out.push(OfflineMessage {
+                seeker: seeker.as_ref().map(|u| u.address.clone()),
+                seeker_name: seeker.map(|u| u.display_name).unwrap_or_default(),
+                taken_by,
+                taken_at: o.taken_at,
+                record: o.record,
+            });
+        }
+        Ok(out)
+    }
+
+    /// An expert of the queue takes an offline message to answer it: they join the seeker's
+    /// conversation. Nobody else can take it after them.
+    pub async fn take_offline_message(&self, expert: &User, chat: ChatId) -> Result<ConversationId> {
+        let record = self
+            .store
+            .queue_chat(chat)
+            .await?
+            .filter(|r| r.state == "offline")
+            .ok_or(CoreError::NotFound("offline message"))?;
+        let def = self.queues.defs().iter().find(|d| d.id == record.queue).cloned();
+        let manager = expert.has_role(sb_core::Role::Admin) || expert.has_role(sb_core::Role::QueueManager);
+        if !manager && !def.is_some_and(|d| d.members.iter().any(|m| m.user == expert.id)) {
+            return Err(CoreError::Forbidden("you are not an expert of this queue".into()).into());
+        }
+        if !self.store.take_offline(chat, expert.id, self.now()).await? {
+            return Err(CoreError::Conflict("another expert has taken this message".into()).into());
+        }
+        let conversation = self.conversation(record.conversation).await?;
+        if !conversation.members.iter().any(|m| m.id == expert.id) {
+            self.append(
+                vec![self.new_event(record.conversation, EventKind::Joined, Some(expert), String::new(), None)],
+                None,
+            )
+            .await?;
+        }
+        if let Ok(c) = self.conversation(record.conversation).await {
+            let frame = Outbound::new(Frame::Conversation(c.as_ref().clone()));
+            self.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
+        }
+        Ok(record.conversation)
     }
 
     /// Real-time and cumulative statistics of a queue over `[from, to)`.
@@ -523,9 +720,18 @@ impl Service {
     /// Where chats that waited too long in `queue` roll over to, if anywhere ready.
     fn rollover_target(&self, queue: &str) -> Option<String> {
         let def = self.queues.defs().iter().find(|d| d.id == queue).cloned()?;
-        let target = self.queues.find(def.overflow_queue.as_deref()?)?;
+        let target = self.queues.find(def.overflow.queue()?)?;
         let ready = self.queues.realtime(&target.id, self.now()).is_some_and(|s| s.signed_in > 0);
-        (ready && !target.closed && target.id != def.id).then_some(target.id)
+        (ready && crate::queues::open_now(&target, self.now()) && target.id != def.id).then_some(target.id)
+    }
+
+    /// Does `queue` keep chats that overflowed for `reason` as offline messages?
+    fn takes_offline_messages(&self, queue: &str, reason: sb_core::queue::OverflowReason) -> bool {
+        use sb_core::queue::{OverflowAction, OverflowReason};
+        self.queues.defs().iter().find(|d| d.id == queue).is_some_and(|d| {
+            let action = if reason == OverflowReason::MaxWait { &d.overflow } else { &d.no_expert };
+            *action == OverflowAction::OfflineMessage
+        })
     }
 
     fn offer_gone(&self, expert: UserId, chat: ChatId, reason: &'static str) {
@@ -549,15 +755,21 @@ impl Service {
     pub fn queue_chat_view(&self, chat: ChatId) -> Option<ChatView> {
         let record = self.chat_record(chat)?;
         let def = self.queues.defs().iter().find(|d| d.id == record.queue).cloned();
-        let (position, waiting_state) = self.route(|r| (r.position(chat), r.state(chat)));
-        let state = match (waiting_state, record.state.as_str()) {
-            (Some(sb_core::queue::ChatState::Queued), _) => "waiting",
-            (Some(_), _) => "assigned",
-            (None, "closed") => "closed",
+        let (position, routing_state, wrap_up_until) =
+            self.route(|r| (r.position(chat), r.state(chat), r.wrap_up_until(chat)));
+        use sb_core::queue::ChatState;
+        let state = match (routing_state, record.state.as_str()) {
+            (Some(ChatState::Queued), _) => "waiting",
+            (Some(ChatState::Assigned(_)), _) => "assigned",
+            (Some(ChatState::WrapUp(_)), _) => "wrap_up",
             (None, "abandoned") => "abandoned",
             (None, "overflowed") => "overflowed",
+            (None, "offline") => "offline",
             (None, _) => "closed",
         };
+        if state == "offline" {
+            return def.map(|d| offline_view(&d, &record));
+        }
         let estimated_wait_s = position.map(|p| {
             let status = self.queues.status(&record.queue, self.now());
             let slots = status.map_or(1, |s| u64::from(s.experts_ready.max(1)));
@@ -580,6 +792,32 @@ impl Service {
             expert,
             conversation: record.conversation,
             message,
+            question: record.question.clone(),
+            answers: record.answers.clone(),
+            wrap_up_until,
         })
+    }
+}
+
+/// A chat kept as an offline message, as its seeker sees it.
+fn offline_view(def: &sb_core::queue::QueueDef, record: &QueueChatRecord) -> ChatView {
+    let message = if def.offline_message.is_empty() {
+        sb_core::queue::DEFAULT_OFFLINE_MESSAGE.to_string()
+    } else {
+        def.offline_message.clone()
+    };
+    ChatView {
+        chat: record.id.0 as i64,
+        queue: def.id.clone(),
+        queue_name: def.display_name.clone(),
+        state: "offline",
+        position: None,
+        estimated_wait_s: None,
+        expert: None,
+        conversation: record.conversation,
+        message: Some(message),
+        question: record.question.clone(),
+        answers: record.answers.clone(),
+        wrap_up_until: None,
     }
 }

@@ -21,7 +21,7 @@ pub enum QueueState {
     Open,
     /// Open, but no expert is ready.
     Busy,
-    /// Closed by an administrator (later: outside business hours).
+    /// Closed by an administrator, or outside business hours.
     Closed,
 }
 
@@ -118,7 +118,8 @@ impl Queues {
     pub fn status(&self, name: &str, now: Millis) -> Option<QueueStatus> {
         let def = self.find(name)?;
         let stats = self.router.lock().unwrap_or_else(|e| e.into_inner()).stats(&def.id, now).unwrap_or_default();
-        let state = if def.closed {
+        let closed = !open_now(&def, now);
+        let state = if closed {
             QueueState::Closed
         } else if stats.ready > 0 {
             QueueState::Open
@@ -134,9 +135,61 @@ impl Queues {
         Some(QueueStatus {
             id: def.id,
             state,
-            experts_ready: if def.closed { 0 } else { stats.ready },
+            experts_ready: if closed { 0 } else { stats.ready },
             seekers_waiting: stats.waiting,
             estimated_wait_s,
         })
+    }
+}
+
+/// Is the queue taking chats at `now`: not closed by an administrator, and within its
+/// business hours (in its time zone)?
+pub fn open_now(def: &QueueDef, now: Millis) -> bool {
+    !def.closed && def.hours.as_ref().is_none_or(|h| local_time(&h.tz, now).is_some_and(|t| h.is_open(t)))
+}
+
+/// `now` in the time zone `tz` (IANA name); `None` for an unknown zone.
+pub fn local_time(tz: &str, now: Millis) -> Option<sb_core::hours::LocalTime> {
+    let zone = jiff::tz::TimeZone::get(tz).ok()?;
+    let dt = jiff::Timestamp::from_millisecond(now).ok()?.to_zoned(zone).datetime();
+    Some(sb_core::hours::LocalTime {
+        year: dt.year(),
+        month: dt.month(),
+        day: dt.day(),
+        weekday: dt.weekday().to_monday_zero_offset() as u8,
+        minute: dt.hour() as u16 * 60 + dt.minute() as u16,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sb_core::hours::{BusinessHours, Span};
+
+    #[test]
+    fn business_hours_follow_the_queue_time_zone() {
+        // 2026-11-26 is a Thursday; 08:30 UTC is 09:30 in Berlin (CET, UTC+1) and 03:30 in New York.
+        let now = jiff::Timestamp::from_second(1_795_681_800).unwrap().as_millisecond();
+        assert_eq!(jiff::Timestamp::from_millisecond(now).unwrap().to_string(), "2026-11-26T08:30:00Z");
+        let t = local_time("Europe/Berlin", now).unwrap();
+        assert_eq!((t.weekday, t.minute, t.day), (3, 9 * 60 + 30, 26));
+        let mut def = QueueDef::new("support", "Support", sb_core::Address::parse("support@example.com").unwrap());
+        let thu = |tz: &str| BusinessHours {
+            tz: tz.into(),
+            weekly: vec![Span { day: "thu".into(), open: "09:00".into(), close: "17:00".into() }],
+            holidays: vec![],
+        };
+        def.hours = Some(thu("Europe/Berlin"));
+        assert!(open_now(&def, now));
+        def.hours = Some(thu("America/New_York"));
+        assert!(!open_now(&def, now), "still night in New York");
+        def.hours = Some(BusinessHours { holidays: vec!["2026-11-26".into()], ..thu("Europe/Berlin") });
+        assert!(!open_now(&def, now), "holiday");
+        def.hours = Some(thu("Mars/Olympus_Mons"));
+        assert!(!open_now(&def, now), "an unknown zone never opens");
+        def.hours = None;
+        def.closed = true;
+        assert!(!open_now(&def, now));
+        assert!(local_time("Nowhere/Else", now).is_none());
     }
 }

@@ -9,8 +9,10 @@
 use async_trait::async_trait;
 use sb_core::conversation::{Appended, ConversationSummary, Member};
 use sb_core::directory::NewUser;
-use sb_core::queue::{ChatId, ChatTimes, QueueChatRecord, QueueDef, QueueEvent, QueueMember, RoutingMethod};
-use sb_core::store::{Application, AuthSession, Store, StoreResult, Webhook, WebhookDelivery};
+use sb_core::queue::{
+    ChatId, ChatTimes, OverflowAction, QueueChatRecord, QueueDef, QueueEvent, QueueMember, RoutingMethod,
+};
+use sb_core::store::{Application, AuthSession, OfflineChat, Store, StoreResult, Webhook, WebhookDelivery};
 use sb_core::{
     Address, Conversation, ConversationId, ConversationKind, Event, EventId, EventKind, Group, GroupId, Millis,
     NewEvent, Role, StoreError, User, UserId,
@@ -45,6 +47,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/sqlite/0004_survey.sql")),
     (5, include_str!("../migrations/sqlite/0005_rollover.sql")),
     (6, include_str!("../migrations/sqlite/0006_webhooks.sql")),
+    (7, include_str!("../migrations/sqlite/0007_queue_options.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -53,6 +56,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/postgres/0004_survey.sql")),
     (5, include_str!("../migrations/postgres/0005_rollover.sql")),
     (6, include_str!("../migrations/postgres/0006_webhooks.sql")),
+    (7, include_str!("../migrations/postgres/0007_queue_options.sql")),
 ];
 
 /// What a commit survives on SQLite (PostgreSQL follows its own `synchronous_commit`).
@@ -93,7 +97,24 @@ fn unavailable(e: sqlx::Error) -> StoreError {
     }
 }
 
-const QUEUE_CHAT_COLS: &str = "id, queue_id, seeker_id, conversation_id, question, state, expert_id, requested_at";
+const QUEUE_CHAT_COLS: &str =
+    "id, queue_id, seeker_id, conversation_id, question, answers, state, expert_id, requested_at";
+
+/// Structured queue settings are kept as JSON text (same on both backends).
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, sqlx::Error> {
+    serde_json::from_str(s).map_err(|e| sqlx::Error::Decode(format!("bad JSON in a queue column: {e}").into()))
+}
+
+fn action(r: &AnyRow, action_col: &str, queue_col: &str) -> Result<OverflowAction, sqlx::Error> {
+    let a: String = r.try_get(action_col)?;
+    let q: Option<String> = r.try_get(queue_col)?;
+    OverflowAction::parse(Some(&a).filter(|a| !a.is_empty()).map(String::as_str), q.as_deref())
+        .map_err(|e| sqlx::Error::Decode(e.into()))
+}
 
 fn queue_chat_from_row(r: &AnyRow) -> Result<QueueChatRecord, sqlx::Error> {
     Ok(QueueChatRecord {
@@ -102,6 +123,7 @@ fn queue_chat_from_row(r: &AnyRow) -> Result<QueueChatRecord, sqlx::Error> {
         seeker: UserId(r.try_get("seeker_id")?),
         conversation: ConversationId(r.try_get("conversation_id")?),
         question: r.try_get("question")?,
+        answers: from_json(&r.try_get::<String, _>("answers")?)?,
         state: r.try_get("state")?,
         expert: r.try_get::<Option<i64>, _>("expert_id")?.map(UserId),
         requested_at: r.try_get("requested_at")?,
@@ -997,15 +1019,19 @@ impl Store for SqlStore {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO queues (id, display_name, address, description, method, offer_timeout_ms, capacity, daily_cap, \
-               max_wait_ms, enabled, closed, welcome, closed_message, show_expert_name, updated_at, overflow_queue, no_expert_queue) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+               max_wait_ms, enabled, closed, welcome, closed_message, show_expert_name, updated_at, overflow_queue, no_expert_queue, \
+               overflow_action, no_expert_action, offline_message, hours, form, canned, wrap_up_tags, wrap_up_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) \
              ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, address = excluded.address, \
                description = excluded.description, method = excluded.method, offer_timeout_ms = excluded.offer_timeout_ms, \
                capacity = excluded.capacity, daily_cap = excluded.daily_cap, max_wait_ms = excluded.max_wait_ms, \
                enabled = excluded.enabled, closed = excluded.closed, welcome = excluded.welcome, \
                closed_message = excluded.closed_message, show_expert_name = excluded.show_expert_name, \
                updated_at = excluded.updated_at, overflow_queue = excluded.overflow_queue, \
-               no_expert_queue = excluded.no_expert_queue",
+               no_expert_queue = excluded.no_expert_queue, overflow_action = excluded.overflow_action, \
+               no_expert_action = excluded.no_expert_action, offline_message = excluded.offline_message, \
+               hours = excluded.hours, form = excluded.form, canned = excluded.canned, \
+               wrap_up_tags = excluded.wrap_up_tags, wrap_up_ms = excluded.wrap_up_ms",
         )
         .bind(&q.id)
         .bind(&q.display_name)
@@ -1022,8 +1048,16 @@ impl Store for SqlStore {
         .bind(&q.closed_message)
         .bind(i64::from(q.show_expert_name))
         .bind(now)
-        .bind(q.overflow_queue.clone())
-        .bind(q.no_expert_queue.clone())
+        .bind(q.overflow.queue().map(str::to_string))
+        .bind(q.no_expert.queue().map(str::to_string))
+        .bind(q.overflow.as_str())
+        .bind(q.no_expert.as_str())
+        .bind(&q.offline_message)
+        .bind(q.hours.as_ref().map(to_json).unwrap_or_default())
+        .bind(to_json(&q.form))
+        .bind(to_json(&q.canned))
+        .bind(to_json(&q.wrap_up_tags))
+        .bind(q.wrap_up_ms)
         .execute(&mut *tx)
         .await
         .map_err(|e| match unavailable(e) {
@@ -1051,7 +1085,9 @@ impl Store for SqlStore {
     async fn queues(&self) -> StoreResult<Vec<QueueDef>> {
         let rows = sqlx::query(
             "SELECT id, display_name, address, description, method, offer_timeout_ms, capacity, daily_cap, max_wait_ms, \
-               enabled, closed, welcome, closed_message, show_expert_name, overflow_queue, no_expert_queue FROM queues ORDER BY id",
+               enabled, closed, welcome, closed_message, show_expert_name, overflow_queue, no_expert_queue, \
+               overflow_action, no_expert_action, offline_message, hours, form, canned, wrap_up_tags, wrap_up_ms \
+             FROM queues ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await
@@ -1102,8 +1138,21 @@ impl Store for SqlStore {
                     welcome: r.try_get("welcome")?,
                     closed_message: r.try_get("closed_message")?,
                     show_expert_name: r.try_get::<i64, _>("show_expert_name")? != 0,
-                    overflow_queue: r.try_get("overflow_queue")?,
-                    no_expert_queue: r.try_get("no_expert_queue")?,
+                    overflow: action(r, "overflow_action", "overflow_queue")?,
+                    no_expert: action(r, "no_expert_action", "no_expert_queue")?,
+                    offline_message: r.try_get("offline_message")?,
+                    hours: {
+                        let h: String = r.try_get("hours")?;
+                        if h.is_empty() {
+                            None
+                        } else {
+                            Some(from_json(&h)?)
+                        }
+                    },
+                    form: from_json(&r.try_get::<String, _>("form")?)?,
+                    canned: from_json(&r.try_get::<String, _>("canned")?)?,
+                    wrap_up_tags: from_json(&r.try_get::<String, _>("wrap_up_tags")?)?,
+                    wrap_up_ms: r.try_get("wrap_up_ms")?,
                     id,
                 })
             })
@@ -1132,6 +1181,7 @@ impl Store for SqlStore {
         title: &str,
         seeker: UserId,
         question: &str,
+        answers: &[(String, String)],
         now: Millis,
     ) -> StoreResult<(ConversationId, ChatId)> {
         let mut tx = self.begin_write().await?;
@@ -1153,13 +1203,14 @@ impl Store for SqlStore {
         .await
         .map_err(unavailable)?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO queue_chats (queue_id, seeker_id, conversation_id, question, state, requested_at) \
-             VALUES ($1, $2, $3, $4, 'queued', $5) RETURNING id",
+            "INSERT INTO queue_chats (queue_id, seeker_id, conversation_id, question, answers, state, requested_at) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6) RETURNING id",
         )
         .bind(queue)
         .bind(seeker.0)
         .bind(conversation)
         .bind(question)
+        .bind(to_json(&answers))
         .bind(now)
         .fetch_one(&mut *tx)
         .await
@@ -1354,6 +1405,56 @@ impl Store for SqlStore {
         .await
     }
 
+    async fn save_wrap_up(&self, chat: ChatId, tags: &[String], note: &str) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE queue_chats SET tags = $1, wrap_note = $2 WHERE id = $3")
+            .bind(to_json(&tags))
+            .bind(note)
+            .bind(chat.0 as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn offline_messages(&self, queue: &str, limit: u32) -> StoreResult<Vec<OfflineChat>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {QUEUE_CHAT_COLS}, taken_by, taken_at FROM queue_chats WHERE queue_id = $1 AND state = 'offline' \
+             ORDER BY requested_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(queue)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(OfflineChat {
+                    record: queue_chat_from_row(r)?,
+                    taken_by: r.try_get::<Option<i64>, _>("taken_by")?.map(UserId),
+                    taken_at: r.try_get("taken_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    async fn take_offline(&self, chat: ChatId, expert: UserId, now: Millis) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE queue_chats SET taken_by = $1, taken_at = COALESCE(taken_at, $2) \
+             WHERE id = $3 AND state = 'offline' AND (taken_by IS NULL OR taken_by = $1)",
+        )
+        .bind(expert.0)
+        .bind(now)
+        .bind(chat.0 as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn record_queue_events(&self, events: &[(String, QueueEvent)], now: Millis) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
@@ -1398,6 +1499,7 @@ impl Store for SqlStore {
                 QueueEvent::Closed { .. } => Some(("closed", None, None, Some(now))),
                 QueueEvent::Abandoned { .. } => Some(("abandoned", None, None, Some(now))),
                 QueueEvent::Overflowed { .. } => Some(("overflowed", None, None, Some(now))),
+                QueueEvent::OfflineMessage { .. } => Some(("offline", None, None, Some(now))),
                 _ => None,
             };
             if let Some((state, expert, assigned_at, closed_at)) = update {

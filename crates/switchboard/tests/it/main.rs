@@ -7,4 +7,5 @@ mod auth;
 mod bad_input;
 mod chat;
 mod e2e;
+mod queue_options;
 mod queues;

@@ -1,0 +1,14 @@
+ALTER TABLE queues ADD COLUMN overflow_action TEXT NOT NULL DEFAULT '';
+ALTER TABLE queues ADD COLUMN no_expert_action TEXT NOT NULL DEFAULT '';
+ALTER TABLE queues ADD COLUMN offline_message TEXT NOT NULL DEFAULT '';
+ALTER TABLE queues ADD COLUMN hours TEXT NOT NULL DEFAULT '';
+ALTER TABLE queues ADD COLUMN form TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE queues ADD COLUMN canned TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE queues ADD COLUMN wrap_up_tags TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE queues ADD COLUMN wrap_up_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue_chats ADD COLUMN answers TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE queue_chats ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE queue_chats ADD COLUMN wrap_note TEXT NOT NULL DEFAULT '';
+ALTER TABLE queue_chats ADD COLUMN taken_by INTEGER;
+ALTER TABLE queue_chats ADD COLUMN taken_at INTEGER;
+CREATE INDEX queue_chats_state ON queue_chats(queue_id, state, requested_at)

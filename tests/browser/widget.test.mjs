@@ -1,0 +1,474 @@
+// End-to-end test of the click-to-chat widget (/sdk/switchboard.js) against the queue settings
+// an admin configures through the REST API: the pre-chat form, business hours, and offline
+// messages. The widget is embedded in pages of ANOTHER origin (http://localhost:<p2>/ while
+// Switchboard listens on http://127.0.0.1:<p1>/); the real server, Debian's Chromium.
+//
+//   cd tests/browser && npm install && node --test widget.test.mjs
+//
+// Environment: as queues.test.mjs —
+//   SWITCHBOARD_BIN  server binary (default <repo>/target/debug/switchboard)
+//   CHROMIUM         browser binary (default /usr/bin/chromium)
+//   SCREENSHOT_DIR   if set, screenshots are written there
+//   WEB_DIR          serve sdk/switchboard.{js,css} from this folder instead of the copies
+//                    compiled into the server (no rebuild needed)
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { chromium } from 'playwright-core';
+import { startSwitchboard, startPageServer } from './harness.mjs';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || '';
+const WEB_DIR = process.env.WEB_DIR || '';
+const WAIT = 15000; // every wait for a condition
+const PASSWORD = 'demo';
+const ADMIN = 'admin@example.com';
+const JUDY = 'judy@example.com';
+const MALLORY = 'mallory@example.com';
+const HOSTILE = '<img src=x onerror=alert(1)>';
+
+let sb = null;
+let base = '';
+let pages = null; // the other origin's page server
+const PAGES = {};
+let browser = null;
+const clients = [];
+
+// ------------------------------------------------------------------ host pages
+
+function hostPage(queue, label) {
+  return {
+    type: 'text/html; charset=utf-8',
+    body: `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ACME ${queue}</title></head>
+<body>
+<h1>ACME intranet</h1>
+<div id="help"></div>
+<script src="${base}/sdk/switchboard.js"></script>
+<script>window.__sbButton = Switchboard.button(document.getElementById('help'), {queue: ${JSON.stringify(queue)}, label: ${JSON.stringify(label)}})</script>
+</body></html>`,
+  };
+}
+
+// ------------------------------------------------------------------ REST helpers (Node side)
+
+async function rest(method, p, { token, body } = {}) {
+  const headers = { accept: 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const r = await fetch(`${base}${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
+  return { status: r.status, json, text };
+}
+
+const tokens = {};
+async function login(address) {
+  if (tokens[address]) return tokens[address];
+  const r = await rest('POST', '/api/v1/auth/login', { body: { address, password: PASSWORD } });
+  assert.equal(r.status, 200, `sign-in of ${address}: ${r.text}`);
+  tokens[address] = r.json.token;
+  return r.json.token;
+}
+
+/** Creates or replaces queue `id` as admin@example.com; returns the saved definition. */
+async function putQueue(id, body) {
+  const token = await login(ADMIN);
+  const r = await rest('PUT', `/api/v1/queues/${id}`, { token, body });
+  assert.ok(r.status === 200 || r.status === 201, `PUT /api/v1/queues/${id} ${JSON.stringify(body)}: ${r.status} ${r.text}`);
+  return r.json;
+}
+
+// ------------------------------------------------------------------ browser clients
+
+class Client {
+  constructor(name, context, page) {
+    this.name = name;
+    this.context = context;
+    this.page = page;
+    this.dialogs = [];
+    this.pageErrors = [];
+    this.console = [];
+    this.guestPosts = 0; // POST /api/v1/queues/{id}/guest sent by the page
+    page.setDefaultTimeout(WAIT);
+    page.on('dialog', (d) => {
+      this.dialogs.push(`${d.type()}: ${d.message()}`);
+      d.dismiss().catch(() => {});
+    });
+    page.on('pageerror', (e) => this.pageErrors.push(String(e && e.stack ? e.stack : e)));
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') this.console.push(`${m.type()}: ${m.text()}`);
+    });
+    page.on('request', (r) => {
+      if (r.method() === 'POST' && /\/api\/v1\/queues\/[^/]+\/guest$/.test(new URL(r.url()).pathname)) this.guestPosts++;
+    });
+  }
+}
+
+async function newClient(name) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  if (WEB_DIR) {
+    const files = {
+      '/sdk/switchboard.js': ['sdk/switchboard.js', 'text/javascript'],
+      '/sdk/switchboard.css': ['sdk/switchboard.css', 'text/css'],
+    };
+    await context.route((u) => u.origin === base && Object.hasOwn(files, u.pathname), async (route) => {
+      const [file, type] = files[new URL(route.request().url()).pathname];
+      const resp = await route.fetch(); // keep the server's headers (CSP, CORS, …)
+      await route.fulfill({ response: resp, body: readFileSync(path.join(WEB_DIR, file)), contentType: `${type}; charset=utf-8` });
+    });
+  }
+  const c = new Client(name, context, await context.newPage());
+  clients.push(c);
+  return c;
+}
+
+/** A visitor's browser on the host page `p` of the other origin, with the widget button shown. */
+async function openSeeker(name, p) {
+  const c = await newClient(name);
+  await c.page.goto(`${pages.origin}${p}`);
+  await c.page.locator('[data-testid=sbw-button]').waitFor({ state: 'visible' });
+  assert.notEqual(await c.page.evaluate(() => location.origin), new URL(base).origin, 'the host page is on another origin');
+  return c;
+}
+
+/**
+ * An expert signed in through a plain WebSocket (a page of the other origin holds it, so no
+ * console code is involved); every frame is kept in window.__frames.
+ */
+async function expertSocket(address) {
+  const token = await login(address);
+  const c = await newClient(`${address} (socket)`);
+  await c.page.goto(`${pages.origin}/blank`);
+  const url = `${base.replace(/^http/, 'ws')}/api/v1/ws?token=${encodeURIComponent(token)}&presence=none`;
+  await c.page.evaluate((u) => new Promise((resolve, reject) => {
+    window.__frames = [];
+    const ws = new WebSocket(u);
+    window.__ws = ws;
+    ws.onmessage = (m) => {
+      let f;
+      try { f = JSON.parse(m.data); } catch (_) { return; }
+      window.__frames.push(f);
+      if (f.type === 'ready') resolve();
+    };
+    ws.onclose = (e) => reject(new Error(`socket closed: ${e.code} ${e.reason}`));
+  }), url);
+  c.token = token;
+  return c;
+}
+
+function waitIn(page, fn, arg, timeout = WAIT) {
+  return page.waitForFunction(fn, arg, { timeout, polling: 50 });
+}
+
+/** Polls an async check in Node until it returns a truthy value. */
+async function eventually(what, fn, timeout = WAIT) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function waitError(page, re) {
+  await waitIn(page, (src) => {
+    const e = document.querySelector('[data-testid=sbw-error]');
+    return e && !e.hidden && new RegExp(src, 'i').test(e.textContent);
+  }, re.source);
+}
+
+async function waitStatus(page, re) {
+  await waitIn(page, (src) => new RegExp(src, 'i').test(document.querySelector('[data-testid=sbw-status]')?.textContent || ''), re.source);
+}
+
+async function screenshot(c, name) {
+  if (!SCREENSHOT_DIR) return;
+  mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  await c.page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`) });
+}
+
+async function assertNoMarkup(c) {
+  const r = await c.page.evaluate(() => ({ imgs: document.querySelectorAll('img').length, xss: typeof window.__xss }));
+  assert.equal(r.imgs, 0, `${c.name}: no <img> anywhere`);
+  assert.equal(r.xss, 'undefined', `${c.name}: no injected script ran`);
+  assert.deepEqual(c.dialogs, [], `${c.name}: no dialog fired`);
+}
+
+/** Runs a test body; on failure prints what the pages and the server said. */
+function check(name, fn) {
+  test(name, { timeout: 120000 }, async () => {
+    try {
+      await fn();
+      for (const c of clients) {
+        assert.deepEqual(c.pageErrors, [], `JavaScript errors in ${c.name}'s page`);
+        assert.deepEqual(c.dialogs, [], `unexpected dialogs in ${c.name}'s page`);
+      }
+    } catch (e) {
+      for (const c of clients) {
+        if (c.pageErrors.length) console.error(`# ${c.name} page errors:\n${c.pageErrors.join('\n')}`);
+        if (c.console.length) console.error(`# ${c.name} console:\n${c.console.slice(-20).join('\n')}`);
+        await screenshot(c, `failed-${c.name.replace(/\W+/g, '-')}`).catch(() => {});
+      }
+      const t = sb ? sb.tail() : '';
+      if (t) console.error(t);
+      throw e;
+    }
+  });
+}
+
+// ------------------------------------------------------------------ lifecycle
+
+before(async () => {
+  sb = await startSwitchboard();
+  base = sb.base;
+  PAGES['/blank'] = { type: 'text/html; charset=utf-8', body: '<!doctype html><title>blank</title>' };
+  PAGES['/form'] = hostPage('wform', 'Ask about your plan');
+  PAGES['/hours'] = hostPage('whours', 'Chat with HR');
+  PAGES['/offline'] = hostPage('woff', 'Chat with facilities');
+  pages = await startPageServer(PAGES);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+      // Scripts fulfilled by a route have no address space; let the page reach 127.0.0.1.
+      ...(WEB_DIR ? ['--disable-features=LocalNetworkAccessChecks'] : [])],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close().catch(() => {});
+  if (pages) await pages.close();
+  await sb?.stop();
+});
+
+// ------------------------------------------------------------------ tests
+
+check('a. pre-chat form: the queue\'s fields are shown, required ones enforced, answers reach the expert', async () => {
+  const form = [
+    { name: 'plan', label: `Plan ${HOSTILE}`, kind: 'select', required: true, options: ['Basic', HOSTILE] },
+    { name: 'contact', label: 'Your e-mail', kind: 'email', required: false },
+    { name: 'details', label: 'Details', kind: 'textarea', required: false },
+  ];
+  const queue = {
+    display_name: 'Widget Form', method: 'broadcast', offer_timeout_s: 60, welcome: 'Welcome to plan support',
+    members: [{ address: JUDY, priority: 0, skills: [] }],
+    form, wrap_up_s: 30, wrap_up_tags: ['resolved'],
+  };
+  const saved = await putQueue('wform', queue);
+  assert.deepEqual(saved.form.map((f) => f.name), ['plan', 'contact', 'details'], `saved form: ${JSON.stringify(saved.form)}`);
+  const judy = await expertSocket(JUDY);
+
+  const pub = await rest('GET', '/api/v1/queues/wform/widget');
+  assert.equal(pub.status, 200, pub.text);
+  assert.equal(pub.json.id, 'wform');
+  assert.equal(pub.json.form.length, 3);
+  assert.equal(pub.json.open_now, true);
+
+  const seeker = await openSeeker('form seeker', '/form');
+  const s = seeker.page;
+  await waitIn(s, () => document.querySelector('[data-testid=sbw-button]').getAttribute('data-state') === 'open');
+  await s.click('[data-testid=sbw-button]');
+  const plan = s.locator('[data-testid=sbw-field][data-name=plan]');
+  await plan.waitFor({ state: 'visible' });
+
+  // The fields, as text: labels with a required mark, the select's options, an email input.
+  assert.equal(await s.locator('[data-testid=sbw-field-label][data-name=plan]').textContent(), `Plan ${HOSTILE} *`);
+  assert.equal(await s.locator('[data-testid=sbw-field-label][data-name=contact]').textContent(), 'Your e-mail');
+  assert.equal(await plan.evaluate((e) => e.tagName), 'SELECT');
+  assert.equal(await plan.evaluate((e) => e.required), true);
+  assert.deepEqual(await plan.evaluate((e) => [...e.options].filter((o) => o.value).map((o) => o.textContent)), ['Basic', HOSTILE]);
+  const contact = s.locator('[data-testid=sbw-field][data-name=contact]');
+  assert.equal(await contact.getAttribute('type'), 'email');
+  assert.equal(await contact.evaluate((e) => e.required), false);
+  assert.equal(await s.locator('[data-testid=sbw-field][data-name=details]').evaluate((e) => e.tagName), 'TEXTAREA');
+  assert.equal(await s.textContent('[data-testid=sbw-intro]'), 'Welcome to plan support');
+  await assertNoMarkup(seeker);
+
+  // Without the required select the widget refuses, and sends nothing.
+  await s.fill('[data-testid=sbw-name]', 'Bob <b>Visitor</b>');
+  await s.fill('[data-testid=sbw-question]', 'Can I upgrade?');
+  await s.click('[data-testid=sbw-start]');
+  await waitError(s, /Plan/);
+  assert.equal(await plan.evaluate((e) => e.matches(':invalid')), true);
+  assert.equal(await s.locator('[data-testid=sbw-form]').isVisible(), true);
+  assert.equal(seeker.guestPosts, 0, 'no chat request without the required field');
+
+  // A malformed e-mail is refused by the browser too.
+  await plan.selectOption(HOSTILE);
+  await contact.fill('bob at example');
+  await s.click('[data-testid=sbw-start]');
+  await waitError(s, /e-mail/);
+  assert.equal(seeker.guestPosts, 0, 'no chat request with a malformed e-mail');
+  await contact.fill('bob@example.org');
+
+  // Meanwhile the admin adds a required field: the server answers 400, the widget says so,
+  // keeps what was typed, and shows the new field.
+  await putQueue('wform', { ...queue, form: [...form, { name: 'ticket', label: 'Ticket number', kind: 'text', required: true }] });
+  await s.click('[data-testid=sbw-start]');
+  await waitError(s, /ticket/);
+  assert.equal(seeker.guestPosts, 1);
+  await s.locator('[data-testid=sbw-field][data-name=ticket]').waitFor({ state: 'visible' });
+  assert.equal(await s.getAttribute('[data-testid=sbw-field][data-name=ticket]', 'aria-invalid'), 'true', 'the field the message names is marked');
+  assert.equal(await s.inputValue('[data-testid=sbw-name]'), 'Bob <b>Visitor</b>');
+  assert.equal(await s.inputValue('[data-testid=sbw-question]'), 'Can I upgrade?');
+  assert.equal(await plan.inputValue(), HOSTILE);
+  assert.equal(await contact.inputValue(), 'bob@example.org');
+  assert.equal(await s.locator('[data-testid=sbw-form]').isVisible(), true);
+  await screenshot(seeker, 'widget-form-error');
+
+  await s.fill('[data-testid=sbw-field][data-name=ticket]', 'T-42');
+  await s.click('[data-testid=sbw-start]');
+  await s.locator('[data-testid=sbw-status]').waitFor({ state: 'visible' });
+  assert.equal(seeker.guestPosts, 2);
+  const want = { plan: HOSTILE, contact: 'bob@example.org', ticket: 'T-42' };
+
+  // Judy's offer carries the answers.
+  const offer = await waitIn(judy.page, () => window.__frames.find((f) => f.type === 'queue_offer' && f.queue === 'wform'))
+    .then((h) => h.jsonValue());
+  assert.deepEqual(offer.answers, want, `offer frame: ${JSON.stringify(offer)}`);
+  assert.equal(offer.question, 'Can I upgrade?');
+  const chat = offer.chat;
+  assert.equal(await s.evaluate(() => window.__sbButton.chat.chat), chat);
+
+  // She accepts; the chat view has them too.
+  const acc = await rest('POST', `/api/v1/queue-chats/${chat}/accept`, { token: judy.token });
+  assert.equal(acc.status, 200, `accept: ${acc.text}`);
+  await waitStatus(s, /^Connected to/);
+  const view = await rest('GET', `/api/v1/queue-chats/${chat}`, { token: judy.token });
+  assert.equal(view.status, 200, view.text);
+  assert.deepEqual(view.json.answers, want, `chat view: ${view.text}`);
+
+  // She ends it; with wrap_up_s the chat goes to wrap-up, which for the visitor is the end.
+  const end = await rest('POST', `/api/v1/queue-chats/${chat}/end`, { token: judy.token });
+  assert.ok(end.status === 200 || end.status === 204, `end: ${end.status} ${end.text}`);
+  await waitIn(judy.page, (id) => window.__frames.some((f) => f.type === 'queue_chat' && f.chat === id && f.state === 'wrap_up'), chat);
+  await waitStatus(s, /ended/);
+  await s.locator('[data-testid=sbw-survey]').waitFor({ state: 'visible' });
+  assert.equal(await s.locator('[data-testid=sbw-composer]').isVisible(), false, 'no composer after the end');
+  await assertNoMarkup(seeker);
+});
+
+check('b. business hours: closed now, the button is disabled and shows the closed message', async () => {
+  const now = new Date();
+  const days = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+  const other = days[(now.getUTCDay() + 3) % 7]; // never today, whatever the hour
+  const today = now.toISOString().slice(0, 10);
+  const closedMessage = `We are closed today ${HOSTILE}`;
+  const saved = await putQueue('whours', {
+    display_name: 'Widget Hours', members: [{ address: JUDY, priority: 0, skills: [] }],
+    closed_message: closedMessage,
+    hours: { tz: 'UTC', weekly: [{ day: other, open: '09:00', close: '17:00' }], holidays: [today] },
+  });
+  assert.deepEqual(saved.hours.holidays, [today], `saved: ${JSON.stringify(saved)}`);
+  const def = await rest('GET', '/api/v1/queues/whours', { token: await login(ADMIN) });
+  assert.equal(def.status, 200, def.text);
+  assert.equal(def.json.open_now, false, `GET /api/v1/queues/whours: ${def.text}`);
+
+  const st = await rest('GET', '/api/v1/queues/whours/status');
+  assert.equal(st.json.state, 'closed', st.text);
+  const pub = await rest('GET', '/api/v1/queues/whours/widget');
+  assert.equal(pub.status, 200, pub.text);
+  assert.equal(pub.json.state, 'closed');
+  assert.equal(pub.json.open_now, false);
+  assert.equal(pub.json.closed_message, closedMessage);
+  const g = await rest('POST', '/api/v1/queues/whours/guest', { body: { name: 'Early Bird', email: '', question: 'Open?' } });
+  assert.equal(g.status, 403, `guest request while closed: ${g.text}`);
+  assert.equal(g.json.error.message, closedMessage);
+
+  const seeker = await openSeeker('hours seeker', '/hours');
+  const s = seeker.page;
+  await waitIn(s, () => {
+    const b = document.querySelector('[data-testid=sbw-button]');
+    return b.disabled && b.getAttribute('data-state') === 'closed';
+  });
+  const btn = s.locator('[data-testid=sbw-button]');
+  assert.equal(await btn.getAttribute('title'), closedMessage);
+  assert.equal(await s.textContent('[data-testid=sbw-closed-message]'), closedMessage);
+  assert.equal(await s.locator('[data-testid=sbw-closed-message]').isVisible(), true);
+  await btn.click({ force: true });
+  assert.equal(await s.locator('[data-testid=sbw-panel]').count(), 0, 'a disabled button opens nothing');
+  await assertNoMarkup(seeker);
+  await screenshot(seeker, 'widget-hours-closed');
+
+  // Open around the clock again: the button follows on its next poll.
+  await putQueue('whours', { display_name: 'Widget Hours', members: [{ address: JUDY, priority: 0, skills: [] }], closed_message: closedMessage, hours: null });
+  await s.evaluate(() => Switchboard.refresh());
+  await waitIn(s, () => !document.querySelector('[data-testid=sbw-button]').disabled);
+  assert.equal(await s.locator('[data-testid=sbw-closed-message]').isVisible(), false);
+});
+
+check('c. no expert signed in: the chat is taken as an offline message; what the visitor writes is kept', async () => {
+  const offlineMessage = `Nobody is here right now ${HOSTILE}. Leave us a message.`;
+  await putQueue('woff', {
+    display_name: 'Widget Facilities', members: [{ address: MALLORY, priority: 0, skills: [] }],
+    no_expert_action: 'offline_message', offline_message: offlineMessage,
+  });
+  const seeker = await openSeeker('offline seeker', '/offline');
+  const s = seeker.page;
+  await waitIn(s, () => ['open', 'busy'].includes(document.querySelector('[data-testid=sbw-button]').getAttribute('data-state')));
+  assert.equal(await s.locator('[data-testid=sbw-button]').isDisabled(), false);
+  await s.click('[data-testid=sbw-button]');
+  await s.locator('[data-testid=sbw-name]').waitFor({ state: 'visible' });
+  await s.fill('[data-testid=sbw-name]', 'Olga <i>Offline</i>');
+  await s.fill('[data-testid=sbw-question]', 'The coffee machine leaks');
+  await s.click('[data-testid=sbw-start]');
+
+  // The offline message, a composer, no place in line.
+  await waitIn(s, () => document.querySelector('.sbw-chat')?.getAttribute('data-state') === 'offline');
+  const chat = await s.evaluate(() => window.__sbButton.chat);
+  assert.equal(chat.state, 'offline');
+  assert.equal(chat.message, offlineMessage);
+  assert.equal(await s.textContent('[data-testid=sbw-offline]'), offlineMessage);
+  assert.equal(await s.locator('[data-testid=sbw-offline]').isVisible(), true);
+  assert.equal(await s.locator('[data-testid=sbw-position]').isVisible(), false, 'no position');
+  assert.equal(await s.locator('[data-testid=sbw-wait]').isVisible(), false, 'no wait estimate');
+  assert.equal(await s.locator('[data-testid=sbw-composer]').isVisible(), true, 'the visitor can write');
+
+  const text = `Please call me back at 1234 ${HOSTILE}`;
+  await s.fill('[data-testid=sbw-composer]', text);
+  await s.click('[data-testid=sbw-send]');
+  await waitIn(s, (t) => [...document.querySelectorAll('[data-testid=sbw-message][data-id] [data-testid=sbw-message-body]')]
+    .some((e) => e.textContent === t), text);
+  assert.equal(await s.locator('[data-testid=sbw-survey]').isVisible(), false, 'no survey');
+  await assertNoMarkup(seeker);
+  await screenshot(seeker, 'widget-offline');
+
+  // The admin sees it among the queue's offline messages.
+  const admin = await login(ADMIN);
+  const entry = await eventually('the offline message listed', async () => {
+    const r = await rest('GET', '/api/v1/queues/woff/offline', { token: admin });
+    assert.equal(r.status, 200, `GET /api/v1/queues/woff/offline: ${r.text}`);
+    return r.json.messages.find((m) => m.chat === chat.chat);
+  });
+  assert.equal(entry.question, 'The coffee machine leaks');
+  assert.equal(entry.seeker_name, 'Olga <i>Offline</i>');
+  assert.equal(entry.conversation, chat.conversation);
+  assert.equal(entry.taken_by, null);
+
+  // Mallory takes it: the visitor's message is in the conversation's history, and her answer
+  // reaches the visitor's widget.
+  const mallory = await login(MALLORY);
+  const take = await rest('POST', `/api/v1/queue-chats/${chat.chat}/take`, { token: mallory });
+  assert.equal(take.status, 200, `take: ${take.text}`);
+  assert.equal(take.json.conversation, chat.conversation);
+  const hist = await rest('GET', `/api/v1/conversations/${chat.conversation}/messages`, { token: mallory });
+  assert.equal(hist.status, 200, hist.text);
+  assert.ok(hist.json.events.some((e) => e.kind === 'message' && e.body === text), `history: ${hist.text}`);
+  const again = await rest('GET', '/api/v1/queues/woff/offline', { token: admin });
+  assert.equal(again.json.messages.find((m) => m.chat === chat.chat).taken_by, MALLORY);
+
+  const reply = 'Facilities here: we will fix it today.';
+  const sent = await rest('POST', `/api/v1/conversations/${chat.conversation}/messages`, { token: mallory, body: { body: reply } });
+  assert.ok(sent.status === 200 || sent.status === 201, `reply: ${sent.status} ${sent.text}`);
+  await waitIn(s, (t) => [...document.querySelectorAll('[data-testid=sbw-message] [data-testid=sbw-message-body]')]
+    .some((e) => e.textContent === t), reply);
+  assert.equal(await s.locator('[data-testid=sbw-survey]').isVisible(), false, 'still no survey');
+  await assertNoMarkup(seeker);
+});
