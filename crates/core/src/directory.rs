@@ -63,10 +63,13 @@ pub enum Role {
     Auditor,
     /// A website visitor without an account: may use one queue chat and nothing else.
     Guest,
+    /// A queue's own directory entry (its address, reachable like a person). Never signs in;
+    /// the server speaks for it.
+    Queue,
 }
 
 impl Role {
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::User,
         Role::Expert,
         Role::QueueManager,
@@ -74,6 +77,7 @@ impl Role {
         Role::ComplianceOfficer,
         Role::Auditor,
         Role::Guest,
+        Role::Queue,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -84,6 +88,7 @@ impl Role {
             Role::ComplianceOfficer => "compliance_officer",
             Role::Auditor => "auditor",
             Role::Guest => "guest",
+            Role::Queue => "queue",
         }
     }
     pub fn parse(s: &str) -> Result<Self, CoreError> {

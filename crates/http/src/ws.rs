@@ -45,6 +45,9 @@ pub struct WsQuery {
     token: Option<String>,
     /// `all` (default) to receive everyone's presence, `none` for clients that do not show it.
     presence: Option<String>,
+    /// `console` (default): the client shows queue offers; `plain`: a plain IM client, to which
+    /// queues send offers as messages (`/accept`, `/decline`, …).
+    client: Option<String>,
 }
 
 pub async fn upgrade(
@@ -78,6 +81,11 @@ pub async fn upgrade(
             Some("none") => false,
             Some(other) => return Err(ApiError::bad_request(format!("presence must be all or none, not {other:?}"))),
         };
+    let console = match q.client.as_deref() {
+        None | Some("console") => true,
+        Some("plain") => false,
+        Some(other) => return Err(ApiError::bad_request(format!("client must be console or plain, not {other:?}"))),
+    };
     let limit = app.service.settings().max_message_bytes;
     let resume = q.resume_from.map(EventId);
     Ok(ws
@@ -95,7 +103,7 @@ pub async fn upgrade(
             let span = tracing::debug_span!("session", user = %user.address);
             let session = async move {
                 let _permit = permit;
-                run(socket, service, user, watch, resume).await;
+                run(socket, service, user, watch, console, resume).await;
             };
             tasks.track_future(tracing::Instrument::instrument(session, span))
         }))
@@ -157,8 +165,15 @@ struct Submit {
     client_id: Option<String>,
 }
 
-async fn run(socket: WebSocket, service: Arc<Service>, user: User, watch: bool, resume: Option<EventId>) {
-    let (handle, snapshot) = service.open_session(&user, watch);
+async fn run(
+    socket: WebSocket,
+    service: Arc<Service>,
+    user: User,
+    watch: bool,
+    console: bool,
+    resume: Option<EventId>,
+) {
+    let (handle, snapshot) = service.open_session(&user, watch, console);
     let key = handle.key;
     service.replay_queue_state(key, &user);
     let mut rx = handle.rx;

@@ -42,6 +42,9 @@ struct Entry {
     tx: mpsc::Sender<Arc<Outbound>>,
     overflowed: Arc<AtomicBool>,
     watches_presence: bool,
+    /// Understands queue frames (offers, chat states). Plain IM sessions do not: the queue
+    /// talks to them in messages instead.
+    console: bool,
 }
 
 struct UserEntry {
@@ -56,7 +59,14 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn register(&self, user: UserId, address: &Address, queue: usize, watches_presence: bool) -> SessionHandle {
+    pub fn register(
+        &self,
+        user: UserId,
+        address: &Address,
+        queue: usize,
+        watches_presence: bool,
+        console: bool,
+    ) -> SessionHandle {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::channel(queue);
         let overflowed = Arc::new(AtomicBool::new(false));
@@ -65,7 +75,7 @@ impl Hub {
             .entry(user)
             .or_insert_with(|| UserEntry { address: address.clone(), sessions: Vec::new() })
             .sessions
-            .push(Entry { session, tx, overflowed: overflowed.clone(), watches_presence });
+            .push(Entry { session, tx, overflowed: overflowed.clone(), watches_presence, console });
         SessionHandle { key: SessionKey { user, session }, rx, overflowed }
     }
 
@@ -77,6 +87,15 @@ impl Hub {
                 users.remove(&key.user);
             }
         }
+    }
+
+    /// Has `user` a session that shows queue offers (the web console)?
+    pub fn has_console(&self, user: UserId) -> bool {
+        self.users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&user)
+            .is_some_and(|u| u.sessions.iter().any(|s| s.console))
     }
 
     pub fn address_of(&self, user: UserId) -> Option<Address> {

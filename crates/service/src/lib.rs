@@ -10,6 +10,7 @@ pub mod demo;
 pub mod hub;
 pub mod metrics;
 pub mod queue_chats;
+mod queue_im;
 pub mod queues;
 pub mod webhooks;
 mod writer;
@@ -203,6 +204,8 @@ pub struct Service {
     guest_limiter: Mutex<SlidingWindow>,
     webhook_client: reqwest::Client,
     delivering: std::sync::atomic::AtomicBool,
+    /// Messages for queues' plain-IM handling, in order, after their senders have their acks.
+    queue_im: mpsc::Sender<(User, Arc<Conversation>, String)>,
 }
 
 impl Service {
@@ -222,6 +225,7 @@ impl Service {
             writer_stop.clone(),
         ));
         let pipeline = Pipeline::new(settings.max_message_bytes);
+        let (im_tx, mut im_rx) = mpsc::channel::<(User, Arc<Conversation>, String)>(1024);
         let settings_public_limit = settings.public_requests_per_minute;
         let settings_guest_limit = settings.guest_sessions_per_hour;
 
@@ -255,8 +259,17 @@ impl Service {
                 .build()
                 .unwrap_or_else(|_| reqwest::Client::new()),
             delivering: std::sync::atomic::AtomicBool::new(false),
+            queue_im: im_tx,
         });
         let weak = Arc::downgrade(&service);
+        let im_service = weak.clone();
+        tokio::spawn(async move {
+            // One at a time, in arrival order: a queue's replies and relays keep their order.
+            while let Some((sender, conversation, body)) = im_rx.recv().await {
+                let Some(service) = im_service.upgrade() else { break };
+                service.after_message(&sender, &conversation, &body).await;
+            }
+        });
         let maintenance = tokio::spawn(async move {
             // Queue time advances 4 times a second (or at once when presence moved an
             // offer); storage housekeeping runs each second, queue definitions reload every 2.
@@ -509,9 +522,16 @@ impl Service {
     /// A live connection of `user` starts; its presence is `available`. A presence watcher
     /// also gets everyone's presence as of now: taken under the same lock as registration,
     /// so every change after the snapshot arrives as a frame, and none before it does.
-    pub fn open_session(&self, user: &User, watches_presence: bool) -> (SessionHandle, Vec<(Address, Presence)>) {
+    /// `console`: the client shows queue offers and chat states (the web client); a plain
+    /// IM client gets them as messages from the queue instead.
+    pub fn open_session(
+        &self,
+        user: &User,
+        watches_presence: bool,
+        console: bool,
+    ) -> (SessionHandle, Vec<(Address, Presence)>) {
         let mut book = self.presence_book();
-        let handle = self.hub.register(user.id, &user.address, self.settings.session_queue, watches_presence);
+        let handle = self.hub.register(user.id, &user.address, self.settings.session_queue, watches_presence, console);
         self.metrics.ws_connections.inc();
         let change = book.connect(handle.key);
         let snapshot = if watches_presence {
@@ -695,6 +715,11 @@ impl Service {
         let stored = self.append(events, origin).await?;
         let event =
             stored.into_iter().last().ok_or(CoreError::Store(StoreError::Unavailable("nothing stored".into())))?;
+        if self.concerns_queue_im(sender, &conversation) {
+            // A message to a queue's address, or in a queue chat someone follows on plain IM:
+            // handled after the sender has their ack, in order.
+            let _ = self.queue_im.send((sender.clone(), conversation.clone(), body.to_string())).await;
+        }
         match door {
             Door::Rest => self.metrics.messages_rest.inc(),
             _ => self.metrics.messages_websocket.inc(),
@@ -785,6 +810,13 @@ impl Service {
     pub async fn reload_queues(&self) -> Result<()> {
         self.reload_webhooks().await?;
         let defs = self.store.queues().await?;
+        let known = {
+            let plain = self.queues.plain.lock().unwrap_or_else(|e| e.into_inner());
+            defs.iter().all(|d| plain.accounts.values().any(|(q, u)| q == &d.id && u.address == d.address))
+        };
+        if !known {
+            self.ensure_queue_accounts(&defs).await?;
+        }
         let book = self.presence_book();
         self.queues.install(defs, |u| book.get(u), self.now());
         Ok(())
@@ -842,7 +874,7 @@ impl Service {
         if def.offline_message.chars().count() > 2000 {
             return Err(CoreError::Invalid("the offline message has at most 2000 characters".into()).into());
         }
-        if self.store.user_by_address(&def.address).await?.is_some() {
+        if self.store.user_by_address(&def.address).await?.is_some_and(|u| !u.has_role(Role::Queue)) {
             return Err(CoreError::Conflict(format!("{} is a user's address", def.address)).into());
         }
         self.store.save_queue(&def, self.now()).await?;

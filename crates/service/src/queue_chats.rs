@@ -92,7 +92,7 @@ fn route_error(e: RouteError) -> ServiceError {
 }
 
 impl Service {
-    fn route<T>(&self, f: impl FnOnce(&mut sb_core::queue::Router) -> T) -> T {
+    pub(crate) fn route<T>(&self, f: impl FnOnce(&mut sb_core::queue::Router) -> T) -> T {
         let mut router = self.queues.router.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut router)
     }
@@ -101,7 +101,7 @@ impl Service {
         self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).get(&chat).map(|c| c.record.clone())
     }
 
-    fn open_chat(&self, chat: ChatId) -> Option<crate::queues::OpenChat> {
+    pub(crate) fn open_chat(&self, chat: ChatId) -> Option<crate::queues::OpenChat> {
         self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).get(&chat).cloned()
     }
 
@@ -330,13 +330,26 @@ impl Service {
                         conversation: record.conversation,
                     };
                     self.hub.send_to_users([*expert], &Outbound::new(Frame::QueueOffer(offer)), None);
+                    if !self.hub.has_console(*expert) {
+                        self.offer_by_im(*expert, record.id).await;
+                    }
                 }
                 QueueEvent::OfferWithdrawn { expert, reason, .. } => {
                     let reason = if *reason == WithdrawReason::TakenByOther { "taken" } else { "withdrawn" };
                     self.offer_gone(*expert, record.id, reason);
+                    if !self.hub.has_console(*expert) {
+                        let text = format!("The request from {} is no longer open ({reason}).", open.seeker_name);
+                        let _ = self.queue_says(&record.queue, *expert, &text).await;
+                    }
                 }
                 QueueEvent::Declined { expert, .. } => self.offer_gone(*expert, record.id, "declined"),
-                QueueEvent::OfferTimedOut { expert, .. } => self.offer_gone(*expert, record.id, "timed_out"),
+                QueueEvent::OfferTimedOut { expert, .. } => {
+                    self.offer_gone(*expert, record.id, "timed_out");
+                    if !self.hub.has_console(*expert) {
+                        let text = format!("The request from {} timed out; it goes to someone else.", open.seeker_name);
+                        let _ = self.queue_says(&record.queue, *expert, &text).await;
+                    }
+                }
                 QueueEvent::Assigned { expert, .. } => {
                     self.update_chat(record.id, |c| {
                         c.state = "assigned".into();
@@ -365,6 +378,13 @@ impl Service {
                         }
                     }
                     self.tell_participants(record.id);
+                    let show = self.queues.find(&record.queue).is_none_or(|d| d.show_expert_name);
+                    let expert_name = match show {
+                        true => self.store.user(*expert).await.ok().flatten().map(|u| u.display_name),
+                        false => None,
+                    };
+                    let news = crate::queue_im::PlainNews::Assigned { expert_name };
+                    self.tell_plain(record.id, record.conversation, news).await;
                 }
                 QueueEvent::Transferred { to_queue, .. } => {
                     self.update_chat(record.id, |c| {
@@ -419,6 +439,7 @@ impl Service {
                     self.update_chat(record.id, |c| c.state = state.into());
                     self.tell_participants(record.id);
                     self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.id);
+                    self.tell_plain(record.id, record.conversation, crate::queue_im::PlainNews::Ended).await;
                 }
                 _ => {}
             }

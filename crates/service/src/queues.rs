@@ -59,6 +59,8 @@ pub struct Queues {
     pub(crate) wake: tokio::sync::Notify,
     /// Webhooks, as last read from the store.
     pub(crate) webhooks: RwLock<Arc<Vec<sb_core::store::Webhook>>>,
+    /// Queue accounts and plain-IM relays.
+    pub(crate) plain: Mutex<crate::queue_im::PlainIm>,
     /// Lifecycle events so far, by (queue, kind), for `/metrics`.
     pub(crate) counters: Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
 }

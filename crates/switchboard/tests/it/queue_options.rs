@@ -248,3 +248,67 @@ backend_tests! {
         assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     }
 }
+
+fn from_queue(text: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| {
+        v["type"] == "event"
+            && v["event"]["sender"] == "support@example.com"
+            && v["event"]["body"].as_str().is_some_and(|b| b.contains(text))
+    }
+}
+
+backend_tests! {
+    async fn seekers_and_experts_use_a_queue_from_plain_im(app) {
+        // Judy works from a plain IM client: no console, so offers come as messages.
+        let judy = app.login("judy").await;
+        let mut j = judy.ws_with("presence=none&client=plain").await;
+        let bob = app.login("bob").await;
+        let mut b = bob.ws_with("presence=none").await;
+
+        // The queue is reachable like a person: Bob writes to its address.
+        let (s, v) = bob.post("/api/v1/conversations", json!({"kind": "direct", "members": ["support@example.com"]})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let bob_direct = v["id"].as_i64().unwrap();
+        b.say(bob_direct, "VPN fails", "b-1").await;
+        b.next_where(from_queue("You are number 1 in line")).await.expect("bob told his place");
+
+        let offer = j.next_where(from_queue("Chat request from Bob Brown (Demo Support): 'VPN fails'. Reply /accept or /decline.")).await;
+        let judy_direct = offer.expect("judy gets the offer as a message")["event"]["conversation"].as_i64().unwrap();
+        j.say(judy_direct, "/frobnicate", "j-0").await;
+        j.next_where(from_queue("Unknown command /frobnicate")).await.expect("help for a wrong command");
+        j.say(judy_direct, "/accept", "j-1").await;
+        j.next_where(from_queue("You are chatting with Bob Brown")).await.expect("judy has the chat");
+        b.next_where(from_queue("Judy Jones is here to help you.")).await.expect("bob told");
+
+        // Relayed both ways, and kept in the queue chat as their own words.
+        j.say(judy_direct, "Please reconnect <b>now</b>", "j-2").await;
+        b.next_where(from_queue("Judy Jones: Please reconnect <b>now</b>")).await.expect("relayed to bob");
+        b.say(bob_direct, "works now, thanks", "b-2").await;
+        j.next_where(from_queue("Bob Brown: works now, thanks")).await.expect("relayed to judy");
+        let (_, chats) = bob.get("/api/v1/conversations").await;
+        let queue_conv = chats["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["kind"] == "queue")
+            .expect("bob's queue chat")["id"]
+            .as_i64()
+            .unwrap();
+        let (_, history) = judy.get(&format!("/api/v1/conversations/{queue_conv}/messages")).await;
+        let said: Vec<(String, String)> = history["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "message")
+            .map(|e| (e["sender"].as_str().unwrap_or("").to_string(), e["body"].as_str().unwrap().to_string()))
+            .collect();
+        assert!(said.contains(&("judy@example.com".into(), "Please reconnect <b>now</b>".into())), "{said:?}");
+        assert!(said.contains(&("bob@example.com".into(), "works now, thanks".into())), "{said:?}");
+
+        j.say(judy_direct, "/end", "j-3").await;
+        b.next_where(from_queue("The chat has ended")).await.expect("bob told it ended");
+        j.next_where(from_queue("The chat has ended")).await.expect("judy told it ended");
+        j.say(judy_direct, "hello?", "j-4").await;
+        j.next_where(from_queue("You have no chat open")).await.expect("nothing to relay to");
+    }
+}
