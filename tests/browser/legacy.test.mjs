@@ -64,3 +64,31 @@ test('jQuery $.ajax from another origin reads the legacy status and expert count
   await expert.close();
   await page.close();
 });
+
+test('Switchboard.onPresence on a page of another origin follows an expert', { timeout: 60000 }, async () => {
+  const page = await browser.newPage();
+  await page.goto(`${pages.origin}/`);
+  await page.addScriptTag({ url: `${sb.base}/sdk/switchboard.js` });
+  // One element per user; the callback writes what it hears (as text).
+  await page.evaluate(() => {
+    for (const user of ['mallory@example.com', 'bob@example.com']) {
+      const p = document.createElement('p');
+      p.id = user.split('@')[0];
+      document.body.appendChild(p);
+      window.Switchboard.onPresence(user, (info) => { p.textContent = `${info.state} ${info.sametime || ''}`.trim(); });
+    }
+  });
+  await page.waitForFunction(() => document.getElementById('mallory').textContent === 'offline STATUS_OFFLINE', null, { timeout: 15000 });
+  // Bob is not an expert: his presence is not public.
+  await page.waitForFunction(() => document.getElementById('bob').textContent === 'unknown', null, { timeout: 15000 });
+
+  const expert = await browser.newPage();
+  await expert.goto(`${sb.base}/`);
+  await expert.fill('[data-testid=login-address]', 'mallory@example.com');
+  await expert.fill('[data-testid=login-password]', 'demo');
+  await expert.click('[data-testid=login-submit]');
+  await page.waitForFunction(() => document.getElementById('mallory').textContent === 'available STATUS_ACTIVE', null, { timeout: 15000 });
+  await expert.close();
+  await page.waitForFunction(() => document.getElementById('mallory').textContent === 'offline STATUS_OFFLINE', null, { timeout: 15000 });
+  await page.close();
+});

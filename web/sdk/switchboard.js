@@ -10,8 +10,10 @@
  *
  *   Switchboard.queueStatus(id)  -> Promise<{id, state: 'open'|'busy'|'closed', experts_ready, seekers_waiting, estimated_wait_s}>
  *   Switchboard.expertsReady(id) -> Promise<number|null>   (null: no such queue)
- *   Switchboard.onPresence(user, cb) -> unsubscribe function. Presence is not available to
- *       anonymous pages yet: cb is called once with {state: 'unknown'}.
+ *   Switchboard.onPresence(user, cb) -> unsubscribe function. cb({user, state, idle, sametime})
+ *       at once and on every change (polled every 5 s, one request for all users). Whose
+ *       presence is public is the server's public_presence setting (default: queue experts);
+ *       anyone else is {state: 'unknown'}.
  *   Switchboard.button(element, {queue, label}) -> widget handle; a click-to-chat button that
  *       shows the queue's state (polled every 10 s), is disabled while the queue is closed
  *       (by an admin or outside business hours; the queue's closed message is its title), and
@@ -146,11 +148,64 @@
     return out;
   }
 
-  /** Presence for anonymous pages is not available yet: reports {state: 'unknown'} once. */
+  // ------------------------------------------------------------ presence
+  // One poll for every subscribed user (in batches of 50) every PRESENCE_EVERY ms; callbacks
+  // hear the first answer and every change after it. Who is visible is the server's choice
+  // (its public_presence setting); anyone else reads as {state: 'unknown'}.
+  const PRESENCE_EVERY = 5000;
+  const presenceSubs = new Map(); // address -> {callbacks: Set, last: string|null}
+  let presenceTimer = null;
+
+  async function pollPresence() {
+    const users = [...presenceSubs.keys()];
+    for (let i = 0; i < users.length; i += 50) {
+      const batch = users.slice(i, i + 50);
+      let answer;
+      try {
+        const res = await fetch(`${API}/presence?users=${encodeURIComponent(batch.join(','))}`, {
+          mode: 'cors', credentials: 'omit', cache: 'no-store', headers: { Accept: 'application/json' },
+        });
+        if (!res.ok) continue; // rate limited or refused: try again next round
+        answer = (await res.json()).presence || {};
+      } catch (_) { continue; } // offline: next round
+      for (const user of batch) {
+        const sub = presenceSubs.get(user);
+        if (!sub) continue;
+        const p = answer[user];
+        const info = p && typeof p === 'object'
+          ? { user, state: String(p.state), idle: p.idle === true, sametime: String(p.sametime || '') }
+          : { user, state: 'unknown' };
+        const key = JSON.stringify(info);
+        if (key === sub.last) continue;
+        sub.last = key;
+        for (const cb of [...sub.callbacks]) {
+          try { cb(info); } catch (e) { setTimeout(() => { throw e; }, 0); }
+        }
+      }
+    }
+  }
+
+  function presenceLoop() {
+    if (!presenceSubs.size) { presenceTimer = null; return; }
+    pollPresence().finally(() => {
+      presenceTimer = presenceSubs.size ? setTimeout(presenceLoop, PRESENCE_EVERY) : null;
+    });
+  }
+
+  /** Follow a user's presence: cb({user, state, idle, sametime}) now and on each change. */
   function onPresence(user, callback) {
-    let live = true;
-    setTimeout(() => { if (live && typeof callback === 'function') callback({ user: String(user || ''), state: 'unknown' }); }, 0);
-    return function unsubscribe() { live = false; };
+    const address = String(user || '').trim().toLowerCase();
+    if (!address || typeof callback !== 'function') return function unsubscribe() {};
+    let sub = presenceSubs.get(address);
+    if (!sub) { sub = { callbacks: new Set(), last: null }; presenceSubs.set(address, sub); }
+    const cb = (info) => callback(info);
+    sub.callbacks.add(cb);
+    if (sub.last !== null) { const known = JSON.parse(sub.last); setTimeout(() => cb(known), 0); }
+    if (presenceTimer === null) presenceTimer = setTimeout(presenceLoop, 0);
+    return function unsubscribe() {
+      sub.callbacks.delete(cb);
+      if (!sub.callbacks.size) presenceSubs.delete(address);
+    };
   }
 
   // ------------------------------------------------------------ stylesheet

@@ -48,6 +48,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/groups"),
     ("get", "/api/v1/groups/{id}"),
     ("put", "/api/v1/presence"),
+    ("get", "/api/v1/presence"),
     ("get", "/api/v1/conversations"),
     ("post", "/api/v1/conversations"),
     ("get", "/api/v1/conversations/{id}"),
@@ -101,7 +102,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/users/{address}", get(rest::user))
         .route("/api/v1/groups", get(rest::groups))
         .route("/api/v1/groups/{id}", get(rest::group))
-        .route("/api/v1/presence", put(rest::set_presence))
+        .route("/api/v1/presence", put(rest::set_presence).get(queues::public_presence).options(queues::preflight))
         .route("/api/v1/conversations", get(rest::conversations).post(rest::create_conversation))
         .route("/api/v1/conversations/{id}", get(rest::conversation))
         .route("/api/v1/conversations/{id}/members", post(rest::invite))

@@ -634,3 +634,50 @@ pub async fn take(
     let conversation = app.service.take_offline_message(&caller.user, chat_id(&id)?).await?;
     Ok(Json(json!({"conversation": conversation.0})))
 }
+
+#[derive(Deserialize)]
+pub struct PresenceQuery {
+    /// Comma-separated addresses.
+    users: String,
+}
+
+/// Public presence for web pages (the SDK's `onPresence`): who is public is the
+/// `public_presence` setting's choice; everyone else reads as `null`.
+pub async fn public_presence(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    q: Result<Query<PresenceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let result = async {
+        app.service.admit_public(peer.ip())?;
+        let Query(q) = q.map_err(|_| ApiError::bad_request("give users=<address>,<address>,…"))?;
+        let wanted: Vec<String> =
+            q.users.split(',').map(|u| u.trim().to_lowercase()).filter(|u| !u.is_empty()).collect();
+        let answers = app.service.public_presence(&wanted).await?;
+        let map: serde_json::Map<String, Value> = answers
+            .into_iter()
+            .map(|(user, p)| {
+                let v = p.map_or(
+                    Value::Null,
+                    |p| json!({"state": p.state.as_str(), "idle": p.idle, "sametime": sametime_status(&p)}),
+                );
+                (user, v)
+            })
+            .collect();
+        Ok::<_, ApiError>(Json(json!({"presence": map})).into_response())
+    }
+    .await;
+    public(result.unwrap_or_else(IntoResponse::into_response))
+}
+
+/// PRODUCT.md's mapping to Sametime status names.
+fn sametime_status(p: &sb_core::Presence) -> &'static str {
+    use sb_core::PresenceState as S;
+    match p.state {
+        S::Offline => "STATUS_OFFLINE",
+        S::Away => "STATUS_AWAY",
+        _ if p.idle => "STATUS_AWAY",
+        S::Available => "STATUS_ACTIVE",
+        S::Busy | S::Dnd => "STATUS_DND",
+    }
+}

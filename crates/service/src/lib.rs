@@ -66,6 +66,32 @@ pub struct Settings {
     /// Guest (website visitor) sessions per client address per hour.
     pub guest_sessions_per_hour: usize,
     pub max_members: usize,
+    /// Whose presence anonymous web pages may read (`GET /api/v1/presence`, the SDK's
+    /// `onPresence`).
+    pub public_presence: PublicPresence,
+}
+
+/// Whose presence is public (for web pages, without signing in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PublicPresence {
+    /// Nobody's.
+    None,
+    /// The experts of enabled queues: they face the public anyway (the default).
+    #[default]
+    Experts,
+    /// Everyone in the directory (an intranet where every page's reader is an employee).
+    All,
+}
+
+impl PublicPresence {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Self::None),
+            "experts" => Some(Self::Experts),
+            "all" => Some(Self::All),
+            _ => None,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -84,6 +110,7 @@ impl Default for Settings {
             public_requests_per_minute: 600,
             guest_sessions_per_hour: 20,
             max_members: 500,
+            public_presence: PublicPresence::Experts,
         }
     }
 }
@@ -938,6 +965,36 @@ impl Service {
     }
 
     /// Count one public (unauthenticated) request from `ip`.
+    /// Presence of these users as anonymous web pages may see it (`None`: unknown, or not
+    /// public by the `public_presence` setting). At most 50 per call.
+    pub async fn public_presence(&self, addresses: &[String]) -> Result<Vec<(String, Option<Presence>)>> {
+        if addresses.len() > 50 {
+            return Err(CoreError::Invalid("at most 50 users per request".into()).into());
+        }
+        let experts: Vec<(Address, UserId)> = match self.settings.public_presence {
+            PublicPresence::Experts => self
+                .queues
+                .defs()
+                .iter()
+                .filter(|d| d.enabled)
+                .flat_map(|d| d.members.iter().map(|m| (m.address.clone(), m.user)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut out = Vec::with_capacity(addresses.len());
+        for raw in addresses {
+            let id = match (self.settings.public_presence, Address::parse(raw)) {
+                (_, Err(_)) | (PublicPresence::None, _) => None,
+                (PublicPresence::Experts, Ok(a)) => experts.iter().find(|(e, _)| *e == a).map(|(_, u)| *u),
+                (PublicPresence::All, Ok(a)) => {
+                    self.store.user_by_address(&a).await?.filter(|u| !u.disabled && !u.is_guest()).map(|u| u.id)
+                }
+            };
+            out.push((raw.clone(), id.map(|u| self.presence(u))));
+        }
+        Ok(out)
+    }
+
     pub fn admit_public(&self, ip: IpAddr) -> Result<()> {
         let mut limiter = self.public_limiter.lock().unwrap_or_else(|e| e.into_inner());
         limiter.hit(&ip.to_string(), self.now()).map_err(|ms| ServiceError::RateLimited((ms as u64).div_ceil(1000)))

@@ -69,6 +69,39 @@ pub struct QueueOptions {
     /// Enabled (true/false); a disabled queue does not exist publicly.
     #[arg(long)]
     enabled: Option<bool>,
+    /// After max wait: close, offline_message, or queue:<id> to roll over.
+    #[arg(long)]
+    overflow: Option<String>,
+    /// When no expert is signed in: close, offline_message, or queue:<id>.
+    #[arg(long)]
+    no_expert: Option<String>,
+    /// Shown to a seeker whose chat was kept as an offline message.
+    #[arg(long)]
+    offline_message: Option<String>,
+    /// Business hours as JSON, e.g. '{"tz":"Europe/Berlin","weekly":[{"day":"mon","open":"09:00","close":"17:00"}],"holidays":["2026-12-25"]}'; "none" for around the clock.
+    #[arg(long)]
+    hours: Option<String>,
+    /// Pre-chat form fields as JSON, e.g. '[{"name":"email","label":"E-mail","kind":"email","required":true}]'.
+    #[arg(long)]
+    form: Option<String>,
+    /// Canned responses as JSON, e.g. '[{"title":"Hello","text":"Hello! How can I help?"}]'.
+    #[arg(long)]
+    canned: Option<String>,
+    /// Wrap-up tags, comma-separated.
+    #[arg(long)]
+    wrap_up_tags: Option<String>,
+    /// Seconds of wrap-up after a chat ends (0: closes at once).
+    #[arg(long)]
+    wrap_up: Option<i64>,
+}
+
+/// `close`, `offline_message` or `queue:<id>`.
+fn overflow_action(v: &str) -> anyhow::Result<sb_core::queue::OverflowAction> {
+    let (action, queue) = match v.split_once(':') {
+        Some((a, q)) => (a, Some(q)),
+        None => (v, None),
+    };
+    sb_core::queue::OverflowAction::parse(Some(action), queue).map_err(|e| anyhow::anyhow!(e))
 }
 
 #[derive(Subcommand)]
@@ -132,6 +165,30 @@ fn apply(def: &mut sb_core::queue::QueueDef, o: QueueOptions) -> anyhow::Result<
     }
     if let Some(v) = o.closed_message {
         def.closed_message = v;
+    }
+    if let Some(v) = o.overflow {
+        def.overflow = overflow_action(&v)?;
+    }
+    if let Some(v) = o.no_expert {
+        def.no_expert = overflow_action(&v)?;
+    }
+    if let Some(v) = o.offline_message {
+        def.offline_message = v;
+    }
+    if let Some(v) = o.hours {
+        def.hours = if v == "none" { None } else { Some(serde_json::from_str(&v).context("--hours")?) };
+    }
+    if let Some(v) = o.form {
+        def.form = serde_json::from_str(&v).context("--form")?;
+    }
+    if let Some(v) = o.canned {
+        def.canned = serde_json::from_str(&v).context("--canned")?;
+    }
+    if let Some(v) = o.wrap_up_tags {
+        def.wrap_up_tags = v.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect();
+    }
+    if let Some(v) = o.wrap_up {
+        def.wrap_up_ms = v * 1000;
     }
     if let Some(v) = o.closed {
         def.closed = v;

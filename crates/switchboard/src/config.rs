@@ -24,6 +24,9 @@ pub struct Config {
     /// `kill -9` of the server; `power`: also the machine losing power (an fsync per
     /// group commit, at a latency cost — see BENCHMARKS.md).
     pub sqlite_durability: String,
+    /// Whose presence anonymous web pages may read: `experts` (of enabled queues; default),
+    /// `all`, or `none`.
+    pub public_presence: String,
     pub limits: Limits,
 }
 
@@ -52,6 +55,7 @@ impl Default for Config {
             log_format: "human".into(),
             log_level: "info".into(),
             sqlite_durability: "process".into(),
+            public_presence: "experts".into(),
             limits: Limits::default(),
         }
     }
@@ -141,6 +145,9 @@ impl Config {
         if !matches!(self.log_format.as_str(), "human" | "json") {
             bail!("log_format must be human or json, not {:?}", self.log_format);
         }
+        if sb_service::PublicPresence::parse(&self.public_presence).is_none() {
+            bail!("public_presence must be experts, all or none, not {:?}", self.public_presence);
+        }
         if !matches!(self.sqlite_durability.as_str(), "process" | "power") {
             bail!("sqlite_durability must be process or power, not {:?}", self.sqlite_durability);
         }
@@ -182,6 +189,7 @@ impl Config {
             max_connections_per_address: l.max_connections_per_address,
             max_frames_per_second: l.max_frames_per_second,
             public_requests_per_minute: l.public_requests_per_minute,
+            public_presence: sb_service::PublicPresence::parse(&self.public_presence).unwrap_or_default(),
             ..sb_service::Settings::default()
         }
     }
@@ -279,6 +287,8 @@ mod tests {
         assert_eq!(Config::default().durability(), sb_store::Durability::Process);
         let bad = Config { sqlite_durability: "maybe".into(), ..Config::default() };
         assert!(bad.validate().unwrap_err().to_string().contains("sqlite_durability"));
+        let bad = Config { public_presence: "everyone".into(), ..Config::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("public_presence"));
     }
 
     #[test]

@@ -370,6 +370,22 @@ async fn admin_manages_queues_beside_the_running_server() {
     assert_eq!(legacy_until(&server.base, "getSTStatus=Help%20Desk", "STATUS_AWAY").await, "STATUS_AWAY");
     admin(&["set", "helpdesk", "--closed", "true"]);
     assert_eq!(legacy_until(&server.base, "getSTStatus=helpdesk", "STATUS_DND").await, "STATUS_DND");
+    admin(&["set", "helpdesk", "--closed", "false"]);
+    assert_eq!(legacy_until(&server.base, "getSTStatus=helpdesk", "STATUS_AWAY").await, "STATUS_AWAY");
+    // Business hours with no open span: closed whatever the time.
+    admin(&["set", "helpdesk", "--hours", r#"{"tz":"Europe/Berlin","weekly":[]}"#, "--no-expert", "offline_message"]);
+    assert_eq!(legacy_until(&server.base, "getSTStatus=helpdesk", "STATUS_DND").await, "STATUS_DND");
+    admin(&["set", "helpdesk", "--hours", "none", "--wrap-up-tags", "solved, escalated", "--wrap-up", "30"]);
+    assert_eq!(legacy_until(&server.base, "getSTStatus=helpdesk", "STATUS_AWAY").await, "STATUS_AWAY");
+    admin(&["set", "helpdesk", "--closed", "true"]);
+    assert_eq!(legacy_until(&server.base, "getSTStatus=helpdesk", "STATUS_DND").await, "STATUS_DND");
+    let refused = Command::new(BIN)
+        .args(["admin", "--data-dir"])
+        .arg(&dir)
+        .args(["queue", "set", "helpdesk", "--overflow", "queue:nowhere"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no other queue nowhere"), "{refused:?}");
     admin(&["add-member", "helpdesk", "dave@example.com", "--priority", "2"]);
     let list = admin(&["list"]);
     assert!(

@@ -312,3 +312,41 @@ backend_tests! {
         j.next_where(from_queue("You have no chat open")).await.expect("nothing to relay to");
     }
 }
+
+backend_tests! {
+    async fn web_pages_read_the_presence_of_experts_only(app) {
+        let get = |q: &'static str| {
+            let app = app.clone();
+            async move {
+                let r = reqwest::Client::new().get(app.url(&format!("/api/v1/presence?{q}"))).send().await.unwrap();
+                assert_eq!(r.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap()), Some("*"));
+                let s = r.status();
+                (s, r.json::<Value>().await.unwrap())
+            }
+        };
+        let (s, v) = get("users=judy@example.com,BOB@example.com,not-an-address").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["presence"]["judy@example.com"], json!({"state": "offline", "idle": false, "sametime": "STATUS_OFFLINE"}));
+        assert!(v["presence"]["bob@example.com"].is_null(), "not an expert: not public");
+        assert!(v["presence"]["not-an-address"].is_null());
+        let judy = app.login("judy").await;
+        let mut j = judy.ws_with("presence=none").await;
+        let (_, v) = get("users=judy@example.com").await;
+        assert_eq!(v["presence"]["judy@example.com"]["sametime"], "STATUS_ACTIVE");
+        j.send(json!({"type": "presence", "state": "busy", "note": "in a meeting"})).await;
+        let mut seen = Value::Null;
+        for _ in 0..100 {
+            seen = get("users=judy@example.com").await.1;
+            if seen["presence"]["judy@example.com"]["state"] == "busy" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(seen["presence"]["judy@example.com"], json!({"state": "busy", "idle": false, "sametime": "STATUS_DND"}), "no note");
+        let many = (0..51).map(|i| format!("u{i}@example.com")).collect::<Vec<_>>().join(",");
+        let r = reqwest::Client::new().get(app.url(&format!("/api/v1/presence?users={many}"))).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let (s, _) = get("who=judy").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+    }
+}
