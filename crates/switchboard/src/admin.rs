@@ -12,6 +12,8 @@ use std::io::BufRead;
 use std::sync::Arc;
 
 #[derive(Subcommand)]
+// Parsed once per command line: the size of the biggest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum AdminCommand {
     /// Users.
     User {
