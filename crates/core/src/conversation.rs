@@ -108,6 +108,9 @@ pub struct NewEvent {
     /// client id is the same message (an idempotent retry).
     pub client_id: Option<String>,
     pub ts: Millis,
+    /// What the archive keeps beside the event (JSON, e.g. the disclaimer rule that fired);
+    /// not part of the conversation log.
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -179,6 +179,12 @@ pub trait Store: Send + Sync + 'static {
     async fn offline_messages(&self, queue: &str, limit: u32) -> StoreResult<Vec<OfflineChat>>;
     /// An expert takes an offline message to answer it; false when someone else has it.
     async fn take_offline(&self, chat: ChatId, expert: UserId, now: Millis) -> StoreResult<bool>;
+    /// Append records to the compliance archive (what is not a conversation event: wall
+    /// attempts, …). Conversation events and queue transitions are archived by the calls
+    /// that store them, in the same transaction.
+    async fn archive(&self, entries: &[crate::archive::ArchiveEntry]) -> StoreResult<()>;
+    /// Archive records after `after`, in id order (for verification and export).
+    async fn archive_records(&self, after: i64, limit: i64) -> StoreResult<Vec<crate::archive::ArchiveRecord>>;
     /// Store lifecycle events and apply them to the chats' records.
     async fn record_queue_events(&self, events: &[(String, QueueEvent)], now: Millis) -> StoreResult<()>;
 

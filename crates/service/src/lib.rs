@@ -814,6 +814,7 @@ impl Service {
             body,
             client_id,
             ts: self.now(),
+            note: None,
         }
     }
 

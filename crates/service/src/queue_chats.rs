@@ -368,6 +368,7 @@ impl Service {
                             body: String::new(),
                             client_id: None,
                             ts: now,
+                            note: None,
                         };
                         if let Err(err) = self.append(vec![joined], None).await {
                             tracing::error!(error = %err, "cannot add the expert to the queue chat");

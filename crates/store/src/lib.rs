@@ -6,7 +6,10 @@
 //! partial indexes, integers for times and flags). What differs — DDL, connection pragmas —
 //! lives in the per-backend migrations and in [`SqlStore::connect`].
 
+mod archive;
+
 use async_trait::async_trait;
+use sb_core::archive::{ArchiveEntry, ArchiveRecord};
 use sb_core::conversation::{Appended, ConversationSummary, Member};
 use sb_core::directory::NewUser;
 use sb_core::queue::{
@@ -48,6 +51,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/sqlite/0005_rollover.sql")),
     (6, include_str!("../migrations/sqlite/0006_webhooks.sql")),
     (7, include_str!("../migrations/sqlite/0007_queue_options.sql")),
+    (8, include_str!("../migrations/sqlite/0008_archive.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -57,6 +61,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/postgres/0005_rollover.sql")),
     (6, include_str!("../migrations/postgres/0006_webhooks.sql")),
     (7, include_str!("../migrations/postgres/0007_queue_options.sql")),
+    (8, include_str!("../migrations/postgres/0008_archive.sql")),
 ];
 
 /// What a commit survives on SQLite (PostgreSQL follows its own `synchronous_commit`).
@@ -84,6 +89,8 @@ pub struct SqlStore {
     /// Set by `maintenance` when the WAL has grown large: the writer then checkpoints on its
     /// own connection between batches, which lets the next commit restart the WAL file.
     wal_restart_wanted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Seals archive records (see `archive`).
+    archive_key: std::sync::Arc<std::sync::OnceLock<Vec<u8>>>,
 }
 
 /// WAL frames (4 KiB pages) before the writer takes a checkpoint itself.
@@ -268,7 +275,8 @@ impl SqlStore {
             Backend::Sqlite => open(max).await.map_err(cannot)?,
             Backend::Postgres => writer.clone(),
         };
-        let store = Self { pool, writer, backend, wal_restart_wanted: Default::default() };
+        let store =
+            Self { pool, writer, backend, wal_restart_wanted: Default::default(), archive_key: Default::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -845,6 +853,7 @@ impl Store for SqlStore {
             }
         }
         let mut next_seq: HashMap<i64, i64> = HashMap::new();
+        let mut kinds: HashMap<i64, String> = HashMap::new();
         if !per_conversation.is_empty() {
             let n = per_conversation.len();
             let cases = (0..n)
@@ -853,7 +862,7 @@ impl Store for SqlStore {
                 .join(" ");
             let ids = (0..n).map(|i| self.ph(2 * n + i + 1)).collect::<Vec<_>>().join(", ");
             let sql = format!(
-                "UPDATE conversations SET last_seq = last_seq + CASE id {cases} ELSE 0 END WHERE id IN ({ids}) RETURNING id, last_seq"
+                "UPDATE conversations SET last_seq = last_seq + CASE id {cases} ELSE 0 END WHERE id IN ({ids}) RETURNING id, last_seq, kind"
             );
             let mut q = sqlx::query(&sql);
             for (c, count) in &per_conversation {
@@ -867,6 +876,7 @@ impl Store for SqlStore {
                 let last: i64 = r.try_get("last_seq").map_err(unavailable)?;
                 let count = per_conversation.iter().find(|(c, _)| *c == id).map_or(0, |(_, n)| *n);
                 next_seq.insert(id, last - count + 1);
+                kinds.insert(id, r.try_get("kind").map_err(unavailable)?);
             }
             if next_seq.len() != n {
                 return Err(StoreError::NotFound); // a conversation of the batch does not exist
@@ -950,6 +960,31 @@ impl Store for SqlStore {
                 _ => {}
             }
         }
+
+        // 5. The archive, in the same transaction: what is acknowledged is archived.
+        let mut joined: Vec<i64> = events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Created | EventKind::Joined))
+            .map(|e| e.conversation.0)
+            .collect();
+        joined.sort_unstable();
+        joined.dedup();
+        self.note_participants(&mut tx, &joined).await?;
+        let entries: Vec<ArchiveEntry> = events
+            .iter()
+            .zip(&fresh)
+            .map(|(e, new)| ArchiveEntry {
+                ts: e.ts,
+                kind: e.kind.as_str().to_string(),
+                conversation: Some(e.conversation.0),
+                conversation_kind: kinds.get(&e.conversation.0).cloned(),
+                event: Some(e.id.0),
+                actor: e.actor.as_ref().map(|a| a.address.as_str().to_string()),
+                body: e.body.clone(),
+                meta: new.note.clone().unwrap_or_default(),
+            })
+            .collect();
+        self.archive_in(&mut tx, &entries).await?;
         tx.commit().await.map_err(unavailable)?;
         if self.wal_restart_wanted.swap(false, std::sync::atomic::Ordering::Relaxed) {
             // Mostly copied already by `maintenance`; what is left is small.
@@ -1460,6 +1495,17 @@ impl Store for SqlStore {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
+        // Queue transitions are archived too, with their chat's conversation.
+        let chat_ids = events.iter().map(|(_, e)| (e.chat().0 as i64).to_string()).collect::<Vec<_>>().join(",");
+        let conversations: HashMap<i64, i64> =
+            sqlx::query(&format!("SELECT id, conversation_id FROM queue_chats WHERE id IN ({chat_ids})"))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(unavailable)?
+                .iter()
+                .filter_map(|r| Some((r.try_get("id").ok()?, r.try_get("conversation_id").ok()?)))
+                .collect();
+        let mut archived = Vec::with_capacity(events.len());
         for (queue, e) in events {
             let chat = e.chat().0 as i64;
             sqlx::query(
@@ -1473,6 +1519,20 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
+            archived.push(ArchiveEntry {
+                ts: now,
+                kind: format!("queue.{}", e.kind()),
+                conversation: conversations.get(&chat).copied(),
+                conversation_kind: Some("queue".into()),
+                event: None,
+                actor: None,
+                body: String::new(),
+                meta: format!(
+                    "{{\"chat\":{chat},\"queue\":{},\"expert\":{}}}",
+                    serde_json::Value::from(queue.as_str()),
+                    e.expert().map_or("null".to_string(), |u| u.0.to_string())
+                ),
+            });
             if let QueueEvent::Queued { .. } = e {
                 // Waiting (again): first arrival, or rolled over from another queue.
                 sqlx::query("UPDATE queue_chats SET state = 'queued', queue_id = $1, closed_at = NULL WHERE id = $2")
@@ -1517,7 +1577,25 @@ impl Store for SqlStore {
                 .map_err(unavailable)?;
             }
         }
+        self.archive_in(&mut tx, &archived).await?;
         tx.commit().await.map_err(unavailable)
+    }
+
+    async fn archive(&self, entries: &[ArchiveEntry]) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        self.archive_in(&mut tx, entries).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn archive_records(&self, after: i64, limit: i64) -> StoreResult<Vec<ArchiveRecord>> {
+        let rows =
+            sqlx::query(&format!("SELECT {} FROM archive WHERE id > $1 ORDER BY id LIMIT $2", archive::ARCHIVE_COLS))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        decode(rows, archive::record_from_row)
     }
 
     async fn mark_read(&self, conversation: ConversationId, user: UserId, up_to: EventId) -> StoreResult<EventId> {

@@ -40,6 +40,7 @@ fn msg(conversation: ConversationId, actor: &Member, body: &str, client_id: Opti
         body: body.into(),
         client_id: client_id.map(str::to_string),
         ts: 1,
+        note: None,
     }
 }
 

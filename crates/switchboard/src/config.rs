@@ -27,6 +27,10 @@ pub struct Config {
     /// Whose presence anonymous web pages may read: `experts` (of enabled queues; default),
     /// `all`, or `none`.
     pub public_presence: String,
+    /// The file holding the key that seals the compliance archive (created on first start,
+    /// readable by the server only). Default: `<data_dir>/archive.key`. Keep it apart from
+    /// database backups: with the key, a forger could re-seal an edited archive.
+    pub archive_key_file: String,
     pub limits: Limits,
 }
 
@@ -56,6 +60,7 @@ impl Default for Config {
             log_level: "info".into(),
             sqlite_durability: "process".into(),
             public_presence: "experts".into(),
+            archive_key_file: String::new(),
             limits: Limits::default(),
         }
     }
@@ -199,6 +204,40 @@ impl Config {
         let mut shown = self.clone();
         shown.database_url = sb_store::redact(&self.database_url());
         toml::to_string_pretty(&shown).unwrap_or_default()
+    }
+
+    /// The archive key: read from `archive_key_file`, or made (32 random bytes, hex, mode
+    /// 0600) when the file does not exist yet.
+    pub fn archive_key(&self) -> anyhow::Result<Vec<u8>> {
+        let path = if self.archive_key_file.is_empty() {
+            self.data_dir.join("archive.key")
+        } else {
+            PathBuf::from(&self.archive_key_file)
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let key = hex::decode(text.trim()).with_context(|| format!("{} is not a hex key", path.display()))?;
+                if key.len() < 16 {
+                    bail!("{} holds a key shorter than 16 bytes", path.display());
+                }
+                Ok(key)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                let key: [u8; 32] = rand::random();
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut f = options.open(&path).with_context(|| format!("cannot create {}", path.display()))?;
+                std::io::Write::write_all(&mut f, format!("{}\n", hex::encode(key)).as_bytes())?;
+                tracing::info!(file = %path.display(), "created the archive key");
+                Ok(key.to_vec())
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot read the archive key {}", path.display())),
+        }
     }
 
     pub fn ensure_data_dir(&self) -> anyhow::Result<()> {

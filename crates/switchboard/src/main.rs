@@ -2,6 +2,7 @@
 //! wire the service to the HTTP edge, run.
 
 mod admin;
+mod archive;
 mod config;
 mod loadqueues;
 mod loadtest;
@@ -55,6 +56,13 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// The compliance archive: verify its chain.
+    Archive {
+        #[command(flatten)]
+        overrides: Overrides,
+        #[command(subcommand)]
+        command: archive::ArchiveCommand,
+    },
     /// Drive load against a running server and print figures.
     Loadtest {
         #[command(subcommand)]
@@ -90,6 +98,11 @@ fn main() -> std::process::ExitCode {
                 let (config, _) = Config::load(&overrides)?;
                 init_logging(&config, true);
                 admin::run(&config, command).await
+            }
+            Command::Archive { overrides, command } => {
+                let (config, _) = Config::load(&overrides)?;
+                init_logging(&config, true);
+                archive::run(&config, command).await
             }
             Command::Loadtest { command } => loadtest::run(command).await,
         }
@@ -135,6 +148,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqlStore>> {
     let store = SqlStore::connect_with(&url, config.durability())
         .await
         .with_context(|| format!("cannot open the database {}", sb_store::redact(&url)))?;
+    store.set_archive_key(config.archive_key()?);
+    store.backfill_archive().await?;
     Ok(Arc::new(store))
 }
 

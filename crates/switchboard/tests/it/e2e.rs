@@ -150,6 +150,25 @@ async fn acknowledged_message_survives_kill_9(extra: &[&str]) {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 
+    // Every acknowledged message is in the archive, and the chain holds.
+    let db_url = match extra {
+        ["--database-url", url] => url.to_string(),
+        _ => format!("sqlite://{}", dir.join("switchboard.db").display()),
+    };
+    let archived: Vec<i64> = {
+        sqlx::any::install_default_drivers();
+        let db = sqlx::AnyPool::connect(&db_url).await.unwrap();
+        let ids =
+            sqlx::query_scalar("SELECT event_id FROM archive WHERE kind = 'message'").fetch_all(&db).await.unwrap();
+        db.close().await;
+        ids
+    };
+    for id in &acked {
+        assert!(archived.contains(id), "acknowledged message {id} not archived after kill -9");
+    }
+    let (ok, out) = archive_verify(&dir, extra);
+    assert!(ok && out.starts_with("archive verified:"), "{out}");
+
     let server = Server::start(&dir, extra, &[]);
     let token = server.login("alice@example.com", "demo").await["token"].as_str().unwrap().to_string();
     let h = server.call(&token, &format!("/api/v1/conversations/{conv}/messages?limit=100"), None).await;
@@ -164,6 +183,83 @@ async fn acknowledged_message_survives_kill_9(extra: &[&str]) {
         assert!(stored.contains(id), "acknowledged message {id} lost after kill -9");
     }
     drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `switchboard archive verify` on a data folder: (exit 0?, its output).
+fn archive_verify(dir: &Path, extra: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN).args(["archive", "--data-dir"]).arg(dir).args(extra).arg("verify").output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Direct edits to the archive's tables, behind the server's back, are each caught.
+#[tokio::test]
+async fn archive_verify_catches_edits_behind_the_servers_back() {
+    let dir = temp_dir();
+    let mut server = Server::start(&dir, &["--demo"], &[]);
+    let alice = server.login("alice@example.com", "demo").await;
+    let token = alice["token"].as_str().unwrap().to_string();
+    let conv = server
+        .call(&token, "/api/v1/conversations", Some(json!({"kind": "direct", "members": ["bob@example.com"]})))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    for i in 0..8 {
+        let sent = server
+            .call(&token, &format!("/api/v1/conversations/{conv}/messages"), Some(json!({"body": format!("note {i}")})))
+            .await;
+        assert!(sent["id"].is_i64(), "{sent}");
+    }
+    signal(&server.child, "-TERM");
+    exit_within(&mut server.child, Instant::now(), Duration::from_secs(10)).await;
+    let (ok, out) = archive_verify(&dir, &[]);
+    assert!(ok, "{out}");
+    let records: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(records >= 9, "created + 8 messages: {out}");
+
+    let tamper = |name: &'static str, sql: &'static [&'static str], expect: &'static str| {
+        let copy = dir.with_file_name(format!("{}-{name}", dir.file_name().unwrap().to_string_lossy()));
+        std::fs::create_dir_all(&copy).unwrap();
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), copy.join(f.file_name())).unwrap();
+        }
+        async move {
+            sqlx::any::install_default_drivers();
+            let db =
+                sqlx::AnyPool::connect(&format!("sqlite://{}", copy.join("switchboard.db").display())).await.unwrap();
+            for stmt in sql {
+                sqlx::query(stmt).execute(&db).await.unwrap_or_else(|e| panic!("{stmt}: {e}"));
+            }
+            db.close().await;
+            let (ok, out) = archive_verify(&copy, &[]);
+            assert!(!ok, "{name}: not caught: {out}");
+            assert!(out.contains(expect), "{name}: {out}");
+            let _ = std::fs::remove_dir_all(&copy);
+        }
+    };
+    tamper("changed", &["UPDATE archive SET body = 'note 3, edited' WHERE body = 'note 3'"], "was changed").await;
+    tamper("removed", &["DELETE FROM archive WHERE body = 'note 4'"], "was removed").await;
+    tamper(
+        "inserted",
+        &["INSERT INTO archive (id, ts, kind, conversation_id, conversation_kind, event_id, actor, body, meta, content_hash, prev_hash, hash) \
+           SELECT id + 1000, ts, kind, conversation_id, conversation_kind, event_id, actor, 'forged', meta, content_hash, hash, hash FROM archive \
+           WHERE id = (SELECT MAX(id) FROM archive)",
+          "UPDATE archive SET id = (SELECT MAX(id) FROM archive WHERE id < 1000) + 1 WHERE id > 1000"],
+        "record",
+    )
+    .await;
+    tamper(
+        "reordered",
+        &[
+            "UPDATE archive SET id = -1 WHERE body = 'note 5'",
+            "UPDATE archive SET id = (SELECT id FROM archive WHERE body = 'note 6') - 1 WHERE body = 'note 6'",
+            "UPDATE archive SET id = (SELECT id FROM archive WHERE body = 'note 6') + 1 WHERE id = -1",
+        ],
+        "record",
+    )
+    .await;
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -99,6 +99,7 @@ impl TestApp {
             }
         };
         let store = Arc::new(SqlStore::connect(&url).await.expect("store"));
+        store.set_archive_key(b"integration test archive key".to_vec());
         let service = Service::start(store.clone() as Arc<dyn Store>, settings, Arc::new(SystemClock));
         demo::seed(&service).await.expect("demo seed");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
