@@ -644,6 +644,7 @@
       case 'queue_offer': onQueueOffer(f); workChanged(); break;
       case 'queue_offer_gone': offerGone(Number(f.chat), String(f.reason || '')); break;
       case 'queue_chat': onQueueChat(f); workChanged(); break;
+      case 'compliance_violation': onViolation(f); break;
       default: break;
     }
   }
@@ -1244,7 +1245,7 @@
 
   function route() {
     if (!S.signedIn) return;
-    const adm = /^#\/(manage|dashboard)$/.exec(location.hash);
+    const adm = /^#\/(manage|dashboard|compliance|audit)$/.exec(location.hash);
     if (adm && showAdmin(adm[1])) return;
     hideAdmin();
     const m = /^#\/c\/(\d+)$/.exec(location.hash);
@@ -2746,24 +2747,40 @@
     const roles = Array.isArray(S.me && S.me.roles) ? S.me.roles.map(lower) : [];
     A.allowed = roles.includes('admin') || roles.includes('queue_manager');
     $('admin-nav').hidden = !A.allowed;
+    startCompliance(roles);
+  }
+
+  // The administration pages: route name -> [view, nav button, who may see it].
+  const ADMIN_PAGES = {
+    manage: ['manage-view', 'nav-manage', () => A.allowed],
+    dashboard: ['dash-view', 'nav-dashboard', () => A.allowed],
+    compliance: ['compliance-view', 'nav-compliance', () => C.officer],
+    audit: ['audit-view', 'nav-audit', () => C.auditor],
+  };
+
+  function markAdminNav(page) {
+    for (const [name, [view, nav]] of Object.entries(ADMIN_PAGES)) {
+      $(view).hidden = name !== page;
+      $(nav).classList.toggle('active', name === page);
+      $(nav).setAttribute('aria-current', name === page ? 'page' : 'false');
+    }
   }
 
   function showAdmin(page) {
-    if (!A.allowed) { hideAdmin(); return false; }
+    const def = ADMIN_PAGES[page];
+    if (!def || !def[2]()) { hideAdmin(); return false; }
     if (A.page === page && !$('admin').hidden) return true; // already there (route() runs again after a reconnect)
     if (S.current !== null) closeChat();
     A.page = page;
     $('chat').hidden = true;
     $('admin').hidden = false;
     document.querySelector('.app').classList.add('admin-open');
-    $('manage-view').hidden = page !== 'manage';
-    $('dash-view').hidden = page !== 'dashboard';
-    $('nav-manage').classList.toggle('active', page === 'manage');
-    $('nav-dashboard').classList.toggle('active', page === 'dashboard');
-    $('nav-manage').setAttribute('aria-current', page === 'manage' ? 'page' : 'false');
-    $('nav-dashboard').setAttribute('aria-current', page === 'dashboard' ? 'page' : 'false');
-    if (page === 'manage') { stopDashboard(); renderManageList(); loadAdminQueues(); }
-    else { A.cards.clear(); $('dash-grid').replaceChildren(); startDashboard(); }
+    markAdminNav(page);
+    if (page !== 'dashboard') stopDashboard();
+    if (page === 'manage') { renderManageList(); loadAdminQueues(); }
+    else if (page === 'dashboard') { A.cards.clear(); $('dash-grid').replaceChildren(); startDashboard(); }
+    else if (page === 'compliance') showCompliance();
+    else if (page === 'audit') showAudit();
     return true;
   }
 
@@ -2774,10 +2791,7 @@
     $('admin').hidden = true;
     $('chat').hidden = false;
     document.querySelector('.app').classList.remove('admin-open');
-    $('nav-manage').classList.remove('active');
-    $('nav-dashboard').classList.remove('active');
-    $('nav-manage').setAttribute('aria-current', 'false');
-    $('nav-dashboard').setAttribute('aria-current', 'false');
+    markAdminNav(null);
   }
 
   function showAdminError(id, msg) {
@@ -3459,6 +3473,915 @@
   function startDashboard() { A.dashGen += 1; scheduleDashboard(0); }
   function stopDashboard() { clearTimeout(A.dashTimer); A.dashTimer = null; A.dashGen += 1; }
 
+  // ---------------------------------------------------------------- compliance and audit
+  // Compliance officers: e-discovery search over the archive (hits with the matched words
+  // marked, the whole archived conversation, exports), ethical walls, the violations they
+  // catch (live over the WebSocket), disclaimers, retention policies and legal holds.
+  // Auditors, admins and compliance officers: the audit log. Routes: #/compliance, #/audit.
+  const SEARCH_PAGE = 50;
+  const AUDIT_PAGE = 100;
+  const CONV_KINDS = [['direct', 'Direct'], ['group', 'Group'], ['queue', 'Queue']];
+  const KIND_LABEL = { direct: 'Direct', group: 'Group', queue: 'Queue' };
+  const EXPORT_EXT = { eml: 'eml', jsonl: 'jsonl', csv: 'csv', xml: 'xml' };
+  const FREQ_LABEL = { conversation: 'Each new conversation', pair_day: 'Once per pair per day' };
+  const C = {
+    officer: false,
+    auditor: false,
+    section: 'search',
+    groups: [], // GET /groups: [{id (slug), name}]
+    groupsLoaded: false,
+    query: null, // the filters of the search shown (exports use them)
+    hits: [],
+    nextOffset: null,
+    searchGen: 0,
+    searching: false,
+    conv: null, // id of the archived conversation shown
+    convGen: 0,
+    walls: [],
+    violations: [],
+    violationIds: new Set(),
+    unseen: 0, // live violations not looked at yet
+    disclaimers: [],
+    dscEditing: null, // null: new; else the id being edited
+    dscTexts: [], // [{lang, text}] in the form
+    retention: [], // [{group, days}] in the form
+    holds: [],
+    audit: [],
+    auditNext: null,
+    auditBusy: false,
+    auditGen: 0,
+  };
+
+  function startCompliance(roles) {
+    C.officer = roles.includes('compliance_officer');
+    C.auditor = C.officer || roles.includes('auditor') || roles.includes('admin');
+    $('nav-compliance').hidden = !C.officer;
+    $('nav-audit').hidden = !C.auditor;
+    $('compliance-nav').hidden = !(C.officer || C.auditor);
+    renderViolationBadge();
+  }
+
+  function fmtFull(ms) {
+    const t = toMs(ms);
+    if (!t) return '';
+    return new Date(t).toLocaleString([], { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  }
+
+  function timeNode(ms, cls) {
+    const t = toMs(ms);
+    return el('time', { class: cls || 'cmp-time', datetime: t ? new Date(t).toISOString() : null, text: fmtFull(t) });
+  }
+
+  /** A person as "Display Name" with the address beside it (or just the address). */
+  function personNode(addr, testid) {
+    const a = lower(addr);
+    if (!a) return el('span', { class: 'muted', 'data-testid': testid, text: 'system' });
+    const u = S.users.get(a);
+    const name = u && u.display_name && u.display_name !== a ? u.display_name : '';
+    return el('span', { class: 'cmp-person', 'data-testid': testid, 'data-address': a, title: a },
+      name ? el('span', { class: 'cmp-person-name', text: name }) : null,
+      el('span', { class: name ? 'cmp-person-addr muted' : 'cmp-person-addr', text: name ? ` ${a}` : a }));
+  }
+
+  function groupName(slug) {
+    const g = C.groups.find((x) => x.id === slug);
+    return g ? g.name : String(slug || '');
+  }
+
+  function cmpError(id, msg) { showAdminError(id, msg); }
+
+  async function loadGroups() {
+    try {
+      const r = await api('GET', '/groups');
+      C.groups = asList(r, 'groups', 'items').filter((g) => g && g.id)
+        .map((g) => ({ id: String(g.id), name: String(g.name || g.id) }))
+        .sort((a, b) => a.name.localeCompare(b.name));
+      C.groupsLoaded = true;
+    } catch (e) {
+      if (!C.groupsLoaded && S.groups.length) C.groups = S.groups.map((g) => ({ id: g.id, name: g.name }));
+    }
+    fillGroupSelects();
+  }
+
+  function fillSelect(sel, options, keep) {
+    const cur = keep === undefined ? sel.value : keep;
+    sel.replaceChildren(...options.map(([value, label]) => el('option', { value, text: label })));
+    if (options.some(([v]) => v === cur)) sel.value = cur;
+  }
+
+  function fillGroupSelects() {
+    const gs = C.groups.map((g) => [g.id, g.name]);
+    fillSelect($('cmp-group'), [['', 'Any group'], ...gs]);
+    fillSelect($('wall-a'), [['', 'Choose a group…'], ...gs]);
+    fillSelect($('wall-b'), [['', 'Choose a group…'], ...gs]);
+    fillSelect($('dsc-audience'), [['all', 'Anyone'], ['guests', 'A guest (external)'], ...C.groups.map((g) => [`group:${g.id}`, `In group ${g.name}`])]);
+    if ($('ret-rows').hasAttribute('data-loaded')) renderRetention();
+  }
+
+  function fillPeople() {
+    const dl = $('cmp-people');
+    const people = [...S.users.values()].filter((u) => u && u.address).sort((a, b) => String(a.address).localeCompare(String(b.address)));
+    if (dl.childElementCount === people.length) return;
+    dl.replaceChildren(...people.map((u) => el('option', { value: u.address, label: u.display_name || u.address })));
+  }
+
+  function showCompliance() {
+    loadGroups();
+    fillPeople();
+    showSection(C.section);
+  }
+
+  function showSection(name) {
+    C.section = name;
+    for (const b of document.querySelectorAll('#compliance-view .subtab')) {
+      const on = b.getAttribute('data-section') === name;
+      b.classList.toggle('active', on);
+      b.setAttribute('aria-selected', String(on));
+      $(`cmp-${b.getAttribute('data-section')}`).hidden = !on;
+    }
+    if (name === 'walls') loadWalls();
+    else if (name === 'violations') { C.unseen = 0; renderViolationBadge(); loadViolations(); }
+    else if (name === 'disclaimers') loadDisclaimers();
+    else if (name === 'retention') { loadRetention(); loadHolds(); }
+    else if (name === 'search' && window.matchMedia('(min-width: 721px)').matches) $('cmp-q').focus({ preventScroll: true });
+  }
+
+  // ---------------- e-discovery
+  /** "YYYY-MM-DD" from a date input as ms: the start of that local day, or its end. */
+  function dayMs(v, end) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(String(v || ''));
+    if (!m) return null;
+    const d = new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3]) + (end ? 1 : 0));
+    return end ? d.getTime() - 1 : d.getTime();
+  }
+
+  function readSearchForm() {
+    return {
+      q: $('cmp-q').value.trim(),
+      participant: lower($('cmp-participant').value.trim()),
+      group: $('cmp-group').value,
+      kind: $('cmp-kind').value,
+      from: dayMs($('cmp-from').value, false),
+      to: dayMs($('cmp-to').value, true),
+    };
+  }
+
+  function searchParams(f) {
+    const p = new URLSearchParams();
+    for (const k of ['q', 'participant', 'group', 'kind', 'from', 'to']) {
+      const v = f[k];
+      if (v !== null && v !== undefined && v !== '') p.set(k, String(v));
+    }
+    return p;
+  }
+
+  async function runSearch(more) {
+    if (more && (C.searching || C.nextOffset === null || !C.query)) return;
+    cmpError('cmp-search-error', '');
+    if (!more) {
+      const f = readSearchForm();
+      if (f.from !== null && f.to !== null && f.from > f.to) { cmpError('cmp-search-error', 'The "From" date is after the "To" date.'); return; }
+      C.query = f;
+      C.hits = [];
+      C.nextOffset = null;
+    }
+    const gen = more ? C.searchGen : ++C.searchGen;
+    const p = searchParams(C.query);
+    p.set('limit', String(SEARCH_PAGE));
+    if (more) p.set('offset', String(C.nextOffset));
+    C.searching = true;
+    $('cmp-search-submit').disabled = true;
+    $('cmp-more').disabled = true;
+    setText($('cmp-status'), more ? 'Loading more…' : 'Searching…');
+    try {
+      const r = await api('GET', `/archive/search?${p}`);
+      if (gen !== C.searchGen) return;
+      const seen = new Set(C.hits.map((h) => h.id));
+      for (const h of asList(r, 'hits')) if (h && typeof h === 'object' && !seen.has(h.id)) C.hits.push(h);
+      C.nextOffset = r && typeof r.next_offset === 'number' ? r.next_offset : null;
+    } catch (e) {
+      if (gen !== C.searchGen) return;
+      cmpError('cmp-search-error', e.message);
+      if (!more) C.query = null;
+    } finally {
+      if (gen === C.searchGen) {
+        C.searching = false;
+        $('cmp-search-submit').disabled = false;
+        $('cmp-more').disabled = false;
+        renderHits();
+      }
+    }
+  }
+
+  function renderHits() {
+    const box = $('cmp-results');
+    const frag = document.createDocumentFragment();
+    for (const h of C.hits) frag.appendChild(hitNode(h));
+    if (C.query && !C.hits.length) frag.appendChild(el('p', { class: 'empty-note', 'data-testid': 'cmp-no-hits', text: 'Nothing in the archive matches.' }));
+    box.replaceChildren(frag);
+    const n = C.hits.length;
+    setText($('cmp-status'), !C.query ? 'Search the archive by keywords, people, group, kind and dates.'
+      : `${n} ${n === 1 ? 'hit' : 'hits'}${C.nextOffset !== null ? ' so far' : ''}`);
+    $('cmp-more').hidden = C.nextOffset === null;
+    for (const b of document.querySelectorAll('[data-testid=cmp-export-search] button')) b.disabled = !C.query;
+  }
+
+  /** The snippet's segments; matched words in <mark>. Text only, never HTML. */
+  function fillSnippet(node, segs) {
+    if (typeof segs === 'string') { node.textContent = segs; return; }
+    for (const s of Array.isArray(segs) ? segs : []) {
+      if (!s || typeof s !== 'object') continue;
+      const t = s.text === null || s.text === undefined ? '' : String(s.text);
+      node.appendChild(s.hit ? el('mark', { 'data-testid': 'cmp-hit-mark', text: t }) : document.createTextNode(t));
+    }
+  }
+
+  function hitNode(h) {
+    const conv = Number(h.conversation);
+    const snippet = el('div', { class: 'cmp-snippet', 'data-testid': 'cmp-hit-snippet' });
+    fillSnippet(snippet, h.snippet);
+    const ckind = String(h.conversation_kind || '');
+    const row = el('div', {
+      class: 'cmp-hit' + (conv === C.conv ? ' active' : ''), 'data-testid': 'cmp-hit', 'data-id': String(h.id),
+      'data-conversation': String(conv), 'data-kind': String(h.kind || ''), role: 'button', tabindex: '0',
+      title: 'Show the whole conversation',
+    },
+    el('div', { class: 'cmp-hit-meta' },
+      timeNode(h.ts),
+      el('span', { class: 'state-pill', 'data-testid': 'cmp-hit-kind', text: String(h.kind || '') }),
+      personNode(h.actor, 'cmp-hit-actor'),
+      el('span', { class: 'cmp-hit-conv muted', 'data-testid': 'cmp-hit-conversation', text: `${KIND_LABEL[ckind] || ckind || 'Conversation'} #${conv}` })),
+    snippet);
+    const open = () => openArchived(conv);
+    row.addEventListener('click', open);
+    row.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); open(); } });
+    return row;
+  }
+
+  async function openArchived(id) {
+    if (!Number.isFinite(id) || id <= 0) return;
+    C.conv = id;
+    const gen = ++C.convGen;
+    for (const n of document.querySelectorAll('#cmp-results .cmp-hit')) n.classList.toggle('active', Number(n.getAttribute('data-conversation')) === id);
+    const box = $('cmp-conv');
+    box.hidden = false;
+    box.setAttribute('data-id', String(id));
+    setText($('cmp-conv-title'), `Conversation #${id}`);
+    $('cmp-conv-people').replaceChildren();
+    $('cmp-records').replaceChildren(el('li', { class: 'empty-note', text: 'Loading…' }));
+    cmpError('cmp-conv-error', '');
+    try {
+      const r = await api('GET', `/archive/conversations/${id}`);
+      if (gen !== C.convGen) return;
+      renderArchived(id, r || {});
+    } catch (e) {
+      if (gen !== C.convGen) return;
+      $('cmp-records').replaceChildren();
+      cmpError('cmp-conv-error', e.message);
+    }
+    if (window.matchMedia('(max-width: 1100px)').matches) box.scrollIntoView({ block: 'start', behavior: 'smooth' });
+  }
+
+  function renderArchived(id, r) {
+    const c = (r && r.conversation) || {};
+    const kind = String(c.kind || '');
+    const title = c.title ? String(c.title) : `${KIND_LABEL[kind] || 'Conversation'} #${id}`;
+    setText($('cmp-conv-title'), c.title ? `${title} · ${KIND_LABEL[kind] || kind} #${id}` : title);
+    $('cmp-conv').setAttribute('data-kind', kind);
+    const people = Array.isArray(c.participants) ? c.participants : [];
+    const pbox = $('cmp-conv-people');
+    pbox.replaceChildren(...people.map((p, i) => {
+      const a = lower(p && (p.address || p));
+      const name = p && p.display_name ? String(p.display_name) : '';
+      return el('span', { class: 'cmp-participant', 'data-testid': 'cmp-conv-participant', 'data-address': a },
+        `${i ? ', ' : ''}${name && name !== a ? `${name} <${a}>` : a}`);
+    }));
+    const names = new Map(people.map((p) => [lower(p && p.address), p && p.display_name ? String(p.display_name) : '']));
+    const list = $('cmp-records');
+    const frag = document.createDocumentFragment();
+    for (const rec of asList(r, 'records')) {
+      if (!rec || typeof rec !== 'object') continue;
+      const actor = lower(rec.actor);
+      const kindR = String(rec.kind || '');
+      const chat = kindR === 'message' && actor;
+      const who = actor ? (names.get(actor) || (S.users.get(actor) || {}).display_name || actor) : '';
+      frag.appendChild(el('li', { class: chat ? 'cmp-record' : 'cmp-record cmp-sys', 'data-testid': 'cmp-record', 'data-id': String(rec.id), 'data-kind': kindR },
+        el('div', { class: 'cmp-record-meta' },
+          timeNode(rec.ts),
+          el('span', { class: 'cmp-record-actor', 'data-testid': 'cmp-record-actor', title: actor, text: who || 'system' }),
+          chat ? null : el('span', { class: 'state-pill', text: kindR })),
+        el('div', { class: 'cmp-record-body', 'data-testid': 'cmp-record-body', text: rec.body === null || rec.body === undefined ? '' : String(rec.body) })));
+    }
+    if (!frag.childNodes.length) frag.appendChild(el('li', { class: 'empty-note', text: 'No records.' }));
+    list.replaceChildren(frag);
+  }
+
+  function closeArchived() {
+    C.conv = null;
+    C.convGen += 1;
+    $('cmp-conv').hidden = true;
+    for (const n of document.querySelectorAll('#cmp-results .cmp-hit.active')) n.classList.remove('active');
+  }
+
+  /** filename="…" or filename*=UTF-8''… of a Content-Disposition header, made harmless. */
+  function dispositionName(h) {
+    if (!h) return '';
+    let name = '';
+    const star = /filename\*\s*=\s*(?:UTF-8|utf-8)''([^;]+)/.exec(h);
+    if (star) { try { name = decodeURIComponent(star[1].trim()); } catch (_) { name = ''; } }
+    if (!name) { const m = /filename\s*=\s*"([^"]*)"|filename\s*=\s*([^;\s]+)/i.exec(h); if (m) name = m[1] || m[2] || ''; }
+    return name.replace(/[\\/:*?"<>|\u0000-\u001f]+/g, '_').replace(/^\.+/, '').slice(0, 200);
+  }
+
+  /** GET /archive/export with the session, saved through a Blob URL. */
+  async function exportArchive(params, format, btn, errId) {
+    const p = new URLSearchParams(params);
+    p.set('format', format);
+    cmpError(errId, '');
+    btn.disabled = true;
+    const label = btn.textContent;
+    setText(btn, 'Exporting…');
+    try {
+      let res;
+      try {
+        const headers = { Accept: '*/*' };
+        const t = csrfToken();
+        if (t) headers['X-CSRF-Token'] = t;
+        res = await fetch(`${API}/archive/export?${p}`, { method: 'GET', headers, credentials: 'same-origin', cache: 'no-store' });
+      } catch (_) {
+        throw new Error('Cannot reach the server.');
+      }
+      if (!res.ok) {
+        let msg = `Export failed (HTTP ${res.status}).`;
+        try { const j = await res.json(); if (j && j.error && typeof j.error.message === 'string' && j.error.message) msg = j.error.message; } catch (_) { /* not JSON */ }
+        if (res.status === 401) sessionEnded();
+        throw new Error(msg);
+      }
+      const blob = await res.blob();
+      const name = dispositionName(res.headers.get('Content-Disposition')) || `switchboard-export.${EXPORT_EXT[format] || format}`;
+      const url = URL.createObjectURL(blob);
+      const a = el('a', { href: url, download: name, hidden: true, 'data-testid': 'cmp-download' });
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (e) {
+      cmpError(errId, e.message);
+    } finally {
+      setText(btn, label);
+      btn.disabled = false;
+    }
+  }
+
+  // ---------------- ethical walls
+  async function loadWalls() {
+    try {
+      const r = await api('GET', '/walls');
+      C.walls = asList(r, 'walls', 'items').filter((w) => w && typeof w === 'object');
+      cmpError('cmp-walls-error', '');
+    } catch (e) {
+      cmpError('cmp-walls-error', e.message);
+    }
+    renderWalls();
+    $('wall-list').setAttribute('data-loaded', 'true');
+  }
+
+  function renderWalls() {
+    const body = $('wall-list');
+    const frag = document.createDocumentFragment();
+    if (!C.walls.length) frag.appendChild(el('tr', null, el('td', { colspan: '5', class: 'empty-note', text: 'No ethical walls yet.' })));
+    for (const w of C.walls) {
+      const id = String(w.id);
+      const enabled = w.enabled !== false;
+      const mode = el('select', { 'data-testid': 'wall-row-mode', 'aria-label': `Mode of ${w.name || id}` },
+        el('option', { value: 'block', text: 'Block' }), el('option', { value: 'monitor', text: 'Monitor' }));
+      mode.value = w.mode === 'monitor' ? 'monitor' : 'block';
+      mode.addEventListener('change', () => updateWall(w, { mode: mode.value }, mode));
+      const toggle = el('button', { type: 'button', class: 'ghost small' + (enabled ? ' danger' : ''), 'data-testid': 'wall-toggle', text: enabled ? 'Disable' : 'Enable' });
+      toggle.addEventListener('click', () => updateWall(w, { enabled: !enabled }, toggle));
+      frag.appendChild(el('tr', { class: 'queue-row', 'data-testid': 'wall-row', 'data-id': id, 'data-name': String(w.name || ''), 'data-mode': String(w.mode || ''), 'data-state': enabled ? 'enabled' : 'disabled' },
+        el('td', { class: 'mq-name' }, el('div', { class: 'mq-display', 'data-testid': 'wall-row-name', text: String(w.name || id) }),
+          w.updated_at || w.created_at ? el('div', { class: 'mq-desc muted', text: `Changed ${fmtFull(w.updated_at || w.created_at)}` }) : null),
+        el('td', { 'data-label': 'Between', 'data-testid': 'wall-row-groups', text: `${groupName(w.group_a)} ↔ ${groupName(w.group_b)}` }),
+        el('td', { 'data-label': 'Mode' }, mode),
+        el('td', null, el('span', { class: 'state-pill', 'data-state': enabled ? 'open' : 'disabled', 'data-testid': 'wall-row-state', text: enabled ? 'Enabled' : 'Disabled' })),
+        el('td', { class: 'mq-actions' }, toggle)));
+    }
+    body.replaceChildren(frag);
+  }
+
+  async function updateWall(w, change, ctl) {
+    ctl.disabled = true;
+    cmpError('cmp-walls-error', '');
+    try {
+      await api('PUT', `/walls/${encId(w.id)}`, change);
+    } catch (e) {
+      cmpError('cmp-walls-error', `${w.name || w.id}: ${e.message}`);
+    }
+    await loadWalls();
+  }
+
+  async function createWall(e) {
+    e.preventDefault();
+    const name = $('wall-name').value.trim();
+    const a = $('wall-a').value;
+    const b = $('wall-b').value;
+    const mode = $('wall-mode').value;
+    const fail = (m) => cmpError('wall-form-error', m);
+    if (!name) { fail('Give the wall a name.'); $('wall-name').focus(); return; }
+    if (!a || !b) { fail('Choose the two groups the wall separates.'); return; }
+    if (a === b) { fail('A wall separates two different groups.'); return; }
+    fail('');
+    $('wall-create').disabled = true;
+    try {
+      await api('POST', '/walls', { name, group_a: a, group_b: b, mode });
+      $('wall-name').value = '';
+      $('wall-a').value = '';
+      $('wall-b').value = '';
+      toast(`Ethical wall "${name}" created.`);
+    } catch (err) {
+      fail(err.message);
+    } finally {
+      $('wall-create').disabled = false;
+    }
+    await loadWalls();
+  }
+
+  // ---------------- violations
+  function renderViolationBadge() {
+    const n = C.unseen;
+    for (const id of ['nav-compliance-count', 'cmp-violations-count']) {
+      const b = $(id);
+      b.hidden = n === 0;
+      setText(b, n > 99 ? '99+' : String(n));
+    }
+  }
+
+  function violationKey(v) { return v.id === undefined || v.id === null ? JSON.stringify(v) : String(v.id); }
+
+  async function loadViolations() {
+    try {
+      const r = await api('GET', '/compliance/violations?limit=200');
+      const list = asList(r, 'violations', 'items').filter((v) => v && typeof v === 'object');
+      // Live ones that the snapshot does not hold yet stay on top.
+      const listed = new Set(list.map(violationKey));
+      const live = C.violations.filter((v) => !listed.has(violationKey(v)) && toMs(v.ts) >= (list.length ? toMs(list[0].ts) : 0));
+      C.violations = [...live, ...list];
+      C.violationIds = new Set(C.violations.map(violationKey));
+      cmpError('cmp-violations-error', '');
+    } catch (e) {
+      cmpError('cmp-violations-error', e.message);
+    }
+    renderViolations();
+    $('violation-list').setAttribute('data-loaded', 'true');
+  }
+
+  function onViolation(f) {
+    if (!C.officer) return;
+    const v = Object.assign({}, f);
+    delete v.type;
+    const key = violationKey(v);
+    if (C.violationIds.has(key)) return;
+    C.violationIds.add(key);
+    C.violations.unshift(v);
+    v.live = true;
+    const looking = A.page === 'compliance' && C.section === 'violations' && document.visibilityState === 'visible';
+    if (!looking) C.unseen += 1;
+    renderViolationBadge();
+    renderViolations();
+    const what = v.action === 'blocked' ? 'blocked' : 'flagged';
+    toast(`Ethical wall "${String(v.wall_name || v.wall || '')}": ${displayName(v.actor)} → ${displayName(v.other)} ${what}.`);
+  }
+
+  function renderViolations() {
+    const body = $('violation-list');
+    const frag = document.createDocumentFragment();
+    if (!C.violations.length) frag.appendChild(el('tr', null, el('td', { colspan: '6', class: 'empty-note', text: 'No violations.' })));
+    for (const v of C.violations) {
+      const action = String(v.action || '');
+      frag.appendChild(el('tr', { class: 'violation-row' + (v.live ? ' live' : ''), 'data-testid': 'violation-row', 'data-id': String(v.id ?? ''), 'data-action': action, 'data-actor': lower(v.actor), 'data-other': lower(v.other) },
+        el('td', { 'data-label': 'Time' }, timeNode(v.ts)),
+        el('td', { 'data-label': 'Wall', 'data-testid': 'violation-wall' },
+          el('div', { class: 'mq-display', text: String(v.wall_name || v.wall || '') }),
+          el('div', { class: 'mq-desc muted', text: v.mode ? `mode ${v.mode}` : '' })),
+        el('td', { 'data-label': 'Action' }, el('span', { class: 'state-pill', 'data-state': action === 'blocked' ? 'closed' : 'busy', 'data-testid': 'violation-action', text: action })),
+        el('td', { 'data-label': 'Who' }, personNode(v.actor, 'violation-actor')),
+        el('td', { 'data-label': 'With' }, personNode(v.other, 'violation-other')),
+        el('td', { class: 'cmp-detail', 'data-testid': 'violation-detail', text: [v.detail ? String(v.detail) : '', typeof v.conversation === 'number' ? `conversation #${v.conversation}` : ''].filter(Boolean).join(' · ') })));
+    }
+    body.replaceChildren(frag);
+  }
+
+  // ---------------- disclaimers
+  async function loadDisclaimers() {
+    try {
+      const r = await api('GET', '/disclaimers');
+      C.disclaimers = asList(r, 'disclaimers', 'items').filter((d) => d && typeof d === 'object');
+      cmpError('cmp-disclaimers-error', '');
+    } catch (e) {
+      cmpError('cmp-disclaimers-error', e.message);
+    }
+    renderDisclaimers();
+    $('dsc-list').setAttribute('data-loaded', 'true');
+  }
+
+  function audienceLabel(a) {
+    const s = String(a || 'all');
+    if (s === 'all') return 'Anyone';
+    if (s === 'guests') return 'Guests';
+    if (s.startsWith('group:')) return `Group ${groupName(s.slice(6))}`;
+    return s;
+  }
+
+  function disclaimerInput(d) {
+    const texts = {};
+    if (d.texts && typeof d.texts === 'object') for (const [k, v] of Object.entries(d.texts)) texts[String(k)] = String(v ?? '');
+    return {
+      name: String(d.name || ''),
+      kinds: Array.isArray(d.kinds) ? d.kinds.map(String) : [],
+      audience: String(d.audience || 'all'),
+      frequency: String(d.frequency || 'conversation'),
+      texts,
+      fallback: String(d.fallback || Object.keys(texts)[0] || 'en'),
+      enabled: d.enabled !== false,
+    };
+  }
+
+  function renderDisclaimers() {
+    const body = $('dsc-list');
+    const frag = document.createDocumentFragment();
+    if (!C.disclaimers.length) frag.appendChild(el('tr', null, el('td', { colspan: '7', class: 'empty-note', text: 'No disclaimers yet.' })));
+    for (const d of C.disclaimers) {
+      const id = String(d.id);
+      const enabled = d.enabled !== false;
+      const edit = el('button', { type: 'button', class: 'ghost small', 'data-testid': 'dsc-edit', text: 'Edit' });
+      edit.addEventListener('click', () => openDisclaimer(d));
+      const toggle = el('button', { type: 'button', class: 'ghost small' + (enabled ? ' danger' : ''), 'data-testid': 'dsc-toggle', text: enabled ? 'Disable' : 'Enable' });
+      toggle.addEventListener('click', () => toggleDisclaimer(d, toggle));
+      const langs = d.texts && typeof d.texts === 'object' ? Object.keys(d.texts) : [];
+      const fb = String(d.fallback || '');
+      const preview = fb && d.texts && d.texts[fb] ? String(d.texts[fb]) : (langs.length ? String(d.texts[langs[0]]) : '');
+      frag.appendChild(el('tr', { class: 'queue-row', 'data-testid': 'dsc-row', 'data-id': id, 'data-name': String(d.name || ''), 'data-state': enabled ? 'enabled' : 'disabled' },
+        el('td', { class: 'mq-name' }, el('div', { class: 'mq-display', 'data-testid': 'dsc-row-name', text: String(d.name || id) }),
+          preview ? el('div', { class: 'mq-desc muted', text: preview.length > 120 ? `${preview.slice(0, 119)}…` : preview }) : null),
+        el('td', { 'data-label': 'Kinds', text: (Array.isArray(d.kinds) ? d.kinds : []).map((k) => KIND_LABEL[k] || k).join(', ') || '—' }),
+        el('td', { 'data-label': 'Audience', text: audienceLabel(d.audience) }),
+        el('td', { 'data-label': 'Frequency', text: FREQ_LABEL[d.frequency] || String(d.frequency || '') }),
+        el('td', { 'data-label': 'Languages', 'data-testid': 'dsc-row-langs', text: langs.map((l) => (l === fb ? `${l}*` : l)).join(', ') }),
+        el('td', null, el('span', { class: 'state-pill', 'data-state': enabled ? 'open' : 'disabled', 'data-testid': 'dsc-row-state', text: enabled ? 'Enabled' : 'Disabled' })),
+        el('td', { class: 'mq-actions' }, edit, toggle)));
+    }
+    body.replaceChildren(frag);
+  }
+
+  async function toggleDisclaimer(d, btn) {
+    btn.disabled = true;
+    cmpError('cmp-disclaimers-error', '');
+    try {
+      const body = disclaimerInput(d);
+      body.enabled = !body.enabled;
+      await api('PUT', `/disclaimers/${encId(d.id)}`, body);
+    } catch (e) {
+      cmpError('cmp-disclaimers-error', `${d.name || d.id}: ${e.message}`);
+    }
+    await loadDisclaimers();
+  }
+
+  function openDisclaimer(d) {
+    const v = disclaimerInput(d || { kinds: ['direct', 'group', 'queue'], texts: { en: '' }, fallback: 'en' });
+    C.dscEditing = d ? d.id : null;
+    setText($('dsc-title'), d ? `Edit disclaimer: ${v.name}` : 'New disclaimer');
+    $('dsc-name').value = v.name;
+    for (const cb of document.querySelectorAll('#dsc-form .dsc-kind')) cb.checked = v.kinds.includes(cb.value);
+    const aud = $('dsc-audience');
+    if (![...aud.options].some((o) => o.value === v.audience)) aud.appendChild(el('option', { value: v.audience, text: audienceLabel(v.audience) }));
+    aud.value = v.audience;
+    $('dsc-frequency').value = FREQ_LABEL[v.frequency] ? v.frequency : 'conversation';
+    C.dscTexts = Object.entries(v.texts).map(([lang, text]) => ({ lang, text }));
+    if (!C.dscTexts.length) C.dscTexts.push({ lang: 'en', text: '' });
+    $('dsc-enabled').checked = v.enabled;
+    renderDscTexts();
+    renderDscFallback(v.fallback);
+    cmpError('dsc-error', '');
+    $('dsc-form').hidden = false;
+    $('dsc-form').setAttribute('data-id', d ? String(d.id) : '');
+    $('dsc-form').scrollIntoView({ block: 'nearest' });
+    $('dsc-name').focus({ preventScroll: true });
+  }
+
+  function closeDisclaimer() {
+    $('dsc-form').hidden = true;
+    C.dscEditing = null;
+    cmpError('dsc-error', '');
+  }
+
+  function renderDscTexts() {
+    const box = $('dsc-texts');
+    box.replaceChildren(...C.dscTexts.map((t, i) => {
+      const lang = boundInput({ type: 'text', class: 'dsc-lang', 'data-testid': 'dsc-lang', maxlength: '16', placeholder: 'en', spellcheck: 'false', autocapitalize: 'none', 'aria-label': 'Language' }, t, 'lang', (x) => x.trim().toLowerCase());
+      lang.addEventListener('input', () => renderDscFallback());
+      const text = el('textarea', { class: 'dsc-text', 'data-testid': 'dsc-text', rows: '2', maxlength: '4000', 'aria-label': 'Disclaimer text' });
+      text.value = t.text;
+      text.addEventListener('input', () => { t.text = text.value; });
+      const del = rowButton('dsc-text-remove', 'Remove', 'Remove this language', () => {
+        C.dscTexts.splice(i, 1);
+        renderDscTexts();
+        renderDscFallback();
+      });
+      return el('div', { class: 'qf-row dsc-text-row', 'data-testid': 'dsc-text-row' }, lang, text, del);
+    }));
+    if (!C.dscTexts.length) box.appendChild(el('p', { class: 'empty-note', text: 'No texts yet.' }));
+  }
+
+  function renderDscFallback(want) {
+    const sel = $('dsc-fallback');
+    const langs = [...new Set(C.dscTexts.map((t) => t.lang.trim().toLowerCase()).filter(Boolean))];
+    fillSelect(sel, langs.map((l) => [l, l]), want === undefined ? sel.value : want);
+    if (!sel.value && langs.length) sel.value = langs[0];
+  }
+
+  async function saveDisclaimer(e) {
+    e.preventDefault();
+    const fail = (m) => cmpError('dsc-error', m);
+    const name = $('dsc-name').value.trim();
+    const kinds = [...document.querySelectorAll('#dsc-form .dsc-kind:checked')].map((c) => c.value);
+    const texts = {};
+    for (const t of C.dscTexts) {
+      const lang = t.lang.trim().toLowerCase();
+      const text = t.text.trim();
+      if (!lang && !text) continue;
+      if (!lang) { fail('Every text needs a language (en, de, …).'); return; }
+      if (!/^[a-z]{2,3}([-_][a-z0-9]{2,8})*$/.test(lang)) { fail(`Not a language code: ${lang}`); return; }
+      if (Object.hasOwn(texts, lang)) { fail(`Language ${lang} is there twice.`); return; }
+      if (!text) { fail(`The ${lang} text is empty.`); return; }
+      texts[lang] = text;
+    }
+    const fallback = $('dsc-fallback').value;
+    if (!name) { fail('Give the disclaimer a name.'); $('dsc-name').focus(); return; }
+    if (!kinds.length) { fail('Choose at least one kind of conversation.'); return; }
+    if (!Object.keys(texts).length) { fail('Write the text in at least one language.'); return; }
+    if (!Object.hasOwn(texts, fallback)) { fail('The fallback language must be one of the texts.'); return; }
+    const body = { name, kinds, audience: $('dsc-audience').value, frequency: $('dsc-frequency').value, texts, fallback, enabled: $('dsc-enabled').checked };
+    fail('');
+    $('dsc-save').disabled = true;
+    try {
+      if (C.dscEditing === null) await api('POST', '/disclaimers', body);
+      else await api('PUT', `/disclaimers/${encId(C.dscEditing)}`, body);
+      closeDisclaimer();
+      toast(`Disclaimer "${name}" saved.`);
+    } catch (err) {
+      fail(err.message);
+    } finally {
+      $('dsc-save').disabled = false;
+    }
+    await loadDisclaimers();
+  }
+
+  // ---------------- retention and legal holds
+  async function loadRetention() {
+    try {
+      const r = await api('GET', '/retention');
+      C.retention = asList(r, 'policies', 'items').filter((p) => p && typeof p === 'object')
+        .map((p) => ({ group: p.group ? String(p.group) : '', days: Number.isFinite(Number(p.days)) ? String(p.days) : '' }));
+      cmpError('ret-error', '');
+    } catch (e) {
+      cmpError('ret-error', e.message);
+    }
+    $('ret-saved').hidden = true;
+    renderRetention();
+    $('ret-rows').setAttribute('data-loaded', 'true');
+  }
+
+  function renderRetention() {
+    const box = $('ret-rows');
+    const scopes = [['', 'Everything (global)'], ...C.groups.map((g) => [g.id, `Group ${g.name}`])];
+    box.replaceChildren(...C.retention.map((p, i) => {
+      const sel = el('select', { 'data-testid': 'retention-scope', 'aria-label': 'Applies to' });
+      const opts = scopes.some(([v]) => v === p.group) ? scopes : [...scopes, [p.group, `Group ${p.group}`]];
+      fillSelect(sel, opts, p.group);
+      sel.addEventListener('change', () => { p.group = sel.value; $('ret-saved').hidden = true; });
+      const days = el('input', { type: 'number', class: 'ret-days', min: '1', step: '1', 'data-testid': 'retention-days', 'aria-label': 'Days to keep' });
+      days.value = p.days;
+      days.addEventListener('input', () => { p.days = days.value; $('ret-saved').hidden = true; });
+      const del = rowButton('retention-remove', 'Remove', 'Remove this policy', () => { C.retention.splice(i, 1); $('ret-saved').hidden = true; renderRetention(); });
+      return el('div', { class: 'qf-row', 'data-testid': 'retention-row' }, sel, el('label', { class: 'qf-prio-label' }, 'keep for', days, 'days'), del);
+    }));
+    if (!C.retention.length) box.appendChild(el('p', { class: 'empty-note', text: 'No retention policy: everything is kept.' }));
+  }
+
+  async function saveRetention(e) {
+    e.preventDefault();
+    const fail = (m) => cmpError('ret-error', m);
+    const seen = new Set();
+    const policies = [];
+    for (const p of C.retention) {
+      const days = Number(p.days);
+      if (!Number.isInteger(days) || days < 1) { fail('Days must be a whole number of at least 1.'); return; }
+      if (seen.has(p.group)) { fail(p.group ? `Group ${groupName(p.group)} has two policies.` : 'There are two global policies.'); return; }
+      seen.add(p.group);
+      policies.push({ group: p.group || null, days });
+    }
+    fail('');
+    $('ret-save').disabled = true;
+    try {
+      await api('PUT', '/retention', { policies });
+      await loadRetention();
+      $('ret-saved').hidden = false;
+    } catch (err) {
+      fail(err.message);
+    } finally {
+      $('ret-save').disabled = false;
+    }
+  }
+
+  async function loadHolds() {
+    try {
+      const r = await api('GET', '/holds');
+      C.holds = asList(r, 'holds', 'items').filter((h) => h && typeof h === 'object');
+      cmpError('hold-error', '');
+    } catch (e) {
+      cmpError('hold-error', e.message);
+    }
+    renderHolds();
+    $('hold-list').setAttribute('data-loaded', 'true');
+  }
+
+  function renderHolds() {
+    const body = $('hold-list');
+    const frag = document.createDocumentFragment();
+    if (!C.holds.length) frag.appendChild(el('tr', null, el('td', { colspan: '5', class: 'empty-note', text: 'No legal holds.' })));
+    for (const h of C.holds) {
+      const active = !h.released_at;
+      let release = null;
+      if (active) {
+        release = el('button', { type: 'button', class: 'ghost small danger', 'data-testid': 'hold-release', text: 'Release' });
+        release.addEventListener('click', () => releaseHold(h, release));
+      }
+      frag.appendChild(el('tr', { class: 'queue-row', 'data-testid': 'hold-row', 'data-id': String(h.id), 'data-custodian': lower(h.custodian), 'data-state': active ? 'active' : 'released' },
+        el('td', { class: 'mq-name' }, personNode(h.custodian, 'hold-custodian-cell')),
+        el('td', { 'data-label': 'Reason', class: 'cmp-detail', 'data-testid': 'hold-reason-cell', text: String(h.reason || '') }),
+        el('td', { 'data-label': 'Placed' }, timeNode(h.created_at), h.created_by ? el('div', { class: 'mq-desc muted', text: `by ${lower(h.created_by)}` }) : null),
+        el('td', { 'data-label': 'Released', 'data-testid': 'hold-released' }, active ? el('span', { class: 'state-pill', 'data-state': 'open', text: 'Active' }) : timeNode(h.released_at)),
+        el('td', { class: 'mq-actions' }, release)));
+    }
+    body.replaceChildren(frag);
+  }
+
+  async function createHold(e) {
+    e.preventDefault();
+    const custodian = lower($('hold-custodian').value.trim());
+    const reason = $('hold-reason').value.trim();
+    if (!/^[^@\s]+@[^@\s]+$/.test(custodian)) { cmpError('hold-error', 'Enter the custodian\'s address (name@domain).'); $('hold-custodian').focus(); return; }
+    cmpError('hold-error', '');
+    $('hold-create').disabled = true;
+    try {
+      await api('POST', '/holds', { custodian, reason });
+      $('hold-custodian').value = '';
+      $('hold-reason').value = '';
+    } catch (err) {
+      cmpError('hold-error', err.message);
+    } finally {
+      $('hold-create').disabled = false;
+    }
+    await loadHolds();
+  }
+
+  async function releaseHold(h, btn) {
+    btn.disabled = true;
+    cmpError('hold-error', '');
+    try {
+      await api('POST', `/holds/${encId(h.id)}/release`, {});
+    } catch (e) {
+      cmpError('hold-error', `${h.custodian}: ${e.message}`);
+    }
+    await loadHolds();
+  }
+
+  // ---------------- audit log
+  function showAudit() {
+    if (!C.audit.length) loadAudit(true);
+    else { renderAudit(); loadAudit(true); }
+  }
+
+  async function loadAudit(reset) {
+    if (!reset && (C.auditBusy || C.auditNext === null)) return;
+    const gen = reset ? ++C.auditGen : C.auditGen;
+    const p = new URLSearchParams({ limit: String(AUDIT_PAGE) });
+    if (!reset) p.set('before', String(C.auditNext));
+    C.auditBusy = true;
+    $('audit-more').disabled = true;
+    try {
+      const r = await api('GET', `/audit?${p}`);
+      if (gen !== C.auditGen) return;
+      const list = asList(r, 'entries', 'items').filter((x) => x && typeof x === 'object');
+      if (reset) C.audit = list;
+      else {
+        const seen = new Set(C.audit.map((x) => x.id));
+        for (const x of list) if (!seen.has(x.id)) C.audit.push(x);
+      }
+      C.auditNext = r && r.next_before !== null && r.next_before !== undefined ? r.next_before : null;
+      cmpError('audit-error', '');
+    } catch (e) {
+      if (gen === C.auditGen) cmpError('audit-error', e.message);
+    } finally {
+      if (gen === C.auditGen) {
+        C.auditBusy = false;
+        $('audit-more').disabled = false;
+        renderAudit();
+      }
+    }
+  }
+
+  /** before/after as one line of JSON. */
+  function compactJson(v) {
+    if (v === null || v === undefined) return '—';
+    try { return JSON.stringify(v); } catch (_) { return String(v); }
+  }
+
+  function renderAudit() {
+    const body = $('audit-list');
+    const frag = document.createDocumentFragment();
+    if (!C.audit.length) frag.appendChild(el('tr', null, el('td', { colspan: '6', class: 'empty-note', text: 'The audit log is empty.' })));
+    for (const x of C.audit) {
+      const before = compactJson(x.before);
+      const after = compactJson(x.after);
+      frag.appendChild(el('tr', { class: 'audit-row', 'data-testid': 'audit-row', 'data-id': String(x.id ?? ''), 'data-action': String(x.action || '') },
+        el('td', { 'data-label': 'Time', class: 'audit-time' }, timeNode(x.ts)),
+        el('td', { 'data-label': 'Actor' }, x.actor ? personNode(x.actor, 'audit-actor') : el('span', { class: 'muted', 'data-testid': 'audit-actor', text: 'system' })),
+        el('td', { 'data-label': 'Action' }, el('code', { class: 'audit-action', 'data-testid': 'audit-action', text: String(x.action || '') })),
+        el('td', { 'data-label': 'Target', class: 'cmp-detail', 'data-testid': 'audit-target', text: x.target === null || x.target === undefined ? '' : (typeof x.target === 'string' ? x.target : compactJson(x.target)) }),
+        el('td', { 'data-label': 'Before' }, el('code', { class: 'audit-json', 'data-testid': 'audit-before', title: before, text: before })),
+        el('td', { 'data-label': 'After' }, el('code', { class: 'audit-json', 'data-testid': 'audit-after', title: after, text: after }))));
+    }
+    body.replaceChildren(frag);
+    $('audit-more').hidden = C.auditNext === null;
+  }
+
+  function wireCompliance() {
+    $('nav-compliance').addEventListener('click', () => { location.hash = '#/compliance'; });
+    $('nav-audit').addEventListener('click', () => { location.hash = '#/audit'; });
+    $('compliance-back').addEventListener('click', () => { location.hash = '#/'; });
+    $('audit-back').addEventListener('click', () => { location.hash = '#/'; });
+    for (const b of document.querySelectorAll('#compliance-view .subtab')) {
+      b.addEventListener('click', () => showSection(b.getAttribute('data-section')));
+    }
+    $('cmp-search-form').addEventListener('submit', (e) => { e.preventDefault(); runSearch(false); });
+    $('cmp-participant').addEventListener('focus', fillPeople);
+    $('hold-custodian').addEventListener('focus', fillPeople);
+    $('cmp-clear').addEventListener('click', () => {
+      for (const id of ['cmp-q', 'cmp-participant', 'cmp-from', 'cmp-to']) $(id).value = '';
+      $('cmp-group').value = '';
+      $('cmp-kind').value = '';
+      C.searchGen += 1;
+      C.searching = false;
+      $('cmp-search-submit').disabled = false;
+      C.query = null;
+      C.hits = [];
+      C.nextOffset = null;
+      cmpError('cmp-search-error', '');
+      closeArchived();
+      renderHits();
+    });
+    $('cmp-more').addEventListener('click', () => runSearch(true));
+    for (const b of document.querySelectorAll('[data-testid=cmp-export-search] button')) {
+      b.addEventListener('click', () => { if (C.query) exportArchive(searchParams(C.query), b.getAttribute('data-export'), b, 'cmp-search-error'); });
+    }
+    for (const b of document.querySelectorAll('[data-testid=cmp-export-conversation] button')) {
+      b.addEventListener('click', () => { if (C.conv !== null) exportArchive({ conversation: String(C.conv) }, b.getAttribute('data-export'), b, 'cmp-conv-error'); });
+    }
+    $('cmp-conv-close').addEventListener('click', closeArchived);
+    $('wall-form').addEventListener('submit', createWall);
+    $('violations-refresh').addEventListener('click', loadViolations);
+    $('dsc-new').addEventListener('click', () => openDisclaimer(null));
+    $('dsc-form').addEventListener('submit', saveDisclaimer);
+    $('dsc-cancel').addEventListener('click', closeDisclaimer);
+    $('dsc-text-add').addEventListener('click', () => {
+      C.dscTexts.push({ lang: '', text: '' });
+      renderDscTexts();
+      renderDscFallback();
+      focusLast('dsc-texts', 'dsc-lang');
+    });
+    $('ret-form').addEventListener('submit', saveRetention);
+    $('ret-add').addEventListener('click', () => {
+      const used = new Set(C.retention.map((p) => p.group));
+      const next = ['', ...C.groups.map((g) => g.id)].find((g) => !used.has(g));
+      C.retention.push({ group: next === undefined ? '' : next, days: '365' });
+      $('ret-saved').hidden = true;
+      renderRetention();
+      focusLast('ret-rows', 'retention-days');
+    });
+    $('hold-form').addEventListener('submit', createHold);
+    $('audit-refresh').addEventListener('click', () => loadAudit(true));
+    $('audit-more').addEventListener('click', () => loadAudit(false));
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible' && A.page === 'compliance' && C.section === 'violations' && C.unseen) {
+        C.unseen = 0;
+        renderViolationBadge();
+      }
+    });
+    renderHits();
+  }
+
   function wireAdmin() {
     $('nav-manage').addEventListener('click', () => { location.hash = '#/manage'; });
     $('nav-dashboard').addEventListener('click', () => { location.hash = '#/dashboard'; });
@@ -3485,6 +4408,7 @@
   function wire() {
     $('login-form').addEventListener('submit', onLoginSubmit);
     wireAdmin();
+    wireCompliance();
     $('signout').addEventListener('click', signOut);
     $('presence-select').addEventListener('change', (e) => { setMyPresence(e.target.value, $('presence-note').value); renderQueues(); });
     const note = $('presence-note');

@@ -16,6 +16,7 @@ pub mod presence;
 pub mod queue;
 pub mod ratelimit;
 pub mod store;
+pub mod walls;
 
 pub use clock::{Clock, ManualClock, Millis};
 pub use conversation::{Conversation, ConversationId, ConversationKind, Event, EventId, EventKind, NewEvent};

@@ -30,6 +30,21 @@ pub struct Application {
     pub revoked: bool,
 }
 
+/// One administrative action, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub ts: Millis,
+    /// The actor's address; `None` for the command line on the server's machine.
+    pub actor: Option<String>,
+    /// `user.create`, `wall.update`, `archive.search`, …
+    pub action: String,
+    pub target: String,
+    /// JSON, before and after the change (when there is a before/after).
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
 /// A queue chat kept as an offline message, and who took it to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfflineChat {
@@ -185,6 +200,17 @@ pub trait Store: Send + Sync + 'static {
     async fn archive(&self, entries: &[crate::archive::ArchiveEntry]) -> StoreResult<()>;
     /// Archive records after `after`, in id order (for verification and export).
     async fn archive_records(&self, after: i64, limit: i64) -> StoreResult<Vec<crate::archive::ArchiveRecord>>;
+    // --- compliance ---
+    /// Every group chat with its members (in joining order), for re-checking walls.
+    async fn group_conversations(&self) -> StoreResult<Vec<Conversation>>;
+    async fn walls(&self) -> StoreResult<Vec<crate::walls::Wall>>;
+    /// Create (id 0) or update a wall; returns it as stored.
+    async fn save_wall(&self, wall: &crate::walls::Wall) -> StoreResult<crate::walls::Wall>;
+    async fn record_violation(&self, v: &crate::walls::Violation) -> StoreResult<i64>;
+    async fn violations(&self, limit: i64) -> StoreResult<Vec<crate::walls::Violation>>;
+    async fn audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// Newest first, ids below `before`.
+    async fn audit_log(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>>;
     /// Store lifecycle events and apply them to the chats' records.
     async fn record_queue_events(&self, events: &[(String, QueueEvent)], now: Millis) -> StoreResult<()>;
 

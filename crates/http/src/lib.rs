@@ -2,6 +2,7 @@
 //! health, readiness and metrics. Decoding and encoding only; all decisions are the
 //! service's.
 
+mod compliance;
 pub mod error;
 pub mod extract;
 mod queues;
@@ -81,6 +82,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/webhooks"),
     ("delete", "/api/v1/webhooks/{id}"),
     ("get", "/api/v1/webhooks/{id}/deliveries"),
+    ("get", "/api/v1/walls"),
+    ("post", "/api/v1/walls"),
+    ("put", "/api/v1/walls/{id}"),
+    ("get", "/api/v1/compliance/violations"),
+    ("get", "/api/v1/audit"),
     ("post", "/api/v1/admin/users"),
     ("post", "/api/v1/admin/sessions"),
     ("get", "/api/v1/ws"),
@@ -131,6 +137,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/webhooks", get(queues::list_webhooks).post(queues::create_webhook))
         .route("/api/v1/webhooks/{id}", delete(queues::delete_webhook))
         .route("/api/v1/webhooks/{id}/deliveries", get(queues::deliveries))
+        .route("/api/v1/walls", get(compliance::walls).post(compliance::create_wall))
+        .route("/api/v1/walls/{id}", put(compliance::update_wall))
+        .route("/api/v1/compliance/violations", get(compliance::violations))
+        .route("/api/v1/audit", get(compliance::audit))
         .route("/api/v1/admin/users", post(rest::admin_create_user))
         .route("/api/v1/admin/sessions", post(rest::admin_issue_session))
         .route("/api/v1/ws", get(ws::upgrade))

@@ -250,9 +250,13 @@ pub async fn put(
             .map_err(|_| ApiError::bad_request(format!("no such user: {}", m.address)))?;
         def.members.push(QueueMember { user: u.id, address: u.address, priority: m.priority, skills: m.skills });
     }
-    let existed = app.service.queue_defs().iter().any(|d| d.id == id);
+    let before = app.service.queue_defs().iter().find(|d| d.id == id).map(|d| queue_json(&app, d));
+    let existed = before.is_some();
     let saved = app.service.save_queue(def).await?;
     tracing::info!(by = %caller.user.address, queue = %saved.id, "queue saved");
+    let after = queue_json(&app, &saved);
+    let action = if existed { "queue.update" } else { "queue.create" };
+    app.service.audit(Some(&caller.user), action, &format!("queue {}", saved.id), before, Some(after)).await;
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(queue_json(&app, &saved))).into_response())
 }
@@ -472,6 +476,9 @@ pub async fn create_webhook(
 ) -> Result<Response, ApiError> {
     require_manager(&caller)?;
     let hook = app.service.create_webhook(req.queue.as_deref(), &req.url).await?;
+    app.service
+        .audit(Some(&caller.user), "webhook.create", &format!("webhook {}", hook.id), None, Some(webhook_json(&hook)))
+        .await;
     let mut v = webhook_json(&hook);
     v["secret"] = json!(hook.secret); // shown once
     Ok((StatusCode::CREATED, Json(v)).into_response())
@@ -497,6 +504,7 @@ pub async fn delete_webhook(
 ) -> Result<StatusCode, ApiError> {
     require_manager(&caller)?;
     app.service.delete_webhook(webhook_id(&id)?).await?;
+    app.service.audit(Some(&caller.user), "webhook.delete", &format!("webhook {id}"), None, None).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -89,8 +89,8 @@ fn listed<'a>(app: &AppState, users: impl IntoIterator<Item = &'a sb_core::User>
         .collect()
 }
 
-pub async fn contacts(State(app): State<AppState>, _caller: UserCaller) -> ApiResult {
-    let (groups, ungrouped) = app.service.contacts().await?;
+pub async fn contacts(State(app): State<AppState>, caller: UserCaller) -> ApiResult {
+    let (groups, ungrouped) = app.service.contacts(&caller.user).await?;
     let groups: Vec<Value> = groups
         .iter()
         .map(|(g, members)| json!({"id": g.slug, "name": g.name, "members": listed(&app, members)}))
@@ -105,13 +105,13 @@ pub struct UserQuery {
     limit: Option<i64>,
 }
 
-pub async fn users(State(app): State<AppState>, _caller: UserCaller, ApiQuery(q): ApiQuery<UserQuery>) -> ApiResult {
-    let users = app.service.users(&q.q, q.limit.unwrap_or(50).clamp(1, 500)).await?;
+pub async fn users(State(app): State<AppState>, caller: UserCaller, ApiQuery(q): ApiQuery<UserQuery>) -> ApiResult {
+    let users = app.service.users(&caller.user, &q.q, q.limit.unwrap_or(50).clamp(1, 500)).await?;
     Ok(Json(json!({ "users": listed(&app, &users) })))
 }
 
-pub async fn user(State(app): State<AppState>, _caller: UserCaller, Path(address): Path<String>) -> ApiResult {
-    let u = app.service.user_by_address(&address).await?;
+pub async fn user(State(app): State<AppState>, caller: UserCaller, Path(address): Path<String>) -> ApiResult {
+    let u = app.service.user_for(&caller.user, &address).await?;
     let mut one = listed(&app, [&u]);
     one.pop().map(Json).ok_or_else(|| ApiError::not_found("user not found"))
 }
@@ -121,8 +121,8 @@ pub async fn groups(State(app): State<AppState>, _caller: UserCaller) -> ApiResu
     Ok(Json(json!({"groups": groups.iter().map(wire::group).collect::<Vec<_>>()})))
 }
 
-pub async fn group(State(app): State<AppState>, _caller: UserCaller, Path(slug): Path<String>) -> ApiResult {
-    let (groups, _) = app.service.contacts().await?;
+pub async fn group(State(app): State<AppState>, caller: UserCaller, Path(slug): Path<String>) -> ApiResult {
+    let (groups, _) = app.service.contacts(&caller.user).await?;
     let (g, members) = groups
         .iter()
         .find(|(g, _)| g.slug == slug.to_lowercase())
@@ -275,11 +275,13 @@ pub struct CreateUser {
 
 pub async fn admin_create_user(
     State(app): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     ApiJson(req): ApiJson<CreateUser>,
 ) -> ApiResult<Response> {
     let roles = req.roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>()?;
     let u = app.service.create_user(&req.address, &req.display_name, req.password.as_deref(), &roles).await?;
+    let after = json!({"address": u.address.as_str(), "display_name": u.display_name, "roles": Role::join(&u.roles)});
+    app.service.audit(Some(&admin), "user.create", u.address.as_str(), None, Some(after)).await;
     Ok((StatusCode::CREATED, Json(json!(wire::user(&u, None)))).into_response())
 }
 
@@ -298,6 +300,7 @@ pub async fn admin_issue_session(
     let u = app.service.user_by_address(&req.address).await?;
     let (token, session) = app.service.issue_session(u.id).await?;
     tracing::info!(admin = %admin.address, user = %u.address, "administrator issued a session token");
+    app.service.audit(Some(&admin), "session.issue", u.address.as_str(), None, None).await;
     Ok((
         StatusCode::CREATED,
         Json(json!({"token": token, "csrf_token": session.csrf_token, "expires_at": session.expires_at})),

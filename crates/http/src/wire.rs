@@ -122,6 +122,11 @@ pub fn encode(frame: &Frame) -> String {
             "seeker": o.seeker.as_str(), "seeker_name": o.seeker_name, "question": o.question,
             "expires_at": o.expires_at, "conversation": o.conversation.0, "answers": answers(&o.answers),
         }),
+        Frame::Violation(v) => {
+            let mut j = violation(v);
+            j["type"] = json!("compliance_violation");
+            j
+        }
         Frame::QueueOfferGone { chat, reason } => json!({"type": "queue_offer_gone", "chat": chat, "reason": reason}),
         Frame::QueueChat(v) => {
             let mut j = queue_chat(v);
@@ -160,4 +165,13 @@ pub fn queue_chat(v: &sb_service::queue_chats::ChatView) -> serde_json::Value {
 /// Pre-chat form answers as a JSON object (field name → value).
 pub fn answers(a: &[(String, String)]) -> serde_json::Value {
     serde_json::Value::Object(a.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+}
+
+/// A wall violation as compliance officers see it.
+pub fn violation(v: &sb_service::compliance::ViolationView) -> serde_json::Value {
+    let x = &v.violation;
+    json!({
+        "id": x.id, "ts": x.ts, "wall": x.wall, "wall_name": v.wall_name, "mode": x.mode.as_str(), "action": x.action,
+        "actor": v.actor, "other": v.other, "conversation": x.conversation, "detail": x.detail,
+    })
 }

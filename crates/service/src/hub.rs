@@ -132,11 +132,14 @@ impl Hub {
             .is_some_and(|s| push(s, frame))
     }
 
-    /// Send to every session that watches presence.
-    pub fn send_to_presence_watchers(&self, frame: &Arc<Outbound>) -> usize {
+    /// Send to every session that watches presence, of the users `to` allows.
+    pub fn send_to_presence_watchers(&self, frame: &Arc<Outbound>, to: impl Fn(UserId) -> bool) -> usize {
         let map = self.users.lock().unwrap_or_else(|e| e.into_inner());
         let mut overflowed = 0;
-        for u in map.values() {
+        for (user, u) in map.iter() {
+            if !to(*user) {
+                continue;
+            }
             for s in u.sessions.iter().filter(|s| s.watches_presence) {
                 overflowed += usize::from(push(s, frame));
             }

@@ -6,6 +6,7 @@
 //! it hands edges domain [`Frame`]s and errors, and each edge encodes them its own way.
 
 pub mod auth;
+pub mod compliance;
 pub mod demo;
 pub mod hub;
 pub mod metrics;
@@ -128,6 +129,8 @@ pub enum Frame {
     },
     /// To a seeker (and the assigned expert): where a queue chat stands.
     QueueChat(queue_chats::ChatView),
+    /// To compliance officers: an ethical wall was crossed (blocked or flagged).
+    Violation(compliance::ViolationView),
     Ack {
         client_id: Option<String>,
         event: Event,
@@ -231,6 +234,11 @@ pub struct Service {
     guest_limiter: Mutex<SlidingWindow>,
     webhook_client: reqwest::Client,
     delivering: std::sync::atomic::AtomicBool,
+    /// Ethical walls, as the pipeline and every look-up read them.
+    walls: Arc<std::sync::RwLock<Arc<sb_core::walls::WallIndex>>>,
+    walls_fingerprint: Mutex<String>,
+    /// (conversation, wall) already reported as flagged.
+    flagged: Mutex<std::collections::HashSet<(ConversationId, i64)>>,
     /// Messages for queues' plain-IM handling, in order, after their senders have their acks.
     queue_im: mpsc::Sender<(User, Arc<Conversation>, String)>,
 }
@@ -251,7 +259,9 @@ impl Service {
             rx,
             writer_stop.clone(),
         ));
-        let pipeline = Pipeline::new(settings.max_message_bytes);
+        let walls: Arc<std::sync::RwLock<Arc<sb_core::walls::WallIndex>>> = Arc::default();
+        let pipeline =
+            Pipeline::new(settings.max_message_bytes).with_policy(Arc::new(sb_core::walls::WallPolicy(walls.clone())));
         let (im_tx, mut im_rx) = mpsc::channel::<(User, Arc<Conversation>, String)>(1024);
         let settings_public_limit = settings.public_requests_per_minute;
         let settings_guest_limit = settings.guest_sessions_per_hour;
@@ -287,6 +297,9 @@ impl Service {
                 .unwrap_or_else(|_| reqwest::Client::new()),
             delivering: std::sync::atomic::AtomicBool::new(false),
             queue_im: im_tx,
+            walls,
+            walls_fingerprint: Mutex::new(String::new()),
+            flagged: Mutex::default(),
         });
         let weak = Arc::downgrade(&service);
         let im_service = weak.clone();
@@ -494,8 +507,19 @@ impl Service {
     }
 
     /// Directory search (name or address contains `query`).
-    pub async fn users(&self, query: &str, limit: i64) -> Result<Vec<User>> {
-        Ok(self.store.users(query, limit).await?)
+    /// Directory search as `viewer` sees it (nobody behind a blocking wall).
+    pub async fn users(&self, viewer: &User, query: &str, limit: i64) -> Result<Vec<User>> {
+        let index = self.wall_index();
+        Ok(self.store.users(query, limit).await?.into_iter().filter(|u| index.visible(viewer.id, u.id)).collect())
+    }
+
+    /// A user by address, as `viewer` may see them (not found behind a blocking wall).
+    pub async fn user_for(&self, viewer: &User, address: &str) -> Result<User> {
+        let u = self.user_by_address(address).await?;
+        if !self.visible_to(viewer.id, u.id) {
+            return Err(CoreError::NotFound("user").into());
+        }
+        Ok(u)
     }
 
     pub async fn groups(&self) -> Result<Vec<Group>> {
@@ -517,8 +541,10 @@ impl Service {
     }
 
     /// Groups with their members, and the users in no group.
-    pub async fn contacts(&self) -> Result<(Vec<(Group, Vec<User>)>, Vec<User>)> {
-        let users = self.store.users("", 100_000).await?;
+    pub async fn contacts(&self, viewer: &User) -> Result<(Vec<(Group, Vec<User>)>, Vec<User>)> {
+        let index = self.wall_index();
+        let mut users = self.store.users("", 100_000).await?;
+        users.retain(|u| index.visible(viewer.id, u.id) && !u.has_role(Role::Queue));
         let groups = self.store.groups().await?;
         let memberships = self.store.group_memberships().await?;
         let by_id: HashMap<UserId, &User> =
@@ -562,7 +588,11 @@ impl Service {
         self.metrics.ws_connections.inc();
         let change = book.connect(handle.key);
         let snapshot = if watches_presence {
-            book.online().filter_map(|(u, p)| Some((self.hub.address_of(u)?, p.clone()))).collect()
+            let index = self.wall_index();
+            book.online()
+                .filter(|(u, _)| index.visible(user.id, *u))
+                .filter_map(|(u, p)| Some((self.hub.address_of(u)?, p.clone())))
+                .collect()
         } else {
             Vec::new()
         };
@@ -603,7 +633,13 @@ impl Service {
             self.metrics.presence_changes.inc();
             self.queues.presence_changed(user, &presence, self.now());
             let frame = Outbound::new(Frame::Presence { address: address.clone(), presence });
-            let overflowed = self.hub.send_to_presence_watchers(&frame);
+            // Nobody sees the presence of someone behind a blocking wall.
+            let index = self.wall_index();
+            let overflowed = if index.is_empty() {
+                self.hub.send_to_presence_watchers(&frame, |_| true)
+            } else {
+                self.hub.send_to_presence_watchers(&frame, |watcher| index.visible(watcher, user))
+            };
             self.metrics.slow_client_disconnects.add(overflowed as u64);
         }
     }
@@ -664,6 +700,9 @@ impl Service {
             _ => {}
         }
         let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+        if ids.len() > 1 {
+            self.check_walls_among(actor, &ids[1..], "start a conversation").await?;
+        }
         let (id, created) = self.store.create_conversation(kind, title, &ids, self.now()).await?;
         let conversation = self.conversation(id).await?;
         if created {
@@ -686,6 +725,8 @@ impl Service {
         if c.members.len() >= self.settings.max_members {
             return Err(CoreError::Invalid(format!("at most {} members", self.settings.max_members)).into());
         }
+        let members: Vec<UserId> = c.members.iter().map(|m| m.id).collect();
+        self.check_walls(actor, invitee.id, &members, Some(id), "add to a group chat").await?;
         let by = actor.address.to_string();
         self.append(vec![self.new_event(id, EventKind::Joined, Some(&invitee), by, None)], None).await?;
         let updated = self.conversation(id).await?;
@@ -726,12 +767,21 @@ impl Service {
         if sender.is_guest() && conversation.kind != ConversationKind::Queue {
             return Err(CoreError::Forbidden("guests can only write in their queue chat".into()).into());
         }
-        let admitted =
-            self.pipeline.admit(&Submission { door, sender, conversation: &conversation, body }).inspect_err(|_| {
+        let admitted = match self.pipeline.admit(&Submission { door, sender, conversation: &conversation, body }) {
+            Ok(a) => a,
+            Err(e) => {
                 self.metrics.messages_refused.inc();
-            })?;
+                if matches!(e, CoreError::Blocked(_)) {
+                    self.message_met_wall(sender, &conversation, true).await;
+                }
+                return Err(e.into());
+            }
+        };
         for (policy, reason) in &admitted.flags {
             tracing::info!(policy, reason, conversation = id.0, "message flagged");
+        }
+        if admitted.flags.iter().any(|(p, _)| *p == "ethical_wall") {
+            self.message_met_wall(sender, &conversation, false).await;
         }
         let mut events: Vec<NewEvent> = admitted
             .notices
@@ -837,6 +887,8 @@ impl Service {
     /// Read queue definitions from the store into the routing engine.
     pub async fn reload_queues(&self) -> Result<()> {
         self.reload_webhooks().await?;
+        // Walls too: group memberships may have changed beside the server (admin CLI).
+        self.reload_walls().await?;
         let defs = self.store.queues().await?;
         let known = {
             let plain = self.queues.plain.lock().unwrap_or_else(|e| e.into_inner());

@@ -147,7 +147,9 @@ impl Service {
             seeker_name: seeker.display_name.clone(),
         };
         self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, open);
-        let events = self.route(|r| r.request(&def.id, chat, BTreeSet::new(), now)).map_err(route_error)?;
+        // Experts walled off from the seeker are never offered the chat.
+        let excluded = self.walled_experts(&def, seeker.id);
+        let events = self.route(|r| r.request(&def.id, chat, excluded, now)).map_err(route_error)?;
         self.apply_queue_events(events).await;
         if let Some(view) = self.queue_chat_view(chat) {
             return Ok(view);
@@ -248,6 +250,10 @@ impl Service {
         };
         if queue.is_none() && target.is_none() {
             return Err(CoreError::Invalid("transfer to a queue or an expert".into()).into());
+        }
+        if let (Some(t), Some(record)) = (&target, self.chat_record(chat)) {
+            self.check_walls(expert, t.id, &[record.seeker], Some(record.conversation), "transfer a queue chat")
+                .await?;
         }
         let now = self.now();
         let events = self
@@ -407,7 +413,14 @@ impl Service {
                     let target = self.rollover_target(&record.queue).expect("checked");
                     self.update_chat(record.id, |c| c.queue = target.clone());
                     queues_touched.insert(target.clone());
-                    let more = self.route(|r| r.request(&target, record.id, BTreeSet::new(), now)).unwrap_or_default();
+                    let excluded = self
+                        .queues
+                        .defs()
+                        .iter()
+                        .find(|d| d.id == target)
+                        .map(|d| self.walled_experts(d, record.seeker))
+                        .unwrap_or_default();
+                    let more = self.route(|r| r.request(&target, record.id, excluded, now)).unwrap_or_default();
                     to_store.push((record.queue.clone(), e));
                     for follow in more {
                         pending.push_back(follow);
@@ -622,6 +635,8 @@ impl Service {
         if conversation.members.iter().any(|m| m.id == other.id) {
             return Err(CoreError::Conflict(format!("{} is already in this chat", other.address)).into());
         }
+        let members: Vec<UserId> = conversation.members.iter().map(|m| m.id).collect();
+        self.check_walls(expert, other.id, &members, Some(record.conversation), "invite to a queue chat").await?;
         self.append(
             vec![self.new_event(record.conversation, EventKind::Joined, Some(&other), String::new(), None)],
             None,

@@ -7,6 +7,7 @@
 //! lives in the per-backend migrations and in [`SqlStore::connect`].
 
 mod archive;
+mod compliance;
 
 use async_trait::async_trait;
 use sb_core::archive::{ArchiveEntry, ArchiveRecord};
@@ -52,6 +53,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/sqlite/0006_webhooks.sql")),
     (7, include_str!("../migrations/sqlite/0007_queue_options.sql")),
     (8, include_str!("../migrations/sqlite/0008_archive.sql")),
+    (9, include_str!("../migrations/sqlite/0009_compliance.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -62,6 +64,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/postgres/0006_webhooks.sql")),
     (7, include_str!("../migrations/postgres/0007_queue_options.sql")),
     (8, include_str!("../migrations/postgres/0008_archive.sql")),
+    (9, include_str!("../migrations/postgres/0009_compliance.sql")),
 ];
 
 /// What a commit survives on SQLite (PostgreSQL follows its own `synchronous_commit`).
@@ -744,6 +747,23 @@ impl Store for SqlStore {
         };
         let mut members = self.members_of(&[id.0]).await?;
         conversation_from_row(&row, members.remove(&id.0).unwrap_or_default()).map(Some).map_err(unavailable)
+    }
+
+    async fn group_conversations(&self) -> StoreResult<Vec<Conversation>> {
+        let rows =
+            sqlx::query("SELECT id, kind, title, created_at FROM conversations WHERE kind = 'group' ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        let ids: Vec<i64> = rows.iter().filter_map(|r| r.try_get("id").ok()).collect();
+        let mut members = self.members_of(&ids).await?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get("id")?;
+                conversation_from_row(r, members.remove(&id).unwrap_or_default())
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
     }
 
     async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<ConversationSummary>> {
@@ -1579,6 +1599,30 @@ impl Store for SqlStore {
         }
         self.archive_in(&mut tx, &archived).await?;
         tx.commit().await.map_err(unavailable)
+    }
+
+    async fn walls(&self) -> StoreResult<Vec<sb_core::walls::Wall>> {
+        self.walls_impl().await
+    }
+
+    async fn save_wall(&self, wall: &sb_core::walls::Wall) -> StoreResult<sb_core::walls::Wall> {
+        self.save_wall_impl(wall).await
+    }
+
+    async fn record_violation(&self, v: &sb_core::walls::Violation) -> StoreResult<i64> {
+        self.record_violation_impl(v).await
+    }
+
+    async fn violations(&self, limit: i64) -> StoreResult<Vec<sb_core::walls::Violation>> {
+        self.violations_impl(limit).await
+    }
+
+    async fn audit(&self, entry: &sb_core::store::AuditEntry) -> StoreResult<()> {
+        self.audit_impl(entry).await
+    }
+
+    async fn audit_log(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<sb_core::store::AuditEntry>> {
+        self.audit_log_impl(before, limit).await
     }
 
     async fn archive(&self, entries: &[ArchiveEntry]) -> StoreResult<()> {

@@ -293,9 +293,49 @@ fn read_password(given: Option<String>, stdin: bool) -> anyhow::Result<(String, 
     })
 }
 
+/// The command line as the audit log keeps it: secrets given as arguments are hidden.
+fn audited_command_line() -> (String, Vec<String>) {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    for i in 1..args.len() {
+        if args[i - 1] == "--password" {
+            args[i] = "***".into();
+        }
+    }
+    let words: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect();
+    // e.g. `admin user add carol@…` → action `cli.user.add`
+    let pos = words.iter().position(|w| *w == "admin").map_or(0, |p| p + 1);
+    let action = format!("cli.{}", words.iter().skip(pos).take(2).copied().collect::<Vec<_>>().join("."));
+    (action, args)
+}
+
 pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     let store = crate::open_store(config).await?;
     let service = Service::start(store.clone() as Arc<dyn Store>, config.settings(), Arc::new(SystemClock));
+    let reads_only = matches!(
+        &command,
+        AdminCommand::User { command: UserCommand::List { .. } }
+            | AdminCommand::Group { command: GroupCommand::List }
+            | AdminCommand::App { command: AppCommand::List }
+            | AdminCommand::Queue { command: QueueCommand::List }
+    );
+    run_command(config, &store, &service, command).await?;
+    if !reads_only {
+        let (action, args) = audited_command_line();
+        let target = args.iter().rev().find(|a| !a.starts_with('-')).cloned().unwrap_or_default();
+        let who = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default();
+        let after = serde_json::json!({"command": args.join(" "), "os_user": who});
+        service.audit(None, &action, &target, None, Some(after)).await;
+    }
+    Ok(())
+}
+
+async fn run_command(
+    config: &Config,
+    store: &Arc<sb_store::SqlStore>,
+    service: &Arc<Service>,
+    command: AdminCommand,
+) -> anyhow::Result<()> {
+    let (store, service) = (store.clone(), service.clone());
     let user = |raw: &str| {
         let store = store.clone();
         let raw = raw.to_string();

@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod bad_input;
 mod chat;
+mod compliance;
 mod e2e;
 mod queue_options;
 mod queues;

@@ -1,0 +1,119 @@
+//! Compliance endpoints: ethical walls, violations, the audit log (and, as they land,
+//! archive search and export, disclaimers, retention and legal holds).
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery, UserCaller};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sb_core::{Role, User};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Compliance officers (and administrators) only.
+pub(crate) fn officer(user: &User) -> Result<(), ApiError> {
+    if user.has_role(Role::ComplianceOfficer) || user.has_role(Role::Admin) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("compliance officers only"))
+    }
+}
+
+async fn slugs(app: &AppState) -> Result<std::collections::HashMap<i64, String>, ApiError> {
+    Ok(app.service.groups().await?.into_iter().map(|g| (g.id.0, g.slug)).collect())
+}
+
+fn wall_json(w: &sb_core::walls::Wall, slugs: &std::collections::HashMap<i64, String>) -> Value {
+    let slug = |g: sb_core::GroupId| slugs.get(&g.0).cloned().unwrap_or_default();
+    sb_service::compliance::wall_json(w, &slug(w.group_a), &slug(w.group_b))
+}
+
+pub async fn walls(State(app): State<AppState>, caller: UserCaller) -> Result<Json<Value>, ApiError> {
+    officer(&caller.user)?;
+    let slugs = slugs(&app).await?;
+    let walls = app.service.walls_list().await?;
+    Ok(Json(json!({"walls": walls.iter().map(|w| wall_json(w, &slugs)).collect::<Vec<_>>()})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewWall {
+    name: String,
+    group_a: String,
+    group_b: String,
+    mode: String,
+}
+
+pub async fn create_wall(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    ApiJson(w): ApiJson<NewWall>,
+) -> Result<Response, ApiError> {
+    officer(&caller.user)?;
+    let wall = app.service.create_wall(&caller.user, &w.name, &w.group_a, &w.group_b, &w.mode).await?;
+    let slugs = slugs(&app).await?;
+    Ok((StatusCode::CREATED, Json(wall_json(&wall, &slugs))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WallChange {
+    name: Option<String>,
+    mode: Option<String>,
+    enabled: Option<bool>,
+}
+
+pub async fn update_wall(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+    ApiJson(c): ApiJson<WallChange>,
+) -> Result<Json<Value>, ApiError> {
+    officer(&caller.user)?;
+    let id: i64 = id.parse().map_err(|_| ApiError::bad_request(format!("invalid wall id {id:?}")))?;
+    let wall = app.service.update_wall(&caller.user, id, c.name.as_deref(), c.mode.as_deref(), c.enabled).await?;
+    let slugs = slugs(&app).await?;
+    Ok(Json(wall_json(&wall, &slugs)))
+}
+
+#[derive(Deserialize)]
+pub struct Limit {
+    limit: Option<i64>,
+    before: Option<i64>,
+}
+
+pub async fn violations(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    ApiQuery(q): ApiQuery<Limit>,
+) -> Result<Json<Value>, ApiError> {
+    officer(&caller.user)?;
+    let list = app.service.violations(q.limit.unwrap_or(100)).await?;
+    Ok(Json(json!({"violations": list.iter().map(crate::wire::violation).collect::<Vec<_>>()})))
+}
+
+/// The audit log: auditors, administrators and compliance officers.
+pub async fn audit(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    ApiQuery(q): ApiQuery<Limit>,
+) -> Result<Json<Value>, ApiError> {
+    let u = &caller.user;
+    if !(u.has_role(Role::Auditor) || u.has_role(Role::Admin) || u.has_role(Role::ComplianceOfficer)) {
+        return Err(ApiError::forbidden("auditors only"));
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    let entries = app.service.audit_log(q.before, limit).await?;
+    let parse =
+        |s: &Option<String>| s.as_deref().map(|t| serde_json::from_str::<Value>(t).unwrap_or(Value::String(t.into())));
+    let next = (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.id)).flatten();
+    Ok(Json(json!({
+        "entries": entries.iter().map(|e| json!({
+            "id": e.id, "ts": e.ts, "actor": e.actor, "action": e.action, "target": e.target,
+            "before": parse(&e.before), "after": parse(&e.after),
+        })).collect::<Vec<_>>(),
+        "next_before": next,
+    })))
+}

@@ -1,0 +1,160 @@
+//! Walls, violations and the audit log in storage.
+
+use crate::{unavailable, SqlStore};
+use sb_core::store::AuditEntry;
+use sb_core::walls::{Violation, Wall, WallMode};
+use sb_core::{GroupId, StoreError, UserId};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+type StoreResult<T> = Result<T, StoreError>;
+
+fn wall_from_row(r: &AnyRow) -> Result<Wall, sqlx::Error> {
+    let mode: String = r.try_get("mode")?;
+    Ok(Wall {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        group_a: GroupId(r.try_get("group_a")?),
+        group_b: GroupId(r.try_get("group_b")?),
+        mode: WallMode::parse(&mode).ok_or_else(|| sqlx::Error::Decode(format!("wall mode {mode}").into()))?,
+        enabled: r.try_get::<i64, _>("enabled")? != 0,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn violation_from_row(r: &AnyRow) -> Result<Violation, sqlx::Error> {
+    let mode: String = r.try_get("mode")?;
+    Ok(Violation {
+        id: r.try_get("id")?,
+        ts: r.try_get("ts")?,
+        wall: r.try_get("wall_id")?,
+        mode: WallMode::parse(&mode).unwrap_or(WallMode::Monitor),
+        action: r.try_get("action")?,
+        actor: UserId(r.try_get("actor_id")?),
+        other: UserId(r.try_get("other_id")?),
+        conversation: r.try_get("conversation_id")?,
+        detail: r.try_get("detail")?,
+    })
+}
+
+fn audit_from_row(r: &AnyRow) -> Result<AuditEntry, sqlx::Error> {
+    Ok(AuditEntry {
+        id: r.try_get("id")?,
+        ts: r.try_get("ts")?,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        target: r.try_get("target")?,
+        before: r.try_get("before_json")?,
+        after: r.try_get("after_json")?,
+    })
+}
+
+const WALL_COLS: &str = "id, name, group_a, group_b, mode, enabled, created_at, updated_at";
+
+impl SqlStore {
+    pub(crate) async fn walls_impl(&self) -> StoreResult<Vec<Wall>> {
+        let rows = sqlx::query(&format!("SELECT {WALL_COLS} FROM walls ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(wall_from_row).collect::<Result<_, _>>().map_err(unavailable)
+    }
+
+    pub(crate) async fn save_wall_impl(&self, w: &Wall) -> StoreResult<Wall> {
+        let mut tx = self.begin_write().await?;
+        let row = if w.id == 0 {
+            sqlx::query(&format!(
+                "INSERT INTO walls (name, group_a, group_b, mode, enabled, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {WALL_COLS}"
+            ))
+            .bind(w.name.clone())
+            .bind(w.group_a.0)
+            .bind(w.group_b.0)
+            .bind(w.mode.as_str())
+            .bind(i64::from(w.enabled))
+            .bind(w.created_at)
+            .bind(w.updated_at)
+            .fetch_one(&mut *tx)
+            .await
+        } else {
+            sqlx::query(&format!(
+                "UPDATE walls SET name = $1, mode = $2, enabled = $3, updated_at = $4 WHERE id = $5 RETURNING {WALL_COLS}"
+            ))
+            .bind(w.name.clone())
+            .bind(w.mode.as_str())
+            .bind(i64::from(w.enabled))
+            .bind(w.updated_at)
+            .bind(w.id)
+            .fetch_one(&mut *tx)
+            .await
+        }
+        .map_err(unavailable)?;
+        let wall = wall_from_row(&row).map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(wall)
+    }
+
+    pub(crate) async fn record_violation_impl(&self, v: &Violation) -> StoreResult<i64> {
+        let mut tx = self.begin_write().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO wall_violations (ts, wall_id, mode, action, actor_id, other_id, conversation_id, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(v.ts)
+        .bind(v.wall)
+        .bind(v.mode.as_str())
+        .bind(v.action.clone())
+        .bind(v.actor.0)
+        .bind(v.other.0)
+        .bind(v.conversation)
+        .bind(v.detail.clone())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(id)
+    }
+
+    pub(crate) async fn violations_impl(&self, limit: i64) -> StoreResult<Vec<Violation>> {
+        let rows = sqlx::query(
+            "SELECT id, ts, wall_id, mode, action, actor_id, other_id, conversation_id, detail FROM wall_violations \
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(violation_from_row).collect::<Result<_, _>>().map_err(unavailable)
+    }
+
+    pub(crate) async fn audit_impl(&self, e: &AuditEntry) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO audit_log (ts, actor, action, target, before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(e.ts)
+        .bind(e.actor.clone())
+        .bind(e.action.clone())
+        .bind(e.target.clone())
+        .bind(e.before.clone())
+        .bind(e.after.clone())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    pub(crate) async fn audit_log_impl(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, ts, actor, action, target, before_json, after_json FROM audit_log WHERE id < $1 \
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(audit_from_row).collect::<Result<_, _>>().map_err(unavailable)
+    }
+}
