@@ -4,7 +4,6 @@
 use crate::backend_tests;
 use crate::helpers::*;
 use reqwest::StatusCode;
-use sb_core::store::Store;
 use serde_json::{json, Value};
 
 const PROHIBITED_PEGGY: &str = "Chats with Peggy Parker have been prohibited by your administrator.";
