@@ -42,6 +42,59 @@ pub struct ArchiveRecord {
     pub hash: String,
 }
 
+/// An e-discovery search. Every filter is optional; `keywords` must all occur.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchiveQuery {
+    pub keywords: Vec<String>,
+    pub participant: Option<crate::directory::UserId>,
+    pub group: Option<crate::directory::GroupId>,
+    /// `direct`, `group`, `queue`.
+    pub conversation_kind: Option<String>,
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+    /// Only this conversation.
+    pub conversation: Option<i64>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A search hit: the record and a snippet whose matched words are wrapped in
+/// [`HIT_START`] … [`HIT_END`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveHit {
+    pub id: i64,
+    pub ts: Millis,
+    pub kind: String,
+    pub conversation: Option<i64>,
+    pub conversation_kind: Option<String>,
+    pub actor: Option<String>,
+    pub snippet: String,
+}
+
+pub const HIT_START: char = '\u{2}';
+pub const HIT_END: char = '\u{3}';
+
+/// Split a marked snippet into (text, is a hit) segments.
+pub fn snippet_segments(s: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    let mut hit = false;
+    let mut cur = String::new();
+    for c in s.chars() {
+        if c == HIT_START || c == HIT_END {
+            if !cur.is_empty() {
+                out.push((std::mem::take(&mut cur), hit));
+            }
+            hit = c == HIT_START;
+        } else {
+            cur.push(c);
+        }
+    }
+    if !cur.is_empty() {
+        out.push((cur, hit));
+    }
+    out
+}
+
 /// The `prev_hash` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 

@@ -201,6 +201,16 @@ pub trait Store: Send + Sync + 'static {
     /// Archive records after `after`, in id order (for verification and export).
     async fn archive_records(&self, after: i64, limit: i64) -> StoreResult<Vec<crate::archive::ArchiveRecord>>;
     // --- compliance ---
+    /// E-discovery: archived records with text matching the query, newest first.
+    async fn search_archive(
+        &self,
+        query: &crate::archive::ArchiveQuery,
+    ) -> StoreResult<Vec<crate::archive::ArchiveHit>>;
+    /// One conversation as archived (oldest first), and everyone who took part in it.
+    async fn archived_conversation(
+        &self,
+        conversation: i64,
+    ) -> StoreResult<(Vec<crate::archive::ArchiveRecord>, Vec<UserId>)>;
     /// Every group chat with its members (in joining order), for re-checking walls.
     async fn group_conversations(&self) -> StoreResult<Vec<Conversation>>;
     async fn walls(&self) -> StoreResult<Vec<crate::walls::Wall>>;

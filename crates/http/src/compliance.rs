@@ -117,3 +117,102 @@ pub async fn audit(
         "next_before": next,
     })))
 }
+
+#[derive(Deserialize, Default)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    participant: Option<String>,
+    group: Option<String>,
+    kind: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+    /// Export only: one conversation.
+    conversation: Option<i64>,
+    /// Export only: eml, jsonl, csv, xml.
+    format: Option<String>,
+}
+
+async fn archive_query(
+    app: &AppState,
+    s: &SearchQuery,
+    limit: i64,
+) -> Result<sb_core::archive::ArchiveQuery, ApiError> {
+    let filters = sb_service::compliance::ArchiveFilters {
+        keywords: &s.q,
+        participant: s.participant.as_deref(),
+        group: s.group.as_deref(),
+        kind: s.kind.as_deref(),
+        from: s.from,
+        to: s.to,
+    };
+    let mut q = app.service.archive_query(&filters, s.limit.unwrap_or(limit), s.offset.unwrap_or(0)).await?;
+    q.conversation = s.conversation;
+    Ok(q)
+}
+
+/// E-discovery search (compliance officers; audited).
+pub async fn search(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    ApiQuery(s): ApiQuery<SearchQuery>,
+) -> Result<Json<Value>, ApiError> {
+    officer(&caller.user)?;
+    let q = archive_query(&app, &s, 50).await?;
+    let hits = app.service.archive_search(Some(&caller.user), &q).await?;
+    let next = (hits.len() as i64 == q.limit).then_some(q.offset + q.limit);
+    Ok(Json(json!({
+        "hits": hits.iter().map(|h| json!({
+            "id": h.id, "ts": h.ts, "kind": h.kind, "conversation": h.conversation,
+            "conversation_kind": h.conversation_kind, "actor": h.actor,
+            "snippet": sb_core::archive::snippet_segments(&h.snippet).into_iter()
+                .map(|(text, hit)| json!({"text": text, "hit": hit})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "next_offset": next,
+    })))
+}
+
+/// One archived conversation, whole (compliance officers; audited).
+pub async fn archived_conversation(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    officer(&caller.user)?;
+    let id: i64 = id.parse().map_err(|_| ApiError::bad_request(format!("invalid conversation id {id:?}")))?;
+    let c = app.service.archived_conversation(Some(&caller.user), id, true).await?;
+    Ok(Json(json!({
+        "conversation": {
+            "id": c.id, "kind": c.kind, "title": c.title,
+            "participants": c.participants.iter().map(|(a, n)| json!({"address": a, "display_name": n})).collect::<Vec<_>>(),
+        },
+        "records": c.records.iter().map(|r| json!({
+            "id": r.id, "ts": r.entry.ts, "kind": r.entry.kind, "actor": r.entry.actor,
+            "body": if r.purged { Value::Null } else { Value::String(r.entry.body.clone()) },
+            "meta": serde_json::from_str::<Value>(&r.entry.meta).unwrap_or(Value::Null),
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+/// Export a result set (or one conversation) as a file (compliance officers; audited).
+pub async fn export(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    ApiQuery(s): ApiQuery<SearchQuery>,
+) -> Result<Response, ApiError> {
+    officer(&caller.user)?;
+    let q = archive_query(&app, &s, 1000).await?;
+    let format = s.format.as_deref().unwrap_or("jsonl");
+    let file = app.service.archive_export(Some(&caller.user), &q, format).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, file.content_type.to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", file.file_name)),
+            (axum::http::header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        file.body,
+    )
+        .into_response())
+}

@@ -87,6 +87,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/walls/{id}"),
     ("get", "/api/v1/compliance/violations"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/archive/search"),
+    ("get", "/api/v1/archive/export"),
+    ("get", "/api/v1/archive/conversations/{id}"),
     ("post", "/api/v1/admin/users"),
     ("post", "/api/v1/admin/sessions"),
     ("get", "/api/v1/ws"),
@@ -141,6 +144,9 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/walls/{id}", put(compliance::update_wall))
         .route("/api/v1/compliance/violations", get(compliance::violations))
         .route("/api/v1/audit", get(compliance::audit))
+        .route("/api/v1/archive/search", get(compliance::search))
+        .route("/api/v1/archive/export", get(compliance::export))
+        .route("/api/v1/archive/conversations/{id}", get(compliance::archived_conversation))
         .route("/api/v1/admin/users", post(rest::admin_create_user))
         .route("/api/v1/admin/sessions", post(rest::admin_issue_session))
         .route("/api/v1/ws", get(ws::upgrade))

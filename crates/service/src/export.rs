@@ -542,7 +542,7 @@ fn push_xml_text(out: &mut String, text: &str) {
             '\'' => out.push_str("&apos;"),
             '\r' => out.push_str("&#13;"),
             '\t' | '\n' => out.push(c),
-            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => {}
+            c if u32::from(c) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {}
             c => out.push(c),
         }
     }

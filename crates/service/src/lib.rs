@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod compliance;
 pub mod demo;
+pub mod export;
 pub mod hub;
 pub mod metrics;
 pub mod queue_chats;

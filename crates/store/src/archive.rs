@@ -4,7 +4,7 @@
 //! reading back for verification and search.
 
 use crate::{unavailable, Backend, SqlStore};
-use sb_core::archive::{seal, ArchiveEntry, ArchiveRecord};
+use sb_core::archive::{seal, ArchiveEntry, ArchiveHit, ArchiveQuery, ArchiveRecord};
 use sb_core::StoreError;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -199,5 +199,139 @@ impl SqlStore {
             tracing::info!(records = total, "archived the events stored before the archive existed");
         }
         Ok(total)
+    }
+}
+
+/// FTS5 query text: every keyword quoted (so nothing in it is query syntax), all required.
+fn fts5_query(words: &[String]) -> String {
+    words.iter().map(|w| format!("\"{}\"", w.replace('"', "\"\""))).collect::<Vec<_>>().join(" ")
+}
+
+impl SqlStore {
+    pub(crate) async fn search_archive_impl(&self, q: &ArchiveQuery) -> StoreResult<Vec<ArchiveHit>> {
+        let words: Vec<String> = q.keywords.iter().map(|w| w.trim().to_string()).filter(|w| !w.is_empty()).collect();
+        let mut filters: Vec<String> = Vec::new();
+        let mut n = 0;
+        let mut next = |this: &SqlStore| {
+            n += 1;
+            this.ph(n)
+        };
+        enum Bind {
+            I(i64),
+            S(String),
+        }
+        let mut binds: Vec<Bind> = Vec::new();
+        let (select, from, order) = match (self.backend, words.is_empty()) {
+            (_, true) => {
+                ("substr(a.body, 1, 240) AS snip".to_string(), "archive a".to_string(), "a.id DESC".to_string())
+            }
+            (Backend::Sqlite, false) => {
+                let p = next(self);
+                binds.push(Bind::S(fts5_query(&words)));
+                filters.push(format!("archive_fts MATCH {p}"));
+                (
+                    "snippet(archive_fts, 0, char(2), char(3), '…', 24) AS snip".to_string(),
+                    "archive_fts JOIN archive a ON a.id = archive_fts.rowid".to_string(),
+                    "archive_fts.rowid DESC".to_string(),
+                )
+            }
+            (Backend::Postgres, false) => {
+                let p = next(self);
+                binds.push(Bind::S(words.join(" ")));
+                filters.push("a.tsv @@ q.query".to_string());
+                (
+                    "ts_headline('english', a.body, q.query, 'StartSel=' || chr(2) || ', StopSel=' || chr(3) || ', MaxWords=24, MinWords=8, MaxFragments=1') AS snip".to_string(),
+                    format!("archive a, (SELECT plainto_tsquery('english', {p}) AS query) q"),
+                    "a.id DESC".to_string(),
+                )
+            }
+        };
+        filters.push("a.body IS NOT NULL AND a.body <> ''".into());
+        if let Some(u) = q.participant {
+            let p = next(self);
+            filters.push(format!(
+                "a.conversation_id IN (SELECT conversation_id FROM archive_participants WHERE user_id = {p})"
+            ));
+            binds.push(Bind::I(u.0));
+        }
+        if let Some(g) = q.group {
+            let p = next(self);
+            filters.push(format!(
+                "a.conversation_id IN (SELECT ap.conversation_id FROM archive_participants ap \
+                 JOIN group_members gm ON gm.user_id = ap.user_id WHERE gm.group_id = {p})"
+            ));
+            binds.push(Bind::I(g.0));
+        }
+        if let Some(k) = &q.conversation_kind {
+            let p = next(self);
+            filters.push(format!("a.conversation_kind = {p}"));
+            binds.push(Bind::S(k.clone()));
+        }
+        if let Some(c) = q.conversation {
+            let p = next(self);
+            filters.push(format!("a.conversation_id = {p}"));
+            binds.push(Bind::I(c));
+        }
+        if let Some(t) = q.from {
+            let p = next(self);
+            filters.push(format!("a.ts >= {p}"));
+            binds.push(Bind::I(t));
+        }
+        if let Some(t) = q.to {
+            let p = next(self);
+            filters.push(format!("a.ts < {p}"));
+            binds.push(Bind::I(t));
+        }
+        let (pl, po) = (next(self), next(self));
+        binds.push(Bind::I(q.limit.clamp(1, 1000)));
+        binds.push(Bind::I(q.offset.max(0)));
+        let sql = format!(
+            "SELECT a.id, a.ts, a.kind, a.conversation_id, a.conversation_kind, a.actor, {select} FROM {from} \
+             WHERE {} ORDER BY {order} LIMIT {pl} OFFSET {po}",
+            filters.join(" AND ")
+        );
+        let mut query = sqlx::query(&sql);
+        for b in binds {
+            query = match b {
+                Bind::I(v) => query.bind(v),
+                Bind::S(v) => query.bind(v),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(ArchiveHit {
+                    id: r.try_get("id")?,
+                    ts: r.try_get("ts")?,
+                    kind: r.try_get("kind")?,
+                    conversation: r.try_get("conversation_id")?,
+                    conversation_kind: r.try_get("conversation_kind")?,
+                    actor: r.try_get("actor")?,
+                    snippet: r.try_get::<Option<String>, _>("snip")?.unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+}
+
+impl SqlStore {
+    pub(crate) async fn archived_conversation_impl(
+        &self,
+        conversation: i64,
+    ) -> StoreResult<(Vec<ArchiveRecord>, Vec<i64>)> {
+        let rows = sqlx::query(&format!("SELECT {ARCHIVE_COLS} FROM archive WHERE conversation_id = $1 ORDER BY id"))
+            .bind(conversation)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let records = rows.iter().map(record_from_row).collect::<Result<_, _>>().map_err(unavailable)?;
+        let people: Vec<i64> =
+            sqlx::query_scalar("SELECT user_id FROM archive_participants WHERE conversation_id = $1 ORDER BY user_id")
+                .bind(conversation)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        Ok((records, people))
     }
 }

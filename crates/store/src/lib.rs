@@ -1601,6 +1601,18 @@ impl Store for SqlStore {
         tx.commit().await.map_err(unavailable)
     }
 
+    async fn search_archive(
+        &self,
+        q: &sb_core::archive::ArchiveQuery,
+    ) -> StoreResult<Vec<sb_core::archive::ArchiveHit>> {
+        self.search_archive_impl(q).await
+    }
+
+    async fn archived_conversation(&self, conversation: i64) -> StoreResult<(Vec<ArchiveRecord>, Vec<UserId>)> {
+        let (records, people) = self.archived_conversation_impl(conversation).await?;
+        Ok((records, people.into_iter().map(UserId).collect()))
+    }
+
     async fn walls(&self) -> StoreResult<Vec<sb_core::walls::Wall>> {
         self.walls_impl().await
     }

@@ -161,3 +161,90 @@ backend_tests! {
         assert_eq!(s, StatusCode::FORBIDDEN);
     }
 }
+
+/// GET as a compliance officer, the raw answer: (status, content type, body).
+async fn raw(c: &Client, path: &str) -> (StatusCode, String, String) {
+    let r = c.http.get(c.app.url(path)).bearer_auth(&c.token).send().await.unwrap();
+    let ctype = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    (r.status(), ctype, r.text().await.unwrap())
+}
+
+backend_tests! {
+    async fn compliance_officers_find_and_export_conversations(app) {
+        let alice = app.login("alice").await;
+        let (_, c) = direct(&alice, "bob@example.com").await;
+        let conv = c["id"].as_i64().unwrap();
+        for body in ["The quarterly forecasts look grim", "lunch?", "<img src=x onerror=alert(1)> forecast, \"quoted\""] {
+            let (s, _) = alice.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"body": body})).await;
+            assert_eq!(s, StatusCode::CREATED);
+        }
+        let carol = app.login("carol").await;
+        let (_, other) = direct(&carol, "dave@example.com").await;
+        carol.post(&format!("/api/v1/conversations/{}/messages", other["id"]), json!({"body": "forecast from carol"})).await;
+
+        let trent = app.login("trent").await;
+        let (s, _) = alice.get("/api/v1/archive/search?q=forecast").await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "compliance officers only");
+        // Keywords are stemmed ("forecasts" ~ "forecast") and narrowed by participant.
+        let (s, v) = trent.get("/api/v1/archive/search?q=forecast&participant=alice@example.com").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let hits = v["hits"].as_array().unwrap();
+        assert_eq!(hits.len(), 2, "{v}");
+        assert!(hits.iter().all(|h| h["conversation"].as_i64() == Some(conv) && h["actor"] == "alice@example.com"));
+        let marked: Vec<&str> = hits[1]["snippet"].as_array().unwrap().iter().filter(|s| s["hit"] == true).filter_map(|s| s["text"].as_str()).collect();
+        assert_eq!(marked, ["forecasts"], "{}", hits[1]);
+        let (_, v) = trent.get("/api/v1/archive/search?q=forecast").await;
+        assert_eq!(v["hits"].as_array().unwrap().len(), 3);
+        let (_, v) = trent.get("/api/v1/archive/search?q=forecast&group=engineering&kind=direct").await;
+        assert_eq!(v["hits"].as_array().unwrap().len(), 3);
+        let (_, v) = trent.get("/api/v1/archive/search?q=forecast&group=finance").await;
+        assert_eq!(v["hits"].as_array().unwrap().len(), 0);
+        let (_, v) = trent.get("/api/v1/archive/search?q=forecast&kind=group").await;
+        assert_eq!(v["hits"].as_array().unwrap().len(), 0);
+        let future = 4_000_000_000_000_i64;
+        let (_, v) = trent.get(&format!("/api/v1/archive/search?q=forecast&from={future}")).await;
+        assert_eq!(v["hits"].as_array().unwrap().len(), 0);
+        let (_, v) = trent.get("/api/v1/archive/search?q=forecast&limit=1").await;
+        assert_eq!((v["hits"].as_array().unwrap().len(), v["next_offset"].as_i64()), (1, Some(1)));
+        let (_, v) = trent.get("/api/v1/archive/search?q=%22forecast%20OR%20*").await;
+        assert!(v["hits"].is_array(), "query syntax in keywords is just text: {v}");
+        let (s, _) = trent.get("/api/v1/archive/search?participant=nobody@example.com").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        let (s, v) = trent.get(&format!("/api/v1/archive/conversations/{conv}")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["conversation"]["participants"].as_array().unwrap().len(), 2);
+        assert_eq!(v["records"].as_array().unwrap().iter().filter(|r| r["kind"] == "message").count(), 3);
+
+        // Exports, read back with real parsers.
+        let (s, ctype, eml) = raw(&trent, &format!("/api/v1/archive/export?format=eml&conversation={conv}")).await;
+        assert_eq!((s, ctype.as_str()), (StatusCode::OK, "message/rfc822"));
+        let m = mail_parser::MessageParser::default().parse(eml.as_bytes()).expect("RFC 5322");
+        assert_eq!(m.from().and_then(|a| a.first()).and_then(|a| a.address()), Some("alice@example.com"));
+        let text = m.body_text(0).unwrap();
+        assert!(text.contains("The quarterly forecasts look grim") && text.contains("<img src=x onerror=alert(1)>"), "{text}");
+        let (_, ctype, mbox) = raw(&trent, "/api/v1/archive/export?format=eml&q=forecast").await;
+        assert_eq!(ctype, "application/mbox");
+        let n = mail_parser::mailbox::mbox::MessageIterator::new(mbox.as_bytes()).filter(|m| m.is_ok()).count();
+        assert_eq!(n, 2, "one message per conversation");
+        let (_, _, csv) = raw(&trent, "/api/v1/archive/export?format=csv&q=forecast").await;
+        let mut reader = csv::ReaderBuilder::new().from_reader(csv.as_bytes());
+        let bodies: Vec<String> = reader.records().map(|r| r.unwrap().get(8).unwrap().to_string()).collect();
+        assert!(bodies.contains(&"<img src=x onerror=alert(1)> forecast, \"quoted\"".to_string()), "{bodies:?}");
+        let (_, _, jsonl) = raw(&trent, "/api/v1/archive/export?format=jsonl&participant=carol@example.com").await;
+        let lines: Vec<Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert!(lines.iter().any(|l| l["body"] == "forecast from carol"));
+        assert!(lines.iter().all(|l| l["conversation"] == other["id"]));
+        let (_, _, xml) = raw(&trent, &format!("/api/v1/archive/export?format=xml&conversation={conv}")).await;
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+        let contents: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("Content")).filter_map(|n| n.text()).collect();
+        assert!(contents.contains(&"lunch?"), "{contents:?}");
+        let (s, _, _) = raw(&trent, "/api/v1/archive/export?format=pdf").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+
+        // Every search and export is in the audit log.
+        let (_, log) = app.login("sybil").await.get("/api/v1/audit?limit=500").await;
+        let actions: Vec<&str> = log["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+        assert!(actions.iter().filter(|a| **a == "archive.search").count() >= 8, "{actions:?}");
+        assert!(actions.iter().filter(|a| **a == "archive.export").count() >= 5, "{actions:?}");
+    }
+}

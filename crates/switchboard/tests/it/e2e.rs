@@ -217,6 +217,17 @@ async fn archive_verify_catches_edits_behind_the_servers_back() {
     assert!(ok, "{out}");
     let records: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(records >= 9, "created + 8 messages: {out}");
+    // Compliance officers' command line: search and export.
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN).args(["archive", "--data-dir"]).arg(&dir).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let found = cli(&["search", "--q", "note", "--participant", "alice@example.com", "--limit", "3"]);
+    assert_eq!(found.lines().count(), 3, "{found}");
+    assert!(found.lines().all(|l| l.contains("[note]") && l.contains("alice@example.com")), "{found}");
+    let csv = cli(&["export", "--format", "csv", "--conversation", &conv.to_string()]);
+    assert!(csv.starts_with("conversation,conversation_kind,") && csv.contains("note 7"), "{csv}");
 
     let tamper = |name: &'static str, sql: &'static [&'static str], expect: &'static str| {
         let copy = dir.with_file_name(format!("{}-{name}", dir.file_name().unwrap().to_string_lossy()));
