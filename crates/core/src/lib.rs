@@ -8,6 +8,7 @@ pub mod archive;
 pub mod clock;
 pub mod conversation;
 pub mod directory;
+pub mod disclaimers;
 pub mod error;
 pub mod form;
 pub mod hours;

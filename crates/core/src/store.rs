@@ -201,6 +201,11 @@ pub trait Store: Send + Sync + 'static {
     /// Archive records after `after`, in id order (for verification and export).
     async fn archive_records(&self, after: i64, limit: i64) -> StoreResult<Vec<crate::archive::ArchiveRecord>>;
     // --- compliance ---
+    async fn disclaimers(&self) -> StoreResult<Vec<crate::disclaimers::Disclaimer>>;
+    /// Create (id 0) or update a disclaimer rule.
+    async fn save_disclaimer(&self, d: &crate::disclaimers::Disclaimer) -> StoreResult<crate::disclaimers::Disclaimer>;
+    /// Mark a pair-per-day disclaimer shown; false when it already was that day.
+    async fn disclaimer_shown(&self, rule: i64, pair: &str, day: i64) -> StoreResult<bool>;
     /// E-discovery: archived records with text matching the query, newest first.
     async fn search_archive(
         &self,

@@ -216,3 +216,113 @@ pub async fn export(
     )
         .into_response())
 }
+
+fn disclaimer_json(d: &sb_core::disclaimers::Disclaimer, slugs: &std::collections::HashMap<i64, String>) -> Value {
+    use sb_core::disclaimers::Audience;
+    let audience = match &d.audience {
+        Audience::All => "all".to_string(),
+        Audience::Guests => "guests".to_string(),
+        Audience::Group(g) => format!("group:{}", slugs.get(&g.0).cloned().unwrap_or_default()),
+    };
+    json!({
+        "id": d.id, "name": d.name, "kinds": d.kinds, "audience": audience, "frequency": d.frequency.as_str(),
+        "texts": d.texts, "fallback": d.fallback, "enabled": d.enabled, "created_at": d.created_at, "updated_at": d.updated_at,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisclaimerDto {
+    name: String,
+    kinds: Vec<String>,
+    #[serde(default = "all")]
+    audience: String,
+    #[serde(default = "per_conversation")]
+    frequency: String,
+    texts: std::collections::BTreeMap<String, String>,
+    fallback: Option<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+fn all() -> String {
+    "all".into()
+}
+fn per_conversation() -> String {
+    "conversation".into()
+}
+fn yes() -> bool {
+    true
+}
+
+async fn disclaimer_from(
+    app: &AppState,
+    id: i64,
+    d: DisclaimerDto,
+) -> Result<sb_core::disclaimers::Disclaimer, ApiError> {
+    use sb_core::disclaimers::{Audience, Disclaimer, Frequency};
+    let audience = match d.audience.as_str() {
+        "all" => Audience::All,
+        "guests" => Audience::Guests,
+        other => match other.strip_prefix("group:") {
+            Some(slug) => {
+                let groups = app.service.groups().await?;
+                let g = groups
+                    .iter()
+                    .find(|g| g.slug == slug.to_lowercase())
+                    .ok_or_else(|| ApiError::bad_request(format!("no such group: {slug}")))?;
+                Audience::Group(g.id)
+            }
+            None => return Err(ApiError::bad_request("audience is all, guests or group:<slug>")),
+        },
+    };
+    let frequency =
+        Frequency::parse(&d.frequency).ok_or_else(|| ApiError::bad_request("frequency is conversation or pair_day"))?;
+    let fallback = d.fallback.or_else(|| d.texts.keys().next().cloned()).unwrap_or_default();
+    Ok(Disclaimer {
+        id,
+        name: d.name.trim().to_string(),
+        kinds: d.kinds,
+        audience,
+        frequency,
+        texts: d.texts,
+        fallback,
+        enabled: d.enabled,
+        created_at: 0,
+        updated_at: 0,
+    })
+}
+
+pub async fn disclaimers(State(app): State<AppState>, caller: UserCaller) -> Result<Json<Value>, ApiError> {
+    officer(&caller.user)?;
+    let slugs = slugs(&app).await?;
+    let list = app.service.disclaimers_list().await?;
+    Ok(Json(json!({"disclaimers": list.iter().map(|d| disclaimer_json(d, &slugs)).collect::<Vec<_>>()})))
+}
+
+pub async fn create_disclaimer(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    ApiJson(d): ApiJson<DisclaimerDto>,
+) -> Result<Response, ApiError> {
+    officer(&caller.user)?;
+    let d = disclaimer_from(&app, 0, d).await?;
+    let saved = app.service.save_disclaimer(&caller.user, d).await?;
+    let slugs = slugs(&app).await?;
+    Ok((StatusCode::CREATED, Json(disclaimer_json(&saved, &slugs))).into_response())
+}
+
+pub async fn update_disclaimer(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+    ApiJson(d): ApiJson<DisclaimerDto>,
+) -> Result<Json<Value>, ApiError> {
+    officer(&caller.user)?;
+    let id: i64 =
+        id.parse().ok().filter(|i| *i > 0).ok_or_else(|| ApiError::bad_request(format!("invalid id {id:?}")))?;
+    let d = disclaimer_from(&app, id, d).await?;
+    let saved = app.service.save_disclaimer(&caller.user, d).await?;
+    let slugs = slugs(&app).await?;
+    Ok(Json(disclaimer_json(&saved, &slugs)))
+}

@@ -87,6 +87,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/walls/{id}"),
     ("get", "/api/v1/compliance/violations"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/disclaimers"),
+    ("post", "/api/v1/disclaimers"),
+    ("put", "/api/v1/disclaimers/{id}"),
     ("get", "/api/v1/archive/search"),
     ("get", "/api/v1/archive/export"),
     ("get", "/api/v1/archive/conversations/{id}"),
@@ -144,6 +147,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/walls/{id}", put(compliance::update_wall))
         .route("/api/v1/compliance/violations", get(compliance::violations))
         .route("/api/v1/audit", get(compliance::audit))
+        .route("/api/v1/disclaimers", get(compliance::disclaimers).post(compliance::create_disclaimer))
+        .route("/api/v1/disclaimers/{id}", put(compliance::update_disclaimer))
         .route("/api/v1/archive/search", get(compliance::search))
         .route("/api/v1/archive/export", get(compliance::export))
         .route("/api/v1/archive/conversations/{id}", get(compliance::archived_conversation))

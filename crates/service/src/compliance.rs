@@ -643,3 +643,173 @@ impl Service {
         Ok(file)
     }
 }
+
+// ---------------------------------------------------------------- disclaimers
+
+impl Service {
+    pub(crate) fn disclaimer_rules(&self) -> std::sync::Arc<Vec<sb_core::disclaimers::Disclaimer>> {
+        self.disclaimers.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub async fn reload_disclaimers(&self) -> Result<()> {
+        let rules = self.store.disclaimers().await?;
+        *self.disclaimers.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(rules);
+        Ok(())
+    }
+
+    pub async fn disclaimers_list(&self) -> Result<Vec<sb_core::disclaimers::Disclaimer>> {
+        Ok(self.store.disclaimers().await?)
+    }
+
+    /// Create (id 0) or replace a disclaimer rule. Audited.
+    pub async fn save_disclaimer(
+        &self,
+        actor: &User,
+        mut d: sb_core::disclaimers::Disclaimer,
+    ) -> Result<sb_core::disclaimers::Disclaimer> {
+        d.validate().map_err(CoreError::Invalid)?;
+        let now = self.now();
+        let before = if d.id == 0 {
+            d.created_at = now;
+            None
+        } else {
+            let old = self
+                .store
+                .disclaimers()
+                .await?
+                .into_iter()
+                .find(|x| x.id == d.id)
+                .ok_or(CoreError::NotFound("disclaimer"))?;
+            d.created_at = old.created_at;
+            Some(disclaimer_audit(&old))
+        };
+        d.updated_at = now;
+        let saved = self.store.save_disclaimer(&d).await?;
+        let action = if before.is_some() { "disclaimer.update" } else { "disclaimer.create" };
+        self.audit(Some(actor), action, &format!("disclaimer {}", saved.id), before, Some(disclaimer_audit(&saved)))
+            .await;
+        self.reload_disclaimers().await?;
+        Ok(saved)
+    }
+
+    async fn parties(&self, people: &[UserId]) -> Result<Vec<sb_core::disclaimers::Party>> {
+        let mut out = Vec::with_capacity(people.len());
+        for id in people {
+            let Some(u) = self.store.user(*id).await? else { continue };
+            let groups = self.store.groups_of(u.id).await?.into_iter().map(|g| g.id).collect();
+            out.push(sb_core::disclaimers::Party {
+                outsider: u.is_guest() || u.address.domain() != self.settings.domain,
+                name: u.display_name,
+                locale: u.locale,
+                groups,
+            });
+        }
+        Ok(out)
+    }
+
+    fn today(&self) -> String {
+        jiff::Timestamp::from_millisecond(self.now()).map(|t| t.strftime("%Y-%m-%d").to_string()).unwrap_or_default()
+    }
+
+    /// Disclaimers for a conversation that starts now between `people` (the initiator
+    /// first): system messages to store right after its `created` event.
+    pub(crate) async fn starting_disclaimers(
+        &self,
+        conversation: ConversationId,
+        kind: sb_core::ConversationKind,
+        people: &[UserId],
+        initiator: &str,
+    ) -> Result<Vec<sb_core::NewEvent>> {
+        let rules = self.disclaimer_rules();
+        let rules: Vec<_> = rules
+            .iter()
+            .filter(|r| r.enabled && r.frequency == sb_core::disclaimers::Frequency::Conversation)
+            .collect();
+        if rules.is_empty() {
+            return Ok(Vec::new());
+        }
+        let parties = self.parties(people).await?;
+        let today = self.today();
+        Ok(rules
+            .into_iter()
+            .filter(|r| r.applies(kind.as_str(), &parties))
+            .map(|r| self.disclaimer_event(conversation, r, r.render(&parties, initiator, &today)))
+            .collect())
+    }
+
+    /// Pair-per-day disclaimers due before `sender`'s message in `conversation`.
+    pub(crate) async fn pair_disclaimers(
+        &self,
+        sender: &User,
+        conversation: &sb_core::Conversation,
+    ) -> Result<Vec<sb_core::NewEvent>> {
+        let rules = self.disclaimer_rules();
+        let rules: Vec<_> =
+            rules.iter().filter(|r| r.enabled && r.frequency == sb_core::disclaimers::Frequency::PairDay).collect();
+        if rules.is_empty() {
+            return Ok(Vec::new());
+        }
+        let others: Vec<UserId> = conversation.members.iter().map(|m| m.id).filter(|u| *u != sender.id).collect();
+        let day = self.now().div_euclid(86_400_000);
+        let mut out = Vec::new();
+        let mut parties_cache: Option<Vec<sb_core::disclaimers::Party>> = None;
+        for r in rules {
+            if !r.kinds.iter().any(|k| k == conversation.kind.as_str()) {
+                continue;
+            }
+            let mut fresh = Vec::new();
+            for o in &others {
+                let pair = format!("{}:{}", sender.id.0.min(o.0), sender.id.0.max(o.0));
+                let key = (r.id, pair.clone(), day);
+                if self.disclaimers_shown.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+                    continue;
+                }
+                let pair_parties = self.parties(&[sender.id, *o]).await?;
+                if !r.applies(conversation.kind.as_str(), &pair_parties) {
+                    continue;
+                }
+                let newly = self.store.disclaimer_shown(r.id, &pair, day).await?;
+                self.disclaimers_shown.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+                if newly {
+                    fresh.push(*o);
+                }
+            }
+            if fresh.is_empty() {
+                continue;
+            }
+            let parties = match &parties_cache {
+                Some(p) => p.clone(),
+                None => {
+                    let ids: Vec<UserId> = std::iter::once(sender.id).chain(others.iter().copied()).collect();
+                    let p = self.parties(&ids).await?;
+                    parties_cache = Some(p.clone());
+                    p
+                }
+            };
+            out.push(self.disclaimer_event(
+                conversation.id,
+                r,
+                r.render(&parties, &sender.display_name, &self.today()),
+            ));
+        }
+        Ok(out)
+    }
+
+    fn disclaimer_event(
+        &self,
+        conversation: ConversationId,
+        rule: &sb_core::disclaimers::Disclaimer,
+        text: String,
+    ) -> sb_core::NewEvent {
+        let mut e = self.new_event(conversation, EventKind::Message, None, text, None);
+        e.note = Some(json!({"disclaimer": rule.id, "rule": rule.name}).to_string());
+        e
+    }
+}
+
+fn disclaimer_audit(d: &sb_core::disclaimers::Disclaimer) -> Value {
+    json!({
+        "id": d.id, "name": d.name, "kinds": d.kinds, "audience": format!("{:?}", d.audience),
+        "frequency": d.frequency.as_str(), "texts": d.texts, "fallback": d.fallback, "enabled": d.enabled,
+    })
+}

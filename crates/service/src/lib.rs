@@ -238,6 +238,9 @@ pub struct Service {
     /// Ethical walls, as the pipeline and every look-up read them.
     walls: Arc<std::sync::RwLock<Arc<sb_core::walls::WallIndex>>>,
     walls_fingerprint: Mutex<String>,
+    /// Disclaimer rules, and the pair-per-day ones already shown.
+    disclaimers: std::sync::RwLock<Arc<Vec<sb_core::disclaimers::Disclaimer>>>,
+    disclaimers_shown: Mutex<std::collections::HashSet<(i64, String, i64)>>,
     /// (conversation, wall) already reported as flagged.
     flagged: Mutex<std::collections::HashSet<(ConversationId, i64)>>,
     /// Messages for queues' plain-IM handling, in order, after their senders have their acks.
@@ -300,6 +303,8 @@ impl Service {
             queue_im: im_tx,
             walls,
             walls_fingerprint: Mutex::new(String::new()),
+            disclaimers: Default::default(),
+            disclaimers_shown: Mutex::default(),
             flagged: Mutex::default(),
         });
         let weak = Arc::downgrade(&service);
@@ -709,7 +714,9 @@ impl Service {
         if created {
             let frame = Outbound::new(Frame::Conversation(conversation.as_ref().clone()));
             self.hub.send_to_users(ids.iter().copied(), &frame, None);
-            self.append(vec![self.new_event(id, EventKind::Created, Some(actor), String::new(), None)], None).await?;
+            let mut events = vec![self.new_event(id, EventKind::Created, Some(actor), String::new(), None)];
+            events.extend(self.starting_disclaimers(id, kind, &ids, &actor.display_name).await?);
+            self.append(events, None).await?;
         }
         Ok(conversation.as_ref().clone())
     }
@@ -789,6 +796,7 @@ impl Service {
             .into_iter()
             .map(|(_, text)| self.new_event(id, EventKind::Message, None, text, None))
             .collect();
+        events.extend(self.pair_disclaimers(sender, &conversation).await?);
         events.push(self.new_event(id, EventKind::Message, Some(sender), body.to_string(), client_id));
         let stored = self.append(events, origin).await?;
         let event =
@@ -890,6 +898,7 @@ impl Service {
         self.reload_webhooks().await?;
         // Walls too: group memberships may have changed beside the server (admin CLI).
         self.reload_walls().await?;
+        self.reload_disclaimers().await?;
         let defs = self.store.queues().await?;
         let known = {
             let plain = self.queues.plain.lock().unwrap_or_else(|e| e.into_inner());

@@ -128,8 +128,17 @@ impl Service {
         // The conversation's first event is queued to the log writer but not waited for: the
         // expert's `joined` comes later through the same writer, so the order holds, and the
         // offer need not wait for a commit.
-        self.append_queued(vec![self.new_event(conversation, EventKind::Created, Some(seeker), String::new(), None)])
-            .await?;
+        let mut opening = vec![self.new_event(conversation, EventKind::Created, Some(seeker), String::new(), None)];
+        opening.extend(
+            self.starting_disclaimers(
+                conversation,
+                sb_core::ConversationKind::Queue,
+                &[seeker.id],
+                &seeker.display_name,
+            )
+            .await?,
+        );
+        self.append_queued(opening).await?;
         let record = QueueChatRecord {
             id: chat,
             queue: def.id.clone(),

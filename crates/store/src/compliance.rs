@@ -158,3 +158,102 @@ impl SqlStore {
         rows.iter().map(audit_from_row).collect::<Result<_, _>>().map_err(unavailable)
     }
 }
+
+fn audience_str(a: &sb_core::disclaimers::Audience) -> String {
+    use sb_core::disclaimers::Audience;
+    match a {
+        Audience::All => "all".into(),
+        Audience::Guests => "guests".into(),
+        Audience::Group(g) => format!("group:{}", g.0),
+    }
+}
+
+fn disclaimer_from_row(r: &AnyRow) -> Result<sb_core::disclaimers::Disclaimer, sqlx::Error> {
+    use sb_core::disclaimers::{Audience, Disclaimer, Frequency};
+    let audience: String = r.try_get("audience")?;
+    let frequency: String = r.try_get("frequency")?;
+    let texts: String = r.try_get("texts")?;
+    let kinds: String = r.try_get("kinds")?;
+    Ok(Disclaimer {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        kinds: kinds.split(',').filter(|k| !k.is_empty()).map(str::to_string).collect(),
+        audience: match audience.as_str() {
+            "guests" => Audience::Guests,
+            a => match a.strip_prefix("group:").and_then(|g| g.parse().ok()) {
+                Some(g) => Audience::Group(GroupId(g)),
+                None => Audience::All,
+            },
+        },
+        frequency: Frequency::parse(&frequency).unwrap_or(Frequency::Conversation),
+        texts: serde_json::from_str(&texts).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
+        fallback: r.try_get("fallback")?,
+        enabled: r.try_get::<i64, _>("enabled")? != 0,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+const DISCLAIMER_COLS: &str = "id, name, kinds, audience, frequency, texts, fallback, enabled, created_at, updated_at";
+
+impl SqlStore {
+    pub(crate) async fn disclaimers_impl(&self) -> StoreResult<Vec<sb_core::disclaimers::Disclaimer>> {
+        let rows = sqlx::query(&format!("SELECT {DISCLAIMER_COLS} FROM disclaimers ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(disclaimer_from_row).collect::<Result<_, _>>().map_err(unavailable)
+    }
+
+    pub(crate) async fn save_disclaimer_impl(
+        &self,
+        d: &sb_core::disclaimers::Disclaimer,
+    ) -> StoreResult<sb_core::disclaimers::Disclaimer> {
+        let texts = serde_json::to_string(&d.texts).unwrap_or_default();
+        let mut tx = self.begin_write().await?;
+        let sql = if d.id == 0 {
+            format!(
+                "INSERT INTO disclaimers (name, kinds, audience, frequency, texts, fallback, enabled, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {DISCLAIMER_COLS}"
+            )
+        } else {
+            format!(
+                "UPDATE disclaimers SET name = $1, kinds = $2, audience = $3, frequency = $4, texts = $5, fallback = $6, \
+                 enabled = $7, created_at = created_at + 0 * $8, updated_at = $9 WHERE id = $10 RETURNING {DISCLAIMER_COLS}"
+            )
+        };
+        let mut q = sqlx::query(&sql)
+            .bind(d.name.clone())
+            .bind(d.kinds.join(","))
+            .bind(audience_str(&d.audience))
+            .bind(d.frequency.as_str())
+            .bind(texts)
+            .bind(d.fallback.clone())
+            .bind(i64::from(d.enabled))
+            .bind(d.created_at)
+            .bind(d.updated_at);
+        if d.id != 0 {
+            q = q.bind(d.id);
+        }
+        let row = q.fetch_one(&mut *tx).await.map_err(unavailable)?;
+        let saved = disclaimer_from_row(&row).map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(saved)
+    }
+
+    /// Mark a (rule, pair, day) shown; false when it already was.
+    pub(crate) async fn disclaimer_shown_impl(&self, rule: i64, pair: &str, day: i64) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "INSERT INTO disclaimer_shown (rule_id, pair_key, day) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(rule)
+        .bind(pair.to_string())
+        .bind(day)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1613,6 +1613,21 @@ impl Store for SqlStore {
         Ok((records, people.into_iter().map(UserId).collect()))
     }
 
+    async fn disclaimers(&self) -> StoreResult<Vec<sb_core::disclaimers::Disclaimer>> {
+        self.disclaimers_impl().await
+    }
+
+    async fn save_disclaimer(
+        &self,
+        d: &sb_core::disclaimers::Disclaimer,
+    ) -> StoreResult<sb_core::disclaimers::Disclaimer> {
+        self.save_disclaimer_impl(d).await
+    }
+
+    async fn disclaimer_shown(&self, rule: i64, pair: &str, day: i64) -> StoreResult<bool> {
+        self.disclaimer_shown_impl(rule, pair, day).await
+    }
+
     async fn walls(&self) -> StoreResult<Vec<sb_core::walls::Wall>> {
         self.walls_impl().await
     }

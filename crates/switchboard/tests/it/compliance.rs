@@ -248,3 +248,107 @@ backend_tests! {
         assert!(actions.iter().filter(|a| **a == "archive.export").count() >= 5, "{actions:?}");
     }
 }
+
+/// System messages (no sender) in a conversation's history, as `who` reads it.
+async fn notices(who: &Client, conversation: i64) -> Vec<String> {
+    let (_, h) = who.get(&format!("/api/v1/conversations/{conversation}/messages")).await;
+    h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "message" && e["sender"].is_null())
+        .map(|e| e["body"].as_str().unwrap().to_string())
+        .collect()
+}
+
+backend_tests! {
+    async fn disclaimers_are_shown_by_kind_audience_frequency_and_language(app) {
+        // Jonas reads German.
+        app.service
+            .store()
+            .create_user(
+                sb_core::directory::NewUser {
+                    address: sb_core::Address::parse("jonas@example.com").unwrap(),
+                    display_name: "Jonas Jäger".into(),
+                    email: String::new(),
+                    locale: "de-AT".into(),
+                    roles: vec![sb_core::Role::User],
+                    password_hash: None,
+                },
+                0,
+            )
+            .await
+            .unwrap();
+        let trent = app.login("trent").await;
+        let rule = json!({"name": "recorded", "kinds": ["direct"], "texts": {"en": "Chats between {participants} are recorded.", "de": "Dieser Chat wird aufgezeichnet."}, "fallback": "en"});
+        let (s, _) = app.login("alice").await.post("/api/v1/disclaimers", rule.clone()).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, v) = trent.post("/api/v1/disclaimers", json!({"name": "x", "kinds": ["email"], "texts": {"en": "x"}})).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        let (s, v) = trent.post("/api/v1/disclaimers", json!({"name": "x", "kinds": ["direct"], "texts": {"en": "x"}, "fallback": "fr"})).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        let (s, created) = trent.post("/api/v1/disclaimers", rule).await;
+        assert_eq!(s, StatusCode::CREATED, "{created}");
+
+        // A new 1:1 with Jonas: one notice, in both readers' languages.
+        let alice = app.login("alice").await;
+        let (_, c) = direct(&alice, "jonas@example.com").await;
+        let conv = c["id"].as_i64().unwrap();
+        assert_eq!(notices(&alice, conv).await, ["Chats between Alice Anderson, Jonas Jäger are recorded.\n\nDieser Chat wird aufgezeichnet."]);
+        // Not for group chats (the rule is for 1:1 only), not again in the same conversation.
+        let (_, g) = alice.post("/api/v1/conversations", json!({"kind": "group", "title": "g", "members": ["bob@example.com"]})).await;
+        assert!(notices(&alice, g["id"].as_i64().unwrap()).await.is_empty());
+        let (_, again) = direct(&alice, "jonas@example.com").await;
+        assert_eq!(again["id"].as_i64(), Some(conv));
+        assert_eq!(notices(&alice, conv).await.len(), 1);
+
+        // Once per pair per day, for group chats with finance people.
+        let (s, v) = trent.post("/api/v1/disclaimers", json!({"name": "finance", "kinds": ["group"], "audience": "group:finance", "frequency": "pair_day", "texts": {"en": "Finance is listening, {sender}."}})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let (_, fg) = alice.post("/api/v1/conversations", json!({"kind": "group", "title": "budget", "members": ["peggy@example.com"]})).await;
+        let fg = fg["id"].as_i64().unwrap();
+        for body in ["numbers?", "more numbers?"] {
+            let (s, _) = alice.post(&format!("/api/v1/conversations/{fg}/messages"), json!({"body": body})).await;
+            assert_eq!(s, StatusCode::CREATED);
+        }
+        assert_eq!(notices(&alice, fg).await, ["Finance is listening, Alice Anderson."], "once for the pair today");
+        let (_, gg) = alice.get(&format!("/api/v1/conversations/{}", g["id"])).await;
+        assert!(gg["id"].is_i64());
+        alice.post(&format!("/api/v1/conversations/{}/messages", g["id"]), json!({"body": "no finance here"})).await;
+        assert!(notices(&alice, g["id"].as_i64().unwrap()).await.is_empty(), "audience: no finance member");
+
+        // Guests in queue chats.
+        let (s, _) = trent.post("/api/v1/disclaimers", json!({"name": "guests", "kinds": ["queue"], "audience": "guests", "texts": {"en": "Visitors: this chat is recorded."}})).await;
+        assert_eq!(s, StatusCode::CREATED);
+        let judy = app.login("judy").await;
+        let _j = judy.ws_with("presence=none").await;
+        let r = reqwest::Client::new()
+            .post(app.url("/api/v1/queues/support/guest"))
+            .json(&json!({"name": "Visitor", "question": "hello"}))
+            .send()
+            .await
+            .unwrap();
+        let g: Value = r.json().await.unwrap();
+        let guest = Client { app: app.clone(), http: app.http(), token: g["token"].as_str().unwrap().into(), csrf: String::new() };
+        let conv = g["chat"]["conversation"].as_i64().unwrap();
+        let mut shown = Vec::new();
+        for _ in 0..50 {
+            shown = notices(&guest, conv).await;
+            if !shown.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(shown, ["Visitors: this chat is recorded."]);
+
+        // Archived with the rule that fired; changes audited.
+        let archived = app.service.store().archive_records(0, 10_000).await.unwrap();
+        let with_rule = archived.iter().filter(|r| r.entry.meta.contains("\"disclaimer\"")).count();
+        assert_eq!(with_rule, 3, "{archived:?}");
+        let id = created["id"].as_i64().unwrap();
+        let (s, v) = trent.send_json(reqwest::Method::PUT, &format!("/api/v1/disclaimers/{id}"), json!({"name": "recorded", "kinds": ["direct"], "texts": {"en": "x"}, "enabled": false})).await;
+        assert_eq!((s, v["enabled"].as_bool()), (StatusCode::OK, Some(false)), "{v}");
+        let (_, log) = app.login("sybil").await.get("/api/v1/audit").await;
+        assert_eq!(log["entries"][0]["action"], "disclaimer.update");
+    }
+}
