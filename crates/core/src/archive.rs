@@ -320,3 +320,42 @@ mod tests {
         assert_eq!((v.records, v.purged), (4, 1));
     }
 }
+
+/// A legal hold: nothing a custodian took part in is purged while it is active.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegalHold {
+    pub id: i64,
+    pub custodian: crate::directory::UserId,
+    pub reason: String,
+    pub created_by: Option<String>,
+    pub created_at: Millis,
+    pub released_at: Option<Millis>,
+}
+
+/// How long a conversation is kept: the longest retention that applies to any of its
+/// participants (global, or through one of their groups); `None` keeps it forever.
+pub fn retention_days(
+    policies: &[(Option<crate::directory::GroupId>, i64)],
+    participant_groups: &[crate::directory::GroupId],
+) -> Option<i64> {
+    policies.iter().filter(|(g, _)| g.is_none_or(|g| participant_groups.contains(&g))).map(|(_, days)| *days).max()
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+    use crate::directory::GroupId;
+
+    #[test]
+    fn the_longest_applicable_retention_wins() {
+        let p = [(None, 30), (Some(GroupId(1)), 365), (Some(GroupId(2)), 7)];
+        assert_eq!(retention_days(&p, &[]), Some(30));
+        assert_eq!(
+            retention_days(&p, &[GroupId(2)]),
+            Some(30),
+            "a shorter group policy does not shorten the global one"
+        );
+        assert_eq!(retention_days(&p, &[GroupId(2), GroupId(1)]), Some(365));
+        assert_eq!(retention_days(&p[1..], &[GroupId(3)]), None, "no policy: kept");
+    }
+}

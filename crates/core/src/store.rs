@@ -201,6 +201,22 @@ pub trait Store: Send + Sync + 'static {
     /// Archive records after `after`, in id order (for verification and export).
     async fn archive_records(&self, after: i64, limit: i64) -> StoreResult<Vec<crate::archive::ArchiveRecord>>;
     // --- compliance ---
+    /// Retention policies: (group, or None for everyone; days).
+    async fn retention_policies(&self) -> StoreResult<Vec<(Option<GroupId>, i64)>>;
+    async fn set_retention_policies(&self, policies: &[(Option<GroupId>, i64)]) -> StoreResult<()>;
+    /// Every legal hold, newest first.
+    async fn legal_holds(&self) -> StoreResult<Vec<crate::archive::LegalHold>>;
+    async fn create_legal_hold(&self, hold: &crate::archive::LegalHold) -> StoreResult<i64>;
+    /// False when there is no such active hold.
+    async fn release_legal_hold(&self, id: i64, now: Millis) -> StoreResult<bool>;
+    /// Conversations with unpurged archived content older than `before`.
+    async fn purge_candidates(&self, before: Millis) -> StoreResult<Vec<i64>>;
+    /// Everyone who took part in an archived conversation.
+    async fn archived_participants(&self, conversation: i64) -> StoreResult<Vec<UserId>>;
+    /// Purge content older than `cutoff` of a conversation (or, with `None`, of the records
+    /// that belong to no conversation): archive bodies go (their hashes stay), log events
+    /// are deleted. Returns (archive records purged, events deleted).
+    async fn purge(&self, conversation: Option<i64>, cutoff: Millis, now: Millis) -> StoreResult<(u64, u64)>;
     async fn disclaimers(&self) -> StoreResult<Vec<crate::disclaimers::Disclaimer>>;
     /// Create (id 0) or update a disclaimer rule.
     async fn save_disclaimer(&self, d: &crate::disclaimers::Disclaimer) -> StoreResult<crate::disclaimers::Disclaimer>;

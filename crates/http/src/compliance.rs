@@ -326,3 +326,85 @@ pub async fn update_disclaimer(
     let slugs = slugs(&app).await?;
     Ok(Json(disclaimer_json(&saved, &slugs)))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    group: Option<String>,
+    days: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    policies: Vec<Policy>,
+}
+
+pub async fn retention(State(app): State<AppState>, caller: UserCaller) -> Result<Json<Value>, ApiError> {
+    officer(&caller.user)?;
+    let list = app.service.retention().await?;
+    Ok(Json(json!({"policies": list.iter().map(|(g, d)| json!({"group": g, "days": d})).collect::<Vec<_>>()})))
+}
+
+pub async fn set_retention(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    ApiJson(r): ApiJson<Retention>,
+) -> Result<Json<Value>, ApiError> {
+    officer(&caller.user)?;
+    let policies: Vec<(Option<String>, i64)> = r.policies.into_iter().map(|p| (p.group, p.days)).collect();
+    app.service.set_retention(&caller.user, &policies).await?;
+    retention(State(app), caller).await
+}
+
+fn hold_json(h: &sb_core::archive::LegalHold, custodian: &str) -> Value {
+    json!({
+        "id": h.id, "custodian": custodian, "reason": h.reason, "created_by": h.created_by,
+        "created_at": h.created_at, "released_at": h.released_at,
+    })
+}
+
+pub async fn holds(State(app): State<AppState>, caller: UserCaller) -> Result<Json<Value>, ApiError> {
+    officer(&caller.user)?;
+    let list = app.service.legal_holds().await?;
+    Ok(Json(json!({"holds": list.iter().map(|(h, c)| hold_json(h, c)).collect::<Vec<_>>()})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewHold {
+    custodian: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn create_hold(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    ApiJson(h): ApiJson<NewHold>,
+) -> Result<Response, ApiError> {
+    officer(&caller.user)?;
+    let hold = app.service.create_legal_hold(&caller.user, &h.custodian, &h.reason).await?;
+    let custodian = app.service.user_by_address(&h.custodian).await?.address.to_string();
+    Ok((StatusCode::CREATED, Json(hold_json(&hold, &custodian))).into_response())
+}
+
+pub async fn release_hold(
+    State(app): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    officer(&caller.user)?;
+    let id: i64 = id.parse().map_err(|_| ApiError::bad_request(format!("invalid hold id {id:?}")))?;
+    app.service.release_legal_hold(&caller.user, id).await?;
+    let list = app.service.legal_holds().await?;
+    let (h, c) = list.iter().find(|(h, _)| h.id == id).ok_or_else(|| ApiError::not_found("no such hold"))?;
+    Ok(Json(hold_json(h, c)))
+}
+
+/// Run the retention purge now (it also runs by itself about hourly).
+pub async fn purge(State(app): State<AppState>, caller: UserCaller) -> Result<Json<Value>, ApiError> {
+    officer(&caller.user)?;
+    let r = app.service.purge_expired(Some(&caller.user)).await?;
+    Ok(Json(json!({"conversations": r.conversations, "records": r.records, "events": r.events, "held": r.held})))
+}

@@ -91,6 +91,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/disclaimers"),
     ("put", "/api/v1/disclaimers/{id}"),
     ("get", "/api/v1/archive/search"),
+    ("post", "/api/v1/archive/purge"),
+    ("get", "/api/v1/retention"),
+    ("put", "/api/v1/retention"),
+    ("get", "/api/v1/holds"),
+    ("post", "/api/v1/holds"),
+    ("post", "/api/v1/holds/{id}/release"),
     ("get", "/api/v1/archive/export"),
     ("get", "/api/v1/archive/conversations/{id}"),
     ("post", "/api/v1/admin/users"),
@@ -150,6 +156,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/disclaimers", get(compliance::disclaimers).post(compliance::create_disclaimer))
         .route("/api/v1/disclaimers/{id}", put(compliance::update_disclaimer))
         .route("/api/v1/archive/search", get(compliance::search))
+        .route("/api/v1/archive/purge", post(compliance::purge))
+        .route("/api/v1/retention", get(compliance::retention).put(compliance::set_retention))
+        .route("/api/v1/holds", get(compliance::holds).post(compliance::create_hold))
+        .route("/api/v1/holds/{id}/release", post(compliance::release_hold))
         .route("/api/v1/archive/export", get(compliance::export))
         .route("/api/v1/archive/conversations/{id}", get(compliance::archived_conversation))
         .route("/api/v1/admin/users", post(rest::admin_create_user))

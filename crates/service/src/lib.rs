@@ -345,6 +345,12 @@ impl Service {
                         tracing::warn!(error = %e, "storage maintenance failed");
                     }
                 }
+                // Retention: about once an hour (and soon after start).
+                if n % 14_400 == 20 {
+                    if let Err(e) = service.purge_expired(None).await {
+                        tracing::warn!(error = %e, "purge failed");
+                    }
+                }
                 if n.is_multiple_of(8) {
                     if let Err(e) = service.reload_queues().await {
                         tracing::warn!(error = %e, "cannot reload queues");

@@ -335,3 +335,157 @@ impl SqlStore {
         Ok((records, people))
     }
 }
+
+impl SqlStore {
+    pub(crate) async fn retention_impl(&self) -> StoreResult<Vec<(Option<sb_core::GroupId>, i64)>> {
+        let rows = sqlx::query("SELECT scope, days FROM retention_policies ORDER BY scope")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let scope: String = r.try_get("scope").ok()?;
+                let days: i64 = r.try_get("days").ok()?;
+                let group = match scope.as_str() {
+                    "*" => None,
+                    s => Some(sb_core::GroupId(s.strip_prefix("g:")?.parse().ok()?)),
+                };
+                Some((group, days))
+            })
+            .collect())
+    }
+
+    pub(crate) async fn set_retention_impl(&self, policies: &[(Option<sb_core::GroupId>, i64)]) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM retention_policies").execute(&mut *tx).await.map_err(unavailable)?;
+        for (g, days) in policies {
+            let scope = g.map_or("*".to_string(), |g| format!("g:{}", g.0));
+            sqlx::query("INSERT INTO retention_policies (scope, days) VALUES ($1, $2)")
+                .bind(scope)
+                .bind(*days)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
+    pub(crate) async fn holds_impl(&self) -> StoreResult<Vec<sb_core::archive::LegalHold>> {
+        let rows = sqlx::query(
+            "SELECT id, custodian_id, reason, created_by, created_at, released_at FROM legal_holds ORDER BY id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(sb_core::archive::LegalHold {
+                    id: r.try_get("id")?,
+                    custodian: sb_core::UserId(r.try_get("custodian_id")?),
+                    reason: r.try_get("reason")?,
+                    created_by: r.try_get("created_by")?,
+                    created_at: r.try_get("created_at")?,
+                    released_at: r.try_get("released_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    pub(crate) async fn create_hold_impl(&self, h: &sb_core::archive::LegalHold) -> StoreResult<i64> {
+        let mut tx = self.begin_write().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO legal_holds (custodian_id, reason, created_by, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(h.custodian.0)
+        .bind(h.reason.clone())
+        .bind(h.created_by.clone())
+        .bind(h.created_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(id)
+    }
+
+    pub(crate) async fn release_hold_impl(&self, id: i64, now: i64) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("UPDATE legal_holds SET released_at = $1 WHERE id = $2 AND released_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Conversations with archived content older than `before`, not yet purged.
+    pub(crate) async fn purge_candidates_impl(&self, before: i64) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT conversation_id FROM archive WHERE conversation_id IS NOT NULL AND body IS NOT NULL AND ts < $1",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    /// Remove the content of a conversation's records and log events older than `cutoff`.
+    /// The archive keeps each record's place and content hash, so the chain still verifies.
+    pub(crate) async fn purge_conversation_impl(
+        &self,
+        conversation: Option<i64>,
+        cutoff: i64,
+        now: i64,
+    ) -> StoreResult<(u64, u64)> {
+        let mut tx = self.begin_write().await?;
+        let scope = match conversation {
+            Some(_) => "conversation_id = $1",
+            None => "conversation_id IS NULL AND $1 = $1",
+        };
+        let c = conversation.unwrap_or(0);
+        if self.backend == Backend::Sqlite {
+            sqlx::query(&format!(
+                "INSERT INTO archive_fts (archive_fts, rowid, body) SELECT 'delete', id, body FROM archive \
+                 WHERE {scope} AND ts < $2 AND body IS NOT NULL AND body <> ''"
+            ))
+            .bind(c)
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        let records = sqlx::query(&format!(
+            "UPDATE archive SET body = NULL, purged_at = $3 WHERE {scope} AND ts < $2 AND body IS NOT NULL"
+        ))
+        .bind(c)
+        .bind(cutoff)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        let events = match conversation {
+            Some(c) => sqlx::query("DELETE FROM events WHERE conversation_id = $1 AND ts < $2")
+                .bind(c)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?
+                .rows_affected(),
+            None => 0,
+        };
+        tx.commit().await.map_err(unavailable)?;
+        Ok((records, events))
+    }
+
+    pub(crate) async fn participants_impl(&self, conversation: i64) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar("SELECT user_id FROM archive_participants WHERE conversation_id = $1")
+            .bind(conversation)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)
+    }
+}

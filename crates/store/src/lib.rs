@@ -1628,6 +1628,38 @@ impl Store for SqlStore {
         self.disclaimer_shown_impl(rule, pair, day).await
     }
 
+    async fn retention_policies(&self) -> StoreResult<Vec<(Option<GroupId>, i64)>> {
+        self.retention_impl().await
+    }
+
+    async fn set_retention_policies(&self, policies: &[(Option<GroupId>, i64)]) -> StoreResult<()> {
+        self.set_retention_impl(policies).await
+    }
+
+    async fn legal_holds(&self) -> StoreResult<Vec<sb_core::archive::LegalHold>> {
+        self.holds_impl().await
+    }
+
+    async fn create_legal_hold(&self, hold: &sb_core::archive::LegalHold) -> StoreResult<i64> {
+        self.create_hold_impl(hold).await
+    }
+
+    async fn release_legal_hold(&self, id: i64, now: Millis) -> StoreResult<bool> {
+        self.release_hold_impl(id, now).await
+    }
+
+    async fn purge_candidates(&self, before: Millis) -> StoreResult<Vec<i64>> {
+        self.purge_candidates_impl(before).await
+    }
+
+    async fn archived_participants(&self, conversation: i64) -> StoreResult<Vec<UserId>> {
+        Ok(self.participants_impl(conversation).await?.into_iter().map(UserId).collect())
+    }
+
+    async fn purge(&self, conversation: Option<i64>, cutoff: Millis, now: Millis) -> StoreResult<(u64, u64)> {
+        self.purge_conversation_impl(conversation, cutoff, now).await
+    }
+
     async fn walls(&self) -> StoreResult<Vec<sb_core::walls::Wall>> {
         self.walls_impl().await
     }

@@ -55,6 +55,9 @@ fn day_ms(date: &Option<String>) -> anyhow::Result<Option<i64>> {
 
 #[derive(Subcommand)]
 pub enum ArchiveCommand {
+    /// Purge what the retention policies let go (legal holds respected); the chain still
+    /// verifies afterwards. The server also does this about once an hour.
+    Purge,
     /// E-discovery search, newest first (recorded in the audit log).
     Search {
         #[command(flatten)]
@@ -98,6 +101,14 @@ pub async fn run(config: &Config, command: ArchiveCommand) -> anyhow::Result<()>
         )
     };
     match command {
+        ArchiveCommand::Purge => {
+            let r = service().purge_expired(None).await?;
+            println!(
+                "purged {} records and {} log events in {} conversations; {} conversations kept under legal hold",
+                r.records, r.events, r.conversations, r.held
+            );
+            Ok(())
+        }
         ArchiveCommand::Search { filters: f, limit, json } => {
             let service = service();
             let (from, to) = (day_ms(&f.from)?, day_ms(&f.to)?);

@@ -352,3 +352,78 @@ backend_tests! {
         assert_eq!(log["entries"][0]["action"], "disclaimer.update");
     }
 }
+
+backend_tests! {
+    async fn retention_purges_what_expired_and_holds_keep_the_rest(app) {
+        let alice = app.login("alice").await;
+        let (_, ab) = direct(&alice, "bob@example.com").await;
+        let (_, ac) = direct(&alice, "carol@example.com").await;
+        let (ab, ac) = (ab["id"].as_i64().unwrap(), ac["id"].as_i64().unwrap());
+        // Messages from 40 days ago, stored as they were then, and one from today.
+        let store = app.service.store();
+        let me = sb_core::conversation::Member { id: app.service.user_by_address("alice@example.com").await.unwrap().id, address: sb_core::Address::parse("alice@example.com").unwrap() };
+        let old = app.service.now() - 40 * 86_400_000;
+        let msg = |c: i64, body: &str, ts: i64| sb_core::NewEvent {
+            conversation: sb_core::ConversationId(c),
+            kind: sb_core::EventKind::Message,
+            actor: Some(me.clone()),
+            body: body.into(),
+            client_id: None,
+            ts,
+            note: None,
+        };
+        store.append_events(&[msg(ab, "ancient plan alpha", old), msg(ac, "ancient plan beta", old)]).await.unwrap();
+        alice.post(&format!("/api/v1/conversations/{ab}/messages"), json!({"body": "fresh plan gamma"})).await;
+
+        let trent = app.login("trent").await;
+        for bad in [json!({"policies": [{"days": 0}]}), json!({"policies": [{"group": "nowhere", "days": 5}]}), json!({"policies": [{"days": 5}, {"days": 6}]})] {
+            let (s, v) = trent.send_json(reqwest::Method::PUT, "/api/v1/retention", bad).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        }
+        let (s, _) = alice.send_json(reqwest::Method::PUT, "/api/v1/retention", json!({"policies": [{"days": 1}]})).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, v) = trent.send_json(reqwest::Method::PUT, "/api/v1/retention", json!({"policies": [{"days": 30}, {"group": "legal", "days": 3650}]})).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, hold) = trent.post("/api/v1/holds", json!({"custodian": "carol@example.com", "reason": "case 42"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{hold}");
+
+        let (s, r) = trent.post("/api/v1/archive/purge", json!({})).await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        assert_eq!((r["conversations"].as_u64(), r["held"].as_u64()), (Some(1), Some(1)), "{r}");
+        assert!(r["records"].as_u64().unwrap() >= 1 && r["events"].as_u64().unwrap() >= 1);
+        // Gone from search, the archive body and the history; the rest stays.
+        let (_, v) = trent.get("/api/v1/archive/search?q=ancient").await;
+        let bodies: Vec<String> = v["hits"].as_array().unwrap().iter().map(|h| h["snippet"].to_string()).collect();
+        assert_eq!(bodies.len(), 1, "only carol's (held) remains: {v}");
+        assert!(bodies[0].contains("beta"));
+        let (_, conv) = trent.get(&format!("/api/v1/archive/conversations/{ab}")).await;
+        let records = conv["records"].as_array().unwrap();
+        assert!(records.iter().any(|r| r["body"].is_null()), "purged record kept its place");
+        assert!(records.iter().any(|r| r["body"] == "fresh plan gamma"));
+        let (_, h) = alice.get(&format!("/api/v1/conversations/{ab}/messages")).await;
+        assert!(!h.to_string().contains("ancient plan alpha") && h.to_string().contains("fresh plan gamma"), "{h}");
+        // The chain still verifies.
+        let records = store.archive_records(0, 100_000).await.unwrap();
+        let mut v = sb_core::archive::Verifier::new(b"integration test archive key");
+        for rec in &records {
+            v.check(rec).unwrap_or_else(|t| panic!("{t}"));
+        }
+        assert!(v.purged >= 1);
+
+        // Released: carol's goes too on the next run.
+        let id = hold["id"].as_i64().unwrap();
+        let (s, v) = trent.post(&format!("/api/v1/holds/{id}/release"), json!({})).await;
+        assert_eq!((s, v["released_at"].is_i64()), (StatusCode::OK, true), "{v}");
+        let (s, _) = trent.post(&format!("/api/v1/holds/{id}/release"), json!({})).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "not active any more");
+        let (_, r) = trent.post("/api/v1/archive/purge", json!({})).await;
+        assert_eq!(r["conversations"].as_u64(), Some(1), "{r}");
+        let (_, v) = trent.get("/api/v1/archive/search?q=ancient").await;
+        assert_eq!(v["hits"].as_array().unwrap().len(), 0);
+        let (_, log) = app.login("sybil").await.get("/api/v1/audit").await;
+        let actions: Vec<&str> = log["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+        for a in ["retention.update", "hold.create", "hold.release", "archive.purge"] {
+            assert!(actions.contains(&a), "{a}: {actions:?}");
+        }
+    }
+}
