@@ -24,6 +24,9 @@ pub enum LoadCommand {
     Idle(IdleArgs),
     /// Seekers arrive at queues, experts accept and chat, pages poll the status APIs.
     Queues(crate::loadqueues::QueuesArgs),
+    /// The compliance archive on a database of its own: appends/s (sealed and indexed),
+    /// chain verification speed, e-discovery search latency over a large archive.
+    Archive(crate::loadarchive::ArchiveArgs),
 }
 
 #[derive(Args, Clone)]
@@ -79,6 +82,7 @@ pub async fn run(cmd: LoadCommand) -> anyhow::Result<()> {
         LoadCommand::Chat(a) => chat(a).await,
         LoadCommand::Idle(a) => idle(a).await,
         LoadCommand::Queues(a) => crate::loadqueues::run(a).await,
+        LoadCommand::Archive(a) => crate::loadarchive::run(a).await,
     }
 }
 
