@@ -2687,7 +2687,7 @@
   const DASH_EVERY_MS = 2000;
   const A = {
     allowed: false,
-    page: null, // 'manage' | 'dashboard' | null
+    page: null, // 'manage' | 'dashboard' | 'compliance' | 'audit' | null
     queues: [], // GET /queues
     editing: null, // null: new queue; else the id being edited
     members: [], // [{address, priority, skills}] in the form

@@ -66,10 +66,12 @@ pub enum Role {
     /// A queue's own directory entry (its address, reachable like a person). Never signs in;
     /// the server speaks for it.
     Queue,
+    /// A sender the server speaks for (the alerts address). Never signs in.
+    Service,
 }
 
 impl Role {
-    pub const ALL: [Role; 8] = [
+    pub const ALL: [Role; 9] = [
         Role::User,
         Role::Expert,
         Role::QueueManager,
@@ -78,6 +80,7 @@ impl Role {
         Role::Auditor,
         Role::Guest,
         Role::Queue,
+        Role::Service,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -89,6 +92,7 @@ impl Role {
             Role::Auditor => "auditor",
             Role::Guest => "guest",
             Role::Queue => "queue",
+            Role::Service => "service",
         }
     }
     pub fn parse(s: &str) -> Result<Self, CoreError> {

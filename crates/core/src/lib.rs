@@ -4,6 +4,7 @@
 //! does no I/O: no sockets, no database, no async runtime. Time comes from an injected
 //! [`Clock`], so every state machine here is deterministic and testable in memory.
 
+pub mod alerts;
 pub mod archive;
 pub mod clock;
 pub mod conversation;

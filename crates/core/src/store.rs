@@ -200,6 +200,44 @@ pub trait Store: Send + Sync + 'static {
     async fn archive(&self, entries: &[crate::archive::ArchiveEntry]) -> StoreResult<()>;
     /// Archive records after `after`, in id order (for verification and export).
     async fn archive_records(&self, after: i64, limit: i64) -> StoreResult<Vec<crate::archive::ArchiveRecord>>;
+    // --- alerts ---
+    /// Store an alert and a pending delivery for each recipient, in one transaction.
+    async fn create_alert(
+        &self,
+        alert: &crate::alerts::NewAlert,
+        recipients: &[UserId],
+        now: Millis,
+    ) -> StoreResult<crate::alerts::Alert>;
+    /// More recipients for an alert (escalation round `round`); existing ones are kept.
+    async fn add_alert_deliveries(&self, alert: i64, recipients: &[UserId], round: i32, now: Millis)
+        -> StoreResult<()>;
+    async fn alert(&self, id: i64) -> StoreResult<Option<(crate::alerts::Alert, Vec<crate::alerts::Delivery>)>>;
+    /// Newest first, ids below `before`, optionally of one source.
+    async fn alerts(
+        &self,
+        source: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::alerts::AlertSummary>>;
+    /// An unexpired alert of `source` with this deduplication key.
+    async fn open_alert_by_key(&self, source: &str, key: &str, now: Millis) -> StoreResult<Option<i64>>;
+    /// Pending deliveries of unexpired alerts, of one user or everyone, oldest first.
+    async fn pending_deliveries(
+        &self,
+        user: Option<UserId>,
+        now: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::alerts::Delivery>>;
+    async fn set_deliveries(&self, updates: &[crate::alerts::DeliveryUpdate], now: Millis) -> StoreResult<()>;
+    /// The user read their alerts conversation up to `up_to`: delivered alerts there become
+    /// read. Returns those alerts.
+    async fn alerts_read(&self, user: UserId, conversation: i64, up_to: i64, now: Millis) -> StoreResult<Vec<i64>>;
+    async fn expire_alerts(&self, now: Millis) -> StoreResult<u64>;
+    async fn escalations_due(&self, now: Millis) -> StoreResult<Vec<crate::alerts::Alert>>;
+    /// False when it was escalated already (by someone else).
+    async fn mark_escalated(&self, id: i64, now: Millis) -> StoreResult<bool>;
+    async fn latest_unacked_alert(&self, user: UserId) -> StoreResult<Option<i64>>;
+
     // --- compliance ---
     /// Retention policies: (group, or None for everyone; days).
     async fn retention_policies(&self) -> StoreResult<Vec<(Option<GroupId>, i64)>>;

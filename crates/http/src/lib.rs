@@ -2,6 +2,7 @@
 //! health, readiness and metrics. Decoding and encoding only; all decisions are the
 //! service's.
 
+mod alerts;
 mod compliance;
 pub mod error;
 pub mod extract;
@@ -82,6 +83,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/webhooks"),
     ("delete", "/api/v1/webhooks/{id}"),
     ("get", "/api/v1/webhooks/{id}/deliveries"),
+    ("get", "/api/v1/alerts"),
+    ("post", "/api/v1/alerts"),
+    ("get", "/api/v1/alerts/{id}"),
+    ("post", "/api/v1/alerts/{id}/ack"),
     ("get", "/api/v1/walls"),
     ("post", "/api/v1/walls"),
     ("put", "/api/v1/walls/{id}"),
@@ -149,6 +154,9 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/webhooks", get(queues::list_webhooks).post(queues::create_webhook))
         .route("/api/v1/webhooks/{id}", delete(queues::delete_webhook))
         .route("/api/v1/webhooks/{id}/deliveries", get(queues::deliveries))
+        .route("/api/v1/alerts", get(alerts::list).post(alerts::send))
+        .route("/api/v1/alerts/{id}", get(alerts::get))
+        .route("/api/v1/alerts/{id}/ack", post(alerts::ack))
         .route("/api/v1/walls", get(compliance::walls).post(compliance::create_wall))
         .route("/api/v1/walls/{id}", put(compliance::update_wall))
         .route("/api/v1/compliance/violations", get(compliance::violations))

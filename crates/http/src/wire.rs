@@ -122,6 +122,11 @@ pub fn encode(frame: &Frame) -> String {
             "seeker": o.seeker.as_str(), "seeker_name": o.seeker_name, "question": o.question,
             "expires_at": o.expires_at, "conversation": o.conversation.0, "answers": answers(&o.answers),
         }),
+        Frame::Alert(a) => json!({
+            "type": "alert", "id": a.id, "title": a.title, "body": a.body, "priority": a.priority,
+            "ack_required": a.ack_required, "created_at": a.created_at, "conversation": a.conversation, "reminder": a.round > 0,
+        }),
+        Frame::AlertAcked { id } => json!({"type": "alert_acked", "id": id}),
         Frame::Violation(v) => {
             let mut j = violation(v);
             j["type"] = json!("compliance_violation");

@@ -174,6 +174,11 @@ async fn run(
     resume: Option<EventId>,
 ) {
     let (handle, snapshot) = service.open_session(&user, watch, console);
+    {
+        // Alerts held for this user while they were away.
+        let (service, user) = (service.clone(), user.id);
+        tokio::spawn(async move { service.deliver_held_alerts(user).await });
+    }
     let key = handle.key;
     service.replay_queue_state(key, &user);
     let mut rx = handle.rx;

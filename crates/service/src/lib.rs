@@ -5,6 +5,7 @@
 //! writer, sign-in and rate limits, and metrics. It knows nothing of HTTP or JSON framing:
 //! it hands edges domain [`Frame`]s and errors, and each edge encodes them its own way.
 
+pub mod alerts;
 pub mod auth;
 pub mod compliance;
 pub mod demo;
@@ -71,6 +72,8 @@ pub struct Settings {
     /// Whose presence anonymous web pages may read (`GET /api/v1/presence`, the SDK's
     /// `onPresence`).
     pub public_presence: PublicPresence,
+    /// Alerts one source (application, mailbox, webhook) may send per minute.
+    pub alerts_per_minute: usize,
 }
 
 /// Whose presence is public (for web pages, without signing in).
@@ -113,6 +116,7 @@ impl Default for Settings {
             guest_sessions_per_hour: 20,
             max_members: 500,
             public_presence: PublicPresence::Experts,
+            alerts_per_minute: 120,
         }
     }
 }
@@ -130,6 +134,12 @@ pub enum Frame {
     },
     /// To a seeker (and the assigned expert): where a queue chat stands.
     QueueChat(queue_chats::ChatView),
+    /// To a recipient: an alert (or a reminder of one).
+    Alert(alerts::AlertView),
+    /// To a recipient: they acknowledged this alert (from another session or by reply).
+    AlertAcked {
+        id: i64,
+    },
     /// To compliance officers: an ethical wall was crossed (blocked or flagged).
     Violation(compliance::ViolationView),
     Ack {
@@ -235,6 +245,11 @@ pub struct Service {
     guest_limiter: Mutex<SlidingWindow>,
     webhook_client: reqwest::Client,
     delivering: std::sync::atomic::AtomicBool,
+    /// The alerts sender, once known; each recipient's conversation with it.
+    alerts_sender: Mutex<Option<User>>,
+    alert_conversations: Mutex<HashMap<UserId, ConversationId>>,
+    /// Alerts per source per minute.
+    alert_limiter: Mutex<SlidingWindow>,
     /// Ethical walls, as the pipeline and every look-up read them.
     walls: Arc<std::sync::RwLock<Arc<sb_core::walls::WallIndex>>>,
     walls_fingerprint: Mutex<String>,
@@ -269,6 +284,7 @@ impl Service {
         let (im_tx, mut im_rx) = mpsc::channel::<(User, Arc<Conversation>, String)>(1024);
         let settings_public_limit = settings.public_requests_per_minute;
         let settings_guest_limit = settings.guest_sessions_per_hour;
+        let settings_alerts_limit = settings.alerts_per_minute;
 
         let service = Arc::new(Self {
             login_by_address: Mutex::new(SlidingWindow::new(
@@ -301,6 +317,9 @@ impl Service {
                 .unwrap_or_else(|_| reqwest::Client::new()),
             delivering: std::sync::atomic::AtomicBool::new(false),
             queue_im: im_tx,
+            alerts_sender: Mutex::new(None),
+            alert_conversations: Mutex::default(),
+            alert_limiter: Mutex::new(SlidingWindow::new(settings_alerts_limit, 60_000)),
             walls,
             walls_fingerprint: Mutex::new(String::new()),
             disclaimers: Default::default(),
@@ -340,6 +359,11 @@ impl Service {
                     continue;
                 }
                 n += 1;
+                if n.is_multiple_of(4) {
+                    if let Err(e) = service.alerts_tick().await {
+                        tracing::warn!(error = %e, "alert expiry/escalation failed");
+                    }
+                }
                 if n.is_multiple_of(4) {
                     if let Err(e) = service.store.maintenance().await {
                         tracing::warn!(error = %e, "storage maintenance failed");
@@ -807,7 +831,7 @@ impl Service {
         let stored = self.append(events, origin).await?;
         let event =
             stored.into_iter().last().ok_or(CoreError::Store(StoreError::Unavailable("nothing stored".into())))?;
-        if self.concerns_queue_im(sender, &conversation) {
+        if self.concerns_queue_im(sender, &conversation) || self.concerns_alerts(sender, &conversation) {
             // A message to a queue's address, or in a queue chat someone follows on plain IM:
             // handled after the sender has their ack, in order.
             let _ = self.queue_im.send((sender.clone(), conversation.clone(), body.to_string())).await;
@@ -859,6 +883,7 @@ impl Service {
         // A marker past the end would swallow messages not yet sent.
         let last = self.store.history(id, None, None, 1).await?.last().map(|e| e.id).unwrap_or_default();
         let now_at = self.store.mark_read(id, user.id, up_to.min(last)).await?;
+        self.alerts_read(user, &c, now_at).await;
         let frame = Outbound::new(Frame::Read { conversation: id, address: user.address.clone(), up_to: now_at });
         self.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
         Ok(now_at)

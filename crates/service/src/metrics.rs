@@ -96,6 +96,8 @@ pub struct Metrics {
     pub logins_limited: Counter,
     pub presence_changes: Counter,
     pub users_online: Gauge,
+    pub alerts_sent: Counter,
+    pub alert_deliveries: Counter,
 }
 
 impl Metrics {
@@ -141,6 +143,13 @@ impl Metrics {
             "switchboard_messages_refused_total",
             "Chat messages refused by the pipeline.",
             &[("", self.messages_refused.get())],
+        );
+        counter(&mut o, "switchboard_alerts_total", "Alerts accepted.", &[("", self.alerts_sent.get())]);
+        counter(
+            &mut o,
+            "switchboard_alert_deliveries_total",
+            "Alert messages delivered to recipients.",
+            &[("", self.alert_deliveries.get())],
         );
         counter(
             &mut o,

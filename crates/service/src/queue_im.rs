@@ -332,6 +332,10 @@ impl Service {
 
     /// After a message in a direct conversation or a queue chat: the queue's part in it.
     pub(crate) async fn after_message(&self, sender: &User, conversation: &sb_core::Conversation, body: &str) {
+        if self.concerns_alerts(sender, conversation) {
+            self.alerts_reply(sender, conversation.id, body).await;
+            return;
+        }
         match conversation.kind {
             ConversationKind::Direct => {
                 if self.queue_of_account(sender.id).is_some() {

@@ -6,6 +6,7 @@
 //! partial indexes, integers for times and flags). What differs — DDL, connection pragmas —
 //! lives in the per-backend migrations and in [`SqlStore::connect`].
 
+mod alerts;
 mod archive;
 mod compliance;
 
@@ -54,6 +55,8 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/sqlite/0007_queue_options.sql")),
     (8, include_str!("../migrations/sqlite/0008_archive.sql")),
     (9, include_str!("../migrations/sqlite/0009_compliance.sql")),
+    (10, include_str!("../migrations/sqlite/0010_alerts.sql")),
+    (11, include_str!("../migrations/sqlite/0011_archive_index.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -65,6 +68,8 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/postgres/0007_queue_options.sql")),
     (8, include_str!("../migrations/postgres/0008_archive.sql")),
     (9, include_str!("../migrations/postgres/0009_compliance.sql")),
+    (10, include_str!("../migrations/postgres/0010_alerts.sql")),
+    (11, include_str!("../migrations/postgres/0011_archive_index.sql")),
 ];
 
 /// What a commit survives on SQLite (PostgreSQL follows its own `synchronous_commit`).
@@ -1626,6 +1631,75 @@ impl Store for SqlStore {
 
     async fn disclaimer_shown(&self, rule: i64, pair: &str, day: i64) -> StoreResult<bool> {
         self.disclaimer_shown_impl(rule, pair, day).await
+    }
+
+    async fn create_alert(
+        &self,
+        a: &sb_core::alerts::NewAlert,
+        recipients: &[UserId],
+        now: Millis,
+    ) -> StoreResult<sb_core::alerts::Alert> {
+        self.create_alert_impl(a, recipients, now).await
+    }
+
+    async fn add_alert_deliveries(
+        &self,
+        alert: i64,
+        recipients: &[UserId],
+        round: i32,
+        now: Millis,
+    ) -> StoreResult<()> {
+        self.add_deliveries_impl(alert, recipients, round, now).await
+    }
+
+    async fn alert(&self, id: i64) -> StoreResult<Option<(sb_core::alerts::Alert, Vec<sb_core::alerts::Delivery>)>> {
+        self.alert_impl(id).await
+    }
+
+    async fn alerts(
+        &self,
+        source: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<sb_core::alerts::AlertSummary>> {
+        self.alerts_impl(source, before, limit).await
+    }
+
+    async fn open_alert_by_key(&self, source: &str, key: &str, now: Millis) -> StoreResult<Option<i64>> {
+        self.open_alert_by_key_impl(source, key, now).await
+    }
+
+    async fn pending_deliveries(
+        &self,
+        user: Option<UserId>,
+        now: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<sb_core::alerts::Delivery>> {
+        self.pending_deliveries_impl(user, now, limit).await
+    }
+
+    async fn set_deliveries(&self, updates: &[sb_core::alerts::DeliveryUpdate], now: Millis) -> StoreResult<()> {
+        self.set_deliveries_impl(updates, now).await
+    }
+
+    async fn alerts_read(&self, user: UserId, conversation: i64, up_to: i64, now: Millis) -> StoreResult<Vec<i64>> {
+        self.alerts_read_impl(user, conversation, up_to, now).await
+    }
+
+    async fn expire_alerts(&self, now: Millis) -> StoreResult<u64> {
+        self.expire_alerts_impl(now).await
+    }
+
+    async fn escalations_due(&self, now: Millis) -> StoreResult<Vec<sb_core::alerts::Alert>> {
+        self.escalations_due_impl(now).await
+    }
+
+    async fn mark_escalated(&self, id: i64, now: Millis) -> StoreResult<bool> {
+        self.mark_escalated_impl(id, now).await
+    }
+
+    async fn latest_unacked_alert(&self, user: UserId) -> StoreResult<Option<i64>> {
+        self.latest_unacked_impl(user).await
     }
 
     async fn retention_policies(&self) -> StoreResult<Vec<(Option<GroupId>, i64)>> {

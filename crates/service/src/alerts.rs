@@ -1,0 +1,440 @@
+//! Alerts at run time: audiences resolved against the directory and presence, durable
+//! delivery records, delivery as messages from the alerts address through the message
+//! pipeline (so alerts are archived and policy-checked like any chat), held alerts at
+//! sign-in, acknowledgement (button or a reply "ack" from any client), expiry and
+//! escalation.
+//!
+//! The dispatch queue is the store: an alert and a pending delivery per recipient are
+//! written before anything is sent. Each delivery's message carries a client id unique to
+//! (alert, recipient, round), so re-sending after a restart finds the stored message
+//! instead of sending it twice.
+
+use crate::hub::Outbound;
+use crate::{Frame, Result, Service, ServiceError};
+use sb_core::alerts::{Alert, Audience, Delivery, DeliveryState, DeliveryUpdate, NewAlert, PresenceFilter};
+use sb_core::pipeline::{Door, Submission};
+use sb_core::{Address, ConversationId, ConversationKind, CoreError, EventKind, PresenceState, Role, User, UserId};
+use serde_json::json;
+use std::collections::BTreeSet;
+
+/// An alert as its recipients' clients show it.
+#[derive(Debug, Clone)]
+pub struct AlertView {
+    pub id: i64,
+    pub title: String,
+    pub body: String,
+    pub priority: &'static str,
+    pub ack_required: bool,
+    pub created_at: sb_core::Millis,
+    pub conversation: i64,
+    /// 0: first delivery; 1: a reminder (escalation).
+    pub round: i32,
+}
+
+/// The result of sending.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub alert: Alert,
+    pub recipients: usize,
+    /// An open alert with the same deduplication key was found; nothing new was sent.
+    pub duplicate: bool,
+}
+
+impl Service {
+    /// The alerts sender (`alerts@<domain>`), made on first use.
+    pub(crate) async fn alerts_account(&self) -> Result<User> {
+        if let Some(u) = self.alerts_sender.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Ok(u);
+        }
+        let address = Address::parse(&format!("alerts@{}", self.settings.domain))?;
+        let user = match self.store.user_by_address(&address).await? {
+            Some(u) => u,
+            None => {
+                let new = sb_core::directory::NewUser {
+                    address: address.clone(),
+                    display_name: "Alerts".into(),
+                    email: String::new(),
+                    locale: "en".into(),
+                    roles: vec![Role::Service],
+                    password_hash: None,
+                };
+                match self.store.create_user(new, self.now()).await {
+                    Ok(u) => u,
+                    Err(_) => {
+                        self.store.user_by_address(&address).await?.ok_or(CoreError::NotFound("alerts account"))?
+                    }
+                }
+            }
+        };
+        *self.alerts_sender.lock().unwrap_or_else(|e| e.into_inner()) = Some(user.clone());
+        Ok(user)
+    }
+
+    fn alerts_account_id(&self) -> Option<UserId> {
+        self.alerts_sender.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|u| u.id)
+    }
+
+    /// Who an audience is now: directory users (not disabled, not guests), by presence.
+    pub(crate) async fn resolve_audience(&self, a: &Audience) -> Result<Vec<User>> {
+        let filter = a.presence_filter().map_err(CoreError::Invalid)?;
+        let mut ids: BTreeSet<UserId> = BTreeSet::new();
+        let mut users: Vec<User> = Vec::new();
+        let mut add = |u: User, ids: &mut BTreeSet<UserId>| {
+            if !u.disabled
+                && !u.is_guest()
+                && !u.has_role(Role::Queue)
+                && !u.has_role(Role::Service)
+                && ids.insert(u.id)
+            {
+                users.push(u);
+            }
+        };
+        if a.everyone {
+            for u in self.store.users("", 1_000_000).await? {
+                add(u, &mut ids);
+            }
+        }
+        for raw in &a.users {
+            let u = self.user_by_address(raw).await.map_err(|_| CoreError::Invalid(format!("no such user: {raw}")))?;
+            add(u, &mut ids);
+        }
+        if !a.groups.is_empty() {
+            let memberships = self.store.group_memberships().await?;
+            for slug in &a.groups {
+                let g = self
+                    .store
+                    .group(&slug.to_lowercase())
+                    .await?
+                    .ok_or_else(|| CoreError::Invalid(format!("no such group: {slug}")))?;
+                for (_, u) in memberships.iter().filter(|(gid, _)| *gid == g.id) {
+                    if let Some(u) = self.store.user(*u).await? {
+                        add(u, &mut ids);
+                    }
+                }
+            }
+        }
+        for q in &a.queues {
+            let def = self.queues.find(q).ok_or_else(|| CoreError::Invalid(format!("no such queue: {q}")))?;
+            for m in &def.members {
+                if let Some(u) = self.store.user(m.user).await? {
+                    add(u, &mut ids);
+                }
+            }
+        }
+        Ok(users
+            .into_iter()
+            .filter(|u| {
+                let p = self.presence(u.id);
+                match filter {
+                    PresenceFilter::Any => true,
+                    PresenceFilter::Online => p.state != PresenceState::Offline,
+                    PresenceFilter::Available => p.state == PresenceState::Available && !p.idle,
+                }
+            })
+            .collect())
+    }
+
+    /// Send an alert: stored with a delivery per recipient, then delivered to everyone
+    /// online; held (or dropped) for the others.
+    pub async fn send_alert(&self, mut a: NewAlert) -> Result<Sent> {
+        a.validate().map_err(CoreError::Invalid)?;
+        let now = self.now();
+        self.alert_limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .hit(&a.source, now)
+            .map_err(|ms| ServiceError::RateLimited((ms as u64).div_ceil(1000)))?;
+        if let Some(key) = &a.dedup_key {
+            if let Some(id) = self.store.open_alert_by_key(&a.source, key, now).await? {
+                let (alert, deliveries) = self.store.alert(id).await?.ok_or(CoreError::NotFound("alert"))?;
+                return Ok(Sent { alert, recipients: deliveries.len(), duplicate: true });
+            }
+        }
+        a.title = a.title.trim().to_string();
+        let recipients = self.resolve_audience(&a.audience).await?;
+        if recipients.is_empty() {
+            return Err(CoreError::Invalid("nobody in the audience (as filtered by presence)".into()).into());
+        }
+        let ids: Vec<UserId> = recipients.iter().map(|u| u.id).collect();
+        let alert = self.store.create_alert(&a, &ids, now).await?;
+        self.metrics.alerts_sent.inc();
+        self.deliver_alert(&alert, &ids, 0).await?;
+        Ok(Sent { alert, recipients: ids.len(), duplicate: false })
+    }
+
+    /// Deliver an alert (round 0) or a reminder (round 1) to those of `users` who are
+    /// online; offline ones stay pending (held) or fail (drop).
+    pub(crate) async fn deliver_alert(&self, alert: &Alert, users: &[UserId], round: i32) -> Result<()> {
+        let account = self.alerts_account().await?;
+        let (online, offline): (Vec<UserId>, Vec<UserId>) =
+            users.iter().partition(|u| self.hub.address_of(**u).is_some());
+        if !alert.alert.hold_offline && round == 0 && !offline.is_empty() {
+            let failed: Vec<DeliveryUpdate> = offline
+                .iter()
+                .map(|u| DeliveryUpdate {
+                    alert: alert.id,
+                    user: *u,
+                    state: DeliveryState::Failed,
+                    conversation: None,
+                    event: None,
+                    detail: "recipient offline (offline policy: drop)".into(),
+                })
+                .collect();
+            self.store.set_deliveries(&failed, self.now()).await?;
+        }
+        for chunk in online.chunks(2000) {
+            self.deliver_chunk(&account, alert, chunk, round).await?;
+        }
+        Ok(())
+    }
+
+    async fn deliver_chunk(&self, account: &User, alert: &Alert, users: &[UserId], round: i32) -> Result<()> {
+        let now = self.now();
+        let mut events = Vec::with_capacity(users.len() * 2);
+        let mut targets: Vec<(UserId, ConversationId)> = Vec::with_capacity(users.len());
+        let body = if round == 0 {
+            alert.alert.message(alert.id)
+        } else {
+            format!("[REMINDER] {}", alert.alert.message(alert.id))
+        };
+        for u in users {
+            let (conversation, created) = self.alerts_conversation(account, *u).await?;
+            let c = self.conversation(conversation).await?;
+            // The same pipeline as every message: walls and other policies apply here too.
+            if let Err(e) =
+                self.pipeline.admit(&Submission { door: Door::Alert, sender: account, conversation: &c, body: &body })
+            {
+                let update = DeliveryUpdate {
+                    alert: alert.id,
+                    user: *u,
+                    state: DeliveryState::Failed,
+                    conversation: Some(conversation.0),
+                    event: None,
+                    detail: e.to_string(),
+                };
+                self.store.set_deliveries(&[update], now).await?;
+                continue;
+            }
+            if created {
+                events.push(self.new_event(conversation, EventKind::Created, Some(account), String::new(), None));
+            }
+            let mut e = self.new_event(
+                conversation,
+                EventKind::Message,
+                Some(account),
+                body.clone(),
+                Some(format!("alert-{}-{}-{round}", alert.id, u.0)),
+            );
+            e.note =
+                Some(json!({"alert": alert.id, "priority": alert.alert.priority.as_str(), "round": round}).to_string());
+            events.push(e);
+            targets.push((*u, conversation));
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        let stored = self.append(events, None).await?;
+        let mut updates = Vec::with_capacity(targets.len());
+        for (u, conversation) in targets {
+            let Some(ev) = stored.iter().find(|e| e.conversation == conversation && e.kind == EventKind::Message)
+            else {
+                continue;
+            };
+            let view = AlertView {
+                id: alert.id,
+                title: alert.alert.title.clone(),
+                body: alert.alert.body.clone(),
+                priority: alert.alert.priority.as_str(),
+                ack_required: alert.alert.ack_required,
+                created_at: alert.created_at,
+                conversation: conversation.0,
+                round,
+            };
+            self.hub.send_to_users([u], &Outbound::new(Frame::Alert(view)), None);
+            if round == 0 {
+                updates.push(DeliveryUpdate {
+                    alert: alert.id,
+                    user: u,
+                    state: DeliveryState::Delivered,
+                    conversation: Some(conversation.0),
+                    event: Some(ev.id.0),
+                    detail: String::new(),
+                });
+            }
+        }
+        self.store.set_deliveries(&updates, now).await?;
+        self.metrics.alert_deliveries.add(updates.len() as u64);
+        Ok(())
+    }
+
+    /// The direct conversation between the alerts sender and `user` (made on first use).
+    async fn alerts_conversation(&self, account: &User, user: UserId) -> Result<(ConversationId, bool)> {
+        if let Some(c) = self.alert_conversations.lock().unwrap_or_else(|e| e.into_inner()).get(&user) {
+            return Ok((*c, false));
+        }
+        let (c, created) =
+            self.store.create_conversation(ConversationKind::Direct, "", &[account.id, user], self.now()).await?;
+        if created {
+            let conv = self.conversation(c).await?;
+            self.hub.send_to_users([user], &Outbound::new(Frame::Conversation(conv.as_ref().clone())), None);
+        }
+        self.alert_conversations.lock().unwrap_or_else(|e| e.into_inner()).insert(user, c);
+        Ok((c, created))
+    }
+
+    /// A user signed in: their held alerts now.
+    pub async fn deliver_held_alerts(&self, user: UserId) {
+        let pending = match self.store.pending_deliveries(Some(user), self.now(), 500).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read held alerts");
+                return;
+            }
+        };
+        for d in pending {
+            if let Ok(Some((alert, _))) = self.store.alert(d.alert).await {
+                if let Err(e) = self.deliver_alert(&alert, &[user], 0).await {
+                    tracing::error!(error = %e, alert = alert.id, "cannot deliver a held alert");
+                }
+            }
+        }
+    }
+
+    /// A recipient acknowledges (the newest open one when `id` is None).
+    pub async fn ack_alert(&self, user: &User, id: Option<i64>) -> Result<i64> {
+        let id = match id {
+            Some(i) => i,
+            None => {
+                self.store.latest_unacked_alert(user.id).await?.ok_or(CoreError::NotFound("alert to acknowledge"))?
+            }
+        };
+        let (alert, deliveries) = self.store.alert(id).await?.ok_or(CoreError::NotFound("alert"))?;
+        let mine = deliveries.iter().find(|d| d.user == user.id).ok_or(CoreError::NotFound("alert"))?;
+        match mine.state {
+            DeliveryState::Acknowledged => return Ok(id),
+            DeliveryState::Expired | DeliveryState::Failed => {
+                return Err(CoreError::Conflict(format!("the alert is {}", mine.state.as_str())).into())
+            }
+            _ => {}
+        }
+        let _ = alert;
+        let update = DeliveryUpdate {
+            alert: id,
+            user: user.id,
+            state: DeliveryState::Acknowledged,
+            conversation: None,
+            event: None,
+            detail: String::new(),
+        };
+        self.store.set_deliveries(&[update], self.now()).await?;
+        self.hub.send_to_users([user.id], &Outbound::new(Frame::AlertAcked { id }), None);
+        Ok(id)
+    }
+
+    /// Replies in a conversation with the alerts sender: "ack" (or "ack <id>") acknowledges.
+    pub(crate) async fn alerts_reply(&self, sender: &User, conversation: ConversationId, body: &str) {
+        let text = body.trim().to_ascii_lowercase();
+        let id = match text.strip_prefix("ack") {
+            Some(rest) if rest.trim().is_empty() => None,
+            Some(rest) => match rest.trim().trim_start_matches('#').parse::<i64>() {
+                Ok(i) => Some(i),
+                Err(_) => return,
+            },
+            None => return,
+        };
+        let reply = match self.ack_alert(sender, id).await {
+            Ok(i) => format!("Alert {i} acknowledged. Thank you."),
+            Err(e) => format!("Sorry: {e}"),
+        };
+        if let Ok(account) = self.alerts_account().await {
+            let _ = self.send_message(&account, None, Door::Alert, conversation, &reply, None).await;
+        }
+    }
+
+    /// Does a message concern the alerts sender (a reply to it)?
+    pub(crate) fn concerns_alerts(&self, sender: &User, conversation: &sb_core::Conversation) -> bool {
+        conversation.kind == ConversationKind::Direct
+            && self
+                .alerts_account_id()
+                .is_some_and(|a| a != sender.id && conversation.members.iter().any(|m| m.id == a))
+    }
+
+    /// The alerts conversation was read up to an event: deliveries there are read.
+    pub(crate) async fn alerts_read(&self, user: &User, conversation: &sb_core::Conversation, up_to: sb_core::EventId) {
+        if self.alerts_account_id().is_some_and(|a| conversation.members.iter().any(|m| m.id == a)) {
+            if let Err(e) = self.store.alerts_read(user.id, conversation.id.0, up_to.0, self.now()).await {
+                tracing::warn!(error = %e, "cannot mark alerts read");
+            }
+        }
+    }
+
+    /// Time passes: held deliveries expire, unacknowledged alerts escalate.
+    pub async fn alerts_tick(&self) -> Result<()> {
+        let now = self.now();
+        self.store.expire_alerts(now).await?;
+        for alert in self.store.escalations_due(now).await? {
+            if !self.store.mark_escalated(alert.id, now).await? {
+                continue;
+            }
+            let Some(esc) = alert.alert.escalation.clone() else { continue };
+            match esc.audience {
+                Some(audience) => {
+                    let more: Vec<UserId> = self.resolve_audience(&audience).await?.into_iter().map(|u| u.id).collect();
+                    self.store.add_alert_deliveries(alert.id, &more, 1, now).await?;
+                    let fresh: Vec<UserId> = self
+                        .store
+                        .alert(alert.id)
+                        .await?
+                        .map(|(_, ds)| {
+                            ds.into_iter()
+                                .filter(|d| d.round == 1 && d.state == DeliveryState::Pending)
+                                .map(|d| d.user)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    self.deliver_alert(&alert, &fresh, 0).await?;
+                    tracing::info!(alert = alert.id, recipients = fresh.len(), "alert escalated to a second audience");
+                }
+                None => {
+                    let open: Vec<UserId> = self
+                        .store
+                        .alert(alert.id)
+                        .await?
+                        .map(|(_, ds)| {
+                            ds.into_iter()
+                                .filter(|d| matches!(d.state, DeliveryState::Delivered | DeliveryState::Read))
+                                .map(|d| d.user)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    self.deliver_alert(&alert, &open, 1).await?;
+                    tracing::info!(alert = alert.id, recipients = open.len(), "alert re-sent (not acknowledged)");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn alert_with_deliveries(&self, id: i64) -> Result<(Alert, Vec<(Delivery, String)>)> {
+        let (alert, deliveries) = self.store.alert(id).await?.ok_or(CoreError::NotFound("alert"))?;
+        let mut out = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            let who = self.hub.address_of(d.user).map(|a| a.to_string());
+            let who = match who {
+                Some(w) => w,
+                None => self.store.user(d.user).await?.map(|u| u.address.to_string()).unwrap_or_default(),
+            };
+            out.push((d, who));
+        }
+        Ok((alert, out))
+    }
+
+    pub async fn alerts_list(
+        &self,
+        source: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<sb_core::alerts::AlertSummary>> {
+        Ok(self.store.alerts(source, before, limit.clamp(1, 200)).await?)
+    }
+}

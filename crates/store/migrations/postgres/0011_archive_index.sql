@@ -1,0 +1,1 @@
+CREATE INDEX archive_conversation_ts ON archive(conversation_id, ts)
