@@ -12,6 +12,12 @@ missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+# Real mail servers and Alertmanager for the alert sources (scripts/dovecot-test.sh,
+# scripts/alertmanager-test.sh start private instances on loopback).
+{ [ -x /usr/sbin/dovecot ] && [ -x /usr/lib/dovecot/imap ] && [ -x /usr/lib/dovecot/pop3 ]; } || missing+=(dovecot-core dovecot-imapd dovecot-pop3d)
+[ -x /usr/bin/prometheus-alertmanager ] || missing+=(prometheus-alertmanager)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]}"
   as_root apt-get update -qq

@@ -285,6 +285,7 @@
     if (!conv) return '';
     if (conv.kind === 'direct') {
       const o = othersIn(conv);
+      if (o.length === 1 && isAlertsConv(conv)) { const n = displayName(o[0]); return n === o[0] ? 'Alerts' : n; }
       return o.length ? displayName(o[0]) : (conv.title || 'Just you');
     }
     if (conv.kind === 'queue') {
@@ -645,6 +646,8 @@
       case 'queue_offer_gone': offerGone(Number(f.chat), String(f.reason || '')); break;
       case 'queue_chat': onQueueChat(f); workChanged(); break;
       case 'compliance_violation': onViolation(f); break;
+      case 'alert': onAlert(f); break;
+      case 'alert_acked': onAlertAcked(f); break;
       default: break;
     }
   }
@@ -835,7 +838,7 @@
 
   function renderTitle() {
     const n = totalUnread();
-    const t = n > 0 ? `(${n}) Switchboard` : 'Switchboard';
+    const t = `${urgentOpen() ? '(!) ' : ''}${n > 0 ? `(${n}) ` : ''}Switchboard`;
     if (document.title !== t) document.title = t;
     const b = $('tab-chats-count');
     b.hidden = n === 0;
@@ -912,7 +915,9 @@
 
   function renderConversations() {
     const list = $('conversation-list');
-    const convs = [...S.convs.values()].sort((a, b) => convActivity(b) - convActivity(a) || b.id - a.id);
+    // The alerts conversation comes first while alerts there wait for an acknowledgement.
+    const pinned = (c) => (isAlertsConv(c) && openAlertsIn(c.id) > 0 ? 1 : 0);
+    const convs = [...S.convs.values()].sort((a, b) => pinned(b) - pinned(a) || convActivity(b) - convActivity(a) || b.id - a.id);
     const wanted = [];
     for (const c of convs) {
       const title = convTitle(c);
@@ -923,12 +928,32 @@
       r.row.title = title;
       setText(r.preview, preview);
       setText(r.time, fmtTime(convActivity(c)));
-      if (c.kind === 'direct') {
+      const alerts = isAlertsConv(c);
+      const openAlerts = alerts ? openAlertsIn(c.id) : 0;
+      r.row.classList.toggle('alerts-conv', alerts);
+      r.row.classList.toggle('has-open-alerts', openAlerts > 0);
+      if (alerts) {
+        r.row.setAttribute('data-alerts', 'true');
+        r.row.setAttribute('data-open-alerts', String(openAlerts));
+        if (openAlerts) r.row.title = `${title}: ${openAlerts} to acknowledge`;
+      } else {
+        r.row.removeAttribute('data-alerts');
+        r.row.removeAttribute('data-open-alerts');
+      }
+      if (alerts) {
+        r.dot.classList.add('group-dot', 'alerts-dot');
+        r.dot.removeAttribute('data-state');
+        r.dot.removeAttribute('data-idle');
+        r.dot.title = 'Alerts';
+        setText(r.dot, '!');
+      } else if (c.kind === 'direct') {
+        r.dot.classList.remove('alerts-dot');
         const o = othersIn(c);
         r.dot.classList.remove('group-dot');
         paintDot(r.dot, presenceOf(o[0] || ''));
         setText(r.dot, '');
       } else {
+        r.dot.classList.remove('alerts-dot');
         r.dot.classList.add('group-dot');
         r.dot.removeAttribute('data-state');
         r.dot.removeAttribute('data-idle');
@@ -1050,7 +1075,10 @@
     setText($('chat-title'), convTitle(conv));
     const dot = $('chat-dot');
     const sub = $('chat-subtitle');
-    if (conv.kind === 'direct') {
+    if (isAlertsConv(conv)) {
+      dot.hidden = true;
+      setText(sub, 'Alerts for you · reply "ack" to acknowledge the latest, or "ack <number>" for another');
+    } else if (conv.kind === 'direct') {
       const o = othersIn(conv)[0] || '';
       const p = presenceOf(o);
       dot.hidden = false;
@@ -1245,8 +1273,11 @@
 
   function route() {
     if (!S.signedIn) return;
-    const adm = /^#\/(manage|dashboard|compliance|audit)$/.exec(location.hash);
-    if (adm && showAdmin(adm[1])) return;
+    const adm = /^#\/(manage|dashboard|compliance|audit|alerts)(?:\/(\d+))?$/.exec(location.hash);
+    if (adm && (adm[2] === undefined || adm[1] === 'alerts')) {
+      if (adm[1] === 'alerts') AL.want = adm[2] === undefined ? null : Number(adm[2]);
+      if (showAdmin(adm[1])) return;
+    }
     hideAdmin();
     const m = /^#\/c\/(\d+)$/.exec(location.hash);
     if (m) {
@@ -2746,7 +2777,11 @@
   function startAdmin() {
     const roles = Array.isArray(S.me && S.me.roles) ? S.me.roles.map(lower) : [];
     A.allowed = roles.includes('admin') || roles.includes('queue_manager');
-    $('admin-nav').hidden = !A.allowed;
+    AL.allowed = roles.includes('admin');
+    $('admin-nav').hidden = !(A.allowed || AL.allowed);
+    $('nav-manage').hidden = !A.allowed;
+    $('nav-dashboard').hidden = !A.allowed;
+    $('nav-alerts').hidden = !AL.allowed;
     startCompliance(roles);
   }
 
@@ -2756,6 +2791,7 @@
     dashboard: ['dash-view', 'nav-dashboard', () => A.allowed],
     compliance: ['compliance-view', 'nav-compliance', () => C.officer],
     audit: ['audit-view', 'nav-audit', () => C.auditor],
+    alerts: ['alerts-view', 'nav-alerts', () => AL.allowed],
   };
 
   function markAdminNav(page) {
@@ -2769,7 +2805,10 @@
   function showAdmin(page) {
     const def = ADMIN_PAGES[page];
     if (!def || !def[2]()) { hideAdmin(); return false; }
-    if (A.page === page && !$('admin').hidden) return true; // already there (route() runs again after a reconnect)
+    if (A.page === page && !$('admin').hidden) { // already there (route() runs again after a reconnect)
+      if (page === 'alerts') showAlerts(); // another alert, or back to the list
+      return true;
+    }
     if (S.current !== null) closeChat();
     A.page = page;
     $('chat').hidden = true;
@@ -2777,10 +2816,12 @@
     document.querySelector('.app').classList.add('admin-open');
     markAdminNav(page);
     if (page !== 'dashboard') stopDashboard();
+    if (page !== 'alerts') stopAlertPoll();
     if (page === 'manage') { renderManageList(); loadAdminQueues(); }
     else if (page === 'dashboard') { A.cards.clear(); $('dash-grid').replaceChildren(); startDashboard(); }
     else if (page === 'compliance') showCompliance();
     else if (page === 'audit') showAudit();
+    else if (page === 'alerts') showAlerts();
     return true;
   }
 
@@ -2788,6 +2829,7 @@
     if (A.page === null && $('admin').hidden) return;
     A.page = null;
     stopDashboard();
+    stopAlertPoll();
     $('admin').hidden = true;
     $('chat').hidden = false;
     document.querySelector('.app').classList.remove('admin-open');
@@ -4382,6 +4424,673 @@
     renderHits();
   }
 
+  // ---------------------------------------------------------------- alerts: recipients
+  // An alert arrives as a message from alerts@<domain> in the recipient's conversation with
+  // that address, followed by an "alert" frame (held ones when the WebSocket connects), and
+  // "alert_acked" once acknowledged (here, in another session, or by replying "ack"). Cards by
+  // priority: low and normal unobtrusive and gone after a while, high prominent, urgent red
+  // and persistent; "Acknowledge" when asked for. A click opens the alerts conversation.
+  const ALERT_PRIORITIES = ['low', 'normal', 'high', 'urgent'];
+  const PRIORITY_LABEL = { low: 'Low', normal: 'Normal', high: 'High', urgent: 'Urgent' };
+  const ALERT_DISMISS_MS = { low: 8000, normal: 12000, high: 30000 }; // urgent: not on its own
+  const ALERT_ACKED_LINGER_MS = 20000;
+  const ALERT_MAX_CARDS = 6;
+  const R = {
+    alerts: new Map(), // id -> {id, title, body, priority, ack_required, created_at, conversation, reminder, acked, acking, error, node, parts, timer, hover}
+    convs: new Set(), // conversation ids the alerts arrived in
+    acked: new Set(), // ids acknowledged (an alert_acked may come before its card)
+  };
+
+  function isAlertsConv(c) {
+    if (!c || c.kind !== 'direct') return false;
+    if (R.convs.has(c.id)) return true;
+    const me = S.me ? S.me.address : '';
+    const at = me.indexOf('@');
+    if (at < 0) return false;
+    const o = othersIn(c);
+    return o.length === 1 && o[0] === `alerts${me.slice(at)}`;
+  }
+
+  /** Alerts of a conversation still waiting for this user's acknowledgement. */
+  function openAlertsIn(convId) {
+    let n = 0;
+    for (const a of R.alerts.values()) if (a.conversation === convId && a.ack_required && !a.acked) n++;
+    return n;
+  }
+
+  function urgentOpen() {
+    for (const a of R.alerts.values()) if (a.priority === 'urgent' && a.ack_required && !a.acked) return true;
+    return false;
+  }
+
+  function onAlert(f) {
+    const id = Number(f.id);
+    if (!Number.isFinite(id)) return;
+    const conv = Number(f.conversation);
+    if (Number.isInteger(conv) && conv > 0) { R.convs.add(conv); ensureConv(conv); }
+    let a = R.alerts.get(id);
+    if (!a) { a = { id, reminder: false, acked: false, acking: false, error: '', node: null, timer: null, hover: false }; R.alerts.set(id, a); }
+    a.title = String(f.title || '');
+    a.body = String(f.body || '');
+    a.priority = ALERT_PRIORITIES.includes(f.priority) ? f.priority : 'normal';
+    a.ack_required = !!f.ack_required;
+    a.created_at = toMs(f.created_at) || a.created_at || Date.now();
+    if (Number.isInteger(conv) && conv > 0) a.conversation = conv;
+    a.reminder = a.reminder || !!f.reminder;
+    a.acked = a.acked || R.acked.has(id);
+    a.error = '';
+    showAlertCard(a);
+    dirty.convs = true;
+    scheduleRender();
+  }
+
+  function onAlertAcked(f) {
+    const id = Number(f.id);
+    if (Number.isFinite(id)) alertAcked(id);
+  }
+
+  function alertAcked(id) {
+    R.acked.add(id);
+    const a = R.alerts.get(id);
+    if (a && !a.acked) {
+      a.acked = true;
+      a.error = '';
+      if (a.node) { paintAlertCard(a); scheduleAlertDismiss(a); }
+    }
+    dirty.convs = true;
+    scheduleRender();
+  }
+
+  function buildAlertCard(a) {
+    const p = {
+      prio: el('span', { class: 'alert-prio', 'data-testid': 'alert-priority' }),
+      reminder: el('span', { class: 'alert-reminder', 'data-testid': 'alert-reminder', text: 'Reminder' }),
+      time: el('time', { class: 'alert-time' }),
+      close: el('button', { type: 'button', class: 'ghost small alert-close', 'data-testid': 'alert-dismiss', 'aria-label': 'Dismiss the alert', title: 'Dismiss', text: '×' }),
+      title: el('div', { class: 'alert-title', 'data-testid': 'alert-title' }),
+      body: el('div', { class: 'alert-body', 'data-testid': 'alert-body' }),
+      status: el('span', { class: 'alert-status', 'data-testid': 'alert-status' }),
+      ack: el('button', { type: 'button', class: 'small alert-ack', 'data-testid': 'alert-ack', text: 'Acknowledge' }),
+    };
+    const node = el('article', { class: 'alert-card', 'data-testid': 'alert-card', 'data-id': String(a.id), tabindex: '0', title: 'Open the alerts conversation' },
+      el('header', { class: 'alert-head' }, p.prio, p.reminder, p.time, p.close),
+      p.title, p.body,
+      el('div', { class: 'alert-actions' }, p.status, p.ack));
+    p.close.addEventListener('click', (e) => { e.stopPropagation(); dismissAlert(a); });
+    p.ack.addEventListener('click', (e) => { e.stopPropagation(); ackAlert(a); });
+    const open = () => openAlertConversation(a);
+    node.addEventListener('click', (e) => {
+      if (e.target.closest('button, a')) return;
+      const sel = window.getSelection ? String(window.getSelection()) : '';
+      if (sel) return; // selecting text to copy is not a click
+      open();
+    });
+    node.addEventListener('keydown', (e) => {
+      if (e.target !== node) return;
+      if (e.key === 'Enter') { e.preventDefault(); open(); } else if (e.key === 'Escape' && !p.close.hidden) { e.preventDefault(); dismissAlert(a); }
+    });
+    const hold = (on) => { a.hover = on; if (on) { clearTimeout(a.timer); a.timer = null; } else scheduleAlertDismiss(a); };
+    node.addEventListener('mouseenter', () => hold(true));
+    node.addEventListener('mouseleave', () => hold(false));
+    node.addEventListener('focusin', () => hold(true));
+    node.addEventListener('focusout', (e) => { if (!node.contains(e.relatedTarget)) hold(false); });
+    a.node = node;
+    a.parts = p;
+    return node;
+  }
+
+  function paintAlertCard(a) {
+    const n = a.node;
+    const p = a.parts;
+    if (!n) return;
+    const open = a.ack_required && !a.acked;
+    n.setAttribute('data-priority', a.priority);
+    n.setAttribute('data-state', a.acked ? 'acknowledged' : (a.ack_required ? 'open' : 'info'));
+    n.setAttribute('data-reminder', a.reminder ? 'true' : 'false');
+    n.setAttribute('data-conversation', a.conversation ? String(a.conversation) : '');
+    n.classList.toggle('pulse', a.priority === 'urgent' && open);
+    n.setAttribute('role', a.priority === 'urgent' || a.priority === 'high' ? 'alert' : 'status');
+    setText(p.prio, PRIORITY_LABEL[a.priority]);
+    p.reminder.hidden = !a.reminder;
+    setText(p.time, fmtTime(a.created_at));
+    p.time.title = fmtFull(a.created_at);
+    setText(p.title, a.title);
+    setText(p.body, a.body);
+    p.body.hidden = !a.body;
+    p.ack.hidden = !open;
+    p.ack.disabled = !!a.acking;
+    p.ack.classList.toggle('primary', a.priority !== 'urgent');
+    let status = '';
+    if (a.acked) status = 'Acknowledged';
+    else if (a.acking) status = 'Acknowledging…';
+    else if (a.error) status = a.error;
+    else if (a.reminder && a.ack_required) status = 'Not acknowledged yet';
+    else if (a.ack_required) status = 'Please acknowledge';
+    setText(p.status, status);
+    p.status.classList.toggle('err', !!a.error && !a.acked);
+    // Urgent alerts that ask for an acknowledgement stay until they have it.
+    p.close.hidden = a.priority === 'urgent' && open && !a.error;
+  }
+
+  function showAlertCard(a) {
+    const stack = $('alert-stack');
+    if (!a.node) buildAlertCard(a);
+    paintAlertCard(a);
+    if (stack.firstChild !== a.node) stack.insertBefore(a.node, stack.firstChild); // newest on top
+    stack.hidden = false;
+    a.node.classList.remove('arrive');
+    void a.node.offsetWidth; // restart the arrival animation (a reminder of a card shown)
+    a.node.classList.add('arrive');
+    scheduleAlertDismiss(a);
+    // Too many: the oldest that may go, go.
+    const cards = [...stack.children];
+    for (let i = cards.length - 1; i >= 0 && stack.childElementCount > ALERT_MAX_CARDS; i--) {
+      const other = R.alerts.get(Number(cards[i].getAttribute('data-id')));
+      if (other && other !== a && !(other.priority === 'urgent' && other.ack_required && !other.acked)) dismissAlert(other);
+    }
+    renderTitle();
+  }
+
+  function scheduleAlertDismiss(a) {
+    clearTimeout(a.timer);
+    a.timer = null;
+    if (!a.node || !a.node.isConnected || a.hover) return;
+    let ms;
+    if (a.acked) ms = ALERT_ACKED_LINGER_MS;
+    else if (a.ack_required || a.priority === 'urgent') return; // stays until acknowledged or dismissed
+    else ms = ALERT_DISMISS_MS[a.priority] || ALERT_DISMISS_MS.normal;
+    a.timer = setTimeout(() => { a.timer = null; if (!a.hover) dismissAlert(a); }, ms);
+  }
+
+  function dismissAlert(a) {
+    clearTimeout(a.timer);
+    a.timer = null;
+    a.hover = false;
+    if (a.node) a.node.remove();
+    const stack = $('alert-stack');
+    if (!stack.childElementCount) stack.hidden = true;
+  }
+
+  async function ackAlert(a) {
+    if (a.acking || a.acked) return;
+    a.acking = true;
+    a.error = '';
+    paintAlertCard(a);
+    try {
+      await api('POST', `/alerts/${encodeURIComponent(String(a.id))}/ack`, {});
+      a.acking = false;
+      alertAcked(a.id);
+    } catch (e) {
+      a.acking = false;
+      a.error = e.message;
+    }
+    paintAlertCard(a);
+    renderTitle();
+  }
+
+  function openAlertConversation(a) {
+    if (!a.conversation) return;
+    if (!S.convs.has(a.conversation)) ensureConv(a.conversation);
+    switchTab('chats');
+    goToConversation(a.conversation);
+  }
+
+  // ---------------------------------------------------------------- alerts: administrators
+  // Compose and send (POST /alerts), then the alert's deliveries live (GET /alerts/{id} every
+  // second while the page is visible), and the history (GET /alerts) with counts per state.
+  // Routes: #/alerts (compose or history) and #/alerts/{id}.
+  const ALERT_POLL_MS = 1000;
+  const ALERT_PAGE = 50;
+  const DELIVERY_STATES = ['pending', 'delivered', 'read', 'acknowledged', 'expired', 'failed'];
+  const DELIVERY_LABEL = {
+    pending: 'Pending', delivered: 'Delivered', read: 'Read', acknowledged: 'Acknowledged', expired: 'Expired', failed: 'Failed',
+  };
+  const AL = {
+    allowed: false,
+    section: 'compose', // 'compose' | 'history'
+    want: null, // the alert id of the route (#/alerts/{id}), or null
+    detailId: null,
+    detail: null, // GET /alerts/{id}
+    rows: new Map(), // delivery key -> {tr, cells}
+    pollTimer: null,
+    pollBusy: false,
+    pollGen: 0,
+    history: [],
+    historyNext: null,
+    historyBusy: false,
+    historyGen: 0,
+    sending: false,
+  };
+
+  function splitAddresses(v) {
+    return String(v || '').split(/[\s,;]+/).map((x) => lower(x.replace(/^<+|>+$/g, ''))).filter(Boolean);
+  }
+
+  /** Directory suggestions for the last address typed in a list of addresses. */
+  function wireAddressSuggestions(inputId, listId) {
+    const input = $(inputId);
+    let timer = null;
+    let seq = 0;
+    input.addEventListener('input', () => {
+      clearTimeout(timer);
+      const m = /^(.*[\s,;])?([^\s,;]*)$/s.exec(input.value);
+      const head = (m && m[1]) || '';
+      const q = (m && m[2]) || '';
+      if (q.length < 2) return;
+      timer = setTimeout(async () => {
+        const mine = ++seq;
+        try {
+          const r = await api('GET', `/users?q=${encodeURIComponent(q)}&limit=20`);
+          if (mine !== seq) return;
+          const have = new Set(splitAddresses(head));
+          const frag = document.createDocumentFragment();
+          for (const u of asList(r, 'users')) {
+            const n = rememberUser(u);
+            if (!n || have.has(n.address)) continue;
+            frag.appendChild(el('option', { value: head + n.address, label: n.display_name ? `${n.display_name} <${n.address}>` : n.address }));
+          }
+          $(listId).replaceChildren(frag);
+        } catch (_) { /* suggestions are optional */ }
+      }, 200);
+    });
+  }
+
+  function checkboxes(boxId, testid, options, emptyText) {
+    const box = $(boxId);
+    const checked = new Set([...box.querySelectorAll('input:checked')].map((i) => i.value));
+    if (!options.length) { box.replaceChildren(el('span', { class: 'muted', text: emptyText })); return; }
+    box.replaceChildren(...options.map(([value, label]) => {
+      const cb = el('input', { type: 'checkbox', value, 'data-testid': testid });
+      cb.checked = checked.has(value);
+      return el('label', { title: value }, cb, ` ${label}`);
+    }));
+    syncAlertForm();
+  }
+
+  function renderAlertChoices() {
+    const gs = C.groups.map((g) => [g.id, g.name]);
+    checkboxes('al-groups', 'al-group', gs, C.groupsLoaded ? 'No groups.' : 'Loading…');
+    checkboxes('al-esc-groups', 'al-esc-group', gs, C.groupsLoaded ? 'No groups.' : 'Loading…');
+    checkboxes('al-queues', 'al-queue', A.queues.map((q) => [qid(q), q.display_name || qid(q)]), 'No queues.');
+  }
+
+  const checkedValues = (boxId) => [...$(boxId).querySelectorAll('input[type=checkbox]:checked')].map((i) => i.value);
+
+  function syncAlertForm() {
+    const everyone = $('al-everyone').checked;
+    $('al-users').disabled = everyone;
+    for (const i of document.querySelectorAll('#al-groups input, #al-queues input')) i.disabled = everyone;
+    const esc = $('al-esc-on').checked;
+    $('al-esc-box').hidden = !esc;
+    const ttl = numVal('al-ttl');
+    setText($('al-ttl-text'), Number.isFinite(ttl) && ttl > 0 ? fmtSeconds(ttl) : '');
+  }
+
+  function resetAlertForm() {
+    for (const id of ['al-title', 'al-body', 'al-dedup', 'al-users', 'al-esc-users']) $(id).value = '';
+    for (const i of document.querySelectorAll('#al-form input[type=checkbox]')) i.checked = false;
+    $('al-priority').value = 'normal';
+    $('al-presence').value = 'any';
+    $('al-offline').value = 'hold';
+    $('al-ttl').value = '3600';
+    $('al-esc-after').value = '5';
+    $('al-esc-unit').value = 'minutes';
+    showAdminError('al-error', '');
+    syncAlertForm();
+  }
+
+  /** The audience of the form ({users, groups, queues, everyone}), or {error}. */
+  function readAudience(usersId, groupsBox, queuesBox, everyoneId) {
+    const everyone = !!everyoneId && $(everyoneId).checked;
+    const users = everyone ? [] : splitAddresses($(usersId).value);
+    const bad = users.filter((u) => !/^[^@\s]+@[^@\s]+$/.test(u));
+    if (bad.length) return { error: `Not an address: ${bad.join(', ')}` };
+    const groups = everyone ? [] : checkedValues(groupsBox);
+    const queues = everyone || !queuesBox ? [] : checkedValues(queuesBox);
+    const a = {};
+    if (everyone) a.everyone = true;
+    if (users.length) a.users = [...new Set(users)];
+    if (groups.length) a.groups = groups;
+    if (queues.length) a.queues = queues;
+    return { audience: a, empty: !everyone && !users.length && !groups.length && !queues.length };
+  }
+
+  async function sendAlert(e) {
+    e.preventDefault();
+    if (AL.sending) return;
+    const fail = (m, focus) => { showAdminError('al-error', m); if (focus) $(focus).focus(); };
+    const title = $('al-title').value.trim();
+    if (!title) { fail('Give the alert a title.', 'al-title'); return; }
+    const aud = readAudience('al-users', 'al-groups', 'al-queues', 'al-everyone');
+    if (aud.error) { fail(aud.error, 'al-users'); return; }
+    if (aud.empty) { fail('Choose who gets it: people, groups, the experts of queues, or everyone.'); return; }
+    aud.audience.presence = $('al-presence').value;
+    const ttl = numVal('al-ttl');
+    if (ttl === null || !Number.isInteger(ttl) || ttl < 1 || ttl > 604800) { fail('The time to live is 1 to 604800 seconds (7 days).', 'al-ttl'); return; }
+    const body = {
+      title,
+      body: $('al-body').value,
+      priority: $('al-priority').value,
+      audience: aud.audience,
+      ttl_s: ttl,
+      offline: $('al-offline').value,
+      ack_required: $('al-ack').checked,
+    };
+    if ($('al-esc-on').checked) {
+      if (!body.ack_required) { fail('Escalation needs an acknowledgement: tick "Ask recipients to acknowledge".', 'al-ack'); return; }
+      const n = numVal('al-esc-after');
+      const seconds = $('al-esc-unit').value === 'seconds';
+      const max = seconds ? 86400 : 1440;
+      if (n === null || !Number.isInteger(n) || n < 1 || n > max) { fail(`Escalate after 1 to ${max} ${seconds ? 'seconds' : 'minutes'}.`, 'al-esc-after'); return; }
+      const esc = seconds ? { after_seconds: n } : { after_minutes: n };
+      const second = readAudience('al-esc-users', 'al-esc-groups', null, null);
+      if (second.error) { fail(`Escalation: ${second.error}`, 'al-esc-users'); return; }
+      if (!second.empty) esc.audience = second.audience;
+      body.escalation = esc;
+    }
+    const dedup = $('al-dedup').value.trim();
+    if (dedup) body.dedup_key = dedup;
+    fail('');
+    AL.sending = true;
+    $('al-send').disabled = true;
+    try {
+      const r = await api('POST', '/alerts', body);
+      const id = r && r.id;
+      if (r && r.duplicate) toast(`An open alert with this deduplication key exists (alert ${id}): nothing new was sent.`);
+      else toast(`Alert ${id} sent to ${r && typeof r.recipients === 'number' ? r.recipients : '?'} ${r && r.recipients === 1 ? 'person' : 'people'}.`);
+      resetAlertForm(); // a fresh form for the next one: no audience carried over by mistake
+      AL.history = []; // stale now
+      if (typeof id === 'number') location.hash = `#/alerts/${id}`;
+    } catch (err) {
+      fail(err.message);
+    } finally {
+      AL.sending = false;
+      $('al-send').disabled = false;
+    }
+  }
+
+  function goAlerts(section) {
+    AL.section = section;
+    if (location.hash !== '#/alerts') location.hash = '#/alerts';
+    else showAlerts();
+  }
+
+  function showAlerts() {
+    loadGroups().then(renderAlertChoices);
+    loadAdminQueues().then(renderAlertChoices);
+    renderAlertChoices();
+    const detail = AL.want !== null;
+    for (const b of document.querySelectorAll('#alerts-view .subtab')) {
+      const on = !detail && b.getAttribute('data-section') === AL.section;
+      b.classList.toggle('active', on);
+      b.setAttribute('aria-selected', String(on));
+    }
+    $('al-compose').hidden = detail || AL.section !== 'compose';
+    $('al-history').hidden = detail || AL.section !== 'history';
+    $('al-detail').hidden = !detail;
+    if (detail) {
+      if (AL.detailId !== AL.want) {
+        AL.detailId = AL.want;
+        AL.detail = null;
+        AL.rows.clear();
+        $('al-deliveries').replaceChildren(el('tr', null, el('td', { colspan: '7', class: 'empty-note', text: 'Loading…' })));
+        for (const id of ['al-d-title', 'al-d-meta', 'al-d-body', 'al-d-updated']) setText($(id), '');
+        $('al-d-facts').replaceChildren();
+        $('al-d-counts').replaceChildren();
+        $('al-d-priority').hidden = true;
+        showAdminError('al-d-error', '');
+      }
+      startAlertPoll();
+      return;
+    }
+    stopAlertPoll();
+    if (AL.section === 'history') {
+      renderAlertHistory();
+      loadAlertHistory(true);
+    } else if (window.matchMedia('(min-width: 721px)').matches) {
+      $('al-title').focus({ preventScroll: true });
+    }
+  }
+
+  function scheduleAlertPoll(delay) {
+    clearTimeout(AL.pollTimer);
+    AL.pollTimer = null;
+    if (A.page !== 'alerts' || AL.want === null || document.visibilityState !== 'visible' || !S.signedIn) return;
+    AL.pollTimer = setTimeout(async () => {
+      AL.pollTimer = null;
+      try { await refreshAlertDetail(); } catch (_) { /* shown on the next round */ }
+      if (!AL.pollTimer) scheduleAlertPoll(ALERT_POLL_MS);
+    }, delay);
+  }
+  function startAlertPoll() { AL.pollGen += 1; AL.pollBusy = false; scheduleAlertPoll(0); }
+  function stopAlertPoll() { clearTimeout(AL.pollTimer); AL.pollTimer = null; AL.pollGen += 1; }
+
+  async function refreshAlertDetail() {
+    if (AL.pollBusy || AL.detailId === null) return;
+    const id = AL.detailId;
+    const gen = AL.pollGen;
+    AL.pollBusy = true;
+    try {
+      const r = await api('GET', `/alerts/${encId(id)}`);
+      if (gen !== AL.pollGen || id !== AL.detailId) return;
+      AL.detail = r;
+      showAdminError('al-d-error', '');
+      renderAlertDetail();
+      setText($('al-d-updated'), `Updated ${new Date().toLocaleTimeString()}`);
+    } catch (e) {
+      if (gen !== AL.pollGen) return;
+      showAdminError('al-d-error', e.message);
+      if (e.status === 404 || e.status === 403) stopAlertPoll();
+    } finally {
+      if (gen === AL.pollGen) AL.pollBusy = false;
+    }
+  }
+
+  /** {state: n} from a list's counts (an object) or a detail's deliveries (an array). */
+  function deliveryCounts(d) {
+    const counts = {};
+    for (const s of DELIVERY_STATES) counts[s] = 0;
+    if (Array.isArray(d)) {
+      for (const x of d) if (x && typeof x.state === 'string') counts[x.state] = (counts[x.state] || 0) + 1;
+    } else if (d && typeof d === 'object') {
+      for (const [k, v] of Object.entries(d)) if (Number.isFinite(Number(v))) counts[k] = Number(v);
+    }
+    return counts;
+  }
+
+  function countPills(counts, testid) {
+    const total = Object.values(counts).reduce((s, n) => s + n, 0);
+    const pills = [el('span', { class: 'al-count al-total', 'data-testid': testid, 'data-state': 'total', 'data-count': String(total), title: 'Recipients' },
+      el('span', { class: 'al-count-label', text: 'Recipients' }), ' ', el('strong', { text: String(total) }))];
+    for (const s of Object.keys(counts)) {
+      const n = counts[s];
+      if (!DELIVERY_STATES.includes(s) && !n) continue;
+      pills.push(el('span', { class: 'al-count' + (n ? '' : ' zero'), 'data-testid': testid, 'data-state': s, 'data-count': String(n) },
+        el('span', { class: 'al-count-label', text: DELIVERY_LABEL[s] || s }), ' ', el('strong', { text: String(n) })));
+    }
+    return pills;
+  }
+
+  function sourceLabel(src) {
+    const s = String(src || '');
+    if (s.startsWith('user:')) return s.slice(5);
+    if (s.startsWith('app:')) return `application ${s.slice(4)}`;
+    return s;
+  }
+
+  function audienceText(a) {
+    if (!a || typeof a !== 'object') return '';
+    const parts = [];
+    if (a.everyone) parts.push('Everyone');
+    if (Array.isArray(a.users) && a.users.length) parts.push(`People: ${a.users.join(', ')}`);
+    if (Array.isArray(a.groups) && a.groups.length) parts.push(`Groups: ${a.groups.map(groupName).join(', ')}`);
+    if (Array.isArray(a.queues) && a.queues.length) parts.push(`Experts of: ${a.queues.join(', ')}`);
+    if (a.presence && a.presence !== 'any') parts.push(a.presence === 'online' ? 'signed in only' : 'available only');
+    return parts.join(' · ');
+  }
+
+  function escalationText(x) {
+    const e = x && x.escalation;
+    if (!e) return '';
+    const after = e.after_seconds ? `${e.after_seconds} s` : `${e.after_minutes} min`;
+    const to = e.audience ? `alert ${audienceText(e.audience)}` : 'remind those who have not acknowledged';
+    const done = x.escalated_at ? ` (escalated ${fmtFull(x.escalated_at)})` : '';
+    return `After ${after}: ${to}${done}`;
+  }
+
+  function prioPill(p, testid) {
+    const pr = ALERT_PRIORITIES.includes(p) ? p : 'normal';
+    return el('span', { class: 'al-prio-pill', 'data-priority': pr, 'data-testid': testid, text: PRIORITY_LABEL[pr] });
+  }
+
+  function renderAlertDetail() {
+    const x = AL.detail;
+    if (!x) return;
+    const pr = $('al-d-priority');
+    const p = ALERT_PRIORITIES.includes(x.priority) ? x.priority : 'normal';
+    pr.hidden = false;
+    pr.setAttribute('data-priority', p);
+    setText(pr, PRIORITY_LABEL[p]);
+    setText($('al-d-title'), x.title || '');
+    $('al-detail').setAttribute('data-id', String(x.id ?? ''));
+    setText($('al-d-meta'), [`Alert ${x.id}`, x.source ? `from ${sourceLabel(x.source)}` : '', x.created_at ? `sent ${fmtFull(x.created_at)}` : ''].filter(Boolean).join(' · '));
+    setText($('al-d-body'), x.body || '');
+    $('al-d-body').hidden = !x.body;
+    const facts = [
+      ['Audience', audienceText(x.audience)],
+      ['Acknowledgement', x.ack_required ? 'Required' : 'Not asked for'],
+      ['Escalation', escalationText(x) || 'None'],
+      ['Offline people', x.offline === 'drop' ? 'Dropped' : 'Held until they sign in'],
+      ['Expires', x.expires_at ? fmtFull(x.expires_at) : (x.ttl_s ? fmtSeconds(x.ttl_s) : '')],
+    ];
+    if (x.dedup_key) facts.push(['Deduplication key', String(x.dedup_key)]);
+    $('al-d-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]));
+    const list = Array.isArray(x.deliveries) ? x.deliveries.filter((d) => d && typeof d === 'object') : [];
+    $('al-d-counts').replaceChildren(...countPills(deliveryCounts(list), 'al-d-count'));
+    list.sort((a, b) => (Number(a.round) || 0) - (Number(b.round) || 0) || String(a.user).localeCompare(String(b.user)));
+    const body = $('al-deliveries');
+    const wanted = [];
+    const seen = new Set();
+    for (const d of list) {
+      const key = `${d.round || 0}:${d.user}`;
+      seen.add(key);
+      let r = AL.rows.get(key);
+      if (!r) {
+        const cells = {
+          state: el('span', { class: 'al-state', 'data-testid': 'al-delivery-state' }),
+          round: el('td', { class: 'num', 'data-label': 'Round', 'data-testid': 'al-delivery-round' }),
+          delivered: el('td', { 'data-label': 'Delivered', 'data-testid': 'al-delivered-at', class: 'al-time' }),
+          read: el('td', { 'data-label': 'Read', 'data-testid': 'al-read-at', class: 'al-time' }),
+          acked: el('td', { 'data-label': 'Acknowledged', 'data-testid': 'al-acked-at', class: 'al-time' }),
+          detail: el('td', { class: 'cmp-detail', 'data-testid': 'al-delivery-detail' }),
+        };
+        const tr = el('tr', { class: 'al-delivery', 'data-testid': 'al-delivery', 'data-user': lower(d.user) },
+          el('td', { class: 'mq-name' }, personNode(d.user, 'al-delivery-user')),
+          el('td', { 'data-label': 'State' }, cells.state),
+          cells.round, cells.delivered, cells.read, cells.acked, cells.detail);
+        r = { tr, cells };
+        AL.rows.set(key, r);
+      }
+      const st = String(d.state || '');
+      if (r.tr.getAttribute('data-state') !== st) r.tr.setAttribute('data-state', st);
+      r.tr.setAttribute('data-round', String(d.round || 0));
+      r.cells.state.setAttribute('data-state', st);
+      setText(r.cells.state, DELIVERY_LABEL[st] || st);
+      setText(r.cells.round, d.round ? `${d.round} · escalation` : String(d.round ?? 0));
+      setText(r.cells.delivered, d.delivered_at ? fmtFull(d.delivered_at) : '—');
+      setText(r.cells.read, d.read_at ? fmtFull(d.read_at) : '—');
+      setText(r.cells.acked, d.acknowledged_at ? fmtFull(d.acknowledged_at) : '—');
+      setText(r.cells.detail, d.detail || '');
+      wanted.push(r.tr);
+    }
+    for (const k of [...AL.rows.keys()]) if (!seen.has(k)) AL.rows.delete(k);
+    if (!wanted.length) wanted.push(body.querySelector('.al-none') || el('tr', { class: 'al-none' }, el('td', { colspan: '7', class: 'empty-note', text: 'No recipients.' })));
+    reconcile(body, wanted);
+  }
+
+  async function loadAlertHistory(reset) {
+    if (!reset && (AL.historyBusy || AL.historyNext === null)) return;
+    const gen = reset ? ++AL.historyGen : AL.historyGen;
+    const p = new URLSearchParams({ limit: String(ALERT_PAGE) });
+    if (!reset) p.set('before', String(AL.historyNext));
+    AL.historyBusy = true;
+    $('al-more').disabled = true;
+    try {
+      const r = await api('GET', `/alerts?${p}`);
+      if (gen !== AL.historyGen) return;
+      const list = asList(r, 'alerts', 'items').filter((x) => x && typeof x === 'object');
+      if (reset) AL.history = list;
+      else {
+        const have = new Set(AL.history.map((x) => x.id));
+        for (const x of list) if (!have.has(x.id)) AL.history.push(x);
+      }
+      AL.historyNext = r && r.next_before !== null && r.next_before !== undefined ? r.next_before : null;
+      showAdminError('al-history-error', '');
+    } catch (e) {
+      if (gen === AL.historyGen) showAdminError('al-history-error', e.message);
+    } finally {
+      if (gen === AL.historyGen) {
+        AL.historyBusy = false;
+        $('al-more').disabled = false;
+        renderAlertHistory();
+        $('al-history-list').setAttribute('data-loaded', 'true');
+      }
+    }
+  }
+
+  function renderAlertHistory() {
+    const body = $('al-history-list');
+    const frag = document.createDocumentFragment();
+    if (!AL.history.length) frag.appendChild(el('tr', null, el('td', { colspan: '4', class: 'empty-note', text: 'No alerts sent yet.' })));
+    for (const x of AL.history) {
+      const id = String(x.id ?? '');
+      const counts = deliveryCounts(x.deliveries);
+      const flags = [x.ack_required ? 'acknowledgement required' : '', x.escalation ? 'escalation' : '', x.escalated_at ? 'escalated' : '', x.dedup_key ? `key ${x.dedup_key}` : ''].filter(Boolean).join(' · ');
+      const tr = el('tr', { class: 'al-row', 'data-testid': 'al-row', 'data-id': id, 'data-title': String(x.title || ''), 'data-priority': String(x.priority || ''), tabindex: '0', title: 'Show the deliveries' },
+        el('td', { 'data-label': 'Sent', class: 'audit-time' }, timeNode(x.created_at)),
+        el('td', { class: 'mq-name' },
+          el('div', { class: 'al-row-title' }, prioPill(x.priority, 'al-row-priority'), ' ', el('span', { class: 'mq-display', 'data-testid': 'al-row-title', text: String(x.title || '') })),
+          el('div', { class: 'mq-desc muted', text: [`#${id}`, x.source ? sourceLabel(x.source) : '', flags].filter(Boolean).join(' · ') })),
+        el('td', { class: 'cmp-detail', 'data-label': 'Audience', 'data-testid': 'al-row-audience', text: audienceText(x.audience) }),
+        el('td', { 'data-label': 'Deliveries' }, el('div', { class: 'al-counts' }, ...countPills(counts, 'al-row-count'))));
+      const open = () => { location.hash = `#/alerts/${id}`; };
+      tr.addEventListener('click', open);
+      tr.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); open(); } });
+      frag.appendChild(tr);
+    }
+    body.replaceChildren(frag);
+    $('al-more').hidden = AL.historyNext === null;
+  }
+
+  function wireAlerts() {
+    $('nav-alerts').addEventListener('click', () => goAlerts(AL.section));
+    $('alerts-back').addEventListener('click', () => { location.hash = '#/'; });
+    for (const b of document.querySelectorAll('#alerts-view .subtab')) {
+      b.addEventListener('click', () => goAlerts(b.getAttribute('data-section')));
+    }
+    $('al-form').addEventListener('submit', sendAlert);
+    $('al-reset').addEventListener('click', () => resetAlertForm());
+    for (const id of ['al-everyone', 'al-esc-on', 'al-ttl']) $(id).addEventListener('input', syncAlertForm);
+    $('al-esc-on').addEventListener('change', () => {
+      // Escalation works on acknowledgements.
+      if ($('al-esc-on').checked) $('al-ack').checked = true;
+      syncAlertForm();
+    });
+    $('al-ack').addEventListener('change', () => { if (!$('al-ack').checked) { $('al-esc-on').checked = false; syncAlertForm(); } });
+    wireAddressSuggestions('al-users', 'al-users-options');
+    wireAddressSuggestions('al-esc-users', 'al-esc-users-options');
+    $('al-history-refresh').addEventListener('click', () => loadAlertHistory(true));
+    $('al-more').addEventListener('click', () => loadAlertHistory(false));
+    $('al-d-history').addEventListener('click', () => goAlerts('history'));
+    $('al-d-new').addEventListener('click', () => goAlerts('compose'));
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') { if (A.page === 'alerts' && AL.want !== null) scheduleAlertPoll(0); } else {
+        clearTimeout(AL.pollTimer); AL.pollTimer = null;
+      }
+    });
+    syncAlertForm();
+  }
+
   function wireAdmin() {
     $('nav-manage').addEventListener('click', () => { location.hash = '#/manage'; });
     $('nav-dashboard').addEventListener('click', () => { location.hash = '#/dashboard'; });
@@ -4409,6 +5118,7 @@
     $('login-form').addEventListener('submit', onLoginSubmit);
     wireAdmin();
     wireCompliance();
+    wireAlerts();
     $('signout').addEventListener('click', signOut);
     $('presence-select').addEventListener('change', (e) => { setMyPresence(e.target.value, $('presence-note').value); renderQueues(); });
     const note = $('presence-note');

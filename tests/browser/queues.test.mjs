@@ -340,8 +340,11 @@ check('a. cross-origin status: busy with no expert, open once Judy signs in', as
   const status = await p.evaluate(() => Switchboard.queueStatus('support'));
   assert.equal(status.state, 'busy');
   assert.equal(status.experts_ready, 0);
+  // Queue experts' presence is public by default (public_presence = experts); others' is not.
   const pres = await p.evaluate(() => new Promise((r) => Switchboard.onPresence('judy@example.com', r)));
-  assert.equal(pres.state, 'unknown');
+  assert.deepEqual([pres.state, pres.sametime], ['offline', 'STATUS_OFFLINE']);
+  const other = await p.evaluate(() => new Promise((r) => Switchboard.onPresence('alice@example.com', r)));
+  assert.equal(other.state, 'unknown');
 
   // The widget shows it, and still lets the visitor wait.
   const btn = p.locator('[data-testid=sbw-button]');

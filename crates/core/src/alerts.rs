@@ -310,3 +310,210 @@ pub struct DeliveryUpdate {
     pub event: Option<i64>,
     pub detail: String,
 }
+
+// ---------------------------------------------------------------- Prometheus Alertmanager
+
+/// Alertmanager's webhook payload, version 4 (fields Switchboard reads; others ignored).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AmPayload {
+    pub version: String,
+    pub group_key: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    #[serde(default)]
+    pub receiver: String,
+    #[serde(default)]
+    pub group_labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub common_labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub common_annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default, rename = "externalURL")]
+    pub external_url: String,
+    pub alerts: Vec<AmAlert>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AmAlert {
+    pub status: String,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub starts_at: String,
+    #[serde(default)]
+    pub fingerprint: String,
+}
+
+/// Where Alertmanager's alerts go: the first route whose labels all match (an empty `match`
+/// matches everything). Labels `switchboard_users`, `switchboard_groups`,
+/// `switchboard_queues` (comma-separated) add to the audience of any alert.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AmRoute {
+    /// label → exact value.
+    #[serde(default, rename = "match")]
+    pub matchers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub queues: Vec<String>,
+    #[serde(default)]
+    pub everyone: bool,
+    /// Default: from the `severity` label (critical → urgent, warning → high, info → low).
+    #[serde(default)]
+    pub priority: Option<String>,
+    #[serde(default)]
+    pub ack_required: bool,
+    #[serde(default)]
+    pub ttl_s: Option<i64>,
+}
+
+fn split_list(s: Option<&String>) -> Vec<String> {
+    s.map(|v| v.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+}
+
+impl AmPayload {
+    /// The alert this notification becomes. Firing groups dedupe on the group and the set of
+    /// firing alerts (Alertmanager repeats itself); a resolved notification is a follow-up.
+    pub fn to_alert(&self, routes: &[AmRoute], source: &str) -> Result<NewAlert, String> {
+        if self.version != "4" {
+            return Err(format!("Alertmanager webhook version {:?} is not supported (4 is)", self.version));
+        }
+        if self.alerts.is_empty() {
+            return Err("the notification has no alerts".into());
+        }
+        let labels = &self.common_labels;
+        let route = routes
+            .iter()
+            .find(|r| r.matchers.iter().all(|(k, v)| labels.get(k) == Some(v)))
+            .cloned()
+            .unwrap_or_default();
+        let mut audience = Audience {
+            users: route.users.clone(),
+            groups: route.groups.clone(),
+            queues: route.queues.clone(),
+            everyone: route.everyone,
+            presence: None,
+        };
+        audience.users.extend(split_list(labels.get("switchboard_users")));
+        audience.groups.extend(split_list(labels.get("switchboard_groups")));
+        audience.queues.extend(split_list(labels.get("switchboard_queues")));
+        if audience.is_empty() {
+            return Err("no Alertmanager route matches these labels and they name no audience".into());
+        }
+        let resolved = self.status == "resolved";
+        let priority = match (resolved, route.priority.as_deref(), labels.get("severity").map(String::as_str)) {
+            (true, _, _) => Priority::Normal,
+            (false, Some(p), _) => {
+                Priority::parse(p).ok_or_else(|| format!("route priority {p:?} is not a priority"))?
+            }
+            (false, None, Some("critical" | "page" | "urgent")) => Priority::Urgent,
+            (false, None, Some("warning" | "high")) => Priority::High,
+            (false, None, Some("info" | "low")) => Priority::Low,
+            _ => Priority::Normal,
+        };
+        let name =
+            self.group_labels.get("alertname").or(labels.get("alertname")).cloned().unwrap_or_else(|| "alert".into());
+        let firing = self.alerts.iter().filter(|a| a.status == "firing").count();
+        let summary = self.common_annotations.get("summary").cloned();
+        let title = match (resolved, &summary) {
+            (true, Some(s)) => format!("RESOLVED: {name}: {s}"),
+            (true, None) => format!("RESOLVED: {name}"),
+            (false, Some(s)) => format!("FIRING ({firing}): {name}: {s}"),
+            (false, None) => format!("FIRING ({firing}): {name}"),
+        };
+        let mut body = String::new();
+        for a in &self.alerts {
+            let what = a.annotations.get("summary").or(a.annotations.get("description")).cloned().unwrap_or_default();
+            let labels: Vec<String> = a
+                .labels
+                .iter()
+                .filter(|(k, _)| !k.starts_with("switchboard_"))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            body.push_str(&format!("• [{}] {what} ({})\n", a.status, labels.join(", ")));
+        }
+        if !self.external_url.is_empty() {
+            body.push_str(&format!("\nAlertmanager: {}", self.external_url));
+        }
+        let mut prints: Vec<&str> =
+            self.alerts.iter().filter(|a| a.status == "firing").map(|a| a.fingerprint.as_str()).collect();
+        prints.sort_unstable();
+        let dedup_key = format!("am:{}:{}:{}", self.group_key, self.status, prints.join(","));
+        let dedup_key = if dedup_key.len() > 200 {
+            // Long groups: keep it within the limit, still specific to the group and alerts.
+            use sha2::{Digest, Sha256};
+            format!("am:{:x}", Sha256::digest(dedup_key.as_bytes()))
+        } else {
+            dedup_key
+        };
+        Ok(NewAlert {
+            source: source.to_string(),
+            title: title.chars().take(MAX_TITLE).collect(),
+            body: body.chars().take(MAX_BODY).collect(),
+            priority,
+            audience,
+            ttl_ms: route.ttl_s.unwrap_or(4 * 3600).clamp(1, MAX_TTL_MS / 1000) * 1000,
+            hold_offline: true,
+            ack_required: route.ack_required && !resolved,
+            escalation: None,
+            dedup_key: Some(dedup_key),
+        })
+    }
+}
+
+#[cfg(test)]
+mod alertmanager_tests {
+    use super::*;
+
+    const FIRING: &str = include_str!("../../../tests/fixtures/alertmanager-firing.json");
+    const RESOLVED: &str = include_str!("../../../tests/fixtures/alertmanager-resolved.json");
+
+    fn routes() -> Vec<AmRoute> {
+        vec![
+            AmRoute {
+                matchers: [("severity".to_string(), "critical".to_string())].into(),
+                groups: vec!["ops".into()],
+                ack_required: true,
+                ..Default::default()
+            },
+            AmRoute { users: vec!["oncall@example.com".into()], ..Default::default() },
+        ]
+    }
+
+    #[test]
+    fn real_payloads_become_alerts_and_follow_ups() {
+        let p: AmPayload = serde_json::from_str(FIRING).unwrap();
+        let a = p.to_alert(&routes(), "alertmanager").unwrap();
+        assert_eq!(a.title, "FIRING (1): DiskFull: Disk /var on db1 is 97% full");
+        assert_eq!((a.priority, a.ack_required), (Priority::Urgent, true));
+        assert_eq!(a.audience.groups, ["ops"]);
+        assert!(a.body.contains("alertname=DiskFull, severity=critical"), "{}", a.body);
+        let r: AmPayload = serde_json::from_str(RESOLVED).unwrap();
+        let f = r.to_alert(&routes(), "alertmanager").unwrap();
+        assert!(f.title.starts_with("RESOLVED: DiskFull"), "{}", f.title);
+        assert_eq!((f.priority, f.ack_required), (Priority::Normal, false));
+        assert_ne!(a.dedup_key, f.dedup_key, "the follow-up is not a duplicate");
+        // The same firing group again (Alertmanager repeats): the same key.
+        assert_eq!(p.to_alert(&routes(), "x").unwrap().dedup_key, a.dedup_key);
+    }
+
+    #[test]
+    fn labels_can_name_the_audience_and_nothing_matching_is_an_error() {
+        let mut p: AmPayload = serde_json::from_str(FIRING).unwrap();
+        p.common_labels.insert("severity".into(), "info".into());
+        p.common_labels.insert("switchboard_users".into(), "alice@example.com, bob@example.com".into());
+        let a = p.to_alert(&[], "am").unwrap();
+        assert_eq!((a.audience.users.len(), a.priority), (2, Priority::Low));
+        p.common_labels.remove("switchboard_users");
+        assert!(p.to_alert(&[], "am").unwrap_err().contains("no Alertmanager route"));
+        p.version = "3".into();
+        assert!(p.to_alert(&routes(), "am").is_err());
+    }
+}

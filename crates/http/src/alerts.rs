@@ -139,8 +139,11 @@ pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<Str
     let own = source(&caller)?;
     let id: i64 = id.parse().map_err(|_| ApiError::bad_request(format!("invalid alert id {id:?}")))?;
     let (alert, deliveries) = app.service.alert_with_deliveries(id).await?;
-    if own.starts_with("app:") && alert.alert.source != own {
-        return Err(ApiError::not_found("no such alert"));
+    // An application sees what it sent, directly or as Alertmanager's webhook.
+    if let Some(name) = own.strip_prefix("app:") {
+        if alert.alert.source != own && alert.alert.source != format!("alertmanager:{name}") {
+            return Err(ApiError::not_found("no such alert"));
+        }
     }
     let mut v = alert_json(&alert);
     v["deliveries"] = json!(deliveries
@@ -161,4 +164,22 @@ pub async fn ack(
     let id: i64 = id.parse().map_err(|_| ApiError::bad_request(format!("invalid alert id {id:?}")))?;
     let id = app.service.ack_alert(&caller.user, Some(id)).await?;
     Ok(Json(json!({"id": id, "state": "acknowledged"})))
+}
+
+/// Prometheus Alertmanager's webhook (version 4), as it sends it, with an application's
+/// bearer token (scope alerts:send). Labels pick the audience through the configured routes.
+pub async fn alertmanager(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(payload): ApiJson<sb_core::alerts::AmPayload>,
+) -> Result<Json<Value>, ApiError> {
+    let source = match &caller.principal {
+        Principal::App(a) if a.scopes.iter().any(|s| s == SCOPE) => format!("alertmanager:{}", a.name),
+        _ => return Err(ApiError::forbidden("an application token with the alerts:send scope is needed")),
+    };
+    let alert =
+        payload.to_alert(&app.service.settings().alertmanager_routes, &source).map_err(ApiError::bad_request)?;
+    let sent = app.service.send_alert(alert).await?;
+    tracing::info!(alert = sent.alert.id, status = %payload.status, group = %payload.group_key, duplicate = sent.duplicate, "alertmanager notification");
+    Ok(Json(json!({"alert": sent.alert.id, "recipients": sent.recipients, "duplicate": sent.duplicate})))
 }

@@ -87,6 +87,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/alerts"),
     ("get", "/api/v1/alerts/{id}"),
     ("post", "/api/v1/alerts/{id}/ack"),
+    ("post", "/api/v1/hooks/alertmanager"),
     ("get", "/api/v1/walls"),
     ("post", "/api/v1/walls"),
     ("put", "/api/v1/walls/{id}"),
@@ -157,6 +158,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/alerts", get(alerts::list).post(alerts::send))
         .route("/api/v1/alerts/{id}", get(alerts::get))
         .route("/api/v1/alerts/{id}/ack", post(alerts::ack))
+        .route("/api/v1/hooks/alertmanager", post(alerts::alertmanager))
         .route("/api/v1/walls", get(compliance::walls).post(compliance::create_wall))
         .route("/api/v1/walls/{id}", put(compliance::update_wall))
         .route("/api/v1/compliance/violations", get(compliance::violations))

@@ -74,6 +74,8 @@ pub struct Settings {
     pub public_presence: PublicPresence,
     /// Alerts one source (application, mailbox, webhook) may send per minute.
     pub alerts_per_minute: usize,
+    /// Where Prometheus Alertmanager's alerts go (first match wins).
+    pub alertmanager_routes: Vec<sb_core::alerts::AmRoute>,
 }
 
 /// Whose presence is public (for web pages, without signing in).
@@ -117,6 +119,7 @@ impl Default for Settings {
             max_members: 500,
             public_presence: PublicPresence::Experts,
             alerts_per_minute: 120,
+            alertmanager_routes: Vec::new(),
         }
     }
 }

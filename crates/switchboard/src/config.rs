@@ -32,6 +32,16 @@ pub struct Config {
     /// database backups: with the key, a forger could re-seal an edited archive.
     pub archive_key_file: String,
     pub limits: Limits,
+    pub alertmanager: Alertmanager,
+}
+
+/// `[alertmanager]`: where Prometheus Alertmanager's alerts go. Each `[[alertmanager.routes]]`
+/// has `match = { label = "value", … }` (empty: everything), `users`, `groups`, `queues`,
+/// `everyone`, `priority` (default from the `severity` label), `ack_required`, `ttl_s`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Alertmanager {
+    pub routes: Vec<sb_core::alerts::AmRoute>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +57,8 @@ pub struct Limits {
     pub session_queue: usize,
     pub max_frames_per_second: u32,
     pub public_requests_per_minute: usize,
+    /// Alerts one source may send per minute.
+    pub alerts_per_minute: usize,
 }
 
 impl Default for Config {
@@ -62,6 +74,7 @@ impl Default for Config {
             public_presence: "experts".into(),
             archive_key_file: String::new(),
             limits: Limits::default(),
+            alertmanager: Alertmanager::default(),
         }
     }
 }
@@ -80,6 +93,7 @@ impl Default for Limits {
             session_queue: s.session_queue,
             max_frames_per_second: s.max_frames_per_second,
             public_requests_per_minute: s.public_requests_per_minute,
+            alerts_per_minute: s.alerts_per_minute,
         }
     }
 }
@@ -194,7 +208,9 @@ impl Config {
             max_connections_per_address: l.max_connections_per_address,
             max_frames_per_second: l.max_frames_per_second,
             public_requests_per_minute: l.public_requests_per_minute,
+            alerts_per_minute: l.alerts_per_minute,
             public_presence: sb_service::PublicPresence::parse(&self.public_presence).unwrap_or_default(),
+            alertmanager_routes: self.alertmanager.routes.clone(),
             ..sb_service::Settings::default()
         }
     }

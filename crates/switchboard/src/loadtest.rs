@@ -27,6 +27,9 @@ pub enum LoadCommand {
     /// The compliance archive on a database of its own: appends/s (sealed and indexed),
     /// chain verification speed, e-discovery search latency over a large archive.
     Archive(crate::loadarchive::ArchiveArgs),
+    /// One alert to many signed-in recipients (time to the last delivery), then sustained
+    /// alerts/s.
+    Alerts(crate::loadalerts::AlertsArgs),
 }
 
 #[derive(Args, Clone)]
@@ -83,6 +86,7 @@ pub async fn run(cmd: LoadCommand) -> anyhow::Result<()> {
         LoadCommand::Idle(a) => idle(a).await,
         LoadCommand::Queues(a) => crate::loadqueues::run(a).await,
         LoadCommand::Archive(a) => crate::loadarchive::run(a).await,
+        LoadCommand::Alerts(a) => crate::loadalerts::run(a).await,
     }
 }
 

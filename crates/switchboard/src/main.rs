@@ -4,6 +4,7 @@
 mod admin;
 mod archive;
 mod config;
+mod loadalerts;
 mod loadarchive;
 mod loadqueues;
 mod loadtest;

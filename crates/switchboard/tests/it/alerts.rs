@@ -146,3 +146,68 @@ backend_tests! {
         assert!(archived.iter().any(|r| r.entry.actor.as_deref() == Some("alerts@example.com") && r.entry.meta.contains(&format!("\"alert\":{id}"))));
     }
 }
+
+/// Run one of the test harness scripts (scripts/*-test.sh); its stdout.
+fn harness(script: &str, args: &[&str]) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts").join(script);
+    let out = std::process::Command::new("bash").arg(&path).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A real Prometheus Alertmanager (Debian's) posts its webhook to the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_alertmanager_reaches_people_with_firing_and_resolved() {
+    let routes: Vec<sb_core::alerts::AmRoute> = serde_json::from_value(json!([
+        {"match": {"severity": "critical"}, "groups": ["engineering"], "ack_required": true},
+        {"users": ["trent@example.com"]}
+    ]))
+    .unwrap();
+    let settings = sb_service::Settings { alertmanager_routes: routes, ..Default::default() };
+    let app = TestApp::start(Backend::Sqlite, settings).await;
+    let token = app_token(&app, &["alerts:send"]).await;
+    let alice = app.login("alice").await;
+    let mut a = alice.ws_with("presence=none").await;
+
+    let dir = std::env::temp_dir().join(unique("am"));
+    let hook = app.url("/api/v1/hooks/alertmanager");
+    let started = harness("alertmanager-test.sh", &["start", dir.to_str().unwrap(), &hook, &token]);
+    let am = started.trim().strip_prefix("ALERTMANAGER_URL=").expect("the URL line").to_string();
+
+    harness("alertmanager-test.sh", &["fire", &am, "DiskFull", "critical", "disk /var is full"]);
+    let fired = a.next_where(|f| f["type"] == "alert").await;
+    let fired = fired.expect("the alert reaches alice within seconds");
+    assert_eq!(fired["title"], "FIRING (1): DiskFull: disk /var is full");
+    assert_eq!((fired["priority"].as_str(), fired["ack_required"].as_bool()), (Some("urgent"), Some(true)));
+    let id = fired["id"].as_i64().unwrap();
+    let record = get_alert(&app, &token, id).await;
+    assert!(record["source"].as_str().unwrap().starts_with("alertmanager:"), "{record}");
+    assert_eq!(record["deliveries"].as_array().unwrap().len(), 5, "engineering: {record}");
+
+    harness("alertmanager-test.sh", &["resolve", &am, "DiskFull", "critical", "disk /var is full"]);
+    let resolved = a.next_where(|f| f["type"] == "alert" && f["id"].as_i64() != Some(id)).await;
+    let resolved = resolved.expect("the resolved follow-up arrives");
+    assert!(resolved["title"].as_str().unwrap().starts_with("RESOLVED: DiskFull"), "{resolved}");
+    assert_eq!(resolved["ack_required"], false);
+
+    // The webhook refuses what is not Alertmanager's, or not from an alerts application.
+    let r = reqwest::Client::new().post(&hook).bearer_auth(&alice.token).json(&json!({})).send().await.unwrap();
+    assert!(r.status().is_client_error());
+    let r = reqwest::Client::new()
+        .post(&hook)
+        .bearer_auth(&token)
+        .json(&json!({"version": "3", "groupKey": "x", "status": "firing", "alerts": [{"status": "firing"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    harness("alertmanager-test.sh", &["stop", dir.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(dir);
+    app.finish().await;
+}

@@ -1,0 +1,512 @@
+// End-to-end test of alerts in the web client in headless Chromium: an administrator composes
+// alerts in the "Alerts" page (audience by group and by people, priority, acknowledgement,
+// escalation) and watches the deliveries live; recipients get cards by priority (an urgent
+// one red and persistent with "Acknowledge", a low one quiet and gone by itself, a reminder
+// marked as such), held alerts reach people when they sign in, replying "ack" in the alerts
+// conversation acknowledges; the history lists the alerts with counts per state; people who
+// are not administrators have no Alerts page. The real server, Debian's Chromium, one
+// browser context per person.
+//
+//   cd tests/browser && npm install && node --test alerts.test.mjs
+//
+// Environment: as the other browser tests —
+//   SWITCHBOARD_BIN  server binary (default <repo>/target/debug/switchboard)
+//   SWITCHBOARD_URL  use an already running server (started with --demo, fresh) instead of starting one
+//   CHROMIUM         browser binary (default /usr/bin/chromium)
+//   SCREENSHOT_DIR   if set, screenshots are written there
+//   SERVER_START_TIMEOUT_MS  how long to wait for "listening http://…" (default 30000)
+//   WEB_DIR          serve index.html, app.js and app.css from this folder instead of the
+//                    copies compiled into the server (no rebuild needed)
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { startSwitchboard } from './harness.mjs';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || '';
+const WEB_DIR = process.env.WEB_DIR || '';
+const WAIT = 15000; // every wait for a condition in a page
+const PASSWORD = 'demo';
+const ADMIN = 'admin@example.com';
+const ALICE = 'alice@example.com'; // engineering
+const BOB = 'bob@example.com'; // engineering
+const ENGINEERING = [ALICE, BOB, 'carol@example.com', 'dave@example.com', 'erin@example.com'];
+const HOSTILE = '<img src=x onerror=alert(1)>';
+
+const URGENT_TITLE = 'Primary database down';
+const URGENT_BODY = `db1 stopped answering ${HOSTILE} <script>alert(2)</script> & failover pending`;
+const LOW_TITLE = 'Coffee machine fixed';
+const HIGH_TITLE = 'TLS certificate expires tomorrow';
+
+let base = process.env.SWITCHBOARD_URL ? process.env.SWITCHBOARD_URL.replace(/\/$/, '') : '';
+let browser = null;
+const clients = [];
+let admin = null;
+let alice = null;
+let bob = null;
+const sent = {}; // name -> alert id
+
+// ------------------------------------------------------------------ server
+
+let sb = null;
+
+async function startServer() {
+  sb = await startSwitchboard();
+  base = sb.base;
+}
+
+async function stopServer() {
+  await sb?.stop();
+  sb = null;
+}
+
+function tail() {
+  return sb ? sb.tail() : '';
+}
+
+// ------------------------------------------------------------------ REST helpers (Node side)
+
+async function rest(method, p, { token, body } = {}) {
+  const headers = { accept: 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const r = await fetch(`${base}${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
+  return { status: r.status, json, text };
+}
+
+const tokens = new Map();
+async function login(address) {
+  if (tokens.has(address)) return tokens.get(address);
+  const r = await rest('POST', '/api/v1/auth/login', { body: { address, password: PASSWORD } });
+  assert.equal(r.status, 200, `sign-in of ${address}: ${r.text}`);
+  tokens.set(address, r.json.token);
+  return r.json.token;
+}
+
+async function getJson(p, who = ADMIN) {
+  const r = await rest('GET', p, { token: await login(who) });
+  assert.equal(r.status, 200, `GET ${p} as ${who}: ${r.status} ${r.text}`);
+  return r.json;
+}
+
+const stateOf = (alert, who) => (alert.deliveries.find((d) => d.user === who) || {}).state;
+
+// ------------------------------------------------------------------ browser clients
+
+class Client {
+  constructor(name, context, page) {
+    this.name = name;
+    this.context = context;
+    this.dialogs = [];
+    this.pageErrors = [];
+    this.console = [];
+    this.csp = [];
+    this.page = page;
+    page.setDefaultTimeout(WAIT);
+    page.on('dialog', (d) => {
+      this.dialogs.push(`${d.type()}: ${d.message()}`);
+      d.dismiss().catch(() => {});
+    });
+    page.on('pageerror', (e) => this.pageErrors.push(String(e && e.stack ? e.stack : e)));
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') this.console.push(`${m.type()}: ${m.text()}`);
+      if (/Content Security Policy/i.test(m.text())) this.csp.push(m.text());
+    });
+  }
+}
+
+async function newClient(name, viewport = { width: 1360, height: 900 }) {
+  const context = await browser.newContext({ viewport });
+  if (WEB_DIR) {
+    const files = {
+      '/': ['index.html', 'text/html'],
+      '/assets/app.js': ['app.js', 'text/javascript'],
+      '/assets/app.css': ['app.css', 'text/css'],
+      '/sdk/switchboard.js': ['sdk/switchboard.js', 'text/javascript'],
+      '/sdk/switchboard.css': ['sdk/switchboard.css', 'text/css'],
+    };
+    await context.route((u) => u.origin === base && Object.hasOwn(files, u.pathname), async (route) => {
+      const [file, type] = files[new URL(route.request().url()).pathname];
+      const resp = await route.fetch(); // keep the server's headers (CSP, …)
+      await route.fulfill({ response: resp, body: readFileSync(path.join(WEB_DIR, file)), contentType: `${type}; charset=utf-8` });
+    });
+  }
+  const c = new Client(name, context, await context.newPage());
+  clients.push(c);
+  return c;
+}
+
+async function signIn(c, address) {
+  const { page } = c;
+  await page.goto(`${base}/`);
+  await page.locator('[data-testid=login-address]').waitFor({ state: 'visible' });
+  await page.fill('[data-testid=login-address]', address);
+  await page.fill('[data-testid=login-password]', PASSWORD);
+  await page.click('[data-testid=login-submit]');
+  await page.locator('[data-testid=signout]').waitFor({ state: 'visible' });
+  await waitIn(page, () => window.__switchboard.connected());
+}
+
+function waitIn(page, fn, arg, timeout = WAIT) {
+  return page.waitForFunction(fn, arg, { timeout, polling: 50 });
+}
+
+/** Polls an async check in Node until it returns a truthy value. */
+async function eventually(what, fn, timeout = WAIT) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+async function screenshot(c, name) {
+  if (!SCREENSHOT_DIR) return;
+  mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  await c.page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+}
+
+async function assertNoMarkup(c) {
+  const r = await c.page.evaluate(() => ({ imgs: document.querySelectorAll('img').length, scripts: document.querySelectorAll('body script').length }));
+  assert.equal(r.imgs, 0, `${c.name}: no <img> anywhere`);
+  assert.equal(r.scripts, 0, `${c.name}: no <script> in the body`);
+  assert.deepEqual(c.dialogs, [], `${c.name}: no dialog fired`);
+}
+
+const card = (id) => `[data-testid=alert-card][data-id="${id}"]`;
+const delivery = (who) => `[data-testid=al-delivery][data-user="${who}"]`;
+
+/** The admin opens the compose form (from wherever in the Alerts page). */
+async function openCompose(p) {
+  if (!(await p.locator('[data-testid=alerts-view]').isVisible())) await p.click('[data-testid=alerts-tab]');
+  await p.click('[data-testid=al-tab-compose]');
+  await p.locator('[data-testid=al-compose]').waitFor({ state: 'visible' });
+}
+
+/** Submits the form; resolves with the new alert's id (the page moves to its deliveries). */
+async function submitAlert(p) {
+  const before = await p.evaluate(() => location.hash);
+  await p.click('[data-testid=al-send]');
+  await waitIn(p, (h) => /^#\/alerts\/\d+$/.test(location.hash) && location.hash !== h, before);
+  assert.equal(await p.locator('[data-testid=al-error]').isVisible(), false, 'no error sending');
+  const id = Number((await p.evaluate(() => location.hash)).split('/').pop());
+  await p.locator(`[data-testid=al-detail][data-id="${id}"]`).waitFor({ state: 'visible' });
+  return id;
+}
+
+/** Runs a test body; on failure prints what the pages and the server said. */
+function check(name, fn) {
+  test(name, { timeout: 120000 }, async () => {
+    try {
+      await fn();
+      for (const c of clients) {
+        assert.deepEqual(c.pageErrors, [], `JavaScript errors in ${c.name}'s page`);
+        assert.deepEqual(c.dialogs, [], `unexpected dialogs in ${c.name}'s page`);
+        assert.deepEqual(c.csp, [], `Content-Security-Policy violations in ${c.name}'s page`);
+      }
+    } catch (e) {
+      for (const c of clients) {
+        if (c.pageErrors.length) console.error(`# ${c.name} page errors:\n${c.pageErrors.join('\n')}`);
+        if (c.console.length) console.error(`# ${c.name} console:\n${c.console.slice(-20).join('\n')}`);
+        await screenshot(c, `failed-${c.name}`).catch(() => {});
+      }
+      const t = tail();
+      if (t) console.error(t);
+      throw e;
+    }
+  });
+}
+
+// ------------------------------------------------------------------ lifecycle
+
+before(async () => {
+  if (!base) await startServer();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+      // Pages fulfilled by a route have no address space; let them reach 127.0.0.1.
+      ...(WEB_DIR ? ['--disable-features=LocalNetworkAccessChecks'] : [])],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close().catch(() => {});
+  await stopServer();
+});
+
+// ------------------------------------------------------------------ tests
+
+check('a. an urgent alert to engineering: alice acknowledges, bob gets it held when he signs in', async () => {
+  admin = await newClient('admin');
+  await signIn(admin, ADMIN);
+  alice = await newClient('alice');
+  await signIn(alice, ALICE);
+  const p = admin.page;
+
+  await p.locator('[data-testid=alerts-tab]').waitFor({ state: 'visible' });
+  await p.click('[data-testid=alerts-tab]');
+  await p.locator('[data-testid=alerts-view]').waitFor({ state: 'visible' });
+  await p.locator('[data-testid=al-compose]').waitFor({ state: 'visible' });
+  assert.equal(await p.locator('[data-testid=chat]').isVisible(), false, 'the page replaces the chat pane');
+  assert.equal(await p.evaluate(() => location.hash), '#/alerts');
+  // Groups and queues come from the directory.
+  await p.locator('[data-testid=al-group][value=engineering]').waitFor({ state: 'visible' });
+  await p.locator('[data-testid=al-queue][value=support]').waitFor({ state: 'visible' });
+
+  await p.fill('[data-testid=al-title]', URGENT_TITLE);
+  await p.fill('[data-testid=al-body]', URGENT_BODY);
+  await p.selectOption('[data-testid=al-priority]', 'urgent');
+  await p.check('[data-testid=al-group][value=engineering]');
+  await p.check('[data-testid=al-ack]');
+  sent.urgent = await submitAlert(p);
+
+  const a = await getJson(`/api/v1/alerts/${sent.urgent}`);
+  assert.equal(a.title, URGENT_TITLE);
+  assert.equal(a.body, URGENT_BODY);
+  assert.equal(a.priority, 'urgent');
+  assert.equal(a.ack_required, true);
+  assert.deepEqual(a.audience.groups, ['engineering']);
+  assert.equal(a.offline, 'hold');
+  assert.equal(a.ttl_s, 3600);
+  assert.deepEqual(a.deliveries.map((d) => d.user).sort(), [...ENGINEERING].sort());
+
+  // Alice: a red, persistent card with the title and the hostile body as text.
+  const ap = alice.page;
+  const c = ap.locator(card(sent.urgent));
+  await c.waitFor({ state: 'visible' });
+  assert.equal(await c.getAttribute('data-priority'), 'urgent');
+  assert.equal(await c.getAttribute('data-state'), 'open');
+  assert.equal(await c.getAttribute('data-reminder'), 'false');
+  assert.equal(await c.locator('[data-testid=alert-title]').textContent(), URGENT_TITLE);
+  assert.equal(await c.locator('[data-testid=alert-body]').textContent(), URGENT_BODY);
+  assert.equal(await c.locator('[data-testid=alert-priority]').textContent(), 'Urgent');
+  assert.ok(await c.evaluate((n) => n.classList.contains('pulse')), 'an open urgent alert pulses');
+  assert.equal(await c.locator('[data-testid=alert-dismiss]').isVisible(), false, 'an urgent alert waiting for acknowledgement cannot be dismissed');
+  const red = await c.evaluate((n) => getComputedStyle(n).borderLeftColor);
+  assert.equal(red, 'rgb(198, 47, 47)', 'urgent cards are red');
+  assert.match(await ap.title(), /^\(!\) /, 'the tab title flags an urgent alert');
+  // The alerts conversation is marked in the sidebar.
+  const row = ap.locator('[data-testid=conversation][data-alerts=true]');
+  await row.waitFor({ state: 'visible' });
+  await waitIn(ap, () => document.querySelector('[data-testid=conversation][data-alerts=true]')?.getAttribute('data-open-alerts') === '1');
+  assert.equal(await row.locator('.row-title').textContent(), 'Alerts');
+  assert.equal(Number(await c.getAttribute('data-conversation')), Number(await row.getAttribute('data-id')));
+  await ap.waitForTimeout(300);
+  await assertNoMarkup(alice);
+  await screenshot(alice, 'a-urgent-card');
+
+  await c.locator('[data-testid=alert-ack]').click();
+  await ap.locator(`${card(sent.urgent)}[data-state=acknowledged]`).waitFor({ state: 'visible' });
+  assert.equal(await c.locator('[data-testid=alert-status]').textContent(), 'Acknowledged');
+  assert.equal(await c.locator('[data-testid=alert-ack]').isVisible(), false);
+  assert.equal(await c.evaluate((n) => n.classList.contains('pulse')), false, 'no pulse once acknowledged');
+  await waitIn(ap, () => document.querySelector('[data-testid=conversation][data-alerts=true]')?.getAttribute('data-open-alerts') === '0');
+  assert.doesNotMatch(await ap.title(), /\(!\)/);
+
+  // The admin's live table: alice acknowledged, bob (not signed in) pending.
+  await p.locator(`${delivery(ALICE)}[data-state=acknowledged]`).waitFor({ state: 'visible' });
+  await p.locator(`${delivery(BOB)}[data-state=pending]`).waitFor({ state: 'visible' });
+  assert.notEqual((await p.locator(delivery(ALICE)).locator('[data-testid=al-acked-at]').textContent()).trim(), '—');
+  assert.equal(await p.locator('[data-testid=al-delivery]').count(), ENGINEERING.length);
+  await waitIn(p, () => {
+    const n = (s) => document.querySelector(`[data-testid=al-d-count][data-state=${s}]`)?.getAttribute('data-count');
+    return n('total') === '5' && n('acknowledged') === '1' && n('pending') === '4';
+  });
+  assert.equal(await p.locator('[data-testid=al-d-title]').textContent(), URGENT_TITLE);
+  assert.equal(await p.locator('[data-testid=al-d-body]').textContent(), URGENT_BODY);
+  assert.equal(stateOf(await getJson(`/api/v1/alerts/${sent.urgent}`), ALICE), 'acknowledged');
+  await assertNoMarkup(admin);
+  await screenshot(admin, 'a-live-table');
+
+  // Bob signs in: the held alert reaches him, and the admin sees it delivered.
+  bob = await newClient('bob');
+  await signIn(bob, BOB);
+  const bc = bob.page.locator(card(sent.urgent));
+  await bc.waitFor({ state: 'visible' });
+  assert.equal(await bc.getAttribute('data-priority'), 'urgent');
+  assert.equal(await bc.getAttribute('data-state'), 'open');
+  assert.equal(await bc.locator('[data-testid=alert-body]').textContent(), URGENT_BODY);
+  await p.locator(`${delivery(BOB)}[data-state=delivered]`).waitFor({ state: 'visible' });
+  assert.notEqual((await p.locator(delivery(BOB)).locator('[data-testid=al-delivered-at]').textContent()).trim(), '—');
+  // Clicking the card opens the alerts conversation (the message shown as text); reading it
+  // marks the delivery read.
+  await bc.locator('[data-testid=alert-title]').click();
+  const conv = await bc.getAttribute('data-conversation');
+  await bob.page.locator(`[data-testid=chat][data-id="${conv}"]`).waitFor({ state: 'visible' });
+  assert.equal(await bob.page.locator('[data-testid=chat-title]').textContent(), 'Alerts');
+  await waitIn(bob.page, (t) => [...document.querySelectorAll('[data-testid=message-body]')].some((n) => n.textContent.includes(t)), URGENT_BODY);
+  await p.locator(`${delivery(BOB)}[data-state=read]`).waitFor({ state: 'visible' });
+  assert.equal(await bc.getAttribute('data-state'), 'open', 'reading is not acknowledging');
+  await assertNoMarkup(bob);
+  await screenshot(bob, 'a-held');
+});
+
+check('b. a low-priority alert is unobtrusive, needs no acknowledgement and goes by itself', async () => {
+  const p = admin.page;
+  await openCompose(p);
+  // A fresh form after sending: nothing carried over.
+  assert.equal(await p.inputValue('[data-testid=al-title]'), '');
+  assert.equal(await p.isChecked('[data-testid=al-group][value=engineering]'), false);
+  assert.equal(await p.isChecked('[data-testid=al-ack]'), false);
+  assert.equal(await p.inputValue('[data-testid=al-priority]'), 'normal');
+  // Directory suggestions for the people field.
+  await p.fill('[data-testid=al-users]', 'alic');
+  await p.locator(`#al-users-options option[value="${ALICE}"]`).waitFor({ state: 'attached' });
+  await p.fill('[data-testid=al-users]', `${ALICE}, `);
+  await p.fill('[data-testid=al-title]', LOW_TITLE);
+  await p.selectOption('[data-testid=al-priority]', 'low');
+  await alice.page.mouse.move(5, 880); // not over the cards: hovering keeps a card
+  sent.low = await submitAlert(p);
+  const a = await getJson(`/api/v1/alerts/${sent.low}`);
+  assert.equal(a.priority, 'low');
+  assert.equal(a.ack_required, false);
+  assert.deepEqual(a.audience.users, [ALICE]);
+
+  const ap = alice.page;
+  const c = ap.locator(card(sent.low));
+  await c.waitFor({ state: 'visible' });
+  assert.equal(await c.getAttribute('data-priority'), 'low');
+  assert.equal(await c.getAttribute('data-state'), 'info');
+  assert.equal(await c.locator('[data-testid=alert-title]').textContent(), LOW_TITLE);
+  assert.equal(await c.locator('[data-testid=alert-ack]').isVisible(), false, 'nothing to acknowledge');
+  assert.equal(await c.locator('[data-testid=alert-dismiss]').isVisible(), true);
+  assert.equal(await c.evaluate((n) => n.classList.contains('pulse')), false);
+  assert.equal(await c.getAttribute('role'), 'status');
+  const style = await c.evaluate((n) => getComputedStyle(n).borderLeftColor);
+  assert.notEqual(style, 'rgb(198, 47, 47)', 'not red');
+  assert.doesNotMatch(await ap.title(), /\(!\)/);
+  await screenshot(alice, 'b-low-card');
+  await p.locator(`${delivery(ALICE)}[data-state=delivered]`).waitFor({ state: 'visible' });
+  assert.equal(await p.locator('[data-testid=al-delivery]').count(), 1);
+  // It goes by itself.
+  await c.waitFor({ state: 'detached', timeout: 20000 });
+  // And it is in the alerts conversation.
+  const row = ap.locator('[data-testid=conversation][data-alerts=true]');
+  await waitIn(ap, (t) => document.querySelector('[data-testid=conversation][data-alerts=true] .row-preview')?.textContent.includes(t), LOW_TITLE);
+  assert.equal(await row.getAttribute('data-open-alerts'), '0');
+});
+
+check('c. a high alert with a reminder is acknowledged by replying "ack"', async () => {
+  const p = admin.page;
+  await openCompose(p);
+  await p.fill('[data-testid=al-title]', HIGH_TITLE);
+  await p.fill('[data-testid=al-body]', 'Renew it in the vault.');
+  await p.selectOption('[data-testid=al-priority]', 'high');
+  await p.fill('[data-testid=al-users]', ALICE);
+  await p.check('[data-testid=al-esc-on]');
+  assert.equal(await p.isChecked('[data-testid=al-ack]'), true, 'escalation asks for an acknowledgement');
+  await p.fill('[data-testid=al-esc-after]', '2');
+  await p.selectOption('[data-testid=al-esc-unit]', 'seconds');
+  sent.high = await submitAlert(p);
+  const a = await getJson(`/api/v1/alerts/${sent.high}`);
+  assert.equal(a.priority, 'high');
+  assert.equal(a.ack_required, true);
+  assert.equal(a.escalation.after_seconds, 2);
+  assert.equal(a.escalation.audience ?? null, null, 'no second audience: a reminder');
+
+  const ap = alice.page;
+  const c = ap.locator(card(sent.high));
+  await c.waitFor({ state: 'visible' });
+  assert.equal(await c.getAttribute('data-priority'), 'high');
+  assert.equal(await c.getAttribute('data-state'), 'open');
+  // Not acknowledged within 2 s: a reminder, shown as such.
+  await ap.locator(`${card(sent.high)}[data-reminder=true]`).waitFor({ state: 'visible' });
+  assert.equal(await c.locator('[data-testid=alert-reminder]').isVisible(), true);
+  await waitIn(p, () => /escalated/.test(document.querySelector('[data-testid=al-d-facts]')?.textContent || ''));
+  await screenshot(alice, 'c-reminder');
+
+  // The card opens the alerts conversation; "ack" there acknowledges.
+  await c.locator('[data-testid=alert-title]').click();
+  const conv = await c.getAttribute('data-conversation');
+  await ap.locator(`[data-testid=chat][data-id="${conv}"]`).waitFor({ state: 'visible' });
+  await waitIn(ap, () => [...document.querySelectorAll('[data-testid=message-body]')].some((n) => n.textContent.startsWith('[REMINDER]')));
+  await ap.fill('[data-testid=composer]', 'ack');
+  await ap.press('[data-testid=composer]', 'Enter');
+  await ap.locator(`${card(sent.high)}[data-state=acknowledged]`).waitFor({ state: 'visible' });
+  assert.equal(await c.locator('[data-testid=alert-status]').textContent(), 'Acknowledged');
+  await waitIn(ap, (t) => [...document.querySelectorAll('[data-testid=message-body]')].some((n) => n.textContent.includes(t)), `Alert ${sent.high} acknowledged`);
+  await p.locator(`${delivery(ALICE)}[data-state=acknowledged]`).waitFor({ state: 'visible' });
+  assert.equal(stateOf(await getJson(`/api/v1/alerts/${sent.high}`), ALICE), 'acknowledged');
+  await assertNoMarkup(alice);
+});
+
+check('d. the history lists the alerts with their counts; a row opens the deliveries', async () => {
+  const p = admin.page;
+  await p.click('[data-testid=al-tab-history]');
+  await p.locator('[data-testid=al-history]').waitFor({ state: 'visible' });
+  assert.equal(await p.evaluate(() => location.hash), '#/alerts');
+  await waitIn(p, (n) => document.querySelectorAll('[data-testid=al-row]').length >= n, Object.keys(sent).length);
+  const rows = await p.$$eval('[data-testid=al-row]', (ns) => ns.map((n) => ({
+    id: Number(n.getAttribute('data-id')),
+    title: n.querySelector('[data-testid=al-row-title]').textContent,
+    priority: n.getAttribute('data-priority'),
+    counts: Object.fromEntries([...n.querySelectorAll('[data-testid=al-row-count]')].map((x) => [x.getAttribute('data-state'), Number(x.getAttribute('data-count'))])),
+  })));
+  assert.deepEqual(rows.map((r) => r.id), [sent.high, sent.low, sent.urgent], 'newest first');
+  const byId = Object.fromEntries(rows.map((r) => [r.id, r]));
+  assert.equal(byId[sent.urgent].title, URGENT_TITLE);
+  assert.equal(byId[sent.urgent].priority, 'urgent');
+  assert.equal(byId[sent.low].title, LOW_TITLE);
+  assert.equal(byId[sent.high].title, HIGH_TITLE);
+  // The counts are the server's.
+  const api = (await getJson('/api/v1/alerts?limit=50')).alerts;
+  for (const x of api) {
+    const shown = byId[x.id];
+    assert.ok(shown, `alert ${x.id} listed`);
+    for (const [state, n] of Object.entries(x.deliveries)) assert.equal(shown.counts[state], n, `alert ${x.id}: ${state}`);
+    assert.equal(shown.counts.total, Object.values(x.deliveries).reduce((s, n) => s + n, 0), `alert ${x.id}: total`);
+  }
+  assert.equal(byId[sent.urgent].counts.total, 5);
+  assert.equal(byId[sent.urgent].counts.acknowledged, 1);
+  assert.equal(byId[sent.urgent].counts.read, 1);
+  assert.equal(byId[sent.urgent].counts.pending, 3);
+  assert.equal(byId[sent.low].counts.total, 1);
+  assert.equal(byId[sent.low].counts.acknowledged, 0);
+  assert.equal(byId[sent.high].counts.acknowledged, 1);
+  await screenshot(admin, 'd-history');
+
+  // A row opens its deliveries, live.
+  await p.click(`[data-testid=al-row][data-id="${sent.urgent}"]`);
+  await p.locator(`[data-testid=al-detail][data-id="${sent.urgent}"]`).waitFor({ state: 'visible' });
+  assert.equal(await p.evaluate(() => location.hash), `#/alerts/${sent.urgent}`);
+  await p.locator(`${delivery(ALICE)}[data-state=acknowledged]`).waitFor({ state: 'visible' });
+  await p.locator(`${delivery(BOB)}[data-state=read]`).waitFor({ state: 'visible' });
+  // Bob acknowledges from his card; the open table follows without a reload.
+  await bob.page.locator(card(sent.urgent)).locator('[data-testid=alert-ack]').click();
+  await bob.page.locator(`${card(sent.urgent)}[data-state=acknowledged]`).waitFor({ state: 'visible' });
+  await p.locator(`${delivery(BOB)}[data-state=acknowledged]`).waitFor({ state: 'visible' });
+  // Back to the history (and the "New alert" button to the form).
+  await p.click('[data-testid=al-d-history]');
+  await p.locator('[data-testid=al-history]').waitFor({ state: 'visible' });
+  await waitIn(p, (id) => document.querySelector(`[data-testid=al-row][data-id="${id}"] [data-testid=al-row-count][data-state=acknowledged]`)?.getAttribute('data-count') === '2', sent.urgent);
+  await assertNoMarkup(admin);
+});
+
+check('e. alice is no administrator: no Alerts page, and the API refuses her', async () => {
+  const ap = alice.page;
+  assert.equal(await ap.locator('[data-testid=alerts-tab]').isVisible(), false, 'no Alerts button');
+  await ap.evaluate(() => { location.hash = '#/alerts'; });
+  await ap.waitForTimeout(400);
+  assert.equal(await ap.locator('[data-testid=alerts-view]').isVisible(), false, 'no Alerts page by address either');
+  assert.equal(await ap.locator('[data-testid=chat]').isVisible(), true);
+  await ap.evaluate((id) => { location.hash = `#/alerts/${id}`; }, sent.urgent);
+  await ap.waitForTimeout(400);
+  assert.equal(await ap.locator('[data-testid=alerts-view]').isVisible(), false);
+  const token = await login(ALICE);
+  const post = await rest('POST', '/api/v1/alerts', { token, body: { title: 'x', audience: { everyone: true } } });
+  assert.equal(post.status, 403, post.text);
+  const list = await rest('GET', '/api/v1/alerts', { token });
+  assert.equal(list.status, 403, list.text);
+  // The administrator still has it.
+  assert.equal(await admin.page.locator('[data-testid=alerts-tab]').isVisible(), true);
+});
