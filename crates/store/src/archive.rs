@@ -221,21 +221,16 @@ impl SqlStore {
             S(String),
         }
         let mut binds: Vec<Bind> = Vec::new();
-        // With people or a conversation to narrow by, SQLite looks at their records first and
-        // checks each against the full-text index (a seek per record): a common keyword
-        // then costs nothing extra. Without, the full-text index leads.
+        // With people or a conversation to narrow by, SQLite starts from their records (see
+        // `search_narrow`): a common keyword then costs little. Without, the full-text index
+        // leads.
         let narrow = q.participant.is_some() || q.group.is_some() || q.conversation.is_some();
-        let filter_first = self.backend == Backend::Sqlite && !words.is_empty() && narrow;
+        if self.backend == Backend::Sqlite && !words.is_empty() && narrow {
+            return self.search_narrow(q, &words).await;
+        }
         let (select, from, order) = match (self.backend, words.is_empty()) {
             (_, true) => {
                 ("substr(a.body, 1, 240) AS snip".to_string(), "archive a".to_string(), "a.id DESC".to_string())
-            }
-            (Backend::Sqlite, false) if filter_first => {
-                let p = next(self);
-                binds.push(Bind::S(fts5_query(&words)));
-                filters
-                    .push(format!("EXISTS (SELECT 1 FROM archive_fts WHERE archive_fts MATCH {p} AND rowid = a.id)"));
-                ("NULL AS snip".to_string(), "archive a".to_string(), "a.id DESC".to_string())
             }
             (Backend::Sqlite, false) => {
                 let p = next(self);
@@ -310,7 +305,7 @@ impl SqlStore {
             };
         }
         let rows = query.fetch_all(&self.pool).await.map_err(unavailable)?;
-        let mut hits: Vec<ArchiveHit> = rows
+        let hits: Vec<ArchiveHit> = rows
             .iter()
             .map(|r| {
                 Ok(ArchiveHit {
@@ -325,25 +320,6 @@ impl SqlStore {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(unavailable)?;
-        if filter_first && !hits.is_empty() {
-            // Snippets for the page found, from the full-text index.
-            let ids = hits.iter().map(|h| h.id.to_string()).collect::<Vec<_>>().join(",");
-            let rows = sqlx::query(&format!(
-                "SELECT rowid AS id, snippet(archive_fts, 0, char(2), char(3), '…', 24) AS snip FROM archive_fts \
-                 WHERE archive_fts MATCH $1 AND rowid IN ({ids})"
-            ))
-            .bind(fts5_query(&words))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?;
-            for r in rows {
-                let (id, snip): (i64, String) =
-                    (r.try_get("id").map_err(unavailable)?, r.try_get("snip").map_err(unavailable)?);
-                if let Some(h) = hits.iter_mut().find(|h| h.id == id) {
-                    h.snippet = snip;
-                }
-            }
-        }
         Ok(hits)
     }
 }
@@ -520,5 +496,127 @@ impl SqlStore {
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable)
+    }
+}
+
+impl SqlStore {
+    /// SQLite, keywords with people or a conversation to narrow by: the narrowing records'
+    /// ids come from an index alone; the full-text index then gives the keyword's records
+    /// within that id range; their intersection, newest first, is the result.
+    async fn search_narrow(&self, q: &ArchiveQuery, words: &[String]) -> StoreResult<Vec<ArchiveHit>> {
+        let mut filters: Vec<String> = Vec::new();
+        let mut binds: Vec<i64> = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
+        if let Some(u) = q.participant {
+            binds.push(u.0);
+            filters.push(format!(
+                "a.conversation_id IN (SELECT conversation_id FROM archive_participants WHERE user_id = ${})",
+                binds.len()
+            ));
+        }
+        if let Some(g) = q.group {
+            binds.push(g.0);
+            filters.push(format!(
+                "a.conversation_id IN (SELECT ap.conversation_id FROM archive_participants ap \
+                 JOIN group_members gm ON gm.user_id = ap.user_id WHERE gm.group_id = ${})",
+                binds.len()
+            ));
+        }
+        if let Some(c) = q.conversation {
+            binds.push(c);
+            filters.push(format!("a.conversation_id = ${}", binds.len()));
+        }
+        if let Some(t) = q.from {
+            binds.push(t);
+            filters.push(format!("a.ts >= ${}", binds.len()));
+        }
+        if let Some(t) = q.to {
+            binds.push(t);
+            filters.push(format!("a.ts < ${}", binds.len()));
+        }
+        if let Some(k) = &q.conversation_kind {
+            texts.push(k.clone());
+            filters.push(format!("a.conversation_kind = ${}", binds.len() + texts.len()));
+        }
+        // `$n` placeholders in order of binding: integers first, then the kind.
+        let sql = format!("SELECT a.id FROM archive a WHERE {} ORDER BY a.id DESC LIMIT 500000", filters.join(" AND "));
+        let sql = self.positional(&sql);
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        for b in &binds {
+            query = query.bind(*b);
+        }
+        for t in &texts {
+            query = query.bind(t.clone());
+        }
+        let candidates: Vec<i64> = query.fetch_all(&self.pool).await.map_err(unavailable)?;
+        let (Some(&hi), Some(&lo)) = (candidates.first(), candidates.last()) else { return Ok(Vec::new()) };
+        let matching: std::collections::HashSet<i64> = sqlx::query_scalar::<_, i64>(
+            "SELECT rowid FROM archive_fts WHERE archive_fts MATCH $1 AND rowid >= $2 AND rowid <= $3",
+        )
+        .bind(fts5_query(words))
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .collect();
+        let page: Vec<i64> = candidates
+            .into_iter()
+            .filter(|id| matching.contains(id))
+            .skip(q.offset.max(0) as usize)
+            .take(q.limit.clamp(1, 1000) as usize)
+            .collect();
+        if page.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = page.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let rows = sqlx::query(&format!(
+            "SELECT a.id, a.ts, a.kind, a.conversation_id, a.conversation_kind, a.actor, \
+             snippet(archive_fts, 0, char(2), char(3), '…', 24) AS snip \
+             FROM archive_fts JOIN archive a ON a.id = archive_fts.rowid \
+             WHERE archive_fts MATCH $1 AND archive_fts.rowid IN ({ids}) ORDER BY a.id DESC"
+        ))
+        .bind(fts5_query(words))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(ArchiveHit {
+                    id: r.try_get("id")?,
+                    ts: r.try_get("ts")?,
+                    kind: r.try_get("kind")?,
+                    conversation: r.try_get("conversation_id")?,
+                    conversation_kind: r.try_get("conversation_kind")?,
+                    actor: r.try_get("actor")?,
+                    snippet: r.try_get::<Option<String>, _>("snip")?.unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    /// `$n` → the backend's placeholder.
+    fn positional(&self, sql: &str) -> String {
+        if self.backend != Backend::Sqlite {
+            return sql.to_string();
+        }
+        let mut out = String::with_capacity(sql.len());
+        let mut chars = sql.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+                let mut n = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    n.push(*d);
+                    chars.next();
+                }
+                out.push('?');
+                out.push_str(&n);
+            } else {
+                out.push(c);
+            }
+        }
+        out
     }
 }
