@@ -99,21 +99,6 @@ impl SqlStore {
                     .bind(r.hash.clone());
             }
             q.execute(&mut **tx).await.map_err(unavailable)?;
-            if self.backend == Backend::Sqlite {
-                let indexed: Vec<&ArchiveRecord> = chunk.iter().filter(|r| !r.entry.body.is_empty()).collect();
-                if !indexed.is_empty() {
-                    let rows = (0..indexed.len())
-                        .map(|i| format!("({}, {})", self.ph(2 * i + 1), self.ph(2 * i + 2)))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let sql = format!("INSERT INTO archive_fts (rowid, body) VALUES {rows}");
-                    let mut q = sqlx::query(&sql);
-                    for r in indexed {
-                        q = q.bind(r.id).bind(r.entry.body.clone());
-                    }
-                    q.execute(&mut **tx).await.map_err(unavailable)?;
-                }
-            }
         }
         let last = records.last().expect("not empty");
         sqlx::query("UPDATE archive_head SET last_id = $1, last_hash = $2 WHERE singleton = 1")
@@ -209,6 +194,8 @@ fn fts5_query(words: &[String]) -> String {
 
 impl SqlStore {
     pub(crate) async fn search_archive_impl(&self, q: &ArchiveQuery) -> StoreResult<Vec<ArchiveHit>> {
+        // What was archived a moment ago is found too.
+        self.index_archive().await?;
         let words: Vec<String> = q.keywords.iter().map(|w| w.trim().to_string()).filter(|w| !w.is_empty()).collect();
         let mut filters: Vec<String> = Vec::new();
         let mut n = 0;
@@ -449,6 +436,7 @@ impl SqlStore {
         cutoff: i64,
         now: i64,
     ) -> StoreResult<(u64, u64)> {
+        self.index_archive().await?;
         let mut tx = self.begin_write().await?;
         let scope = match conversation {
             Some(_) => "conversation_id = $1",
@@ -458,7 +446,8 @@ impl SqlStore {
         if self.backend == Backend::Sqlite {
             sqlx::query(&format!(
                 "INSERT INTO archive_fts (archive_fts, rowid, body) SELECT 'delete', id, body FROM archive \
-                 WHERE {scope} AND ts < $2 AND body IS NOT NULL AND body <> ''"
+                 WHERE {scope} AND ts < $2 AND body IS NOT NULL AND body <> '' \
+                 AND id <= (SELECT last_id FROM archive_fts_head WHERE singleton = 1)"
             ))
             .bind(c)
             .bind(cutoff)
@@ -618,5 +607,59 @@ impl SqlStore {
             }
         }
         out
+    }
+}
+
+impl SqlStore {
+    /// SQLite: bring the full-text index up to the archive (records are indexed after they
+    /// are committed, in large batches, not inside each message's transaction). Returns the
+    /// records looked at. PostgreSQL indexes as it inserts (a generated column).
+    pub async fn index_archive(&self) -> StoreResult<u64> {
+        if self.backend != Backend::Sqlite {
+            return Ok(0);
+        }
+        let mut total = 0;
+        loop {
+            let mut tx = self.begin_write().await?;
+            let from: i64 = sqlx::query_scalar("SELECT last_id FROM archive_fts_head WHERE singleton = 1")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            let rows = sqlx::query("SELECT id, body FROM archive WHERE id > $1 ORDER BY id LIMIT 4000")
+                .bind(from)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            let Some(last) = rows.last().map(|r| r.try_get::<i64, _>("id")).transpose().map_err(unavailable)? else {
+                return Ok(total);
+            };
+            let texts: Vec<(i64, String)> = rows
+                .iter()
+                .filter_map(|r| Some((r.try_get("id").ok()?, r.try_get::<Option<String>, _>("body").ok()??)))
+                .filter(|(_, b): &(i64, String)| !b.is_empty())
+                .collect();
+            for chunk in texts.chunks(400) {
+                let values = (0..chunk.len())
+                    .map(|i| format!("({}, {})", self.ph(2 * i + 1), self.ph(2 * i + 2)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!("INSERT INTO archive_fts (rowid, body) VALUES {values}");
+                let mut q = sqlx::query(&sql);
+                for (id, body) in chunk {
+                    q = q.bind(*id).bind(body.clone());
+                }
+                q.execute(&mut *tx).await.map_err(unavailable)?;
+            }
+            sqlx::query("UPDATE archive_fts_head SET last_id = $1 WHERE singleton = 1")
+                .bind(last)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            tx.commit().await.map_err(unavailable)?;
+            total += rows.len() as u64;
+            if rows.len() < 4000 {
+                return Ok(total);
+            }
+        }
     }
 }

@@ -57,6 +57,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/sqlite/0009_compliance.sql")),
     (10, include_str!("../migrations/sqlite/0010_alerts.sql")),
     (11, include_str!("../migrations/sqlite/0011_archive_index.sql")),
+    (12, include_str!("../migrations/sqlite/0012_fts_follower.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -70,6 +71,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/postgres/0009_compliance.sql")),
     (10, include_str!("../migrations/postgres/0010_alerts.sql")),
     (11, include_str!("../migrations/postgres/0011_archive_index.sql")),
+    (12, include_str!("../migrations/postgres/0012_fts_follower.sql")),
 ];
 
 /// What a commit survives on SQLite (PostgreSQL follows its own `synchronous_commit`).
@@ -409,6 +411,8 @@ impl Store for SqlStore {
 
     async fn maintenance(&self) -> StoreResult<()> {
         if self.backend == Backend::Sqlite {
+            // The full-text index follows the archive, in large batches off the commit path.
+            self.index_archive().await?;
             // PASSIVE on a reader: copy the WAL into the database without blocking the
             // writer. Under steady writing this never lets the WAL file restart (new frames
             // arrive while it copies), so past a size the writer finishes the job itself.
