@@ -58,6 +58,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/sqlite/0010_alerts.sql")),
     (11, include_str!("../migrations/sqlite/0011_archive_index.sql")),
     (12, include_str!("../migrations/sqlite/0012_fts_follower.sql")),
+    (13, include_str!("../migrations/sqlite/0013_archive_lean_indexes.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -72,6 +73,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/postgres/0010_alerts.sql")),
     (11, include_str!("../migrations/postgres/0011_archive_index.sql")),
     (12, include_str!("../migrations/postgres/0012_fts_follower.sql")),
+    (13, include_str!("../migrations/postgres/0013_archive_lean_indexes.sql")),
 ];
 
 /// What a commit survives on SQLite (PostgreSQL follows its own `synchronous_commit`).

@@ -1,0 +1,2 @@
+DROP INDEX archive_conversation;
+DROP INDEX archive_ts
