@@ -2,6 +2,7 @@
 //! wire the service to the HTTP edge, run.
 
 mod admin;
+mod alert;
 mod archive;
 mod config;
 mod loadalerts;
@@ -58,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// Send alerts through a running server (scripts, cron jobs).
+    Alert {
+        #[command(subcommand)]
+        command: alert::AlertCommand,
+    },
     /// The compliance archive: verify its chain.
     Archive {
         #[command(flatten)]
@@ -107,6 +113,7 @@ fn main() -> std::process::ExitCode {
                 archive::run(&config, command).await
             }
             Command::Loadtest { command } => loadtest::run(command).await,
+            Command::Alert { command } => alert::run(command).await,
         }
     });
     // Don't wait for lingering blocking tasks (a hung DNS lookup, say) on the way out.

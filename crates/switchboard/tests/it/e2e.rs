@@ -562,3 +562,99 @@ async fn waiting_queue_chats_survive_a_restart() {
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `kill -9` as soon as the first recipient has the alert, while (or just after) it fans out
+/// to the others: after the restart every recipient has it exactly once — those who were
+/// away, or whose delivery was cut off, get it when they reconnect. 60 recipients: the
+/// harness does not drain the server's stderr, so a much larger run fills the pipe.
+/// `switchboard alert send` is the sender.
+#[tokio::test]
+async fn a_restart_mid_fan_out_loses_and_duplicates_no_alert() {
+    let dir = temp_dir();
+    let env = [("SWITCHBOARD_LIMITS__MAX_CONNECTIONS_PER_ADDRESS", "2000")];
+    let mut server = Server::start(&dir, &["--demo"], &env);
+    let out = Command::new(BIN)
+        .args(["admin", "--data-dir"])
+        .arg(&dir)
+        .args(["app", "create", "pager", "--scope", "alerts:send"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8_lossy(&out.stdout).split_whitespace().last().unwrap().to_string();
+    let admin = server.login("admin@example.com", "demo").await["token"].as_str().unwrap().to_string();
+    let mut people = Vec::new();
+    for i in 0..60 {
+        let address = format!("r{i}@example.com");
+        server
+            .call(&admin, "/api/v1/admin/users", Some(json!({"address": address, "display_name": format!("R {i}")})))
+            .await;
+        let t = server.call(&admin, "/api/v1/admin/sessions", Some(json!({"address": address}))).await;
+        people.push((address, t["token"].as_str().unwrap().to_string()));
+    }
+    let mut sockets = Vec::new();
+    for (_, t) in &people[..40] {
+        let mut s = ws(&server.addr, t).await;
+        next_of(&mut s, "ready").await;
+        sockets.push(s);
+    }
+    // Send (by the command line), and kill the server while it fans out.
+    let to: Vec<String> = people.iter().flat_map(|(a, _)| ["--to".to_string(), a.clone()]).collect();
+    let sender = Command::new(BIN)
+        .args(["alert", "send", "--url", &server.base, "--title", "restart test", "--priority", "urgent"])
+        .args(&to)
+        .env("SWITCHBOARD_ALERT_TOKEN", &token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first frames reaching a recipient mean the fan-out is under way.
+    next_of(&mut sockets[0], "event").await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let _ = sender.wait_with_output();
+    drop(sockets);
+
+    let server = Server::start(&dir, &[], &env);
+    let stored = {
+        let r = reqwest::Client::new()
+            .get(format!("{}/api/v1/alerts", server.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        v["alerts"].as_array().unwrap().len()
+    };
+    assert_eq!(stored, 1, "the alert was stored before anything was sent");
+    // Everyone signs in again; held deliveries go out; each history holds it once.
+    let mut sockets = Vec::new();
+    for (_, t) in &people {
+        let mut s = ws(&server.addr, t).await;
+        next_of(&mut s, "ready").await;
+        sockets.push(s);
+    }
+    for (address, t) in &people {
+        let mut copies = 0;
+        for _ in 0..100 {
+            let list = server.call(t, "/api/v1/conversations", None).await;
+            copies = 0;
+            for c in list["conversations"].as_array().unwrap() {
+                let h = server.call(t, &format!("/api/v1/conversations/{}/messages?limit=100", c["id"]), None).await;
+                copies += h["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| e["body"].as_str().is_some_and(|b| b.starts_with("[URGENT] restart test")))
+                    .count();
+            }
+            if copies > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(copies, 1, "{address} has the alert {copies} times");
+    }
+    drop(sockets);
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
