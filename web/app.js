@@ -2099,6 +2099,11 @@
     const order = fields.map((x) => x.name).filter((n) => keys.includes(n));
     for (const k of keys) if (!order.includes(k)) order.push(k);
     const dl = el('dl', { class: 'answers', 'data-testid': testid || 'answers' });
+    // A field without its label: this queue's definition is not here yet (an offer can come
+    // before the queue list); fetch it once and draw the offers again.
+    if (keys.some((k) => !fields.some((x) => x.name === k)) && !Q.full.has(String(queueId))) {
+      ensureQueueDef(queueId).then(() => renderOffersBox());
+    }
     for (const k of order) {
       const fdef = fields.find((x) => x.name === k);
       const label = fdef && fdef.label ? String(fdef.label) : k;

@@ -25,7 +25,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { chromium } from 'playwright-core';
-import { startSwitchboard } from './harness.mjs';
+import { loginAt, restAt, signInAt, startSwitchboard, waitIn } from './harness.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || '';
@@ -49,6 +49,10 @@ const OTHER = `Carol saw the ${KEYWORD} ferry too`; // carol <-> dave: not alice
 const WALL = 'Research / Finance';
 
 let base = process.env.SWITCHBOARD_URL ? process.env.SWITCHBOARD_URL.replace(/\/$/, '') : '';
+// Shared helpers (harness.mjs), bound to this file's server.
+const rest = (method, p, opts) => restAt(base, method, p, opts);
+const login = (address) => loginAt(base, address, PASSWORD);
+const signIn = (c, address) => signInAt(base, c, address, PASSWORD);
 let browser = null;
 const clients = [];
 let trent = null;
@@ -76,25 +80,7 @@ function tail() {
 
 // ------------------------------------------------------------------ REST helpers (Node side)
 
-async function rest(method, p, { token, body } = {}) {
-  const headers = { accept: 'application/json' };
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await fetch(`${base}${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await r.text();
-  let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
-  return { status: r.status, json, text };
-}
 
-const tokens = new Map();
-async function login(address) {
-  if (tokens.has(address)) return tokens.get(address);
-  const r = await rest('POST', '/api/v1/auth/login', { body: { address, password: PASSWORD } });
-  assert.equal(r.status, 200, `sign-in of ${address}: ${r.text}`);
-  tokens.set(address, r.json.token);
-  return r.json.token;
-}
 
 async function direct(from, to) {
   const r = await rest('POST', '/api/v1/conversations', { token: await login(from), body: { kind: 'direct', members: [to] } });
@@ -168,20 +154,7 @@ async function closeClient(c) {
   clients.splice(clients.indexOf(c), 1);
 }
 
-async function signIn(c, address) {
-  const { page } = c;
-  await page.goto(`${base}/`);
-  await page.locator('[data-testid=login-address]').waitFor({ state: 'visible' });
-  await page.fill('[data-testid=login-address]', address);
-  await page.fill('[data-testid=login-password]', PASSWORD);
-  await page.click('[data-testid=login-submit]');
-  await page.locator('[data-testid=signout]').waitFor({ state: 'visible' });
-  await waitIn(page, () => window.__switchboard.connected());
-}
 
-function waitIn(page, fn, arg, timeout = WAIT) {
-  return page.waitForFunction(fn, arg, { timeout, polling: 50 });
-}
 
 /** Polls an async check in Node until it returns a truthy value. */
 async function eventually(what, fn, timeout = WAIT) {

@@ -79,3 +79,46 @@ export async function startPageServer(pages) {
 }
 
 export const JQUERY = readFileSync(path.join(HERE, 'node_modules/jquery/dist/jquery.min.js'), 'utf8');
+
+// ------------------------------------------------------------------ shared test helpers
+
+/** Wait in the page until `fn(arg)` is truthy (polling every 50 ms). */
+export function waitIn(page, fn, arg, timeout = 15000) {
+  return page.waitForFunction(fn, arg, { timeout, polling: 50 });
+}
+
+/** A JSON request to the server at `base`: { status, json, text }. */
+export async function restAt(base, method, p, { token, body } = {}) {
+  const headers = { accept: 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const r = await fetch(`${base}${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
+  return { status: r.status, json, text };
+}
+
+const sessionTokens = new Map(); // `${base} ${address}` → bearer token
+
+/** Sign in over the API (demo password) once per server and address; the bearer token. */
+export async function loginAt(base, address, password = 'demo') {
+  const key = `${base} ${address}`;
+  if (sessionTokens.has(key)) return sessionTokens.get(key);
+  const r = await restAt(base, 'POST', '/api/v1/auth/login', { body: { address, password } });
+  if (r.status !== 200) throw new Error(`sign-in of ${address}: ${r.status} ${r.text}`);
+  sessionTokens.set(key, r.json.token);
+  return r.json.token;
+}
+
+/** Sign in through the web client's form in `c.page`, and wait for its WebSocket. */
+export async function signInAt(base, c, address, password = 'demo') {
+  const { page } = c;
+  await page.goto(`${base}/`);
+  await page.locator('[data-testid=login-address]').waitFor({ state: 'visible' });
+  await page.fill('[data-testid=login-address]', address);
+  await page.fill('[data-testid=login-password]', password);
+  await page.click('[data-testid=login-submit]');
+  await page.locator('[data-testid=signout]').waitFor({ state: 'visible' });
+  await waitIn(page, () => window.__switchboard.connected());
+}

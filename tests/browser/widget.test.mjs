@@ -18,7 +18,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { chromium } from 'playwright-core';
-import { startSwitchboard, startPageServer } from './harness.mjs';
+import { loginAt, restAt, startPageServer, startSwitchboard, waitIn } from './harness.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || '';
@@ -32,6 +32,9 @@ const HOSTILE = '<img src=x onerror=alert(1)>';
 
 let sb = null;
 let base = '';
+// Shared helpers (harness.mjs), bound to this file's server.
+const rest = (method, p, opts) => restAt(base, method, p, opts);
+const login = (address) => loginAt(base, address, PASSWORD);
 let pages = null; // the other origin's page server
 const PAGES = {};
 let browser = null;
@@ -55,25 +58,7 @@ function hostPage(queue, label) {
 
 // ------------------------------------------------------------------ REST helpers (Node side)
 
-async function rest(method, p, { token, body } = {}) {
-  const headers = { accept: 'application/json' };
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await fetch(`${base}${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await r.text();
-  let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
-  return { status: r.status, json, text };
-}
 
-const tokens = {};
-async function login(address) {
-  if (tokens[address]) return tokens[address];
-  const r = await rest('POST', '/api/v1/auth/login', { body: { address, password: PASSWORD } });
-  assert.equal(r.status, 200, `sign-in of ${address}: ${r.text}`);
-  tokens[address] = r.json.token;
-  return r.json.token;
-}
 
 /** Creates or replaces queue `id` as admin@example.com; returns the saved definition. */
 async function putQueue(id, body) {
@@ -161,9 +146,6 @@ async function expertSocket(address) {
   return c;
 }
 
-function waitIn(page, fn, arg, timeout = WAIT) {
-  return page.waitForFunction(fn, arg, { timeout, polling: 50 });
-}
 
 /** Polls an async check in Node until it returns a truthy value. */
 async function eventually(what, fn, timeout = WAIT) {

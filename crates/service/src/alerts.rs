@@ -308,7 +308,7 @@ impl Service {
                 self.store.latest_unacked_alert(user.id).await?.ok_or(CoreError::NotFound("alert to acknowledge"))?
             }
         };
-        let (alert, deliveries) = self.store.alert(id).await?.ok_or(CoreError::NotFound("alert"))?;
+        let (_, deliveries) = self.store.alert(id).await?.ok_or(CoreError::NotFound("alert"))?;
         let mine = deliveries.iter().find(|d| d.user == user.id).ok_or(CoreError::NotFound("alert"))?;
         match mine.state {
             DeliveryState::Acknowledged => return Ok(id),
@@ -317,7 +317,6 @@ impl Service {
             }
             _ => {}
         }
-        let _ = alert;
         let update = DeliveryUpdate {
             alert: id,
             user: user.id,

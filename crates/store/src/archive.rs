@@ -17,6 +17,18 @@ const UNKEYED: &[u8] = b"switchboard archive without a key";
 pub(crate) const ARCHIVE_COLS: &str =
     "id, ts, kind, conversation_id, conversation_kind, event_id, actor, body, meta, content_hash, prev_hash, hash";
 
+fn hit_from_row(r: &AnyRow) -> Result<ArchiveHit, sqlx::Error> {
+    Ok(ArchiveHit {
+        id: r.try_get("id")?,
+        ts: r.try_get("ts")?,
+        kind: r.try_get("kind")?,
+        conversation: r.try_get("conversation_id")?,
+        conversation_kind: r.try_get("conversation_kind")?,
+        actor: r.try_get("actor")?,
+        snippet: r.try_get::<Option<String>, _>("snip")?.unwrap_or_default(),
+    })
+}
+
 pub(crate) fn record_from_row(r: &AnyRow) -> Result<ArchiveRecord, sqlx::Error> {
     let body: Option<String> = r.try_get("body")?;
     Ok(ArchiveRecord {
@@ -292,21 +304,8 @@ impl SqlStore {
             };
         }
         let rows = query.fetch_all(&self.pool).await.map_err(unavailable)?;
-        let hits: Vec<ArchiveHit> = rows
-            .iter()
-            .map(|r| {
-                Ok(ArchiveHit {
-                    id: r.try_get("id")?,
-                    ts: r.try_get("ts")?,
-                    kind: r.try_get("kind")?,
-                    conversation: r.try_get("conversation_id")?,
-                    conversation_kind: r.try_get("conversation_kind")?,
-                    actor: r.try_get("actor")?,
-                    snippet: r.try_get::<Option<String>, _>("snip")?.unwrap_or_default(),
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(unavailable)?;
+        let hits: Vec<ArchiveHit> =
+            rows.iter().map(hit_from_row).collect::<Result<_, sqlx::Error>>().map_err(unavailable)?;
         Ok(hits)
     }
 }
@@ -570,20 +569,7 @@ impl SqlStore {
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
-        rows.iter()
-            .map(|r| {
-                Ok(ArchiveHit {
-                    id: r.try_get("id")?,
-                    ts: r.try_get("ts")?,
-                    kind: r.try_get("kind")?,
-                    conversation: r.try_get("conversation_id")?,
-                    conversation_kind: r.try_get("conversation_kind")?,
-                    actor: r.try_get("actor")?,
-                    snippet: r.try_get::<Option<String>, _>("snip")?.unwrap_or_default(),
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(unavailable)
+        rows.iter().map(hit_from_row).collect::<Result<_, sqlx::Error>>().map_err(unavailable)
     }
 
     /// `$n` → the backend's placeholder.

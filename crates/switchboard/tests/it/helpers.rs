@@ -286,3 +286,8 @@ impl Ws {
         out
     }
 }
+
+/// A frame predicate: frames of this `type`.
+pub fn is(kind: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| v["type"] == kind
+}

@@ -6,10 +6,6 @@ use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-fn is(kind: &'static str) -> impl Fn(&Value) -> bool {
-    move |v| v["type"] == kind
-}
-
 /// Replace Demo Support's definition, keeping its members; `extra` is merged in.
 async fn set_support(admin: &Client, extra: Value) -> (StatusCode, Value) {
     let (_, q) = admin.get("/api/v1/queues/support").await;
@@ -26,18 +22,7 @@ async fn public_get(app: &TestApp, path: &str) -> (StatusCode, String) {
 }
 
 fn today_utc() -> String {
-    // Days since the epoch → civil date (Howard Hinnant's algorithm), to name today as a holiday.
-    let days = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    jiff::Timestamp::now().strftime("%Y-%m-%d").to_string()
 }
 
 fn every_day() -> Value {

@@ -166,10 +166,6 @@ async fn public_apis_are_rate_limited_and_answer_preflights() {
     app.finish().await;
 }
 
-fn is(kind: &'static str) -> impl Fn(&Value) -> bool {
-    move |v| v["type"] == kind
-}
-
 backend_tests! {
     async fn a_queue_chat_from_request_to_close(app) {
         // Demo Support routes to the longest-idle ready expert.
