@@ -137,6 +137,25 @@ pub struct NewAlert {
     pub dedup_key: Option<String>,
 }
 
+/// What became of one mail taken from a mailbox. Kept so that a mail seen again — after a
+/// restart, or a connection dropped before the mail was removed or flagged — is not turned
+/// into a second alert.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MailIntake {
+    /// The configured mailbox's name.
+    pub mailbox: String,
+    /// The mail's identity: its Message-ID, or a hash of the whole mail when it has none.
+    pub key: String,
+    pub sender: String,
+    pub subject: String,
+    /// `alert` (it became `alert`), `duplicate` (an open alert with its deduplication key
+    /// existed: `alert`), or `refused` (why: `detail`).
+    pub outcome: String,
+    pub alert: Option<i64>,
+    pub detail: String,
+    pub at: Millis,
+}
+
 pub const MAX_TITLE: usize = 200;
 pub const MAX_BODY: usize = 16_000;
 pub const MAX_TTL_MS: Millis = 7 * 86_400_000;

@@ -208,6 +208,23 @@ pub trait Store: Send + Sync + 'static {
         recipients: &[UserId],
         now: Millis,
     ) -> StoreResult<crate::alerts::Alert>;
+    /// `create_alert` for a mail: the mail's intake record (outcome `alert`, with the new
+    /// alert's id) is written in the same transaction, so a stored alert and "this mail is
+    /// done" cannot part.
+    async fn create_mail_alert(
+        &self,
+        alert: &crate::alerts::NewAlert,
+        recipients: &[UserId],
+        intake: &crate::alerts::MailIntake,
+        now: Millis,
+    ) -> StoreResult<crate::alerts::Alert>;
+    /// The intake record of a mail, if it was taken before.
+    async fn mail_intake(&self, mailbox: &str, key: &str) -> StoreResult<Option<crate::alerts::MailIntake>>;
+    /// Record a mail that did not become a new alert (refused, duplicate). A record already
+    /// there is kept.
+    async fn record_mail_intake(&self, intake: &crate::alerts::MailIntake) -> StoreResult<()>;
+    /// Intake records, newest first, optionally of one mailbox.
+    async fn mail_intakes(&self, mailbox: Option<&str>, limit: i64) -> StoreResult<Vec<crate::alerts::MailIntake>>;
     /// More recipients for an alert (escalation round `round`); existing ones are kept.
     async fn add_alert_deliveries(&self, alert: i64, recipients: &[UserId], round: i32, now: Millis)
         -> StoreResult<()>;

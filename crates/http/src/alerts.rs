@@ -2,7 +2,7 @@
 //! acknowledge; administrators and sending applications read alerts and their deliveries.
 
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery, Caller, UserCaller};
+use crate::extract::{AdminCaller, ApiJson, ApiQuery, Caller, UserCaller};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -182,4 +182,21 @@ pub async fn alertmanager(
     let sent = app.service.send_alert(alert).await?;
     tracing::info!(alert = sent.alert.id, status = %payload.status, group = %payload.group_key, duplicate = sent.duplicate, "alertmanager notification");
     Ok(Json(json!({"alert": sent.alert.id, "recipients": sent.recipients, "duplicate": sent.duplicate})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxQuery {
+    mailbox: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The mailbox listeners' state and what became of recent mails (administrators).
+pub async fn mailboxes(
+    State(app): State<AppState>,
+    _admin: AdminCaller,
+    ApiQuery(q): ApiQuery<MailboxQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let intake = app.service.mail_intakes(q.mailbox.as_deref(), q.limit.unwrap_or(50)).await?;
+    Ok(Json(json!({"mailboxes": app.service.mailboxes(), "mails": intake})))
 }

@@ -86,6 +86,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/alerts"),
     ("post", "/api/v1/alerts"),
     ("get", "/api/v1/alerts/{id}"),
+    ("get", "/api/v1/alerts/mailboxes"),
     ("post", "/api/v1/alerts/{id}/ack"),
     ("post", "/api/v1/hooks/alertmanager"),
     ("get", "/api/v1/walls"),
@@ -157,6 +158,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/webhooks/{id}/deliveries", get(queues::deliveries))
         .route("/api/v1/alerts", get(alerts::list).post(alerts::send))
         .route("/api/v1/alerts/{id}", get(alerts::get))
+        .route("/api/v1/alerts/mailboxes", get(alerts::mailboxes))
         .route("/api/v1/alerts/{id}/ack", post(alerts::ack))
         .route("/api/v1/hooks/alertmanager", post(alerts::alertmanager))
         .route("/api/v1/walls", get(compliance::walls).post(compliance::create_wall))

@@ -11,7 +11,7 @@
 
 use crate::hub::Outbound;
 use crate::{Frame, Result, Service, ServiceError};
-use sb_core::alerts::{Alert, Audience, Delivery, DeliveryState, DeliveryUpdate, NewAlert, PresenceFilter};
+use sb_core::alerts::{Alert, Audience, Delivery, DeliveryState, DeliveryUpdate, MailIntake, NewAlert, PresenceFilter};
 use sb_core::pipeline::{Door, Submission};
 use sb_core::{Address, ConversationId, ConversationKind, CoreError, EventKind, PresenceState, Role, User, UserId};
 use serde_json::json;
@@ -29,6 +29,25 @@ pub struct AlertView {
     pub conversation: i64,
     /// 0: first delivery; 1: a reminder (escalation).
     pub round: i32,
+}
+
+/// A mailbox listener's state, for the admin page and `GET /api/v1/alerts/mailboxes`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MailboxStatus {
+    pub name: String,
+    pub protocol: String,
+    pub host: String,
+    pub port: u16,
+    /// `connecting`, `idle` (IMAP IDLE: mail is taken as it arrives), `polling`, `error`
+    /// (retrying after `last_error`), `stopped`.
+    pub state: String,
+    /// When the mailbox was last searched (or a POP3 poll finished).
+    pub last_check: Option<sb_core::Millis>,
+    pub last_error: String,
+    /// Mails taken since the server started, by outcome.
+    pub alerts: u64,
+    pub refused: u64,
+    pub duplicates: u64,
 }
 
 /// The result of sending.
@@ -136,7 +155,72 @@ impl Service {
 
     /// Send an alert: stored with a delivery per recipient, then delivered to everyone
     /// online; held (or dropped) for the others.
-    pub async fn send_alert(&self, mut a: NewAlert) -> Result<Sent> {
+    pub async fn send_alert(&self, a: NewAlert) -> Result<Sent> {
+        self.send_alert_with(a, None).await
+    }
+
+    /// A mail from a configured mailbox, turned into an alert by the mailbox listener (or
+    /// refused there: `alert` is `Err(reason)`). Idempotent per (mailbox, mail key): a mail
+    /// taken before gets its earlier outcome back, so the listener can remove or flag it
+    /// again without a second alert. Errors (storage down, rate limited) mean "not taken:
+    /// leave the mail where it is and try again later".
+    ///
+    /// Returns the outcome and whether it is new (`false`: taken before).
+    pub async fn take_mail(
+        &self,
+        intake: MailIntake,
+        alert: std::result::Result<NewAlert, String>,
+    ) -> Result<(MailIntake, bool)> {
+        if let Some(before) = self.store.mail_intake(&intake.mailbox, &intake.key).await? {
+            return Ok((before, false));
+        }
+        let refuse = |detail: String| MailIntake { outcome: "refused".into(), detail, alert: None, ..intake.clone() };
+        let outcome = match alert {
+            Err(reason) => refuse(reason),
+            Ok(a) => match self.send_alert_with(a, Some(&intake)).await {
+                Ok(sent) if sent.duplicate => MailIntake {
+                    outcome: "duplicate".into(),
+                    alert: Some(sent.alert.id),
+                    detail: "an open alert has the same deduplication key".into(),
+                    ..intake.clone()
+                },
+                // Stored with the alert, in its transaction.
+                Ok(sent) => {
+                    return Ok((MailIntake { outcome: "alert".into(), alert: Some(sent.alert.id), ..intake }, true))
+                }
+                Err(ServiceError::Core(CoreError::Invalid(reason))) => refuse(reason),
+                Err(e) => return Err(e),
+            },
+        };
+        if outcome.outcome == "refused" {
+            self.metrics.mail_refused.inc();
+            tracing::warn!(
+                mailbox = %outcome.mailbox, sender = %outcome.sender, subject = %outcome.subject,
+                mail = %outcome.key, reason = %outcome.detail, "mail refused"
+            );
+        }
+        self.store.record_mail_intake(&outcome).await?;
+        Ok((outcome, true))
+    }
+
+    /// A mailbox listener reports its state.
+    pub fn update_mailbox(&self, name: &str, f: impl FnOnce(&mut MailboxStatus)) {
+        let mut all = self.mailboxes.lock().unwrap_or_else(|e| e.into_inner());
+        let status =
+            all.entry(name.to_string()).or_insert_with(|| MailboxStatus { name: name.into(), ..Default::default() });
+        f(status);
+    }
+
+    pub fn mailboxes(&self) -> Vec<MailboxStatus> {
+        self.mailboxes.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    /// What became of recent mails, newest first.
+    pub async fn mail_intakes(&self, mailbox: Option<&str>, limit: i64) -> Result<Vec<MailIntake>> {
+        Ok(self.store.mail_intakes(mailbox, limit.clamp(1, 1000)).await?)
+    }
+
+    async fn send_alert_with(&self, mut a: NewAlert, mail: Option<&MailIntake>) -> Result<Sent> {
         a.validate().map_err(CoreError::Invalid)?;
         let now = self.now();
         self.alert_limiter
@@ -156,7 +240,10 @@ impl Service {
             return Err(CoreError::Invalid("nobody in the audience (as filtered by presence)".into()).into());
         }
         let ids: Vec<UserId> = recipients.iter().map(|u| u.id).collect();
-        let alert = self.store.create_alert(&a, &ids, now).await?;
+        let alert = match mail {
+            Some(intake) => self.store.create_mail_alert(&a, &ids, intake, now).await?,
+            None => self.store.create_alert(&a, &ids, now).await?,
+        };
         self.metrics.alerts_sent.inc();
         self.deliver_alert(&alert, &ids, 0).await?;
         Ok(Sent { alert, recipients: ids.len(), duplicate: false })

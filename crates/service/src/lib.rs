@@ -250,6 +250,8 @@ pub struct Service {
     delivering: std::sync::atomic::AtomicBool,
     /// The alerts sender, once known; each recipient's conversation with it.
     alerts_sender: Mutex<Option<User>>,
+    /// Each configured mailbox listener's state, as it reports it.
+    mailboxes: Mutex<std::collections::BTreeMap<String, alerts::MailboxStatus>>,
     alert_conversations: Mutex<HashMap<UserId, ConversationId>>,
     /// Alerts per source per minute.
     alert_limiter: Mutex<SlidingWindow>,
@@ -321,6 +323,7 @@ impl Service {
             delivering: std::sync::atomic::AtomicBool::new(false),
             queue_im: im_tx,
             alerts_sender: Mutex::new(None),
+            mailboxes: Mutex::default(),
             alert_conversations: Mutex::default(),
             alert_limiter: Mutex::new(SlidingWindow::new(settings_alerts_limit, 60_000)),
             walls,

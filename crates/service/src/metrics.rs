@@ -98,6 +98,7 @@ pub struct Metrics {
     pub users_online: Gauge,
     pub alerts_sent: Counter,
     pub alert_deliveries: Counter,
+    pub mail_refused: Counter,
 }
 
 impl Metrics {
@@ -150,6 +151,12 @@ impl Metrics {
             "switchboard_alert_deliveries_total",
             "Alert messages delivered to recipients.",
             &[("", self.alert_deliveries.get())],
+        );
+        counter(
+            &mut o,
+            "switchboard_mail_refused_total",
+            "Mails from alert mailboxes refused (sender not allowed, unreadable, no audience).",
+            &[("", self.mail_refused.get())],
         );
         counter(
             &mut o,

@@ -1,7 +1,9 @@
 //! Alerts and their per-recipient delivery records.
 
 use crate::{unavailable, SqlStore};
-use sb_core::alerts::{Alert, AlertSummary, Audience, Delivery, DeliveryState, Escalation, NewAlert, Priority};
+use sb_core::alerts::{
+    Alert, AlertSummary, Audience, Delivery, DeliveryState, Escalation, MailIntake, NewAlert, Priority,
+};
 use sb_core::{StoreError, UserId};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -42,6 +44,21 @@ fn alert_from_row(r: &AnyRow) -> Result<Alert, sqlx::Error> {
     })
 }
 
+const INTAKE_COLS: &str = "mailbox, mail_key, sender, subject, outcome, alert_id, detail, at";
+
+fn intake_from_row(r: &AnyRow) -> Result<MailIntake, sqlx::Error> {
+    Ok(MailIntake {
+        mailbox: r.try_get("mailbox")?,
+        key: r.try_get("mail_key")?,
+        sender: r.try_get("sender")?,
+        subject: r.try_get("subject")?,
+        outcome: r.try_get("outcome")?,
+        alert: r.try_get("alert_id")?,
+        detail: r.try_get("detail")?,
+        at: r.try_get("at")?,
+    })
+}
+
 fn delivery_from_row(r: &AnyRow) -> Result<Delivery, sqlx::Error> {
     let state: String = r.try_get("state")?;
     Ok(Delivery {
@@ -61,7 +78,14 @@ fn delivery_from_row(r: &AnyRow) -> Result<Delivery, sqlx::Error> {
 
 impl SqlStore {
     /// The alert and a pending delivery per recipient, in one transaction.
-    pub(crate) async fn create_alert_impl(&self, a: &NewAlert, recipients: &[UserId], now: i64) -> StoreResult<Alert> {
+    /// With `intake`, the mail's intake record (outcome `alert`) joins the transaction.
+    pub(crate) async fn create_alert_impl(
+        &self,
+        a: &NewAlert,
+        recipients: &[UserId],
+        intake: Option<&MailIntake>,
+        now: i64,
+    ) -> StoreResult<Alert> {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO alerts (source, title, body, priority, audience, ttl_ms, hold_offline, ack_required, escalation, \
@@ -84,8 +108,57 @@ impl SqlStore {
         .map_err(unavailable)?;
         let alert = alert_from_row(&row).map_err(unavailable)?;
         self.add_deliveries_in(&mut tx, alert.id, recipients, 0, now).await?;
+        if let Some(i) = intake {
+            let done = MailIntake { outcome: "alert".into(), alert: Some(alert.id), ..i.clone() };
+            self.insert_mail_intake(&mut tx, &done).await?;
+        }
         tx.commit().await.map_err(unavailable)?;
         Ok(alert)
+    }
+
+    pub(crate) async fn insert_mail_intake(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        i: &MailIntake,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO mail_intake (mailbox, mail_key, sender, subject, outcome, alert_id, detail, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(i.mailbox.clone())
+        .bind(i.key.clone())
+        .bind(i.sender.clone())
+        .bind(i.subject.clone())
+        .bind(i.outcome.clone())
+        .bind(i.alert)
+        .bind(i.detail.clone())
+        .bind(i.at)
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub(crate) async fn mail_intake_impl(&self, mailbox: &str, key: &str) -> StoreResult<Option<MailIntake>> {
+        let row = sqlx::query(&format!("SELECT {INTAKE_COLS} FROM mail_intake WHERE mailbox = $1 AND mail_key = $2"))
+            .bind(mailbox.to_string())
+            .bind(key.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| intake_from_row(&r)).transpose().map_err(unavailable)
+    }
+
+    pub(crate) async fn mail_intakes_impl(&self, mailbox: Option<&str>, limit: i64) -> StoreResult<Vec<MailIntake>> {
+        let filter = if mailbox.is_some() { "WHERE mailbox = $1" } else { "" };
+        let limit_ph = if mailbox.is_some() { "$2" } else { "$1" };
+        let sql = format!("SELECT {INTAKE_COLS} FROM mail_intake {filter} ORDER BY at DESC, mail_key LIMIT {limit_ph}");
+        let mut q = sqlx::query(&sql);
+        if let Some(m) = mailbox {
+            q = q.bind(m.to_string());
+        }
+        let rows = q.bind(limit).fetch_all(&self.pool).await.map_err(unavailable)?;
+        rows.iter().map(intake_from_row).collect::<Result<_, _>>().map_err(unavailable)
     }
 
     async fn add_deliveries_in(

@@ -59,6 +59,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/sqlite/0011_archive_index.sql")),
     (12, include_str!("../migrations/sqlite/0012_fts_follower.sql")),
     (13, include_str!("../migrations/sqlite/0013_archive_lean_indexes.sql")),
+    (14, include_str!("../migrations/sqlite/0014_mail_intake.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -74,6 +75,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/postgres/0011_archive_index.sql")),
     (12, include_str!("../migrations/postgres/0012_fts_follower.sql")),
     (13, include_str!("../migrations/postgres/0013_archive_lean_indexes.sql")),
+    (14, include_str!("../migrations/postgres/0014_mail_intake.sql")),
 ];
 
 /// What a commit survives on SQLite (PostgreSQL follows its own `synchronous_commit`).
@@ -1645,7 +1647,31 @@ impl Store for SqlStore {
         recipients: &[UserId],
         now: Millis,
     ) -> StoreResult<sb_core::alerts::Alert> {
-        self.create_alert_impl(a, recipients, now).await
+        self.create_alert_impl(a, recipients, None, now).await
+    }
+
+    async fn create_mail_alert(
+        &self,
+        a: &sb_core::alerts::NewAlert,
+        recipients: &[UserId],
+        intake: &sb_core::alerts::MailIntake,
+        now: Millis,
+    ) -> StoreResult<sb_core::alerts::Alert> {
+        self.create_alert_impl(a, recipients, Some(intake), now).await
+    }
+
+    async fn mail_intake(&self, mailbox: &str, key: &str) -> StoreResult<Option<sb_core::alerts::MailIntake>> {
+        self.mail_intake_impl(mailbox, key).await
+    }
+
+    async fn record_mail_intake(&self, intake: &sb_core::alerts::MailIntake) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        self.insert_mail_intake(&mut tx, intake).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn mail_intakes(&self, mailbox: Option<&str>, limit: i64) -> StoreResult<Vec<sb_core::alerts::MailIntake>> {
+        self.mail_intakes_impl(mailbox, limit).await
     }
 
     async fn add_alert_deliveries(

@@ -33,6 +33,16 @@ pub struct Config {
     pub archive_key_file: String,
     pub limits: Limits,
     pub alertmanager: Alertmanager,
+    pub alerts: Alerts,
+}
+
+/// `[alerts]`: alert sources the server reaches out to. `[[alerts.mailbox]]`: an IMAP or
+/// POP3 mailbox whose mail becomes alerts (see `sb_mail::MailboxConfig` and
+/// docs/alerts-mail.md).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Alerts {
+    pub mailbox: Vec<sb_mail::MailboxConfig>,
 }
 
 /// `[alertmanager]`: where Prometheus Alertmanager's alerts go. Each `[[alertmanager.routes]]`
@@ -75,6 +85,7 @@ impl Default for Config {
             archive_key_file: String::new(),
             limits: Limits::default(),
             alertmanager: Alertmanager::default(),
+            alerts: Alerts::default(),
         }
     }
 }
@@ -176,6 +187,13 @@ impl Config {
         if self.limits.max_message_bytes == 0 || self.limits.max_message_bytes > self.limits.max_body_bytes {
             bail!("limits.max_message_bytes must be between 1 and limits.max_body_bytes");
         }
+        let mut names = std::collections::BTreeSet::new();
+        for m in &self.alerts.mailbox {
+            m.validate().map_err(anyhow::Error::msg)?;
+            if !names.insert(m.name.as_str()) {
+                bail!("alerts.mailbox: two mailboxes are named {:?}", m.name);
+            }
+        }
         Ok(())
     }
 
@@ -219,6 +237,11 @@ impl Config {
     pub fn render_redacted(&self) -> String {
         let mut shown = self.clone();
         shown.database_url = sb_store::redact(&self.database_url());
+        for m in &mut shown.alerts.mailbox {
+            if !m.password.is_empty() {
+                m.password = "***".into();
+            }
+        }
         toml::to_string_pretty(&shown).unwrap_or_default()
     }
 

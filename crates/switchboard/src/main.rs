@@ -205,6 +205,10 @@ async fn serve(o: Overrides, demo_mode: bool) -> anyhow::Result<()> {
     if restored > 0 {
         tracing::info!(restored, "queue chats restored");
     }
+    if !config.alerts.mailbox.is_empty() {
+        tracing::info!(mailboxes = config.alerts.mailbox.len(), "mailbox listeners starting");
+        sb_mail::spawn(service.clone(), config.alerts.mailbox.clone(), service.shutdown_token());
+    }
     let listener =
         TcpListener::bind(&config.http).await.with_context(|| format!("cannot listen on {}", config.http))?;
     let addr = listener.local_addr()?;

@@ -9,5 +9,6 @@ mod bad_input;
 mod chat;
 mod compliance;
 mod e2e;
+mod mailbox;
 mod queue_options;
 mod queues;

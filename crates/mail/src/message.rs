@@ -1,0 +1,309 @@
+//! One mail → one alert (or a refusal with its reason).
+//!
+//! A plain mail: the subject is the title, the text is the body (an HTML-only mail is
+//! converted to text), and the mailbox's defaults give audience, priority and TTL. A mail
+//! whose text is an `<alert>` document sets those itself — the same fields as the alert
+//! API's JSON (see `docs/alerts-mail.md`):
+//!
+//! ```xml
+//! <alert>
+//!   <title>Disk full on db1</title>
+//!   <body>/var is at 98 %</body>
+//!   <priority>urgent</priority>
+//!   <audience presence="online"><group>ops</group><user>ann@example.com</user></audience>
+//!   <ttl_s>1800</ttl_s>
+//!   <ack_required>true</ack_required>
+//!   <escalation after_minutes="10"><audience><group>managers</group></audience></escalation>
+//! </alert>
+//! ```
+
+use crate::config::MailboxConfig;
+use sb_core::alerts::{Audience, Escalation, MailIntake, NewAlert, Priority};
+use sb_core::Millis;
+use sha2::{Digest, Sha256};
+
+/// The mail's identity, sender and subject, and its alert or why it is refused.
+pub struct Read {
+    pub intake: MailIntake,
+    pub alert: Result<NewAlert, String>,
+}
+
+/// Read a mail taken from `mailbox`. `truncated`: only its header was fetched, because it is
+/// larger than `max_mail_bytes`.
+pub fn read_mail(raw: &[u8], mailbox: &MailboxConfig, truncated: bool, now: Millis) -> Read {
+    let parsed = mail_parser::MessageParser::default().parse(raw);
+    let message_id = parsed.as_ref().and_then(|m| m.message_id()).map(|id| id.trim().to_string());
+    let key = match message_id.filter(|id| !id.is_empty()) {
+        Some(id) => format!("id:{}", clip(&id, 300)),
+        None => format!("sha256:{}", hex::encode(Sha256::digest(raw))),
+    };
+    let sender = parsed
+        .as_ref()
+        .and_then(|m| m.from())
+        .and_then(|f| f.first())
+        .and_then(|a| a.address())
+        .map(|a| a.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let subject = parsed.as_ref().and_then(|m| m.subject()).map(|s| clip(s.trim(), 300)).unwrap_or_default();
+    let intake = MailIntake {
+        mailbox: mailbox.name.clone(),
+        key,
+        sender: clip(&sender, 320),
+        subject: subject.clone(),
+        outcome: String::new(),
+        alert: None,
+        detail: String::new(),
+        at: now,
+    };
+    let alert = (|| {
+        let Some(m) = &parsed else { return Err("not a mail message (cannot parse it)".to_string()) };
+        if sender.is_empty() {
+            return Err("the mail has no From address".into());
+        }
+        if !mailbox.allows(&sender) {
+            return Err(format!("sender {sender} is not on the mailbox's allow-list"));
+        }
+        if truncated {
+            return Err(format!("the mail is larger than max_mail_bytes ({})", mailbox.max_mail_bytes));
+        }
+        let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+        to_alert(mailbox, &subject, &text)
+    })();
+    Read { intake, alert }
+}
+
+/// The alert a mail's subject and text ask for.
+pub fn to_alert(mailbox: &MailboxConfig, subject: &str, text: &str) -> Result<NewAlert, String> {
+    let mut alert = NewAlert {
+        source: mailbox.source(),
+        title: if subject.is_empty() { "(no subject)".into() } else { subject.to_string() },
+        body: text.trim().to_string(),
+        priority: Priority::parse(&mailbox.priority).unwrap_or(Priority::Normal),
+        audience: mailbox.audience.clone(),
+        ttl_ms: mailbox.ttl_s.saturating_mul(1000),
+        hold_offline: mailbox.offline != "drop",
+        ack_required: mailbox.ack_required,
+        escalation: None,
+        dedup_key: None,
+    };
+    let trimmed = text.trim_start();
+    if trimmed.starts_with("<?xml") || trimmed.starts_with("<alert") {
+        apply_xml(&mut alert, trimmed)?;
+    }
+    if alert.audience.is_empty() {
+        return Err("no audience: the mailbox has no default audience and the mail names none".into());
+    }
+    // Long plain-text mails are cut (a monitoring mail's tail is rarely what matters) rather
+    // than refused; the title is the subject, which people write short.
+    alert.body = clip(&alert.body, sb_core::alerts::MAX_BODY);
+    alert.title = clip(&alert.title, sb_core::alerts::MAX_TITLE);
+    alert.validate()?;
+    Ok(alert)
+}
+
+/// An `<alert>` document (optionally in the namespace `urn:switchboard:alert`): its
+/// elements override the mailbox's defaults. Unknown elements are refused, so a typo does
+/// not quietly send an alert to the default audience.
+fn apply_xml(alert: &mut NewAlert, xml: &str) -> Result<(), String> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("the XML body is not well-formed: {e}"))?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "alert" {
+        return Err(format!("the XML body's root is <{}>, not <alert>", root.tag_name().name()));
+    }
+    let mut audience: Option<Audience> = None;
+    for el in root.children().filter(|n| n.is_element()) {
+        let text = el.text().unwrap_or_default().trim().to_string();
+        match el.tag_name().name() {
+            "title" => alert.title = text,
+            "body" => alert.body = text,
+            "priority" => {
+                alert.priority =
+                    Priority::parse(&text).ok_or("<priority> is low, normal, high or urgent".to_string())?
+            }
+            "ttl_s" => {
+                let s: i64 = text.parse().map_err(|_| format!("<ttl_s> is a number of seconds, not {text:?}"))?;
+                alert.ttl_ms = s.saturating_mul(1000);
+            }
+            "offline" => {
+                alert.hold_offline = match text.as_str() {
+                    "hold" => true,
+                    "drop" => false,
+                    _ => return Err("<offline> is hold or drop".into()),
+                }
+            }
+            "ack_required" => alert.ack_required = boolean(&text, "ack_required")?,
+            "dedup_key" => alert.dedup_key = Some(text),
+            "audience" => audience = Some(read_audience(el)?),
+            "escalation" => {
+                let number = |name: &str| -> Result<Option<u32>, String> {
+                    el.attribute(name)
+                        .map(|v| v.trim().parse::<u32>().map_err(|_| format!("<escalation {name}> is a number")))
+                        .transpose()
+                };
+                let mut e = Escalation {
+                    after_minutes: number("after_minutes")?,
+                    after_seconds: number("after_seconds")?,
+                    audience: None,
+                };
+                for child in el.children().filter(|n| n.is_element()) {
+                    match child.tag_name().name() {
+                        "audience" => e.audience = Some(read_audience(child)?),
+                        other => return Err(format!("unknown element <{other}> in <escalation>")),
+                    }
+                }
+                alert.escalation = Some(e);
+            }
+            other => return Err(format!("unknown element <{other}> in <alert>")),
+        }
+    }
+    if let Some(a) = audience {
+        alert.audience = a;
+    }
+    Ok(())
+}
+
+fn read_audience(el: roxmltree::Node) -> Result<Audience, String> {
+    let mut a = Audience { presence: el.attribute("presence").map(str::to_string), ..Audience::default() };
+    for child in el.children().filter(|n| n.is_element()) {
+        let text = child.text().unwrap_or_default().trim().to_string();
+        match child.tag_name().name() {
+            "user" => a.users.push(text),
+            "group" => a.groups.push(text),
+            "queue" => a.queues.push(text),
+            "everyone" => a.everyone = text.is_empty() || boolean(&text, "everyone")?,
+            other => return Err(format!("unknown element <{other}> in <audience>")),
+        }
+    }
+    a.presence_filter()?;
+    Ok(a)
+}
+
+fn boolean(text: &str, name: &str) -> Result<bool, String> {
+    match text {
+        "true" | "yes" | "1" => Ok(true),
+        "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("<{name}> is true or false")),
+    }
+}
+
+/// At most `max` characters, cut on a character boundary.
+fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_string(),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mailbox() -> MailboxConfig {
+        MailboxConfig {
+            name: "ops".into(),
+            allowed_senders: vec!["@monitor.example.com".into()],
+            audience: Audience { groups: vec!["ops".into()], ..Audience::default() },
+            ..MailboxConfig::default()
+        }
+    }
+
+    fn mail(from: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
+        format!(
+            "From: Monitor <{from}>\r\nTo: alerts@example.com\r\nSubject: {subject}\r\nMessage-ID: <m1@monitor.example.com>\r\n{extra_headers}\r\n{body}"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_plain_mail_takes_the_mailbox_defaults() {
+        let raw = mail("nagios@monitor.example.com", "Disk full", "", "db1: /var at 98%\r\n");
+        let r = read_mail(&raw, &mailbox(), false, 5);
+        assert_eq!(r.intake.key, "id:m1@monitor.example.com");
+        assert_eq!(r.intake.sender, "nagios@monitor.example.com");
+        let a = r.alert.unwrap();
+        assert_eq!((a.title.as_str(), a.body.as_str()), ("Disk full", "db1: /var at 98%"));
+        assert_eq!(a.audience.groups, vec!["ops".to_string()]);
+        assert_eq!((a.priority, a.ttl_ms, a.source.as_str()), (Priority::Normal, 3_600_000, "mail:ops"));
+    }
+
+    #[test]
+    fn an_html_mail_becomes_text() {
+        let raw = mail(
+            "nagios@monitor.example.com",
+            "Disk",
+            "Content-Type: text/html; charset=utf-8\r\n",
+            "<html><body><p>Disk <b>full</b> &amp; <script>alert(1)</script>hot</p></body></html>",
+        );
+        let body = read_mail(&raw, &mailbox(), false, 0).alert.unwrap().body;
+        assert!(body.contains("Disk full & ") && !body.contains("<b>"), "{body}");
+    }
+
+    #[test]
+    fn an_xml_body_sets_audience_priority_ttl_and_escalation() {
+        let xml = r#"<?xml version="1.0"?>
+<alert xmlns="urn:switchboard:alert">
+  <title>DB down</title><body>primary unreachable</body><priority>urgent</priority>
+  <audience presence="online"><user>ann@example.com</user><group>dba</group><queue>support</queue></audience>
+  <ttl_s>600</ttl_s><offline>drop</offline><ack_required>true</ack_required>
+  <escalation after_minutes="5"><audience><everyone/></audience></escalation>
+  <dedup_key>db1-down</dedup_key>
+</alert>"#;
+        let a = read_mail(&mail("x@monitor.example.com", "ignored", "", xml), &mailbox(), false, 0).alert.unwrap();
+        assert_eq!(
+            (a.title.as_str(), a.body.as_str(), a.priority),
+            ("DB down", "primary unreachable", Priority::Urgent)
+        );
+        assert_eq!(a.audience.users, vec!["ann@example.com".to_string()]);
+        assert_eq!(a.audience.groups, vec!["dba".to_string()]);
+        assert_eq!(a.audience.queues, vec!["support".to_string()]);
+        assert_eq!(a.audience.presence.as_deref(), Some("online"));
+        assert_eq!((a.ttl_ms, a.hold_offline, a.ack_required), (600_000, false, true));
+        let e = a.escalation.unwrap();
+        assert_eq!(e.after_minutes, Some(5));
+        assert!(e.audience.unwrap().everyone);
+        assert_eq!(a.dedup_key.as_deref(), Some("db1-down"));
+    }
+
+    #[test]
+    fn bad_mail_is_refused_with_a_reason() {
+        let m = mailbox();
+        let refused = |raw: Vec<u8>| read_mail(&raw, &m, false, 0).alert.unwrap_err();
+        assert!(refused(mail("mallory@evil.example", "x", "", "hi")).contains("not on the mailbox's allow-list"));
+        assert!(refused(mail("a@monitor.example.com", "x", "", "<alert><title>t</title>")).contains("not well-formed"));
+        assert!(refused(mail("a@monitor.example.com", "x", "", "<alert><prio>urgent</prio></alert>"))
+            .contains("unknown element <prio>"));
+        assert!(refused(mail("a@monitor.example.com", "x", "", "<alert><priority>meh</priority></alert>"))
+            .contains("<priority>"));
+        assert!(refused(mail(
+            "a@monitor.example.com",
+            "x",
+            "",
+            "<alert><audience presence=\"sometimes\"><group>g</group></audience></alert>"
+        ))
+        .contains("presence"));
+        // An entity-expansion ("billion laughs") body is refused, not expanded without bound.
+        let bomb = "<?xml version=\"1.0\"?><!DOCTYPE alert [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\"><!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\"><!ENTITY e \"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\"><!ENTITY f \"&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;\"><!ENTITY g \"&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;\"><!ENTITY h \"&g;&g;&g;&g;&g;&g;&g;&g;&g;&g;\"><!ENTITY i \"&h;&h;&h;&h;&h;&h;&h;&h;&h;&h;\">]><alert><body>&i;</body></alert>";
+        // Expanded, &i; would be 10^10 bytes: finishing at all is the test.
+        let r = read_mail(&mail("a@monitor.example.com", "x", "", bomb), &m, false, 0);
+        assert!(r.alert.is_err(), "the parser refuses runaway entities");
+        let no_default = MailboxConfig { audience: Audience::default(), ..m.clone() };
+        assert!(read_mail(&mail("a@monitor.example.com", "x", "", "hi"), &no_default, false, 0)
+            .alert
+            .unwrap_err()
+            .contains("no audience"));
+        assert!(read_mail(&mail("a@monitor.example.com", "x", "", "hi"), &m, true, 0)
+            .alert
+            .unwrap_err()
+            .contains("larger than max_mail_bytes"));
+        let r = read_mail(b"\x00\x01 not a mail", &m, false, 0);
+        assert!(r.alert.is_err() && r.intake.key.starts_with("sha256:"));
+    }
+
+    #[test]
+    fn a_mail_without_message_id_is_keyed_by_its_content() {
+        let raw = b"From: a@monitor.example.com\r\nSubject: s\r\n\r\nbody".to_vec();
+        let one = read_mail(&raw, &mailbox(), false, 0).intake.key;
+        assert!(one.starts_with("sha256:"));
+        assert_eq!(one, read_mail(&raw, &mailbox(), false, 9).intake.key);
+    }
+}

@@ -1,0 +1,397 @@
+//! The mailbox listener against a real Dovecot (Debian's dovecot-imapd and dovecot-pop3d,
+//! a private instance on loopback started by scripts/dovecot-test.sh): mail becomes alerts
+//! that reach signed-in people within seconds; refused senders are logged and kept out;
+//! a mail is removed or flagged only after its alert is stored, and a mail seen again
+//! (as after a crash or a dropped connection before it was removed) never makes a
+//! second alert.
+
+use crate::backend_tests;
+use crate::helpers::*;
+use sb_core::alerts::Audience;
+use sb_mail::{After, MailboxConfig, Protocol, TlsMode};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+struct Dovecot {
+    dir: PathBuf,
+    ports: std::collections::HashMap<String, String>,
+}
+
+impl Dovecot {
+    fn start(tls: bool) -> Dovecot {
+        let dir = std::env::temp_dir().join(unique("dovecot"));
+        let mut args = vec!["start", dir.to_str().unwrap()];
+        if tls {
+            args.push("tls");
+        }
+        let out = script(&args);
+        let ports = out
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Dovecot { dir, ports }
+    }
+
+    fn port(&self, name: &str) -> u16 {
+        self.ports[name].parse().unwrap()
+    }
+
+    fn deliver(&self, user: &str, mail: &str) {
+        let file = self.dir.join(unique("mail"));
+        std::fs::write(&file, mail).unwrap();
+        script(&["deliver", self.dir.to_str().unwrap(), user, file.to_str().unwrap()]);
+    }
+
+    /// Run doveadm against this instance; its output.
+    fn doveadm(&self, args: &[&str]) -> String {
+        let conf = self.dir.join("dovecot.conf");
+        let out = std::process::Command::new("doveadm").arg("-c").arg(&conf).args(args).output().expect("doveadm runs");
+        assert!(out.status.success(), "doveadm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Mails in `user`'s INBOX (with the given search, e.g. `keyword $SwitchboardAlert`).
+    fn count(&self, user: &str, search: &[&str]) -> usize {
+        let mut args = vec!["search", "-u", user, "mailbox", "INBOX"];
+        args.extend_from_slice(search);
+        if search.is_empty() {
+            args.push("all");
+        }
+        self.doveadm(&args).lines().filter(|l| !l.trim().is_empty()).count()
+    }
+
+    /// Drop every IMAP and POP3 session of this instance (its master's children), as a
+    /// network failure would; the master keeps listening on the same ports.
+    fn drop_sessions(&self) {
+        let pid = std::fs::read_to_string(self.dir.join("run/master.pid"))
+            .or_else(|_| {
+                let base = std::fs::read_to_string(self.dir.join("base_dir")).unwrap();
+                std::fs::read_to_string(PathBuf::from(base.trim()).join("master.pid"))
+            })
+            .unwrap();
+        for name in ["imap", "pop3"] {
+            let _ = std::process::Command::new("pkill").args(["-KILL", "-P", pid.trim(), "-x", name]).status();
+        }
+    }
+
+    fn stop(self) {
+        script(&["stop", self.dir.to_str().unwrap()]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn script(args: &[&str]) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/dovecot-test.sh");
+    let out = std::process::Command::new("bash").arg(&path).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "dovecot-test.sh {args:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn mail(from: &str, id: &str, subject: &str, body: &str) -> String {
+    format!(
+        "From: Monitoring <{from}>\r\nTo: alerts@example.com\r\nSubject: {subject}\r\nMessage-ID: <{id}@monitor.example.com>\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+}
+
+fn mailbox(name: &str, protocol: Protocol, port: u16) -> MailboxConfig {
+    MailboxConfig {
+        name: name.into(),
+        protocol,
+        host: "127.0.0.1".into(),
+        port,
+        tls: TlsMode::None,
+        user: "alerts".into(),
+        password: "secret".into(),
+        allowed_senders: vec!["@monitor.example.com".into()],
+        audience: Audience { groups: vec!["engineering".into()], ..Audience::default() },
+        ..MailboxConfig::default()
+    }
+}
+
+/// Wait until `f` holds (checked every 50 ms, for up to 15 s).
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+async fn until_status(app: &TestApp, name: &str, state: &str) -> sb_service::alerts::MailboxStatus {
+    let mut last = None;
+    for _ in 0..300 {
+        last = app.service.mailboxes().into_iter().find(|m| m.name == name);
+        if last.as_ref().is_some_and(|m| m.state == state) {
+            return last.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("mailbox {name} never reached {state}: {last:?}");
+}
+
+async fn alerts_from(app: &TestApp, source: &str) -> usize {
+    app.service.alerts_list(Some(source), None, 100).await.unwrap().len()
+}
+
+backend_tests! {
+    async fn imap_mail_becomes_an_alert_at_once_and_refused_mail_stays_out(app) {
+        let dovecot = Dovecot::start(false);
+        let alice = app.login("alice").await;
+        let mut a = alice.ws_with("presence=none").await;
+        // Polling once an hour: only IDLE can bring the mail in within seconds.
+        let config = MailboxConfig { poll_interval_s: 3600, ..mailbox("ops", Protocol::Imap, dovecot.port("IMAP_PORT")) };
+        let stop = CancellationToken::new();
+        sb_mail::spawn(app.service.clone(), vec![config], stop.clone());
+        until_status(&app, "ops", "idle").await;
+
+        dovecot.deliver("alerts", &mail("nagios@monitor.example.com", "m1", "Disk full on db1", "/var at 98% <script>alert(1)</script>"));
+        let frame = a.next_where(|f| f["type"] == "alert").await.expect("the mail reaches alice within seconds");
+        assert_eq!(frame["title"], "Disk full on db1");
+        assert_eq!(frame["body"], "/var at 98% <script>alert(1)</script>", "kept as text; the web client escapes it");
+        assert_eq!(frame["priority"], "normal");
+        let id = frame["id"].as_i64().unwrap();
+        let (alert, deliveries) = app.service.alert_with_deliveries(id).await.unwrap();
+        assert_eq!(alert.alert.source, "mail:ops");
+        assert_eq!(deliveries.len(), 5, "the mailbox's default audience: engineering");
+        until("the mail is removed from the server", || dovecot.count("alerts", &[]) == 0).await;
+
+        // A sender not on the allow-list: refused, logged, kept (flagged) on the server.
+        dovecot.deliver("alerts", &mail("mallory@evil.example", "m2", "Send money", "now"));
+        let mut refused = Vec::new();
+        for _ in 0..300 {
+            refused = app.service.mail_intakes(Some("ops"), 10).await.unwrap();
+            if refused.iter().any(|i| i.outcome == "refused") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let r = refused.iter().find(|i| i.outcome == "refused").expect("the refusal is recorded");
+        assert_eq!((r.sender.as_str(), r.subject.as_str()), ("mallory@evil.example", "Send money"));
+        assert!(r.detail.contains("not on the mailbox's allow-list"), "{}", r.detail);
+        until("the refused mail is flagged", || dovecot.count("alerts", &["keyword", "$SwitchboardRefused"]) == 1).await;
+        assert_eq!(alerts_from(&app, "mail:ops").await, 1, "no alert from a refused sender");
+
+        // An XML body sets audience, priority and acknowledgement.
+        let xml = "<alert><title>DB primary down</title><priority>urgent</priority><ack_required>true</ack_required>\
+                   <audience><user>alice@example.com</user></audience></alert>";
+        dovecot.deliver("alerts", &mail("nagios@monitor.example.com", "m3", "ignored subject", xml));
+        let urgent = a.next_where(|f| f["type"] == "alert" && f["title"] == "DB primary down").await.expect("the XML alert");
+        assert_eq!((urgent["priority"].as_str(), urgent["ack_required"].as_bool()), (Some("urgent"), Some(true)));
+        let (_, deliveries) = app.service.alert_with_deliveries(urgent["id"].as_i64().unwrap()).await.unwrap();
+        assert_eq!(deliveries.len(), 1, "only the audience the XML names");
+
+        // The connection drops: the listener reconnects and IDLE picks up the next mail.
+        dovecot.drop_sessions();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        until_status(&app, "ops", "idle").await;
+        dovecot.deliver("alerts", &mail("nagios@monitor.example.com", "m4", "After the drop", "still here"));
+        a.next_where(|f| f["type"] == "alert" && f["title"] == "After the drop").await.expect("mail after a dropped connection");
+
+        // The admin API shows the listener and what became of each mail.
+        let admin = app.login("admin").await;
+        let (status, v): (_, Value) = admin.get("/api/v1/alerts/mailboxes?mailbox=ops").await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["mailboxes"][0]["name"], "ops");
+        assert_eq!(v["mailboxes"][0]["alerts"], 3, "{v}");
+        assert_eq!(v["mailboxes"][0]["refused"], 1, "{v}");
+        let outcomes: Vec<&str> = v["mails"].as_array().unwrap().iter().map(|m| m["outcome"].as_str().unwrap()).collect();
+        assert_eq!(outcomes.len(), 4, "{v}");
+        let (status, _) = alice.get("/api/v1/alerts/mailboxes").await;
+        assert_eq!(status, 403, "administrators only");
+        stop.cancel();
+        until_status(&app, "ops", "stopped").await;
+        dovecot.stop();
+    }
+
+    async fn a_mail_seen_again_never_makes_a_second_alert(app) {
+        let dovecot = Dovecot::start(false);
+        let alice = app.login("alice").await;
+        let mut a = alice.ws_with("presence=none").await;
+        // Flag mode, polling every second (no IDLE).
+        let config = MailboxConfig {
+            after: After::Flag,
+            idle: false,
+            poll_interval_s: 1,
+            ..mailbox("flagged", Protocol::Imap, dovecot.port("IMAP_PORT"))
+        };
+        let stop = CancellationToken::new();
+        sb_mail::spawn(app.service.clone(), vec![config], stop.clone());
+        until_status(&app, "flagged", "polling").await;
+        dovecot.deliver("alerts", &mail("zabbix@monitor.example.com", "f1", "Queue backlog", "42 jobs"));
+        a.next_where(|f| f["type"] == "alert" && f["title"] == "Queue backlog").await.expect("the alert");
+        until("the mail is flagged as taken", || dovecot.count("alerts", &["keyword", "$SwitchboardAlert"]) == 1).await;
+        assert_eq!(dovecot.count("alerts", &["seen"]), 1, "and marked seen");
+
+        // As if the server had stopped after storing the alert but before flagging the mail:
+        // the flag goes, the mail is found again — and only flagged again.
+        dovecot.doveadm(&["flags", "remove", "-u", "alerts", "$SwitchboardAlert", "mailbox", "INBOX", "all"]);
+        assert_eq!(dovecot.count("alerts", &["keyword", "$SwitchboardAlert"]), 0);
+        until("the mail is flagged again", || dovecot.count("alerts", &["keyword", "$SwitchboardAlert"]) == 1).await;
+        // And the same mail delivered twice (a retrying sender; a POP3 session cut before QUIT).
+        dovecot.deliver("alerts", &mail("zabbix@monitor.example.com", "f1", "Queue backlog", "42 jobs"));
+        until("the copy is flagged", || dovecot.count("alerts", &["keyword", "$SwitchboardAlert"]) == 2).await;
+        let extra: Vec<Value> = a.drain(500).await.into_iter().filter(|f| f["type"] == "alert").collect();
+        assert!(extra.is_empty(), "no second alert: {extra:?}");
+        assert_eq!(alerts_from(&app, "mail:flagged").await, 1);
+        stop.cancel();
+        dovecot.stop();
+    }
+}
+
+/// POP3 with STLS, IMAP over TLS from the first byte, both checking the server's
+/// certificate against the mailbox's CA file; a server the CA does not vouch for is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pop3_and_tls_mailboxes() {
+    let app = TestApp::start(Backend::Sqlite, Default::default()).await;
+    let dovecot = Dovecot::start(true);
+    let ca = dovecot.ports["CA"].clone();
+    let alice = app.login("alice").await;
+    let mut a = alice.ws_with("presence=none").await;
+    let pop = MailboxConfig {
+        tls: TlsMode::Starttls,
+        ca_file: ca.clone(),
+        poll_interval_s: 1,
+        max_mail_bytes: 4096,
+        priority: "high".into(),
+        ..mailbox("pop", Protocol::Pop3, dovecot.port("POP3_PORT"))
+    };
+    let imaps = MailboxConfig {
+        tls: TlsMode::Tls,
+        ca_file: ca.clone(),
+        user: "other".into(),
+        ..mailbox("imaps", Protocol::Imap, dovecot.port("IMAPS_PORT"))
+    };
+    // The system's roots do not include the test's self-signed certificate.
+    let untrusted =
+        MailboxConfig { tls: TlsMode::Tls, ..mailbox("untrusted", Protocol::Imap, dovecot.port("IMAPS_PORT")) };
+    let stop = CancellationToken::new();
+    sb_mail::spawn(app.service.clone(), vec![pop, imaps, untrusted], stop.clone());
+
+    dovecot.deliver("alerts", &mail("cron@monitor.example.com", "p1", "Backup failed", "nightly backup: exit 2"));
+    let f = a.next_where(|f| f["type"] == "alert" && f["title"] == "Backup failed").await.expect("the POP3 alert");
+    assert_eq!(f["priority"], "high", "the mailbox's default priority");
+    until("POP3 deleted the mail", || dovecot.count("alerts", &[]) == 0).await;
+
+    // Too large: refused (its headers are read for the record) and deleted.
+    let big = mail("cron@monitor.example.com", "p2", "Huge log", &"x".repeat(10_000));
+    dovecot.deliver("alerts", &big);
+    until("the big mail is deleted", || dovecot.count("alerts", &[]) == 0).await;
+    let intakes = app.service.mail_intakes(Some("pop"), 10).await.unwrap();
+    let r = intakes.iter().find(|i| i.subject == "Huge log").expect("recorded");
+    assert!(r.outcome == "refused" && r.detail.contains("larger than max_mail_bytes"), "{r:?}");
+
+    // The same mail again (POP3 deletions are undone when a session is cut before QUIT).
+    dovecot.deliver("alerts", &mail("cron@monitor.example.com", "p1", "Backup failed", "nightly backup: exit 2"));
+    until("the copy is deleted", || dovecot.count("alerts", &[]) == 0).await;
+    assert_eq!(alerts_from(&app, "mail:pop").await, 1, "one alert for one mail");
+
+    dovecot.deliver("other", &mail("cron@monitor.example.com", "i1", "Cert expiring", "in 5 days"));
+    a.next_where(|f| f["type"] == "alert" && f["title"] == "Cert expiring").await.expect("the IMAPS alert");
+    until("IMAPS removed the mail", || dovecot.count("other", &[]) == 0).await;
+
+    let bad = until_status(&app, "untrusted", "error").await;
+    assert!(bad.last_error.to_lowercase().contains("certificate"), "{}", bad.last_error);
+    stop.cancel();
+    dovecot.stop();
+    app.finish().await;
+}
+
+/// The binary with `[[alerts.mailbox]]` in its configuration file: mail becomes alerts; the
+/// server is killed (-9), mail arrives while it is down, and after a restart that mail
+/// becomes an alert too — once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_takes_mail_across_a_kill() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dovecot = Dovecot::start(false);
+    let dir = std::env::temp_dir().join(unique("sbmail"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[alerts.mailbox]]\nname = \"ops\"\nprotocol = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+             user = \"alerts\"\npassword = \"secret\"\nallowed_senders = [\"@monitor.example.com\"]\n\
+             audience = {{ users = [\"alice@example.com\"] }}\npriority = \"high\"\n",
+            dovecot.port("IMAP_PORT")
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && shown.contains("[[alerts.mailbox]]"), "{shown}");
+    assert!(!shown.contains("secret"), "the password is redacted: {shown}");
+
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["serve", "--demo", "--http", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let base = line.trim().strip_prefix("listening ").unwrap().to_string();
+        (child, base)
+    };
+    let titles = |base: String| async move {
+        let http = reqwest::Client::new();
+        let r: Value = http
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&serde_json::json!({"address": "admin@example.com", "password": "demo"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = r["token"].as_str().unwrap().to_string();
+        let v: Value = http
+            .get(format!("{base}/api/v1/alerts?source=mail:ops"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut t: Vec<String> =
+            v["alerts"].as_array().unwrap().iter().map(|a| a["title"].as_str().unwrap().to_string()).collect();
+        t.sort();
+        t
+    };
+
+    let (mut server, base) = start();
+    dovecot.deliver("alerts", &mail("nagios@monitor.example.com", "k1", "Before the kill", "one"));
+    until("the first mail is taken", || dovecot.count("alerts", &[]) == 0).await;
+    assert_eq!(titles(base.clone()).await, vec!["Before the kill"]);
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    dovecot.deliver("alerts", &mail("nagios@monitor.example.com", "k2", "While it was down", "two"));
+    let (mut server, base) = start();
+    until("the mail sent while down is taken", || dovecot.count("alerts", &[]) == 0).await;
+    assert_eq!(titles(base).await, vec!["Before the kill", "While it was down"], "nothing lost, nothing twice");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    dovecot.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
