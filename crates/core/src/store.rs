@@ -97,6 +97,10 @@ pub trait Store: Send + Sync + 'static {
     async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn user_by_address(&self, address: &Address) -> StoreResult<Option<User>>;
     async fn users(&self, query: &str, limit: i64) -> StoreResult<Vec<User>>;
+    /// The users with these addresses (those that exist), in any order.
+    async fn users_by_addresses(&self, addresses: &[Address]) -> StoreResult<Vec<User>>;
+    /// The users with these ids (those that exist), in any order.
+    async fn users_by_ids(&self, ids: &[UserId]) -> StoreResult<Vec<User>>;
     async fn count_users(&self) -> StoreResult<i64>;
     async fn password_hash(&self, id: UserId) -> StoreResult<Option<String>>;
     async fn set_password_hash(&self, id: UserId, hash: Option<String>) -> StoreResult<()>;
@@ -139,6 +143,14 @@ pub trait Store: Send + Sync + 'static {
         members: &[UserId],
         now: Millis,
     ) -> StoreResult<(ConversationId, bool)>;
+    /// The direct conversations between `one` and each of `others`, made in one
+    /// transaction where missing; with `true` for those made now. For fan-out (alerts).
+    async fn direct_conversations(
+        &self,
+        one: UserId,
+        others: &[UserId],
+        now: Millis,
+    ) -> StoreResult<Vec<(Conversation, bool)>>;
     async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>>;
     async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<ConversationSummary>>;
 

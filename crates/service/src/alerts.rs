@@ -113,10 +113,27 @@ impl Service {
                 add(u, &mut ids);
             }
         }
+        // One query per few hundred people, not one per person: an audience can be
+        // thousands of addresses.
+        let mut addresses = Vec::with_capacity(a.users.len());
         for raw in &a.users {
-            let u = self.user_by_address(raw).await.map_err(|_| CoreError::Invalid(format!("no such user: {raw}")))?;
-            add(u, &mut ids);
+            addresses.push(Address::parse(raw).map_err(|_| CoreError::Invalid(format!("no such user: {raw}")))?);
         }
+        let found = self.store.users_by_addresses(&addresses).await?;
+        if found.len() < addresses.len() {
+            let known: BTreeSet<&str> = found.iter().map(|u| u.address.as_str()).collect();
+            if let Some(missing) = addresses.iter().find(|a| !known.contains(a.as_str())) {
+                return Err(CoreError::Invalid(format!("no such user: {missing}")).into());
+            }
+        }
+        let by_address: std::collections::HashMap<String, User> =
+            found.into_iter().map(|u| (u.address.as_str().to_string(), u)).collect();
+        for a in &addresses {
+            if let Some(u) = by_address.get(a.as_str()) {
+                add(u.clone(), &mut ids);
+            }
+        }
+        let mut member_ids: Vec<UserId> = Vec::new();
         if !a.groups.is_empty() {
             let memberships = self.store.group_memberships().await?;
             for slug in &a.groups {
@@ -125,20 +142,20 @@ impl Service {
                     .group(&slug.to_lowercase())
                     .await?
                     .ok_or_else(|| CoreError::Invalid(format!("no such group: {slug}")))?;
-                for (_, u) in memberships.iter().filter(|(gid, _)| *gid == g.id) {
-                    if let Some(u) = self.store.user(*u).await? {
-                        add(u, &mut ids);
-                    }
-                }
+                member_ids.extend(memberships.iter().filter(|(gid, _)| *gid == g.id).map(|(_, u)| *u));
             }
         }
         for q in &a.queues {
             let def = self.queues.find(q).ok_or_else(|| CoreError::Invalid(format!("no such queue: {q}")))?;
-            for m in &def.members {
-                if let Some(u) = self.store.user(m.user).await? {
-                    add(u, &mut ids);
-                }
-            }
+            member_ids.extend(def.members.iter().map(|m| m.user));
+        }
+        member_ids.retain(|u| !ids.contains(u));
+        member_ids.sort_unstable();
+        member_ids.dedup();
+        let mut members = self.store.users_by_ids(&member_ids).await?;
+        members.sort_by_key(|u| u.id);
+        for u in members {
+            add(u, &mut ids);
         }
         Ok(users
             .into_iter()
@@ -269,14 +286,28 @@ impl Service {
                 .collect();
             self.store.set_deliveries(&failed, self.now()).await?;
         }
+        let mut records = Vec::with_capacity(online.len());
         for chunk in online.chunks(2000) {
-            self.deliver_chunk(&account, alert, chunk, round).await?;
+            self.deliver_chunk(&account, alert, chunk, round, &mut records).await?;
         }
+        // Written once everyone online has it: delivery records are bookkeeping, kept off
+        // the path to the last recipient. A crash before this leaves them pending; the
+        // re-send at the next sign-in finds the stored messages (by client id) and records
+        // them then.
+        let delivered = records.iter().filter(|u| u.state == DeliveryState::Delivered).count();
+        self.store.set_deliveries(&records, self.now()).await?;
+        self.metrics.alert_deliveries.add(delivered as u64);
         Ok(())
     }
 
-    async fn deliver_chunk(&self, account: &User, alert: &Alert, users: &[UserId], round: i32) -> Result<()> {
-        let now = self.now();
+    async fn deliver_chunk(
+        &self,
+        account: &User,
+        alert: &Alert,
+        users: &[UserId],
+        round: i32,
+        records: &mut Vec<DeliveryUpdate>,
+    ) -> Result<()> {
         let mut events = Vec::with_capacity(users.len() * 2);
         let mut targets: Vec<(UserId, ConversationId)> = Vec::with_capacity(users.len());
         let body = if round == 0 {
@@ -284,29 +315,26 @@ impl Service {
         } else {
             format!("[REMINDER] {}", alert.alert.message(alert.id))
         };
-        for u in users {
-            let (conversation, created) = self.alerts_conversation(account, *u).await?;
-            let c = self.conversation(conversation).await?;
+        for (u, c, created) in self.alerts_conversations(account, users).await? {
             // The same pipeline as every message: walls and other policies apply here too.
             if let Err(e) =
                 self.pipeline.admit(&Submission { door: Door::Alert, sender: account, conversation: &c, body: &body })
             {
-                let update = DeliveryUpdate {
+                records.push(DeliveryUpdate {
                     alert: alert.id,
-                    user: *u,
+                    user: u,
                     state: DeliveryState::Failed,
-                    conversation: Some(conversation.0),
+                    conversation: Some(c.id.0),
                     event: None,
                     detail: e.to_string(),
-                };
-                self.store.set_deliveries(&[update], now).await?;
+                });
                 continue;
             }
             if created {
-                events.push(self.new_event(conversation, EventKind::Created, Some(account), String::new(), None));
+                events.push(self.new_event(c.id, EventKind::Created, Some(account), String::new(), None));
             }
             let mut e = self.new_event(
-                conversation,
+                c.id,
                 EventKind::Message,
                 Some(account),
                 body.clone(),
@@ -315,18 +343,16 @@ impl Service {
             e.note =
                 Some(json!({"alert": alert.id, "priority": alert.alert.priority.as_str(), "round": round}).to_string());
             events.push(e);
-            targets.push((*u, conversation));
+            targets.push((u, c.id));
         }
         if events.is_empty() {
             return Ok(());
         }
         let stored = self.append(events, None).await?;
-        let mut updates = Vec::with_capacity(targets.len());
+        let message_of: std::collections::HashMap<ConversationId, i64> =
+            stored.iter().filter(|e| e.kind == EventKind::Message).map(|e| (e.conversation, e.id.0)).collect();
         for (u, conversation) in targets {
-            let Some(ev) = stored.iter().find(|e| e.conversation == conversation && e.kind == EventKind::Message)
-            else {
-                continue;
-            };
+            let Some(event) = message_of.get(&conversation) else { continue };
             let view = AlertView {
                 id: alert.id,
                 title: alert.alert.title.clone(),
@@ -339,34 +365,49 @@ impl Service {
             };
             self.hub.send_to_users([u], &Outbound::new(Frame::Alert(view)), None);
             if round == 0 {
-                updates.push(DeliveryUpdate {
+                records.push(DeliveryUpdate {
                     alert: alert.id,
                     user: u,
                     state: DeliveryState::Delivered,
                     conversation: Some(conversation.0),
-                    event: Some(ev.id.0),
+                    event: Some(*event),
                     detail: String::new(),
                 });
             }
         }
-        self.store.set_deliveries(&updates, now).await?;
-        self.metrics.alert_deliveries.add(updates.len() as u64);
         Ok(())
     }
 
-    /// The direct conversation between the alerts sender and `user` (made on first use).
-    async fn alerts_conversation(&self, account: &User, user: UserId) -> Result<(ConversationId, bool)> {
-        if let Some(c) = self.alert_conversations.lock().unwrap_or_else(|e| e.into_inner()).get(&user) {
-            return Ok((*c, false));
+    /// The direct conversation between the alerts sender and each of `users` (made on
+    /// first use, a few hundred per transaction), with `true` for those made now.
+    async fn alerts_conversations(
+        &self,
+        account: &User,
+        users: &[UserId],
+    ) -> Result<Vec<(UserId, std::sync::Arc<sb_core::Conversation>, bool)>> {
+        let mut out = Vec::with_capacity(users.len());
+        let mut missing = Vec::new();
+        for u in users {
+            let known = self.alert_conversations.lock().unwrap_or_else(|e| e.into_inner()).get(u).copied();
+            match known {
+                Some(c) => out.push((*u, self.conversation(c).await?, false)),
+                None => missing.push(*u),
+            }
         }
-        let (c, created) =
-            self.store.create_conversation(ConversationKind::Direct, "", &[account.id, user], self.now()).await?;
-        if created {
-            let conv = self.conversation(c).await?;
-            self.hub.send_to_users([user], &Outbound::new(Frame::Conversation(conv.as_ref().clone())), None);
+        if missing.is_empty() {
+            return Ok(out);
         }
-        self.alert_conversations.lock().unwrap_or_else(|e| e.into_inner()).insert(user, c);
-        Ok((c, created))
+        let epoch = self.cache.epoch();
+        for (c, created) in self.store.direct_conversations(account.id, &missing, self.now()).await? {
+            let Some(u) = c.members.iter().map(|m| m.id).find(|id| *id != account.id) else { continue };
+            let c = self.cache.put(c, epoch);
+            if created {
+                self.hub.send_to_users([u], &Outbound::new(Frame::Conversation(c.as_ref().clone())), None);
+            }
+            self.alert_conversations.lock().unwrap_or_else(|e| e.into_inner()).insert(u, c.id);
+            out.push((u, c, created));
+        }
+        Ok(out)
     }
 
     /// A user signed in: their held alerts now.

@@ -488,6 +488,34 @@ impl Store for SqlStore {
         decode(rows, user_from_row)
     }
 
+    async fn users_by_addresses(&self, addresses: &[Address]) -> StoreResult<Vec<User>> {
+        let mut out = Vec::with_capacity(addresses.len());
+        for chunk in addresses.chunks(500) {
+            let list = (1..=chunk.len()).map(|i| self.ph(i)).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT {USER_COLS} FROM users WHERE address IN ({list})");
+            let mut q = sqlx::query(&sql);
+            for a in chunk {
+                q = q.bind(a.as_str());
+            }
+            out.extend(decode(q.fetch_all(&self.pool).await.map_err(unavailable)?, user_from_row)?);
+        }
+        Ok(out)
+    }
+
+    async fn users_by_ids(&self, ids: &[UserId]) -> StoreResult<Vec<User>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            // Ids are integers: inlined, one statement for both dialects.
+            let list = chunk.iter().map(|u| u.0.to_string()).collect::<Vec<_>>().join(",");
+            let rows = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id IN ({list})"))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            out.extend(decode(rows, user_from_row)?);
+        }
+        Ok(out)
+    }
+
     async fn count_users(&self) -> StoreResult<i64> {
         sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await.map_err(unavailable)
     }
@@ -747,6 +775,74 @@ impl Store for SqlStore {
         }
         tx.commit().await.map_err(unavailable)?;
         Ok((ConversationId(id), true))
+    }
+
+    async fn direct_conversations(
+        &self,
+        one: UserId,
+        others: &[UserId],
+        now: Millis,
+    ) -> StoreResult<Vec<(Conversation, bool)>> {
+        let key = |o: &UserId| format!("{}:{}", one.0.min(o.0), one.0.max(o.0));
+        let mut out = Vec::with_capacity(others.len());
+        for chunk in others.chunks(500) {
+            let mut tx = self.begin_write().await?;
+            let rows = (0..chunk.len())
+                .map(|i| format!("('direct', '', {}, {}, 0)", self.ph(2 * i + 1), self.ph(2 * i + 2)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO conversations (kind, title, direct_key, created_at, last_seq) VALUES {rows} \
+                 ON CONFLICT DO NOTHING RETURNING id"
+            );
+            let mut q = sqlx::query_scalar::<_, i64>(&sql);
+            for o in chunk {
+                q = q.bind(key(o)).bind(now);
+            }
+            let created: std::collections::HashSet<i64> =
+                q.fetch_all(&mut *tx).await.map_err(unavailable)?.into_iter().collect();
+            // Every pair's conversation, made now or before.
+            let keys = (1..=chunk.len()).map(|i| self.ph(i)).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT id, kind, title, created_at, direct_key FROM conversations WHERE direct_key IN ({keys})");
+            let mut q = sqlx::query(&sql);
+            for o in chunk {
+                q = q.bind(key(o));
+            }
+            let found = q.fetch_all(&mut *tx).await.map_err(unavailable)?;
+            if !created.is_empty() {
+                let by_key: HashMap<String, UserId> = chunk.iter().map(|o| (key(o), *o)).collect();
+                let mut pairs = Vec::with_capacity(created.len() * 2);
+                for r in &found {
+                    let id: i64 = r.try_get("id").map_err(unavailable)?;
+                    let k: String = r.try_get("direct_key").map_err(unavailable)?;
+                    if let (true, Some(o)) = (created.contains(&id), by_key.get(&k)) {
+                        pairs.push((id, one.0));
+                        pairs.push((id, o.0));
+                    }
+                }
+                let values = pairs
+                    .iter()
+                    .map(|(c, u)| format!("({c}, {u}, {now}, 0)"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                sqlx::query(&format!(
+                    "INSERT INTO conversation_members (conversation_id, user_id, joined_at, read_up_to) VALUES {values} \
+                     ON CONFLICT DO NOTHING"
+                ))
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            }
+            tx.commit().await.map_err(unavailable)?;
+            let ids: Vec<i64> = found.iter().filter_map(|r| r.try_get("id").ok()).collect();
+            let mut members = self.members_of(&ids).await?;
+            for r in &found {
+                let id: i64 = r.try_get("id").map_err(unavailable)?;
+                let c = conversation_from_row(r, members.remove(&id).unwrap_or_default()).map_err(unavailable)?;
+                out.push((c, created.contains(&id)));
+            }
+        }
+        Ok(out)
     }
 
     async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
