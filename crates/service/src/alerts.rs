@@ -252,7 +252,9 @@ impl Service {
             }
         }
         a.title = a.title.trim().to_string();
+        let started = std::time::Instant::now();
         let recipients = self.resolve_audience(&a.audience).await?;
+        let resolved_ms = started.elapsed().as_millis() as u64;
         if recipients.is_empty() {
             return Err(CoreError::Invalid("nobody in the audience (as filtered by presence)".into()).into());
         }
@@ -262,7 +264,12 @@ impl Service {
             None => self.store.create_alert(&a, &ids, now).await?,
         };
         self.metrics.alerts_sent.inc();
+        let stored_ms = started.elapsed().as_millis() as u64;
         self.deliver_alert(&alert, &ids, 0).await?;
+        tracing::debug!(
+            alert = alert.id, recipients = ids.len(), resolved_ms, stored_ms,
+            delivered_ms = started.elapsed().as_millis() as u64, "alert sent"
+        );
         Ok(Sent { alert, recipients: ids.len(), duplicate: false })
     }
 
@@ -315,7 +322,10 @@ impl Service {
         } else {
             format!("[REMINDER] {}", alert.alert.message(alert.id))
         };
-        for (u, c, created) in self.alerts_conversations(account, users).await? {
+        let started = std::time::Instant::now();
+        let conversations = self.alerts_conversations(account, users).await?;
+        let conversations_ms = started.elapsed().as_millis() as u64;
+        for (u, c, created) in conversations {
             // The same pipeline as every message: walls and other policies apply here too.
             if let Err(e) =
                 self.pipeline.admit(&Submission { door: Door::Alert, sender: account, conversation: &c, body: &body })
@@ -348,7 +358,9 @@ impl Service {
         if events.is_empty() {
             return Ok(());
         }
+        let admitted_ms = started.elapsed().as_millis() as u64;
         let stored = self.append(events, None).await?;
+        let appended_ms = started.elapsed().as_millis() as u64;
         let message_of: std::collections::HashMap<ConversationId, i64> =
             stored.iter().filter(|e| e.kind == EventKind::Message).map(|e| (e.conversation, e.id.0)).collect();
         for (u, conversation) in targets {
@@ -375,6 +387,10 @@ impl Service {
                 });
             }
         }
+        tracing::debug!(
+            alert = alert.id, people = users.len(), conversations_ms, admitted_ms, appended_ms,
+            sent_ms = started.elapsed().as_millis() as u64, "alert chunk delivered"
+        );
         Ok(())
     }
 

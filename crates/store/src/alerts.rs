@@ -288,18 +288,19 @@ impl SqlStore {
         now: i64,
         limit: i64,
     ) -> StoreResult<Vec<Delivery>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {} FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
-             WHERE d.state = 'pending' AND a.expires_at > $1 AND ($2 = 0 OR d.user_id = $3) ORDER BY d.alert_id, d.user_id LIMIT $4",
-            DELIVERY_COLS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ")
-        ))
-        .bind(now)
-        .bind(user.map_or(0, |u| u.0))
-        .bind(user.map_or(0, |u| u.0))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        // Two statements, not one with "(user = 0 OR d.user_id = user)": that form cannot use
+        // the (user_id, state) index, and every sign-in scanned all pending deliveries.
+        let cols = DELIVERY_COLS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ");
+        let (who, limit_ph) = if user.is_some() { ("AND d.user_id = $2", "$3") } else { ("", "$2") };
+        let sql = format!(
+            "SELECT {cols} FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
+             WHERE d.state = 'pending' {who} AND a.expires_at > $1 ORDER BY d.alert_id, d.user_id LIMIT {limit_ph}"
+        );
+        let mut q = sqlx::query(&sql).bind(now);
+        if let Some(u) = user {
+            q = q.bind(u.0);
+        }
+        let rows = q.bind(limit).fetch_all(&self.pool).await.map_err(unavailable)?;
         rows.iter().map(delivery_from_row).collect::<Result<_, _>>().map_err(unavailable)
     }
 

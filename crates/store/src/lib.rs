@@ -975,35 +975,39 @@ impl Store for SqlStore {
 
         // 2. Sequence numbers: reserve a range per conversation in one statement.
         let mut per_conversation: Vec<(i64, i64)> = Vec::new();
+        let mut index_of: HashMap<i64, usize> = HashMap::new();
         for e in &fresh {
-            match per_conversation.iter_mut().find(|(c, _)| *c == e.conversation.0) {
-                Some((_, n)) => *n += 1,
-                None => per_conversation.push((e.conversation.0, 1)),
+            let c = e.conversation.0;
+            match index_of.get(&c) {
+                Some(&i) => per_conversation[i].1 += 1,
+                None => {
+                    index_of.insert(c, per_conversation.len());
+                    per_conversation.push((c, 1));
+                }
             }
         }
         let mut next_seq: HashMap<i64, i64> = HashMap::new();
         let mut kinds: HashMap<i64, String> = HashMap::new();
         if !per_conversation.is_empty() {
             let n = per_conversation.len();
-            let cases = (0..n)
-                .map(|i| format!("WHEN {} THEN {}", self.ph(2 * i + 1), self.ph(2 * i + 2)))
+            // A join with the counts (not `CASE id WHEN …`, which is evaluated branch by
+            // branch for every row: quadratic in a fan-out to thousands of conversations).
+            let values = (0..n)
+                .map(|i| format!("({}, {})", self.ph(2 * i + 1), self.ph(2 * i + 2)))
                 .collect::<Vec<_>>()
-                .join(" ");
-            let ids = (0..n).map(|i| self.ph(2 * n + i + 1)).collect::<Vec<_>>().join(", ");
+                .join(", ");
             let sql = format!(
-                "UPDATE conversations SET last_seq = last_seq + CASE id {cases} ELSE 0 END WHERE id IN ({ids}) RETURNING id, last_seq, kind"
+                "UPDATE conversations SET last_seq = conversations.last_seq + v.column2 FROM (VALUES {values}) AS v \
+                 WHERE conversations.id = v.column1 RETURNING conversations.id, conversations.last_seq, conversations.kind"
             );
             let mut q = sqlx::query(&sql);
             for (c, count) in &per_conversation {
                 q = q.bind(*c).bind(*count);
             }
-            for (c, _) in &per_conversation {
-                q = q.bind(*c);
-            }
             for r in q.fetch_all(&mut *tx).await.map_err(unavailable)? {
                 let id: i64 = r.try_get("id").map_err(unavailable)?;
                 let last: i64 = r.try_get("last_seq").map_err(unavailable)?;
-                let count = per_conversation.iter().find(|(c, _)| *c == id).map_or(0, |(_, n)| *n);
+                let count = index_of.get(&id).map_or(0, |&i| per_conversation[i].1);
                 next_seq.insert(id, last - count + 1);
                 kinds.insert(id, r.try_get("kind").map_err(unavailable)?);
             }
