@@ -119,7 +119,9 @@ impl Service {
         for raw in &a.users {
             addresses.push(Address::parse(raw).map_err(|_| CoreError::Invalid(format!("no such user: {raw}")))?);
         }
+        let lookup = std::time::Instant::now();
         let found = self.store.users_by_addresses(&addresses).await?;
+        tracing::debug!(people = addresses.len(), lookup_ms = lookup.elapsed().as_millis() as u64, "audience looked up");
         if found.len() < addresses.len() {
             let known: BTreeSet<&str> = found.iter().map(|u| u.address.as_str()).collect();
             if let Some(missing) = addresses.iter().find(|a| !known.contains(a.as_str())) {

@@ -310,31 +310,56 @@ impl SqlStore {
         updates: &[sb_core::alerts::DeliveryUpdate],
         now: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
+        // Grouped by (alert, state, detail): one statement per few hundred people, joining
+        // their (user, conversation, event) triples — a fan-out's records in a handful of
+        // statements instead of one each.
+        let mut groups: Vec<(i64, DeliveryState, &str, Vec<&sb_core::alerts::DeliveryUpdate>)> = Vec::new();
         for u in updates {
-            let time_col = match u.state {
-                DeliveryState::Delivered => "delivered_at",
-                DeliveryState::Read => "read_at",
-                DeliveryState::Acknowledged => "acked_at",
-                _ => "created_at",
+            match groups.iter_mut().find(|(a, st, d, _)| *a == u.alert && *st == u.state && *d == u.detail) {
+                Some(g) => g.3.push(u),
+                None => groups.push((u.alert, u.state, &u.detail, vec![u])),
+            }
+        }
+        let mut tx = self.begin_write().await?;
+        for (alert, state, detail, members) in groups {
+            let time_col = match state {
+                DeliveryState::Delivered => Some("delivered_at"),
+                DeliveryState::Read => Some("read_at"),
+                DeliveryState::Acknowledged => Some("acked_at"),
+                _ => None,
             };
-            let keep_time =
-                if time_col == "created_at" { "created_at".to_string() } else { format!("COALESCE({time_col}, $1)") };
-            sqlx::query(&format!(
-                "UPDATE alert_deliveries SET state = $2, {time_col} = {keep_time}, \
-                 conversation_id = COALESCE($3, conversation_id), event_id = COALESCE($4, event_id), detail = $5 \
-                 WHERE alert_id = $6 AND user_id = $7"
-            ))
-            .bind(now)
-            .bind(u.state.as_str())
-            .bind(u.conversation)
-            .bind(u.event)
-            .bind(u.detail.clone())
-            .bind(u.alert)
-            .bind(u.user.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+            for chunk in members.chunks(300) {
+                // Placeholders numbered in the order they appear (SQLite binds `?` by position).
+                let mut n = 0;
+                let mut next = || {
+                    n += 1;
+                    self.ph(n)
+                };
+                let state_ph = next();
+                let time = time_col.map(|c| format!(", {c} = COALESCE(alert_deliveries.{c}, {})", next())).unwrap_or_default();
+                let detail_ph = next();
+                let values = chunk
+                    .iter()
+                    .map(|_| format!("({}, {}, {})", next(), next(), next()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let alert_ph = next();
+                let sql = format!(
+                    "UPDATE alert_deliveries SET state = {state_ph}{time}, \
+                     conversation_id = COALESCE(v.column2, alert_deliveries.conversation_id), \
+                     event_id = COALESCE(v.column3, alert_deliveries.event_id), detail = {detail_ph} \
+                     FROM (VALUES {values}) AS v WHERE alert_deliveries.alert_id = {alert_ph} AND alert_deliveries.user_id = v.column1"
+                );
+                let mut q = sqlx::query(&sql).bind(state.as_str());
+                if time_col.is_some() {
+                    q = q.bind(now);
+                }
+                q = q.bind(detail.to_string());
+                for u in chunk {
+                    q = q.bind(u.user.0).bind(u.conversation).bind(u.event);
+                }
+                q.bind(alert).execute(&mut *tx).await.map_err(unavailable)?;
+            }
         }
         tx.commit().await.map_err(unavailable)
     }
