@@ -304,7 +304,9 @@ impl Service {
         // re-send at the next sign-in finds the stored messages (by client id) and records
         // them then.
         let delivered = records.iter().filter(|u| u.state == DeliveryState::Delivered).count();
-        self.store.set_deliveries(&records, self.now()).await?;
+        if !records.is_empty() {
+            self.store.set_deliveries(&records, self.now()).await?;
+        }
         self.metrics.alert_deliveries.add(delivered as u64);
         Ok(())
     }

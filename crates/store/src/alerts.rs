@@ -320,6 +320,9 @@ impl SqlStore {
                 None => groups.push((u.alert, u.state, &u.detail, vec![u])),
             }
         }
+        if groups.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.begin_write().await?;
         for (alert, state, detail, members) in groups {
             let time_col = match state {
