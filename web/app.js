@@ -2821,7 +2821,7 @@
     document.querySelector('.app').classList.add('admin-open');
     markAdminNav(page);
     if (page !== 'dashboard') stopDashboard();
-    if (page !== 'alerts') stopAlertPoll();
+    if (page !== 'alerts') { stopAlertPoll(); stopMailboxPoll(); }
     if (page === 'manage') { renderManageList(); loadAdminQueues(); }
     else if (page === 'dashboard') { A.cards.clear(); $('dash-grid').replaceChildren(); startDashboard(); }
     else if (page === 'compliance') showCompliance();
@@ -2835,6 +2835,7 @@
     A.page = null;
     stopDashboard();
     stopAlertPoll();
+    stopMailboxPoll();
     $('admin').hidden = true;
     $('chat').hidden = false;
     document.querySelector('.app').classList.remove('admin-open');
@@ -4643,7 +4644,7 @@
   // ---------------------------------------------------------------- alerts: administrators
   // Compose and send (POST /alerts), then the alert's deliveries live (GET /alerts/{id} every
   // second while the page is visible), and the history (GET /alerts) with counts per state.
-  // Routes: #/alerts (compose or history) and #/alerts/{id}.
+  // Routes: #/alerts (compose, history or mailboxes) and #/alerts/{id}.
   const ALERT_POLL_MS = 1000;
   const ALERT_PAGE = 50;
   const DELIVERY_STATES = ['pending', 'delivered', 'read', 'acknowledged', 'expired', 'failed'];
@@ -4652,7 +4653,7 @@
   };
   const AL = {
     allowed: false,
-    section: 'compose', // 'compose' | 'history'
+    section: 'compose', // 'compose' | 'history' | 'mailboxes'
     want: null, // the alert id of the route (#/alerts/{id}), or null
     detailId: null,
     detail: null, // GET /alerts/{id}
@@ -4665,6 +4666,13 @@
     historyBusy: false,
     historyGen: 0,
     sending: false,
+    // The Mailboxes section (GET /alerts/mailboxes every MAILBOX_POLL_MS while it is shown).
+    mbTimer: null,
+    mbBusy: false,
+    mbGen: 0,
+    mbFilter: '', // a mailbox name, or '' for all
+    mbCards: new Map(), // mailbox name -> {node, sig}
+    mbRows: new Map(), // mailbox + key -> {tr, sig}
   };
 
   function splitAddresses(v) {
@@ -4832,7 +4840,9 @@
     }
     $('al-compose').hidden = detail || AL.section !== 'compose';
     $('al-history').hidden = detail || AL.section !== 'history';
+    $('al-mailboxes').hidden = detail || AL.section !== 'mailboxes';
     $('al-detail').hidden = !detail;
+    if (detail || AL.section !== 'mailboxes') stopMailboxPoll();
     if (detail) {
       if (AL.detailId !== AL.want) {
         AL.detailId = AL.want;
@@ -4852,6 +4862,8 @@
     if (AL.section === 'history') {
       renderAlertHistory();
       loadAlertHistory(true);
+    } else if (AL.section === 'mailboxes') {
+      startMailboxPoll();
     } else if (window.matchMedia('(min-width: 721px)').matches) {
       $('al-title').focus({ preventScroll: true });
     }
@@ -5067,6 +5079,152 @@
     $('al-more').hidden = AL.historyNext === null;
   }
 
+  // ---------------------------------------------------------------- alerts: mailboxes
+  // The [[alerts.mailbox]] listeners (state, last check, counts) and the mail they took
+  // (GET /alerts/mailboxes), refreshed while the section is shown. Everything the server
+  // says here comes from mail (sender, subject, refusal reason, the mail server's errors):
+  // it is only ever set as text.
+  const MAILBOX_POLL_MS = 5000;
+  const MAIL_LIMIT = 50;
+  const MAILBOX_STATE_LABEL = {
+    connecting: 'Connecting', idle: 'Listening (IDLE)', polling: 'Polling', error: 'Error', stopped: 'Stopped',
+  };
+  const MAIL_OUTCOME_LABEL = { alert: 'Alert', duplicate: 'Duplicate', refused: 'Refused' };
+
+  function scheduleMailboxPoll(delay) {
+    clearTimeout(AL.mbTimer);
+    AL.mbTimer = null;
+    if (A.page !== 'alerts' || AL.want !== null || AL.section !== 'mailboxes' || document.visibilityState !== 'visible' || !S.signedIn) return;
+    AL.mbTimer = setTimeout(async () => {
+      AL.mbTimer = null;
+      const gen = AL.mbGen;
+      try { await refreshMailboxes(); } catch (_) { /* shown on the next round */ }
+      // Not when stopped (or restarted) meanwhile, nor when another round is already set.
+      if (!AL.mbTimer && gen === AL.mbGen) scheduleMailboxPoll(MAILBOX_POLL_MS);
+    }, delay);
+  }
+  function startMailboxPoll() { AL.mbGen += 1; AL.mbBusy = false; scheduleMailboxPoll(0); }
+  function stopMailboxPoll() { clearTimeout(AL.mbTimer); AL.mbTimer = null; AL.mbGen += 1; AL.mbBusy = false; }
+
+  async function refreshMailboxes() {
+    if (AL.mbBusy) return;
+    const gen = AL.mbGen;
+    const p = new URLSearchParams({ limit: String(MAIL_LIMIT) });
+    if (AL.mbFilter) p.set('mailbox', AL.mbFilter);
+    AL.mbBusy = true;
+    try {
+      const r = await api('GET', `/alerts/mailboxes?${p}`);
+      if (gen !== AL.mbGen) return;
+      showAdminError('al-mb-error', '');
+      renderMailboxes(asList(r, 'mailboxes').filter((m) => m && typeof m === 'object'));
+      renderMails(asList(r, 'mails').filter((m) => m && typeof m === 'object'));
+      $('al-mailboxes').setAttribute('data-loaded', 'true');
+      setText($('al-mb-updated'), `Updated ${new Date().toLocaleTimeString()}`);
+    } catch (e) {
+      if (gen !== AL.mbGen) return;
+      showAdminError('al-mb-error', e.message);
+      if (e.status === 403) stopMailboxPoll();
+    } finally {
+      if (gen === AL.mbGen) AL.mbBusy = false;
+    }
+  }
+
+  function mbCount(kind, label, n) {
+    const v = Number.isFinite(Number(n)) ? Number(n) : 0;
+    return el('span', { class: 'al-count mb-count' + (v ? '' : ' zero'), 'data-testid': 'mailbox-count', 'data-kind': kind, 'data-count': String(v) },
+      el('span', { class: 'al-count-label', text: label }), ' ', el('strong', { text: String(v) }));
+  }
+
+  function mailboxCard(m) {
+    const st = String(m.state || '');
+    const err = String(m.last_error || '');
+    const proto = String(m.protocol || '').toUpperCase();
+    const port = Number.isFinite(Number(m.port)) && Number(m.port) ? `:${Number(m.port)}` : '';
+    return el('article', { class: 'cmp-card mb-card', 'data-testid': 'mailbox-row', 'data-name': String(m.name || ''), 'data-state': st },
+      el('header', { class: 'mb-head' },
+        el('h3', { class: 'mb-name', 'data-testid': 'mailbox-name', text: String(m.name || '') }),
+        el('span', { class: 'al-state mb-state', 'data-state': st, 'data-testid': 'mailbox-state', text: MAILBOX_STATE_LABEL[st] || st || '—' })),
+      el('div', { class: 'mb-endpoint muted', 'data-testid': 'mailbox-endpoint', text: [proto, `${String(m.host || '')}${port}`].filter(Boolean).join(' · ') }),
+      el('div', { class: 'mb-check', 'data-testid': 'mailbox-last-check' },
+        el('span', { class: 'muted', text: 'Last check: ' }),
+        m.last_check ? timeNode(m.last_check, 'al-time') : el('span', { class: 'muted', text: 'not yet' })),
+      el('div', { class: 'al-counts mb-counts' },
+        mbCount('alerts', 'Alerts', m.alerts), mbCount('duplicates', 'Duplicates', m.duplicates), mbCount('refused', 'Refused', m.refused)),
+      err ? el('p', { class: st === 'error' ? 'mb-error' : 'mb-error mb-error-old muted', 'data-testid': 'mailbox-error' },
+        el('span', { class: 'mb-error-label', text: st === 'error' ? 'Error: ' : 'Last error: ' }), el('span', { 'data-testid': 'mailbox-error-text', text: err })) : null);
+  }
+
+  function renderMailboxes(list) {
+    list.sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    $('al-mb-empty').hidden = list.length > 0;
+    const wanted = [];
+    const seen = new Set();
+    for (const m of list) {
+      const name = String(m.name || '');
+      if (seen.has(name)) continue;
+      seen.add(name);
+      const sig = JSON.stringify(m);
+      let c = AL.mbCards.get(name);
+      if (!c || c.sig !== sig) {
+        const node = mailboxCard(m);
+        if (c) c.node.replaceWith(node);
+        c = { node, sig };
+        AL.mbCards.set(name, c);
+      }
+      wanted.push(c.node);
+    }
+    for (const k of [...AL.mbCards.keys()]) if (!seen.has(k)) AL.mbCards.delete(k);
+    reconcile($('al-mb-list'), wanted);
+    // The filter offers the configured mailboxes (and keeps a chosen one that went away).
+    const sel = $('al-mb-filter');
+    const names = [...seen];
+    if (AL.mbFilter && !seen.has(AL.mbFilter)) names.push(AL.mbFilter);
+    const have = [...sel.options].slice(1).map((o) => o.value);
+    if (have.join('\n') !== names.join('\n')) {
+      sel.replaceChildren(el('option', { value: '', text: 'All' }), ...names.map((n) => el('option', { value: n, text: n })));
+      sel.value = AL.mbFilter;
+    }
+  }
+
+  function mailRow(x) {
+    const out = String(x.outcome || '');
+    const id = Number.isInteger(x.alert) ? x.alert : null;
+    const detail = String(x.detail || '') || (out === 'duplicate' && id !== null ? `An open alert with the same key exists (#${id})` : '');
+    return el('tr', { class: 'mb-mail', 'data-testid': 'mail-row', 'data-mailbox': String(x.mailbox || ''), 'data-key': String(x.key || ''), 'data-outcome': out, 'data-alert': id === null ? null : String(id) },
+      el('td', { 'data-label': 'Received', class: 'audit-time', 'data-testid': 'mail-at' }, timeNode(x.at)),
+      el('td', { 'data-label': 'Mailbox', 'data-testid': 'mail-mailbox', text: String(x.mailbox || '') }),
+      el('td', { class: 'mq-name mb-sender', 'data-testid': 'mail-sender', text: String(x.sender || '') }),
+      el('td', { class: 'mb-subject', 'data-label': 'Subject', 'data-testid': 'mail-subject', text: String(x.subject || '') }),
+      el('td', { 'data-label': 'Outcome' }, el('span', { class: 'al-state mb-outcome', 'data-outcome': out, 'data-testid': 'mail-outcome', text: MAIL_OUTCOME_LABEL[out] || out })),
+      el('td', { 'data-label': 'Alert' }, id === null ? el('span', { class: 'muted', text: '—' })
+        : el('a', { href: `#/alerts/${encId(id)}`, 'data-testid': 'mail-alert-link', title: 'Show the alert and its deliveries', text: `#${id}` })),
+      el('td', { class: 'cmp-detail', 'data-label': 'Detail', 'data-testid': 'mail-detail', text: detail }));
+  }
+
+  function renderMails(list) {
+    const body = $('al-mail-list');
+    const wanted = [];
+    const seen = new Set();
+    for (const x of list) {
+      const k = `${x.mailbox}\n${x.key}`;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      const sig = JSON.stringify(x);
+      let r = AL.mbRows.get(k);
+      if (!r || r.sig !== sig) {
+        r = { tr: mailRow(x), sig };
+        AL.mbRows.set(k, r);
+      }
+      wanted.push(r.tr);
+    }
+    for (const k of [...AL.mbRows.keys()]) if (!seen.has(k)) AL.mbRows.delete(k);
+    if (!wanted.length) {
+      wanted.push(body.querySelector('.mb-none') || el('tr', { class: 'mb-none' },
+        el('td', { colspan: '7', class: 'empty-note', text: AL.mbFilter ? 'No mail from this mailbox yet.' : 'No mail taken yet.' })));
+    }
+    reconcile(body, wanted);
+  }
+
   function wireAlerts() {
     $('nav-alerts').addEventListener('click', () => goAlerts(AL.section));
     $('alerts-back').addEventListener('click', () => { location.hash = '#/'; });
@@ -5088,9 +5246,20 @@
     $('al-more').addEventListener('click', () => loadAlertHistory(false));
     $('al-d-history').addEventListener('click', () => goAlerts('history'));
     $('al-d-new').addEventListener('click', () => goAlerts('compose'));
+    $('al-mb-refresh').addEventListener('click', () => scheduleMailboxPoll(0));
+    $('al-mb-filter').addEventListener('change', () => {
+      AL.mbFilter = $('al-mb-filter').value;
+      AL.mbGen += 1; // an answer for the previous filter is dropped
+      AL.mbBusy = false;
+      scheduleMailboxPoll(0);
+    });
     document.addEventListener('visibilitychange', () => {
-      if (document.visibilityState === 'visible') { if (A.page === 'alerts' && AL.want !== null) scheduleAlertPoll(0); } else {
+      if (document.visibilityState === 'visible') {
+        if (A.page === 'alerts' && AL.want !== null) scheduleAlertPoll(0);
+        if (A.page === 'alerts' && AL.want === null && AL.section === 'mailboxes') scheduleMailboxPoll(0);
+      } else {
         clearTimeout(AL.pollTimer); AL.pollTimer = null;
+        clearTimeout(AL.mbTimer); AL.mbTimer = null;
       }
     });
     syncAlertForm();
@@ -5219,6 +5388,7 @@
     wsUrl: () => S.wsUrl,
     lastEventId: () => S.lastEventId,
     setIdleAfter(ms) { api.idleAfterMs = ms; checkIdle(); },
+    mailboxPolling: () => AL.mbTimer !== null || AL.mbBusy, // the Mailboxes section's refresh is on
   });
 
   wire();
