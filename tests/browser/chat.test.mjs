@@ -12,107 +12,37 @@
 //   WEB_DIR          serve index.html, app.js and app.css from this folder instead of the copies
 //                    compiled into the server (client development without a rebuild)
 
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import {
+  launchChromium, makeCheck, newContextAt, PageClient, saveScreenshot, signInAt, useSwitchboard, WAIT,
+  waitForMessage, waitIn,
+} from './harness.mjs';
 
-import { once } from 'node:events';
-import { mkdirSync, readFileSync } from 'node:fs';
-
-import path from 'node:path';
-
-import { chromium } from 'playwright-core';
-import { startSwitchboard } from './harness.mjs';
-
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || '';
-const WEB_DIR = process.env.WEB_DIR || '';
-const WAIT = 15000; // every wait for a condition in the page
 const PASSWORD = 'demo';
 const ALICE = 'alice@example.com';
 const BOB = 'bob@example.com';
 const CAROL = 'carol@example.com';
 
-let base = process.env.SWITCHBOARD_URL ? process.env.SWITCHBOARD_URL.replace(/\/$/, '') : '';
+let sb = null; // the server (SWITCHBOARD_URL, or one started here): see harness.mjs
+let base = '';
 let browser = null;
 const clients = []; // every Client created, for diagnostics
 let alice = null;
 let bob = null;
 let convId = null; // Alice <-> Bob direct conversation
 
-// ------------------------------------------------------------------ server
-
-// The server (started here unless SWITCHBOARD_URL names a running one): see harness.mjs.
-let sb = null;
-
-async function startServer() {
-  sb = await startSwitchboard();
-  base = sb.base;
-}
-
-async function stopServer() {
-  await sb?.stop();
-  sb = null;
-}
-
-function tail() {
-  return sb ? sb.tail() : '';
-}
-
 // ------------------------------------------------------------------ browser clients
 
-class Client {
-  constructor(name, context, page) {
-    this.name = name;
-    this.context = context;
-    this.dialogs = [];
-    this.pageErrors = [];
-    this.console = [];
-    this.attach(page);
-  }
-
-  attach(page) {
-    this.page = page;
-    page.setDefaultTimeout(WAIT);
-    page.on('dialog', (d) => {
-      this.dialogs.push(`${d.type()}: ${d.message()}`);
-      d.dismiss().catch(() => {});
-    });
-    page.on('pageerror', (e) => this.pageErrors.push(String(e && e.stack ? e.stack : e)));
-    page.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') this.console.push(`${m.type()}: ${m.text()}`);
-    });
-  }
-
-  async newPage() {
-    this.attach(await this.context.newPage());
-    return this.page;
-  }
-}
-
 async function newClient(name, viewport = { width: 1280, height: 800 }) {
-  const context = await browser.newContext({ viewport });
-  if (WEB_DIR) {
-    const files = { '/': ['index.html', 'text/html'], '/assets/app.js': ['app.js', 'text/javascript'], '/assets/app.css': ['app.css', 'text/css'] };
-    await context.route((u) => u.origin === base && Object.hasOwn(files, u.pathname), async (route) => {
-      const [file, type] = files[new URL(route.request().url()).pathname];
-      const resp = await route.fetch(); // keep the server's headers (CSP, …)
-      await route.fulfill({ response: resp, body: readFileSync(path.join(WEB_DIR, file)), contentType: `${type}; charset=utf-8` });
-    });
-  }
-  const c = new Client(name, context, await context.newPage());
+  const context = await newContextAt(browser, base, { viewport });
+  const c = new PageClient(name, context, await context.newPage());
   clients.push(c);
   return c;
 }
 
-async function signIn(c, address, password = PASSWORD) {
-  const { page } = c;
-  await page.goto(`${base}/`);
-  await page.locator('[data-testid=login-address]').waitFor({ state: 'visible' });
-  await page.fill('[data-testid=login-address]', address);
-  await page.fill('[data-testid=login-password]', password);
-  await page.click('[data-testid=login-submit]');
-  await page.locator('[data-testid=signout]').waitFor({ state: 'visible' });
-}
+/** Signs in through the form; waits for the signed-in view (not for the WebSocket). */
+const signIn = (c, address) => signInAt(base, c, address, PASSWORD, { waitForSocket: false });
 
 async function ensureAliceBob() {
   if (!alice) { alice = await newClient('alice'); await signIn(alice, ALICE); }
@@ -145,23 +75,12 @@ async function waitForChatOpen(page, id) {
   return h.jsonValue();
 }
 
-/** Waits for a condition evaluated in the page. */
-function waitIn(page, fn, arg) {
-  return page.waitForFunction(fn, arg, { timeout: WAIT, polling: 50 });
-}
-
 function presenceSelector(addr, state) {
   return `[data-testid=contact][data-address="${addr}"] [data-testid=presence][data-state="${state}"]`;
 }
 
 async function waitForPresence(page, addr, state) {
   await page.waitForSelector(presenceSelector(addr, state), { state: 'attached', timeout: WAIT });
-}
-
-/** Waits until an acknowledged message (one with data-id) has exactly `text` as its body. */
-async function waitForMessage(page, text) {
-  await waitIn(page, (t) => [...document.querySelectorAll('[data-testid=message][data-id] [data-testid=message-body]')]
-    .some((e) => e.textContent === t), text);
 }
 
 /** [{id, body}] of the stored messages shown, in display order. */
@@ -177,49 +96,22 @@ async function send(page, text) {
   await page.click('[data-testid=send]');
 }
 
-async function screenshot(c, name) {
-  if (!SCREENSHOT_DIR) return;
-  mkdirSync(SCREENSHOT_DIR, { recursive: true });
-  await c.page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`) });
-}
+const screenshot = (c, name) => saveScreenshot(c, name, { fullPage: false });
 
 /** Runs a test body; on failure prints what the pages and the server said. */
-function check(name, fn) {
-  test(name, { timeout: 120000 }, async () => {
-    try {
-      await fn();
-      for (const c of clients) {
-        assert.deepEqual(c.pageErrors, [], `JavaScript errors in ${c.name}'s page`);
-        assert.deepEqual(c.dialogs, [], `unexpected dialogs in ${c.name}'s page`);
-      }
-    } catch (e) {
-      for (const c of clients) {
-        if (c.pageErrors.length) console.error(`# ${c.name} page errors:\n${c.pageErrors.join('\n')}`);
-        if (c.console.length) console.error(`# ${c.name} console:\n${c.console.slice(-20).join('\n')}`);
-      }
-      const t = tail(40);
-      if (t) console.error(t);
-      throw e;
-    }
-  });
-}
+const check = makeCheck({ clients, tail: () => sb?.tail() });
 
 // ------------------------------------------------------------------ lifecycle
 
 before(async () => {
-  if (!base) await startServer();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-      // Pages fulfilled by a route have no address space; let them reach 127.0.0.1.
-      ...(WEB_DIR ? ['--disable-features=LocalNetworkAccessChecks'] : [])],
-  });
+  sb = await useSwitchboard();
+  base = sb.base;
+  browser = await launchChromium();
 });
 
 after(async () => {
-  if (browser) await browser.close().catch(() => {});
-  await stopServer();
+  await browser?.close().catch(() => {});
+  await sb?.stop();
 });
 
 // ------------------------------------------------------------------ tests

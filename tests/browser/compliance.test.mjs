@@ -17,20 +17,14 @@
 //   WEB_DIR          serve index.html, app.js and app.css from this folder instead of the
 //                    copies compiled into the server (no rebuild needed)
 
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import {
+  assertNoMarkup, eventually, launchChromium, loginAt, makeCheck, newContextAt, PageClient, restAt,
+  saveScreenshot as screenshot, signInAt, useSwitchboard, WAIT, waitIn,
+} from './harness.mjs';
 
-import { mkdirSync, readFileSync } from 'node:fs';
-
-import path from 'node:path';
-
-import { chromium } from 'playwright-core';
-import { loginAt, restAt, signInAt, startSwitchboard, waitIn } from './harness.mjs';
-
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || '';
-const WEB_DIR = process.env.WEB_DIR || '';
-const WAIT = 15000; // every wait for a condition in a page
 const PASSWORD = 'demo';
 const ALICE = 'alice@example.com'; // engineering
 const BOB = 'bob@example.com'; // engineering
@@ -48,7 +42,8 @@ const HOSTILE_MSG = `${KEYWORD} ${HOSTILE}`;
 const OTHER = `Carol saw the ${KEYWORD} ferry too`; // carol <-> dave: not alice's
 const WALL = 'Research / Finance';
 
-let base = process.env.SWITCHBOARD_URL ? process.env.SWITCHBOARD_URL.replace(/\/$/, '') : '';
+let sb = null; // the server (SWITCHBOARD_URL, or one started here): see harness.mjs
+let base = '';
 // Shared helpers (harness.mjs), bound to this file's server.
 const rest = (method, p, opts) => restAt(base, method, p, opts);
 const login = (address) => loginAt(base, address, PASSWORD);
@@ -59,28 +54,7 @@ let trent = null;
 let aliceConv = 0; // alice <-> bob, with the keyword
 let otherConv = 0; // carol <-> dave, with the keyword
 
-// ------------------------------------------------------------------ server
-
-// The server (started here unless SWITCHBOARD_URL names a running one): see harness.mjs.
-let sb = null;
-
-async function startServer() {
-  sb = await startSwitchboard();
-  base = sb.base;
-}
-
-async function stopServer() {
-  await sb?.stop();
-  sb = null;
-}
-
-function tail() {
-  return sb ? sb.tail() : '';
-}
-
 // ------------------------------------------------------------------ REST helpers (Node side)
-
-
 
 async function direct(from, to) {
   const r = await rest('POST', '/api/v1/conversations', { token: await login(from), body: { kind: 'direct', members: [to] } });
@@ -102,49 +76,9 @@ async function getJson(p, who = TRENT) {
 
 // ------------------------------------------------------------------ browser clients
 
-class Client {
-  constructor(name, context, page) {
-    this.name = name;
-    this.context = context;
-    this.dialogs = [];
-    this.pageErrors = [];
-    this.console = [];
-    this.csp = [];
-    this.attach(page);
-  }
-
-  attach(page) {
-    this.page = page;
-    page.setDefaultTimeout(WAIT);
-    page.on('dialog', (d) => {
-      this.dialogs.push(`${d.type()}: ${d.message()}`);
-      d.dismiss().catch(() => {});
-    });
-    page.on('pageerror', (e) => this.pageErrors.push(String(e && e.stack ? e.stack : e)));
-    page.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') this.console.push(`${m.type()}: ${m.text()}`);
-      if (/Content Security Policy/i.test(m.text())) this.csp.push(m.text());
-    });
-  }
-}
-
 async function newClient(name, viewport = { width: 1360, height: 900 }) {
-  const context = await browser.newContext({ viewport, acceptDownloads: true });
-  if (WEB_DIR) {
-    const files = {
-      '/': ['index.html', 'text/html'],
-      '/assets/app.js': ['app.js', 'text/javascript'],
-      '/assets/app.css': ['app.css', 'text/css'],
-      '/sdk/switchboard.js': ['sdk/switchboard.js', 'text/javascript'],
-      '/sdk/switchboard.css': ['sdk/switchboard.css', 'text/css'],
-    };
-    await context.route((u) => u.origin === base && Object.hasOwn(files, u.pathname), async (route) => {
-      const [file, type] = files[new URL(route.request().url()).pathname];
-      const resp = await route.fetch(); // keep the server's headers (CSP, …)
-      await route.fulfill({ response: resp, body: readFileSync(path.join(WEB_DIR, file)), contentType: `${type}; charset=utf-8` });
-    });
-  }
-  const c = new Client(name, context, await context.newPage());
+  const context = await newContextAt(browser, base, { viewport, acceptDownloads: true });
+  const c = new PageClient(name, context, await context.newPage());
   clients.push(c);
   return c;
 }
@@ -152,20 +86,6 @@ async function newClient(name, viewport = { width: 1360, height: 900 }) {
 async function closeClient(c) {
   await c.context.close();
   clients.splice(clients.indexOf(c), 1);
-}
-
-
-
-/** Polls an async check in Node until it returns a truthy value. */
-async function eventually(what, fn, timeout = WAIT) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
 }
 
 /** Clicks `selector` and returns the file it downloads: {name, text}. */
@@ -195,59 +115,22 @@ function emlBody(text) {
   return body;
 }
 
-async function screenshot(c, name) {
-  if (!SCREENSHOT_DIR) return;
-  mkdirSync(SCREENSHOT_DIR, { recursive: true });
-  await c.page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
-}
-
-async function assertNoMarkup(c) {
-  const r = await c.page.evaluate(() => ({ imgs: document.querySelectorAll('img').length }));
-  assert.equal(r.imgs, 0, `${c.name}: no <img> anywhere`);
-  assert.deepEqual(c.dialogs, [], `${c.name}: no dialog fired`);
-}
-
 const visible = (page, sel) => page.locator(sel).isVisible();
 
 /** Runs a test body; on failure prints what the pages and the server said. */
-function check(name, fn) {
-  test(name, { timeout: 120000 }, async () => {
-    try {
-      await fn();
-      for (const c of clients) {
-        assert.deepEqual(c.pageErrors, [], `JavaScript errors in ${c.name}'s page`);
-        assert.deepEqual(c.dialogs, [], `unexpected dialogs in ${c.name}'s page`);
-        assert.deepEqual(c.csp, [], `Content-Security-Policy violations in ${c.name}'s page`);
-      }
-    } catch (e) {
-      for (const c of clients) {
-        if (c.pageErrors.length) console.error(`# ${c.name} page errors:\n${c.pageErrors.join('\n')}`);
-        if (c.console.length) console.error(`# ${c.name} console:\n${c.console.slice(-20).join('\n')}`);
-        await screenshot(c, `failed-${c.name}`).catch(() => {});
-      }
-      const t = tail();
-      if (t) console.error(t);
-      throw e;
-    }
-  });
-}
+const check = makeCheck({ clients, tail: () => sb?.tail(), screenshot, csp: true });
 
 // ------------------------------------------------------------------ lifecycle
 
 before(async () => {
-  if (!base) await startServer();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-      // Pages fulfilled by a route have no address space; let them reach 127.0.0.1.
-      ...(WEB_DIR ? ['--disable-features=LocalNetworkAccessChecks'] : [])],
-  });
+  sb = await useSwitchboard();
+  base = sb.base;
+  browser = await launchChromium();
 });
 
 after(async () => {
-  if (browser) await browser.close().catch(() => {});
-  await stopServer();
+  await browser?.close().catch(() => {});
+  await sb?.stop();
 });
 
 // ------------------------------------------------------------------ tests

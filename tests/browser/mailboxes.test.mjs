@@ -18,22 +18,20 @@
 //                    copies compiled into the server (no rebuild needed)
 // Needs Debian's dovecot-core and dovecot-imapd; without them the tests are skipped.
 
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { loginAt, restAt, signInAt, startSwitchboard, waitIn } from './harness.mjs';
+import {
+  launchChromium, loginAt, makeCheck, newContextAt, PageClient, restAt, saveScreenshot, signInAt,
+  startSwitchboard, waitIn,
+} from './harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const DOVECOT = path.resolve(HERE, '../../scripts/dovecot-test.sh');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || '';
-const WEB_DIR = process.env.WEB_DIR || '';
-const WAIT = 15000; // every wait for a condition in a page
 const LIVE_WAIT = 30000; // mail taken by the server and shown by the page's refresh
 const ADMIN = 'admin@example.com';
 const ALICE = 'alice@example.com';
@@ -71,57 +69,24 @@ function deliver(name, text) {
 
 // ------------------------------------------------------------------ browser clients
 
-class Client {
+/** A PageClient of the server at `base` that also counts its page's requests for the mailboxes. */
+class Client extends PageClient {
   constructor(name, base, context, page) {
-    this.name = name;
+    super(name, context, page);
     this.base = base;
-    this.context = context;
-    this.page = page;
-    this.dialogs = [];
-    this.pageErrors = [];
-    this.console = [];
-    this.csp = [];
     this.mailboxRequests = 0;
-    page.setDefaultTimeout(WAIT);
-    page.on('dialog', (d) => {
-      this.dialogs.push(`${d.type()}: ${d.message()}`);
-      d.dismiss().catch(() => {});
-    });
-    page.on('pageerror', (e) => this.pageErrors.push(String(e && e.stack ? e.stack : e)));
-    page.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') this.console.push(`${m.type()}: ${m.text()}`);
-      if (/Content Security Policy/i.test(m.text())) this.csp.push(m.text());
-    });
     page.on('request', (r) => { if (new URL(r.url()).pathname === '/api/v1/alerts/mailboxes') this.mailboxRequests += 1; });
   }
 }
 
 async function newClient(name, base) {
-  const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
-  if (WEB_DIR) {
-    const files = {
-      '/': ['index.html', 'text/html'],
-      '/assets/app.js': ['app.js', 'text/javascript'],
-      '/assets/app.css': ['app.css', 'text/css'],
-      '/sdk/switchboard.js': ['sdk/switchboard.js', 'text/javascript'],
-      '/sdk/switchboard.css': ['sdk/switchboard.css', 'text/css'],
-    };
-    await context.route((u) => u.origin === base && Object.hasOwn(files, u.pathname), async (route) => {
-      const [file, type] = files[new URL(route.request().url()).pathname];
-      const resp = await route.fetch(); // keep the server's headers (CSP, …)
-      await route.fulfill({ response: resp, body: readFileSync(path.join(WEB_DIR, file)), contentType: `${type}; charset=utf-8` });
-    });
-  }
+  const context = await newContextAt(browser, base, { viewport: { width: 1360, height: 900 } });
   const c = new Client(name, base, context, await context.newPage());
   clients.push(c);
   return c;
 }
 
-async function screenshot(c, name) {
-  if (!SCREENSHOT_DIR) return;
-  mkdirSync(SCREENSHOT_DIR, { recursive: true });
-  await c.page.screenshot({ path: path.join(SCREENSHOT_DIR, `mailboxes-${name}.png`), fullPage: true });
-}
+const screenshot = (c, name) => saveScreenshot(c, `mailboxes-${name}`);
 
 /** Sets location.hash and resolves once the page's own hashchange handling has run. */
 function goHash(p, hash) {
@@ -143,28 +108,14 @@ async function openMailboxes(p) {
 const row = (name) => `[data-testid=mailbox-row][data-name="${name}"]`;
 const mailRow = (key) => `[data-testid=mail-row][data-key="${key}"]`;
 
-/** Runs a test body; on failure prints what the pages and the servers said. */
-function check(name, fn) {
-  test(name, { timeout: 120000 }, async (t) => {
-    if (skipReason) { t.skip(skipReason); return; }
-    try {
-      await fn();
-      for (const c of clients) {
-        assert.deepEqual(c.pageErrors, [], `JavaScript errors in ${c.name}'s page`);
-        assert.deepEqual(c.dialogs, [], `unexpected dialogs in ${c.name}'s page`);
-        assert.deepEqual(c.csp, [], `Content-Security-Policy violations in ${c.name}'s page`);
-      }
-    } catch (e) {
-      for (const c of clients) {
-        if (c.pageErrors.length) console.error(`# ${c.name} page errors:\n${c.pageErrors.join('\n')}`);
-        if (c.console.length) console.error(`# ${c.name} console:\n${c.console.slice(-20).join('\n')}`);
-        await screenshot(c, `failed-${c.name}`).catch(() => {});
-      }
-      for (const s of [sb, bare]) if (s) console.error(s.tail());
-      throw e;
-    }
-  });
-}
+/** Runs a test body (skipped without Dovecot); on failure prints what the pages and the servers said. */
+const check = makeCheck({
+  clients,
+  tail: () => [sb, bare].filter(Boolean).map((s) => s.tail()).join('\n'),
+  screenshot,
+  csp: true,
+  skip: () => skipReason,
+});
 
 // ------------------------------------------------------------------ lifecycle
 
@@ -184,17 +135,11 @@ before(async () => {
     '[[alerts.mailbox]]', 'name = "broken"', 'port = 1', ...common, '',
   ].join('\n'));
   sb = await startSwitchboard({ SWITCHBOARD_CONFIG: config });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-      // Pages fulfilled by a route have no address space; let them reach 127.0.0.1.
-      ...(WEB_DIR ? ['--disable-features=LocalNetworkAccessChecks'] : [])],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
-  if (browser) await browser.close().catch(() => {});
+  await browser?.close().catch(() => {});
   await sb?.stop().catch(() => {});
   await bare?.stop().catch(() => {});
   if (dovecotUp) {

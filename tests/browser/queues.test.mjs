@@ -16,22 +16,16 @@
 //   WEB_DIR          serve index.html, app.js, app.css and sdk/switchboard.{js,css} from this
 //                    folder instead of the copies compiled into the server (no rebuild needed)
 
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { mkdirSync, readFileSync } from 'node:fs';
+import {
+  assertNoMarkup as assertNoMarkupIn, launchChromium, loginAt, makeCheck, newContextAt, PageClient,
+  pollingEvery, restAt, saveScreenshot, signInAt, useSwitchboard, waitForMessage, waitIn,
+} from './harness.mjs';
 
-import path from 'node:path';
-
-import { chromium } from 'playwright-core';
-import { loginAt, restAt, signInAt, startSwitchboard, waitIn } from './harness.mjs';
-
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || '';
-const WEB_DIR = process.env.WEB_DIR || '';
-const WAIT = 15000; // every wait for a condition in a page
 const PASSWORD = 'demo';
 const ADMIN = 'admin@example.com';
 const JUDY = 'judy@example.com';
@@ -40,7 +34,8 @@ const FRANK = 'frank@example.com';
 const ALICE = 'alice@example.com';
 const HOSTILE = '<img src=x onerror=alert(1)>';
 
-let base = process.env.SWITCHBOARD_URL ? process.env.SWITCHBOARD_URL.replace(/\/$/, '') : '';
+let sb = null; // the server (SWITCHBOARD_URL, or one started here): see harness.mjs
+let base = '';
 // Shared helpers (harness.mjs), bound to this file's server.
 const rest = (method, p, opts) => restAt(base, method, p, opts);
 const login = (address) => loginAt(base, address, PASSWORD);
@@ -55,24 +50,7 @@ let mallory = null;
 let frank = null;
 let chatC = null; // the chat of test c, transferred in test d
 
-// ------------------------------------------------------------------ servers
-
-// The server (started here unless SWITCHBOARD_URL names a running one): see harness.mjs.
-let sb = null;
-
-async function startServer() {
-  sb = await startSwitchboard();
-  base = sb.base;
-}
-
-async function stopServer() {
-  await sb?.stop();
-  sb = null;
-}
-
-function tail() {
-  return sb ? sb.tail() : '';
-}
+// ------------------------------------------------------------------ the other origin
 
 /** The host page: a plain intranet page that embeds the widget from Switchboard's origin. */
 function hostPage() {
@@ -105,8 +83,6 @@ async function startHostServer() {
 
 // ------------------------------------------------------------------ REST helpers (Node side)
 
-
-
 /** Replaces Demo Support, keeping its members (and welcome text), with `changes` applied. */
 async function putSupport(changes) {
   const token = await login(ADMIN);
@@ -128,64 +104,15 @@ async function putSupport(changes) {
 
 // ------------------------------------------------------------------ browser clients
 
-class Client {
-  constructor(name, context, page) {
-    this.name = name;
-    this.context = context;
-    this.dialogs = [];
-    this.pageErrors = [];
-    this.console = [];
-    this.attach(page);
-  }
-
-  attach(page) {
-    this.page = page;
-    page.setDefaultTimeout(WAIT);
-    page.on('dialog', (d) => {
-      this.dialogs.push(`${d.type()}: ${d.message()}`);
-      d.dismiss().catch(() => {});
-    });
-    page.on('pageerror', (e) => this.pageErrors.push(String(e && e.stack ? e.stack : e)));
-    page.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') this.console.push(`${m.type()}: ${m.text()}`);
-    });
-  }
-}
-
 async function newClient(name, viewport = { width: 1280, height: 800 }) {
-  const context = await browser.newContext({ viewport, acceptDownloads: true });
-  if (WEB_DIR) {
-    const files = {
-      '/': ['index.html', 'text/html'],
-      '/assets/app.js': ['app.js', 'text/javascript'],
-      '/assets/app.css': ['app.css', 'text/css'],
-      '/sdk/switchboard.js': ['sdk/switchboard.js', 'text/javascript'],
-      '/sdk/switchboard.css': ['sdk/switchboard.css', 'text/css'],
-    };
-    await context.route((u) => u.origin === base && Object.hasOwn(files, u.pathname), async (route) => {
-      const [file, type] = files[new URL(route.request().url()).pathname];
-      const resp = await route.fetch(); // keep the server's headers (CSP, CORS, …)
-      await route.fulfill({ response: resp, body: readFileSync(path.join(WEB_DIR, file)), contentType: `${type}; charset=utf-8` });
-    });
-  }
-  const c = new Client(name, context, await context.newPage());
+  const context = await newContextAt(browser, base, { viewport, acceptDownloads: true });
+  const c = new PageClient(name, context, await context.newPage());
   clients.push(c);
   return c;
 }
 
-
-
-/** Polls an async check in Node until it returns a truthy value. */
-async function eventually(what, fn, timeout = WAIT) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** Polls an async check in Node (every 100 ms) until it returns a truthy value. */
+const eventually = pollingEvery(100);
 
 /** A legacy Queue Manager call made by the host page itself (cross-origin fetch). */
 function legacy(page, query) {
@@ -229,73 +156,32 @@ async function waitSeekerStatus(re) {
   await waitIn(seeker.page, (src) => new RegExp(src).test(document.querySelector('[data-testid=sbw-status]')?.textContent || ''), re.source);
 }
 
-/** Waits until an acknowledged message in the web client has exactly `text` as its body. */
-async function waitForMessage(page, text) {
-  await waitIn(page, (t) => [...document.querySelectorAll('[data-testid=message][data-id] [data-testid=message-body]')]
-    .some((e) => e.textContent === t), text);
-}
-
 async function waitForWidgetMessage(text, acked = true) {
   await waitIn(seeker.page, ([t, a]) => [...document.querySelectorAll(`[data-testid=sbw-message]${a ? '[data-id]' : ''} [data-testid=sbw-message-body]`)]
     .some((e) => e.textContent === t), [text, acked]);
 }
 
-async function screenshot(c, name) {
-  if (!SCREENSHOT_DIR) return;
-  mkdirSync(SCREENSHOT_DIR, { recursive: true });
-  await c.page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`) });
-}
+const screenshot = (c, name) => saveScreenshot(c, name, { fullPage: false });
 
-async function assertNoMarkup(c) {
-  const r = await c.page.evaluate(() => ({
-    imgs: document.querySelectorAll('img').length,
-    xss: typeof window.__xss,
-  }));
-  assert.equal(r.imgs, 0, `${c.name}: no <img> anywhere`);
-  assert.equal(r.xss, 'undefined', `${c.name}: no injected script ran`);
-  assert.deepEqual(c.dialogs, [], `${c.name}: no dialog fired`);
-}
+/** No <img>, no injected script run, no dialog in `c`'s page. */
+const assertNoMarkup = (c) => assertNoMarkupIn(c, { xss: true });
 
 /** Runs a test body; on failure prints what the pages and the server said. */
-function check(name, fn) {
-  test(name, { timeout: 120000 }, async () => {
-    try {
-      await fn();
-      for (const c of clients) {
-        assert.deepEqual(c.pageErrors, [], `JavaScript errors in ${c.name}'s page`);
-        assert.deepEqual(c.dialogs, [], `unexpected dialogs in ${c.name}'s page`);
-      }
-    } catch (e) {
-      for (const c of clients) {
-        if (c.pageErrors.length) console.error(`# ${c.name} page errors:\n${c.pageErrors.join('\n')}`);
-        if (c.console.length) console.error(`# ${c.name} console:\n${c.console.slice(-20).join('\n')}`);
-        await screenshot(c, `failed-${c.name}`).catch(() => {});
-      }
-      const t = tail(40);
-      if (t) console.error(t);
-      throw e;
-    }
-  });
-}
+const check = makeCheck({ clients, tail: () => sb?.tail(), screenshot });
 
 // ------------------------------------------------------------------ lifecycle
 
 before(async () => {
-  if (!base) await startServer();
+  sb = await useSwitchboard();
+  base = sb.base;
   await startHostServer();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-      // Pages fulfilled by a route have no address space; let them reach 127.0.0.1.
-      ...(WEB_DIR ? ['--disable-features=LocalNetworkAccessChecks'] : [])],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
-  if (browser) await browser.close().catch(() => {});
+  await browser?.close().catch(() => {});
   if (hostServer) { hostServer.closeAllConnections?.(); hostServer.close(); }
-  await stopServer();
+  await sb?.stop();
 });
 
 // ------------------------------------------------------------------ tests

@@ -12,18 +12,13 @@
 //   WEB_DIR          serve sdk/switchboard.{js,css} from this folder instead of the copies
 //                    compiled into the server (no rebuild needed)
 
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import {
+  assertNoMarkup as assertNoMarkupIn, launchChromium, loginAt, makeCheck, newContextAt, PageClient,
+  pollingEvery, restAt, saveScreenshot, startPageServer, startSwitchboard, waitIn,
+} from './harness.mjs';
 
-import { chromium } from 'playwright-core';
-import { loginAt, restAt, startPageServer, startSwitchboard, waitIn } from './harness.mjs';
-
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || '';
-const WEB_DIR = process.env.WEB_DIR || '';
-const WAIT = 15000; // every wait for a condition
 const PASSWORD = 'demo';
 const ADMIN = 'admin@example.com';
 const JUDY = 'judy@example.com';
@@ -58,8 +53,6 @@ function hostPage(queue, label) {
 
 // ------------------------------------------------------------------ REST helpers (Node side)
 
-
-
 /** Creates or replaces queue `id` as admin@example.com; returns the saved definition. */
 async function putQueue(id, body) {
   const token = await login(ADMIN);
@@ -70,24 +63,11 @@ async function putQueue(id, body) {
 
 // ------------------------------------------------------------------ browser clients
 
-class Client {
+/** A PageClient that also counts the guest chats its page asks for. */
+class Client extends PageClient {
   constructor(name, context, page) {
-    this.name = name;
-    this.context = context;
-    this.page = page;
-    this.dialogs = [];
-    this.pageErrors = [];
-    this.console = [];
+    super(name, context, page);
     this.guestPosts = 0; // POST /api/v1/queues/{id}/guest sent by the page
-    page.setDefaultTimeout(WAIT);
-    page.on('dialog', (d) => {
-      this.dialogs.push(`${d.type()}: ${d.message()}`);
-      d.dismiss().catch(() => {});
-    });
-    page.on('pageerror', (e) => this.pageErrors.push(String(e && e.stack ? e.stack : e)));
-    page.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') this.console.push(`${m.type()}: ${m.text()}`);
-    });
     page.on('request', (r) => {
       if (r.method() === 'POST' && /\/api\/v1\/queues\/[^/]+\/guest$/.test(new URL(r.url()).pathname)) this.guestPosts++;
     });
@@ -95,18 +75,7 @@ class Client {
 }
 
 async function newClient(name) {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
-  if (WEB_DIR) {
-    const files = {
-      '/sdk/switchboard.js': ['sdk/switchboard.js', 'text/javascript'],
-      '/sdk/switchboard.css': ['sdk/switchboard.css', 'text/css'],
-    };
-    await context.route((u) => u.origin === base && Object.hasOwn(files, u.pathname), async (route) => {
-      const [file, type] = files[new URL(route.request().url()).pathname];
-      const resp = await route.fetch(); // keep the server's headers (CSP, CORS, …)
-      await route.fulfill({ response: resp, body: readFileSync(path.join(WEB_DIR, file)), contentType: `${type}; charset=utf-8` });
-    });
-  }
+  const context = await newContextAt(browser, base, { viewport: { width: 1100, height: 800 } });
   const c = new Client(name, context, await context.newPage());
   clients.push(c);
   return c;
@@ -146,18 +115,8 @@ async function expertSocket(address) {
   return c;
 }
 
-
-/** Polls an async check in Node until it returns a truthy value. */
-async function eventually(what, fn, timeout = WAIT) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** Polls an async check in Node (every 100 ms) until it returns a truthy value. */
+const eventually = pollingEvery(100);
 
 async function waitError(page, re) {
   await waitIn(page, (src) => {
@@ -170,40 +129,14 @@ async function waitStatus(page, re) {
   await waitIn(page, (src) => new RegExp(src, 'i').test(document.querySelector('[data-testid=sbw-status]')?.textContent || ''), re.source);
 }
 
-async function screenshot(c, name) {
-  if (!SCREENSHOT_DIR) return;
-  mkdirSync(SCREENSHOT_DIR, { recursive: true });
-  await c.page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`) });
-}
+/** Names may hold addresses: the file name keeps word characters, the rest becomes dashes. */
+const screenshot = (c, name) => saveScreenshot(c, name.replace(/\W+/g, '-'), { fullPage: false });
 
-async function assertNoMarkup(c) {
-  const r = await c.page.evaluate(() => ({ imgs: document.querySelectorAll('img').length, xss: typeof window.__xss }));
-  assert.equal(r.imgs, 0, `${c.name}: no <img> anywhere`);
-  assert.equal(r.xss, 'undefined', `${c.name}: no injected script ran`);
-  assert.deepEqual(c.dialogs, [], `${c.name}: no dialog fired`);
-}
+/** No <img>, no injected script run, no dialog in `c`'s page. */
+const assertNoMarkup = (c) => assertNoMarkupIn(c, { xss: true });
 
 /** Runs a test body; on failure prints what the pages and the server said. */
-function check(name, fn) {
-  test(name, { timeout: 120000 }, async () => {
-    try {
-      await fn();
-      for (const c of clients) {
-        assert.deepEqual(c.pageErrors, [], `JavaScript errors in ${c.name}'s page`);
-        assert.deepEqual(c.dialogs, [], `unexpected dialogs in ${c.name}'s page`);
-      }
-    } catch (e) {
-      for (const c of clients) {
-        if (c.pageErrors.length) console.error(`# ${c.name} page errors:\n${c.pageErrors.join('\n')}`);
-        if (c.console.length) console.error(`# ${c.name} console:\n${c.console.slice(-20).join('\n')}`);
-        await screenshot(c, `failed-${c.name.replace(/\W+/g, '-')}`).catch(() => {});
-      }
-      const t = sb ? sb.tail() : '';
-      if (t) console.error(t);
-      throw e;
-    }
-  });
-}
+const check = makeCheck({ clients, tail: () => sb?.tail(), screenshot });
 
 // ------------------------------------------------------------------ lifecycle
 
@@ -215,17 +148,11 @@ before(async () => {
   PAGES['/hours'] = hostPage('whours', 'Chat with HR');
   PAGES['/offline'] = hostPage('woff', 'Chat with facilities');
   pages = await startPageServer(PAGES);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-      // Scripts fulfilled by a route have no address space; let the page reach 127.0.0.1.
-      ...(WEB_DIR ? ['--disable-features=LocalNetworkAccessChecks'] : [])],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
-  if (browser) await browser.close().catch(() => {});
+  await browser?.close().catch(() => {});
   if (pages) await pages.close();
   await sb?.stop();
 });

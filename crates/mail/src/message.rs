@@ -34,7 +34,7 @@ pub fn read_mail(raw: &[u8], mailbox: &MailboxConfig, truncated: bool, now: Mill
     let parsed = mail_parser::MessageParser::default().parse(raw);
     let message_id = parsed.as_ref().and_then(|m| m.message_id()).map(|id| id.trim().to_string());
     let key = match message_id.filter(|id| !id.is_empty()) {
-        Some(id) => format!("id:{}", clip(&id, 300)),
+        Some(id) => format!("id:{}", one_line(&id, 300)),
         None => format!("sha256:{}", hex::encode(Sha256::digest(raw))),
     };
     let sender = parsed
@@ -44,11 +44,11 @@ pub fn read_mail(raw: &[u8], mailbox: &MailboxConfig, truncated: bool, now: Mill
         .and_then(|a| a.address())
         .map(|a| a.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    let subject = parsed.as_ref().and_then(|m| m.subject()).map(|s| clip(s.trim(), 300)).unwrap_or_default();
+    let subject = parsed.as_ref().and_then(|m| m.subject()).map(|s| one_line(s.trim(), 300)).unwrap_or_default();
     let intake = MailIntake {
         mailbox: mailbox.name.clone(),
         key,
-        sender: clip(&sender, 320),
+        sender: one_line(&sender, 320),
         subject: subject.clone(),
         outcome: String::new(),
         alert: None,
@@ -194,6 +194,12 @@ fn clip(s: &str, max: usize) -> String {
     }
 }
 
+/// A header value for one line (logs, the admin page): control characters (a decoded
+/// subject may hold line breaks) become spaces.
+fn one_line(s: &str, max: usize) -> String {
+    clip(&s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>(), max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +303,14 @@ mod tests {
             .contains("larger than max_mail_bytes"));
         let r = read_mail(b"\x00\x01 not a mail", &m, false, 0);
         assert!(r.alert.is_err() && r.intake.key.starts_with("sha256:"));
+    }
+
+    #[test]
+    fn header_values_are_kept_on_one_line() {
+        let raw = b"From: a@monitor.example.com\r\nSubject: =?utf-8?q?two=0Alines=0D=0Aforged_log_line?=\r\nMessage-ID: <x@y>\r\n\r\nbody".to_vec();
+        let r = read_mail(&raw, &mailbox(), false, 0);
+        assert_eq!(r.intake.subject, "two lines  forged log line");
+        assert_eq!(r.alert.unwrap().title, "two lines  forged log line");
     }
 
     #[test]

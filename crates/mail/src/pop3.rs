@@ -70,8 +70,17 @@ async fn poll_once(service: &Service, m: &MailboxConfig) -> Result<(), MailError
     }
     for (n, size) in mails {
         let big = size > m.max_mail_bytes;
-        conn.send(&if big { format!("TOP {n} 0") } else { format!("RETR {n}") }).await?;
-        conn.status().await?;
+        // TOP (headers only) is optional in POP3: without it, RETR — `lines` keeps at most
+        // the limit of what it reads.
+        let retr = format!("RETR {n}");
+        if big {
+            conn.send(&format!("TOP {n} 0")).await?;
+            if let Err(MailError::Pop3(_)) = conn.status().await {
+                conn.command(&retr).await?;
+            }
+        } else {
+            conn.command(&retr).await?;
+        }
         // A server may report a size below the truth: whatever it sends is read (to keep
         // the protocol in step) but only up to the limit kept.
         let (raw, over) = conn.lines(m.max_mail_bytes).await?;

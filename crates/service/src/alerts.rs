@@ -121,7 +121,11 @@ impl Service {
         }
         let lookup = std::time::Instant::now();
         let found = self.store.users_by_addresses(&addresses).await?;
-        tracing::debug!(people = addresses.len(), lookup_ms = lookup.elapsed().as_millis() as u64, "audience looked up");
+        tracing::debug!(
+            people = addresses.len(),
+            lookup_ms = lookup.elapsed().as_millis() as u64,
+            "audience looked up"
+        );
         if found.len() < addresses.len() {
             let known: BTreeSet<&str> = found.iter().map(|u| u.address.as_str()).collect();
             if let Some(missing) = addresses.iter().find(|a| !known.contains(a.as_str())) {
@@ -269,8 +273,12 @@ impl Service {
         let stored_ms = started.elapsed().as_millis() as u64;
         self.deliver_alert(&alert, &ids, 0).await?;
         tracing::debug!(
-            alert = alert.id, recipients = ids.len(), resolved_ms, stored_ms,
-            delivered_ms = started.elapsed().as_millis() as u64, "alert sent"
+            alert = alert.id,
+            recipients = ids.len(),
+            resolved_ms,
+            stored_ms,
+            delivered_ms = started.elapsed().as_millis() as u64,
+            "alert sent"
         );
         Ok(Sent { alert, recipients: ids.len(), duplicate: false })
     }
@@ -392,8 +400,13 @@ impl Service {
             }
         }
         tracing::debug!(
-            alert = alert.id, people = users.len(), conversations_ms, admitted_ms, appended_ms,
-            sent_ms = started.elapsed().as_millis() as u64, "alert chunk delivered"
+            alert = alert.id,
+            people = users.len(),
+            conversations_ms,
+            admitted_ms,
+            appended_ms,
+            sent_ms = started.elapsed().as_millis() as u64,
+            "alert chunk delivered"
         );
         Ok(())
     }

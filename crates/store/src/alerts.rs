@@ -339,7 +339,8 @@ impl SqlStore {
                     self.ph(n)
                 };
                 let state_ph = next();
-                let time = time_col.map(|c| format!(", {c} = COALESCE(alert_deliveries.{c}, {})", next())).unwrap_or_default();
+                let time =
+                    time_col.map(|c| format!(", {c} = COALESCE(alert_deliveries.{c}, {})", next())).unwrap_or_default();
                 let detail_ph = next();
                 let values = chunk
                     .iter()

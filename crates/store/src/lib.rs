@@ -803,7 +803,9 @@ impl Store for SqlStore {
                 q.fetch_all(&mut *tx).await.map_err(unavailable)?.into_iter().collect();
             // Every pair's conversation, made now or before.
             let keys = (1..=chunk.len()).map(|i| self.ph(i)).collect::<Vec<_>>().join(", ");
-            let sql = format!("SELECT id, kind, title, created_at, direct_key FROM conversations WHERE direct_key IN ({keys})");
+            let sql = format!(
+                "SELECT id, kind, title, created_at, direct_key FROM conversations WHERE direct_key IN ({keys})"
+            );
             let mut q = sqlx::query(&sql);
             for o in chunk {
                 q = q.bind(key(o));
@@ -820,11 +822,7 @@ impl Store for SqlStore {
                         pairs.push((id, o.0));
                     }
                 }
-                let values = pairs
-                    .iter()
-                    .map(|(c, u)| format!("({c}, {u}, {now}, 0)"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let values = pairs.iter().map(|(c, u)| format!("({c}, {u}, {now}, 0)")).collect::<Vec<_>>().join(", ");
                 sqlx::query(&format!(
                     "INSERT INTO conversation_members (conversation_id, user_id, joined_at, read_up_to) VALUES {values} \
                      ON CONFLICT DO NOTHING"
