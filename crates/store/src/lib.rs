@@ -354,16 +354,6 @@ impl SqlStore {
         self.writer.close().await;
     }
 
-    async fn users_in(&self, addresses: &[Address]) -> StoreResult<Vec<User>> {
-        let list = (1..=addresses.len()).map(|i| self.ph(i)).collect::<Vec<_>>().join(", ");
-        let sql = format!("SELECT {USER_COLS} FROM users WHERE address IN ({list})");
-        let mut q = sqlx::query(&sql);
-        for a in addresses {
-            q = q.bind(a.as_str());
-        }
-        decode(q.fetch_all(&self.pool).await.map_err(unavailable)?, user_from_row)
-    }
-
     async fn members_of(&self, ids: &[i64]) -> StoreResult<HashMap<i64, Vec<Member>>> {
         let mut out: HashMap<i64, Vec<Member>> = HashMap::new();
         if ids.is_empty() {
@@ -499,13 +489,17 @@ impl Store for SqlStore {
     }
 
     async fn users_by_addresses(&self, addresses: &[Address]) -> StoreResult<Vec<User>> {
-        use futures_util::{StreamExt, TryStreamExt};
-        // A few chunks at once on the read pool: decoding rows is most of the cost, and it
-        // spreads over the cores.
-        let lookups: Vec<_> = addresses.chunks(500).map(|chunk| self.users_in(chunk)).collect();
-        let chunks: Vec<Vec<User>> =
-            futures_util::stream::iter(lookups).buffer_unordered(4).try_collect().await?;
-        Ok(chunks.into_iter().flatten().collect())
+        let mut out = Vec::with_capacity(addresses.len());
+        for chunk in addresses.chunks(500) {
+            let list = (1..=chunk.len()).map(|i| self.ph(i)).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT {USER_COLS} FROM users WHERE address IN ({list})");
+            let mut q = sqlx::query(&sql);
+            for a in chunk {
+                q = q.bind(a.as_str());
+            }
+            out.extend(decode(q.fetch_all(&self.pool).await.map_err(unavailable)?, user_from_row)?);
+        }
+        Ok(out)
     }
 
     async fn users_by_ids(&self, ids: &[UserId]) -> StoreResult<Vec<User>> {
