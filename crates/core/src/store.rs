@@ -235,6 +235,9 @@ pub trait Store: Send + Sync + 'static {
     /// Record a mail that did not become a new alert (refused, duplicate). A record already
     /// there is kept.
     async fn record_mail_intake(&self, intake: &crate::alerts::MailIntake) -> StoreResult<()>;
+    /// Forget intake records older than `before` (a mail is long gone from its mailbox by
+    /// then). Returns how many.
+    async fn prune_mail_intake(&self, before: Millis) -> StoreResult<u64>;
     /// Intake records, newest first, optionally of one mailbox.
     async fn mail_intakes(&self, mailbox: Option<&str>, limit: i64) -> StoreResult<Vec<crate::alerts::MailIntake>>;
     /// More recipients for an alert (escalation round `round`); existing ones are kept.

@@ -50,6 +50,9 @@ pub struct MailboxStatus {
     pub duplicates: u64,
 }
 
+/// How long what became of each mail is kept (`mail_intake`).
+pub const MAIL_INTAKE_DAYS: i64 = 30;
+
 /// The result of sending.
 #[derive(Debug, Clone)]
 pub struct Sent {
@@ -236,6 +239,14 @@ impl Service {
 
     pub fn mailboxes(&self) -> Vec<MailboxStatus> {
         self.mailboxes.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    /// Forget what became of mails taken more than `MAIL_INTAKE_DAYS` ago (hourly). A mail
+    /// is needed in the record only until it is deleted or flagged on its server — seconds,
+    /// or the next connection after a crash.
+    pub async fn prune_mail_intake(&self) -> Result<u64> {
+        let before = self.now() - MAIL_INTAKE_DAYS * 86_400_000;
+        Ok(self.store.prune_mail_intake(before).await?)
     }
 
     /// What became of recent mails, newest first.

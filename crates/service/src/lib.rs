@@ -380,6 +380,9 @@ impl Service {
                     if let Err(e) = service.purge_expired(None).await {
                         tracing::warn!(error = %e, "purge failed");
                     }
+                    if let Err(e) = service.prune_mail_intake().await {
+                        tracing::warn!(error = %e, "cannot prune mail intake records");
+                    }
                 }
                 if n.is_multiple_of(8) {
                     if let Err(e) = service.reload_queues().await {

@@ -1768,6 +1768,18 @@ impl Store for SqlStore {
         tx.commit().await.map_err(unavailable)
     }
 
+    async fn prune_mail_intake(&self, before: Millis) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("DELETE FROM mail_intake WHERE at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n)
+    }
+
     async fn mail_intakes(&self, mailbox: Option<&str>, limit: i64) -> StoreResult<Vec<sb_core::alerts::MailIntake>> {
         self.mail_intakes_impl(mailbox, limit).await
     }

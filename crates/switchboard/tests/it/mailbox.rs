@@ -249,6 +249,23 @@ backend_tests! {
     }
 }
 
+backend_tests! {
+    async fn old_intake_records_are_pruned(app) {
+        let now = app.service.now();
+        let record = |key: &str, at: i64| sb_core::alerts::MailIntake {
+            mailbox: "prune".into(), key: key.into(), sender: "a@monitor.example.com".into(), subject: "s".into(),
+            outcome: String::new(), alert: None, detail: String::new(), at,
+        };
+        let month = sb_service::alerts::MAIL_INTAKE_DAYS * 86_400_000;
+        let (old, new) = app.service.take_mail(record("id:old", now - month - 60_000), Err("refused for the test".into())).await.unwrap();
+        assert!(new && old.outcome == "refused");
+        app.service.take_mail(record("id:recent", now - 60_000), Err("refused for the test".into())).await.unwrap();
+        assert_eq!(app.service.prune_mail_intake().await.unwrap(), 1);
+        let left: Vec<String> = app.service.mail_intakes(Some("prune"), 10).await.unwrap().into_iter().map(|i| i.key).collect();
+        assert_eq!(left, vec!["id:recent".to_string()]);
+    }
+}
+
 /// POP3 with STLS, IMAP over TLS from the first byte, both checking the server's
 /// certificate against the mailbox's CA file; a server the CA does not vouch for is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
