@@ -3,10 +3,10 @@
 use crate::config::{After, MailboxConfig, TlsMode};
 use crate::net::{self, MailStream};
 use crate::{secret, take, within, MailError};
+use async_imap::types::{Flag, UnsolicitedResponse};
 use async_imap::{Client, Session};
 use futures_util::TryStreamExt;
 use sb_service::Service;
-use std::collections::HashMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -29,21 +29,41 @@ pub(crate) async fn session(
         s = sign_in(m) => s?,
         _ = stop.cancelled() => return Ok(()),
     };
-    let idle = m.idle && within(session.capabilities()).await?.has_str("IDLE");
-    within(session.select(&m.folder)).await?;
-    *backoff = Duration::from_secs(1);
+    let caps = within(session.capabilities()).await?;
+    let idle = m.idle && caps.has_str("IDLE");
+    let uidplus = caps.has_str("UIDPLUS");
+    let folder = within(session.select(&m.folder)).await?;
+    // Taken and refused mails drop out of the search by their keywords; a folder that
+    // silently drops keywords would hand them back every round (and, once their intake
+    // records are pruned, as new alerts).
+    if !folder.permanent_flags.iter().any(|f| matches!(f, Flag::MayCreate)) {
+        return Err(MailError::Config(format!(
+            "folder {:?} does not keep keywords (no \\* in PERMANENTFLAGS); Switchboard needs them to mark mail",
+            m.folder
+        )));
+    }
     let state = if idle { "idle" } else { "polling" };
-    service.update_mailbox(&m.name, |s| {
-        s.state = state.into();
-        s.last_error.clear();
-    });
     tracing::info!(mailbox = %m.name, host = %m.host, idle, "mailbox connected");
     let poll = Duration::from_secs(m.poll_interval_s);
     loop {
-        while take_batch(service, m, &mut session).await? == BATCH {}
-        service.update_mailbox(&m.name, |s| s.last_check = Some(service.now()));
-        // Unsolicited responses (EXISTS, EXPUNGE, …) are not needed: every round searches.
-        while session.unsolicited_responses.try_recv().is_ok() {}
+        while take_batch(service, m, &mut session, uidplus).await? == BATCH {}
+        // A whole round worked: only now is the connection known good (an error in every
+        // round must keep doubling the wait, not reconnect each second).
+        *backoff = Duration::from_secs(1);
+        service.update_mailbox(&m.name, |s| {
+            s.state = state.into();
+            s.last_error.clear();
+            s.last_check = Some(service.now());
+        });
+        // Every round searches, so unsolicited responses are not needed — except that new
+        // mail announced during the round (EXISTS/RECENT) must not wait for the next poll.
+        let mut announced = false;
+        while let Ok(r) = session.unsolicited_responses.try_recv() {
+            announced |= matches!(r, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_));
+        }
+        if announced {
+            continue;
+        }
         if idle {
             let mut handle = session.idle();
             within(handle.init()).await?;
@@ -107,6 +127,7 @@ async fn take_batch(
     service: &Service,
     m: &MailboxConfig,
     session: &mut Session<MailStream>,
+    uidplus: bool,
 ) -> Result<usize, MailError> {
     let query = match m.after {
         After::Delete => format!("UNDELETED UNKEYWORD {REFUSED}"),
@@ -115,42 +136,43 @@ async fn take_batch(
     let mut uids: Vec<u32> = within(session.uid_search(&query)).await?.into_iter().collect();
     uids.sort_unstable();
     uids.truncate(BATCH);
-    if uids.is_empty() {
-        return Ok(0);
-    }
-    let set = uids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-    let sizes: HashMap<u32, u32> =
-        within(async { session.uid_fetch(&set, "RFC822.SIZE").await?.try_collect::<Vec<_>>().await })
-            .await?
-            .into_iter()
-            .filter_map(|f| Some((f.uid?, f.size?)))
-            .collect();
-    let mut deleted = false;
+    let mut deleted = Vec::new();
     for uid in &uids {
-        // A mail over the limit is refused; only its header is fetched, for the record.
-        let big = sizes.get(uid).is_some_and(|s| *s as usize > m.max_mail_bytes);
-        let what = if big { "BODY.PEEK[HEADER]" } else { "BODY.PEEK[]" };
-        let fetched =
-            within(async { session.uid_fetch(uid.to_string(), what).await?.try_collect::<Vec<_>>().await }).await?;
-        let Some(raw) =
-            fetched.iter().find(|f| f.uid == Some(*uid)).and_then(|f| if big { f.header() } else { f.body() })
-        else {
+        // At most one byte over the limit is fetched, whatever size the server claims: a
+        // mail that fills it is over the limit and refused (its header is in what came).
+        let fetched = within(async {
+            session
+                .uid_fetch(uid.to_string(), format!("BODY.PEEK[]<0.{}>", m.max_mail_bytes + 1))
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
+        let Some(raw) = fetched.iter().find(|f| f.uid == Some(*uid)).and_then(|f| f.body()) else {
             continue; // removed meanwhile by someone else
         };
+        let big = raw.len() > m.max_mail_bytes;
         let outcome = take(service, m, raw, big).await?;
         // The alert (or refusal) is stored: now the mail may go.
         let flags = match (outcome.outcome.as_str(), m.after) {
             ("refused", _) => format!("+FLAGS.SILENT ({REFUSED})"),
             (_, After::Delete) => {
-                deleted = true;
+                deleted.push(uid.to_string());
                 "+FLAGS.SILENT (\\Deleted)".into()
             }
             (_, After::Flag) => format!("+FLAGS.SILENT (\\Seen {TAKEN})"),
         };
         within(async { session.uid_store(uid.to_string(), &flags).await?.try_collect::<Vec<_>>().await }).await?;
     }
-    if deleted {
-        within(async { session.expunge().await?.try_collect::<Vec<_>>().await }).await?;
+    if !deleted.is_empty() {
+        // With UIDPLUS only our own mails go; plain EXPUNGE also removes whatever another
+        // client marked deleted in this folder.
+        if uidplus {
+            let set = deleted.join(",");
+            within(async { session.uid_expunge(&set).await?.try_collect::<Vec<_>>().await }).await?;
+        } else {
+            within(async { session.expunge().await?.try_collect::<Vec<_>>().await }).await?;
+        }
     }
     Ok(uids.len())
 }

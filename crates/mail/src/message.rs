@@ -33,10 +33,6 @@ pub struct Read {
 pub fn read_mail(raw: &[u8], mailbox: &MailboxConfig, truncated: bool, now: Millis) -> Read {
     let parsed = mail_parser::MessageParser::default().parse(raw);
     let message_id = parsed.as_ref().and_then(|m| m.message_id()).map(|id| id.trim().to_string());
-    let key = match message_id.filter(|id| !id.is_empty()) {
-        Some(id) => format!("id:{}", one_line(&id, 300)),
-        None => format!("sha256:{}", hex::encode(Sha256::digest(raw))),
-    };
     let sender = parsed
         .as_ref()
         .and_then(|m| m.from())
@@ -44,6 +40,18 @@ pub fn read_mail(raw: &[u8], mailbox: &MailboxConfig, truncated: bool, now: Mill
         .and_then(|a| a.address())
         .map(|a| a.trim().to_ascii_lowercase())
         .unwrap_or_default();
+    // The Message-ID is chosen by whoever sends the mail: keyed with the sender, a refused
+    // sender cannot claim the id of a mail still to come from an allowed one.
+    let key = match message_id.filter(|id| !id.is_empty()) {
+        Some(id) => format!("id:{} {}", one_line(&sender, 320), one_line(&id, 300)),
+        None => format!("sha256:{}", hex::encode(Sha256::digest(raw))),
+    };
+    // Exactly one From header with one address: with several, which one a DMARC check
+    // judged and which one the allow-list sees could differ.
+    let from_headers = parsed
+        .as_ref()
+        .map_or(0, |m| m.headers().iter().filter(|h| matches!(h.name, mail_parser::HeaderName::From)).count());
+    let from_addresses = parsed.as_ref().and_then(|m| m.from()).map_or(0, |f| f.iter().count());
     let subject = parsed.as_ref().and_then(|m| m.subject()).map(|s| one_line(s.trim(), 300)).unwrap_or_default();
     let intake = MailIntake {
         mailbox: mailbox.name.clone(),
@@ -59,6 +67,9 @@ pub fn read_mail(raw: &[u8], mailbox: &MailboxConfig, truncated: bool, now: Mill
         let Some(m) = &parsed else { return Err("not a mail message (cannot parse it)".to_string()) };
         if sender.is_empty() {
             return Err("the mail has no From address".into());
+        }
+        if from_headers != 1 || from_addresses != 1 {
+            return Err("the mail has several From headers or addresses".into());
         }
         if !mailbox.allows(&sender) {
             return Err(format!("sender {sender} is not on the mailbox's allow-list"));
@@ -224,7 +235,7 @@ mod tests {
     fn a_plain_mail_takes_the_mailbox_defaults() {
         let raw = mail("nagios@monitor.example.com", "Disk full", "", "db1: /var at 98%\r\n");
         let r = read_mail(&raw, &mailbox(), false, 5);
-        assert_eq!(r.intake.key, "id:m1@monitor.example.com");
+        assert_eq!(r.intake.key, "id:nagios@monitor.example.com m1@monitor.example.com");
         assert_eq!(r.intake.sender, "nagios@monitor.example.com");
         let a = r.alert.unwrap();
         assert_eq!((a.title.as_str(), a.body.as_str()), ("Disk full", "db1: /var at 98%"));
@@ -301,6 +312,17 @@ mod tests {
             .alert
             .unwrap_err()
             .contains("larger than max_mail_bytes"));
+        let two_from = format!(
+            "From: a@monitor.example.com\r\n{}",
+            String::from_utf8(mail("mallory@evil.example", "x", "", "hi")).unwrap()
+        );
+        assert!(refused(two_from.into_bytes()).contains("several From"));
+        let two_addresses = mail("a@monitor.example.com>, <mallory@evil.example", "x", "", "hi");
+        assert!(refused(two_addresses).contains("several From"));
+        // A refused sender's Message-ID does not shadow the same id from an allowed sender.
+        let evil = read_mail(&mail("mallory@evil.example", "x", "", "hi"), &m, false, 0).intake.key;
+        let good = read_mail(&mail("a@monitor.example.com", "x", "", "hi"), &m, false, 0).intake.key;
+        assert_ne!(evil, good);
         let r = read_mail(b"\x00\x01 not a mail", &m, false, 0);
         assert!(r.alert.is_err() && r.intake.key.starts_with("sha256:"));
     }

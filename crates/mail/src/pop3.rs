@@ -146,33 +146,74 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// A multi-line answer up to the lone ".", dot-unstuffed, lines joined with CRLF (bytes
     /// as sent: a mail need not be UTF-8). Keeps at most `limit` bytes; the flag says
-    /// whether more was sent.
+    /// whether more was sent. A line longer than a read arrives in pieces: only a piece
+    /// that starts a line can be the terminator or be dot-stuffed.
     async fn lines(&mut self, limit: usize) -> Result<(Vec<u8>, bool), MailError> {
         let mut out = Vec::new();
         let mut over = false;
+        let mut line_start = true;
         loop {
             let mut buf = Vec::new();
-            let n = within((&mut self.io).take(limit as u64 + 2).read_until(b'\n', &mut buf)).await?;
+            let n = within((&mut self.io).take(MAX_LINE as u64).read_until(b'\n', &mut buf)).await?;
             if n == 0 {
                 return Err(MailError::Pop3("the server closed the connection mid-answer".into()));
             }
             let complete = buf.ends_with(b"\n");
-            let mut line = buf.as_slice();
-            while let Some(rest) = line.strip_suffix(b"\n").or_else(|| line.strip_suffix(b"\r")) {
-                line = rest;
+            let mut piece = buf.as_slice();
+            if complete {
+                piece = piece.strip_suffix(b"\n").unwrap_or(piece);
+                piece = piece.strip_suffix(b"\r").unwrap_or(piece);
             }
-            if line == b"." && complete {
-                return Ok((out, over));
+            if line_start {
+                if complete && piece == b"." {
+                    return Ok((out, over));
+                }
+                piece = piece.strip_prefix(b".").unwrap_or(piece);
             }
-            let line = line.strip_prefix(b".").unwrap_or(line);
-            if out.len() + line.len() + 2 > limit {
+            if over || out.len() + piece.len() + 2 > limit {
                 over = true;
             } else {
-                out.extend_from_slice(line);
+                out.extend_from_slice(piece);
                 if complete {
                     out.extend_from_slice(b"\r\n");
                 }
             }
+            line_start = complete;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A line longer than one read, whose next piece is a lone "." (as a terminator would
+    /// look): it stays mail text, and the answer ends only at the real terminator.
+    #[tokio::test]
+    async fn a_long_line_cannot_end_the_answer_early() {
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        let long = "a".repeat(MAX_LINE);
+        let answer = format!("Subject: x\r\n\r\n{long}.\r\n..stuffed\r\n+OK not a reply\r\n.\r\n+OK next\r\n");
+        let writer = tokio::spawn(async move { server.write_all(answer.as_bytes()).await.unwrap() });
+        let mut conn = Conn::new(client);
+        let (mail, over) = conn.lines(1 << 20).await.unwrap();
+        writer.await.unwrap();
+        let text = String::from_utf8(mail).unwrap();
+        assert!(!over);
+        assert_eq!(text, format!("Subject: x\r\n\r\n{long}.\r\n.stuffed\r\n+OK not a reply\r\n"));
+        assert_eq!(conn.status().await.unwrap(), "next", "the protocol stays in step");
+    }
+
+    #[tokio::test]
+    async fn more_than_the_limit_is_read_but_not_kept() {
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        let answer = format!("{}\r\n{}\r\n.\r\n+OK after\r\n", "b".repeat(3000), "c".repeat(3000));
+        let writer = tokio::spawn(async move { server.write_all(answer.as_bytes()).await.unwrap() });
+        let mut conn = Conn::new(client);
+        let (mail, over) = conn.lines(4096).await.unwrap();
+        writer.await.unwrap();
+        assert!(over && mail.len() <= 4096);
+        assert_eq!(conn.status().await.unwrap(), "after");
     }
 }

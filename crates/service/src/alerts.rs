@@ -214,7 +214,14 @@ impl Service {
                 Ok(sent) => {
                     return Ok((MailIntake { outcome: "alert".into(), alert: Some(sent.alert.id), ..intake }, true))
                 }
-                Err(ServiceError::Core(CoreError::Invalid(reason))) => refuse(reason),
+                Err(ServiceError::Core(CoreError::Invalid(reason))) => {
+                    // Refused before the alert was stored — or stored, and delivery failed
+                    // after: then the mail is taken (its record came with the alert).
+                    if let Some(done) = self.store.mail_intake(&intake.mailbox, &intake.key).await? {
+                        return Ok((done, true));
+                    }
+                    refuse(reason)
+                }
                 Err(e) => return Err(e),
             },
         };

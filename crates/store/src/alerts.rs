@@ -314,10 +314,15 @@ impl SqlStore {
         // their (user, conversation, event) triples — a fan-out's records in a handful of
         // statements instead of one each.
         let mut groups: Vec<(i64, DeliveryState, &str, Vec<&sb_core::alerts::DeliveryUpdate>)> = Vec::new();
+        let mut group_of: std::collections::HashMap<(i64, &str, &str), usize> = std::collections::HashMap::new();
         for u in updates {
-            match groups.iter_mut().find(|(a, st, d, _)| *a == u.alert && *st == u.state && *d == u.detail) {
-                Some(g) => g.3.push(u),
-                None => groups.push((u.alert, u.state, &u.detail, vec![u])),
+            let key = (u.alert, u.state.as_str(), u.detail.as_str());
+            match group_of.get(&key) {
+                Some(&i) => groups[i].3.push(u),
+                None => {
+                    group_of.insert(key, groups.len());
+                    groups.push((u.alert, u.state, &u.detail, vec![u]));
+                }
             }
         }
         if groups.is_empty() {

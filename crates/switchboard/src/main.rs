@@ -130,7 +130,11 @@ fn main() -> std::process::ExitCode {
 fn init_logging(config: &Config, quiet: bool) {
     use tracing_subscriber::EnvFilter;
     let level = if quiet { "warn" } else { config.log_level.as_str() };
-    let filter = EnvFilter::try_from_env("SWITCHBOARD_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    // async-imap traces every command it sends, LOGIN with its password included: never
+    // below info, whatever was asked.
+    let filter = EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(level))
+        .add_directive("async_imap=info".parse().expect("a valid directive"));
     // A closed stderr must not take the server down: failed log writes are dropped silently.
     let builder =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
