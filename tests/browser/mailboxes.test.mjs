@@ -37,8 +37,9 @@ const ADMIN = 'admin@example.com';
 const ALICE = 'alice@example.com';
 const HOSTILE = '<img src=x onerror=alert(1)>';
 const GOOD_SUBJECT = 'Disk full on db1';
-const GOOD_KEY = 'id:m1@monitor.example.com';
-const BAD_KEY = 'id:m2@evil.example';
+// Intake keys: id:<sender> <Message-ID> (docs/alerts-mail.md).
+const GOOD_KEY = 'id:nagios@monitor.example.com m1@monitor.example.com';
+const BAD_KEY = 'id:mallory@evil.example m2@evil.example';
 
 let dir = ''; // Dovecot's folder and the configuration file
 let dovecotUp = false;
