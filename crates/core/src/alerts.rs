@@ -140,11 +140,12 @@ pub struct NewAlert {
 /// What became of one mail taken from a mailbox. Kept so that a mail seen again — after a
 /// restart, or a connection dropped before the mail was removed or flagged — is not turned
 /// into a second alert.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailIntake {
     /// The configured mailbox's name.
     pub mailbox: String,
-    /// The mail's identity: its Message-ID, or a hash of the whole mail when it has none.
+    /// The mail's identity: `id:<sender> <Message-ID>`, or `sha256:<hash of the mail>`
+    /// when it has no Message-ID.
     pub key: String,
     pub sender: String,
     pub subject: String,

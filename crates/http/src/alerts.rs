@@ -197,6 +197,17 @@ pub async fn mailboxes(
     _admin: AdminCaller,
     ApiQuery(q): ApiQuery<MailboxQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let intake = app.service.mail_intakes(q.mailbox.as_deref(), q.limit.unwrap_or(50)).await?;
-    Ok(Json(json!({"mailboxes": app.service.mailboxes(), "mails": intake})))
+    let mails: Vec<Value> = app
+        .service
+        .mail_intakes(q.mailbox.as_deref(), q.limit.unwrap_or(50))
+        .await?
+        .iter()
+        .map(|i| {
+            json!({
+                "mailbox": i.mailbox, "key": i.key, "sender": i.sender, "subject": i.subject,
+                "outcome": i.outcome, "alert": i.alert, "detail": i.detail, "at": i.at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"mailboxes": app.service.mailboxes(), "mails": mails})))
 }

@@ -64,7 +64,7 @@ pub struct MailboxConfig {
     /// (`@example.com`), or `*` (anyone — the From header is easy to forge; let the mail
     /// server check SPF/DKIM first). Mail from anyone else is refused and logged.
     pub allowed_senders: Vec<String>,
-    /// Larger mails are refused (their headers are read for the log).
+    /// Larger mails are refused (only their beginning is fetched, for the header).
     pub max_mail_bytes: usize,
     /// For mails that do not name an audience (plain-text mails).
     pub audience: Audience,

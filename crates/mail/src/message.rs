@@ -28,8 +28,8 @@ pub struct Read {
     pub alert: Result<NewAlert, String>,
 }
 
-/// Read a mail taken from `mailbox`. `truncated`: only its header was fetched, because it is
-/// larger than `max_mail_bytes`.
+/// Read a mail taken from `mailbox`. `truncated`: it is larger than `max_mail_bytes` and
+/// `raw` is only its beginning (which holds the header the record needs).
 pub fn read_mail(raw: &[u8], mailbox: &MailboxConfig, truncated: bool, now: Millis) -> Read {
     let parsed = mail_parser::MessageParser::default().parse(raw);
     let message_id = parsed.as_ref().and_then(|m| m.message_id()).map(|id| id.trim().to_string());

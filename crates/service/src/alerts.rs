@@ -214,14 +214,8 @@ impl Service {
                 Ok(sent) => {
                     return Ok((MailIntake { outcome: "alert".into(), alert: Some(sent.alert.id), ..intake }, true))
                 }
-                Err(ServiceError::Core(CoreError::Invalid(reason))) => {
-                    // Refused before the alert was stored — or stored, and delivery failed
-                    // after: then the mail is taken (its record came with the alert).
-                    if let Some(done) = self.store.mail_intake(&intake.mailbox, &intake.key).await? {
-                        return Ok((done, true));
-                    }
-                    refuse(reason)
-                }
+                // Refused before anything was stored (after storing, sending does not fail).
+                Err(ServiceError::Core(CoreError::Invalid(reason))) => refuse(reason),
                 Err(e) => return Err(e),
             },
         };
@@ -289,7 +283,11 @@ impl Service {
         };
         self.metrics.alerts_sent.inc();
         let stored_ms = started.elapsed().as_millis() as u64;
-        self.deliver_alert(&alert, &ids, 0).await?;
+        // Stored is accepted: a failure while delivering must not tell the caller to send it
+        // again (a second alert). Those not reached stay pending and get it at sign-in.
+        if let Err(e) = self.deliver_alert(&alert, &ids, 0).await {
+            tracing::error!(alert = alert.id, error = %e, "alert stored, but delivering it failed");
+        }
         tracing::debug!(
             alert = alert.id,
             recipients = ids.len(),

@@ -147,20 +147,6 @@ backend_tests! {
     }
 }
 
-/// Run one of the test harness scripts (scripts/*-test.sh); its stdout.
-fn harness(script: &str, args: &[&str]) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts").join(script);
-    let out = std::process::Command::new("bash").arg(&path).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{script} {args:?} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
 /// A real Prometheus Alertmanager (Debian's) posts its webhook to the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_alertmanager_reaches_people_with_firing_and_resolved() {

@@ -13,16 +13,16 @@ use tokio_tungstenite::tungstenite::Message;
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
 /// A running `switchboard serve`; killed on drop.
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
     addr: String,
     /// The server's stderr, read as it comes (a full pipe would stall the server).
     log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
-    fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--http", "127.0.0.1:0", "--data-dir"]).arg(dir).args(extra);
         for (k, v) in env {
@@ -57,7 +57,7 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
-    async fn login(&self, who: &str, password: &str) -> Value {
+    pub(crate) async fn login(&self, who: &str, password: &str) -> Value {
         let r = reqwest::Client::new()
             .post(format!("{}/api/v1/auth/login", self.base))
             .json(&json!({"address": who, "password": password}))
@@ -69,7 +69,7 @@ impl Server {
     }
 
     /// A signed-in request: `body` None for GET, Some for a JSON POST; the answer's JSON.
-    async fn call(&self, token: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) async fn call(&self, token: &str, path: &str, body: Option<Value>) -> Value {
         let http = reqwest::Client::new();
         let url = format!("{}{path}", self.base);
         let req = match body {

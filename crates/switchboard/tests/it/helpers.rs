@@ -287,6 +287,20 @@ impl Ws {
     }
 }
 
+/// Run one of the test harness scripts (scripts/*-test.sh); its stdout.
+pub fn harness(script: &str, args: &[&str]) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts").join(script);
+    let out = std::process::Command::new("bash").arg(&path).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// A frame predicate: frames of this `type`.
 pub fn is(kind: &'static str) -> impl Fn(&Value) -> bool {
     move |v| v["type"] == kind

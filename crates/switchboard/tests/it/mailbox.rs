@@ -26,7 +26,7 @@ impl Dovecot {
         if tls {
             args.push("tls");
         }
-        let out = script(&args);
+        let out = harness("dovecot-test.sh", &args);
         let ports = out
             .split_whitespace()
             .filter_map(|kv| kv.split_once('='))
@@ -42,7 +42,7 @@ impl Dovecot {
     fn deliver(&self, user: &str, mail: &str) {
         let file = self.dir.join(unique("mail"));
         std::fs::write(&file, mail).unwrap();
-        script(&["deliver", self.dir.to_str().unwrap(), user, file.to_str().unwrap()]);
+        harness("dovecot-test.sh", &["deliver", self.dir.to_str().unwrap(), user, file.to_str().unwrap()]);
     }
 
     /// Run doveadm against this instance; its output.
@@ -78,22 +78,9 @@ impl Dovecot {
     }
 
     fn stop(self) {
-        script(&["stop", self.dir.to_str().unwrap()]);
+        harness("dovecot-test.sh", &["stop", self.dir.to_str().unwrap()]);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn script(args: &[&str]) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/dovecot-test.sh");
-    let out = std::process::Command::new("bash").arg(&path).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "dovecot-test.sh {args:?} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 fn mail(from: &str, id: &str, subject: &str, body: &str) -> String {
@@ -329,8 +316,8 @@ async fn pop3_and_tls_mailboxes() {
 /// becomes an alert too — once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_takes_mail_across_a_kill() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use crate::e2e::Server;
+    use std::process::Command;
     let dovecot = Dovecot::start(false);
     let dir = std::env::temp_dir().join(unique("sbmail"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -354,61 +341,29 @@ async fn the_binary_takes_mail_across_a_kill() {
     assert!(out.status.success() && shown.contains("[[alerts.mailbox]]"), "{shown}");
     assert!(!shown.contains("secret"), "the password is redacted: {shown}");
 
-    let start = || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .args(["serve", "--demo", "--http", "127.0.0.1:0", "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(&dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.trim().strip_prefix("listening ").unwrap().to_string();
-        (child, base)
-    };
-    let titles = |base: String| async move {
-        let http = reqwest::Client::new();
-        let r: Value = http
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&serde_json::json!({"address": "admin@example.com", "password": "demo"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = r["token"].as_str().unwrap().to_string();
-        let v: Value = http
-            .get(format!("{base}/api/v1/alerts?source=mail:ops"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let start = || Server::start(&dir, &["--demo", "--config", config.to_str().unwrap()], &[]);
+    // The titles of the alerts mail:ops made, sorted.
+    async fn titles(server: &Server) -> Vec<String> {
+        let admin = server.login("admin@example.com", "demo").await["token"].as_str().unwrap().to_string();
+        let v = server.call(&admin, "/api/v1/alerts?source=mail:ops", None).await;
         let mut t: Vec<String> =
             v["alerts"].as_array().unwrap().iter().map(|a| a["title"].as_str().unwrap().to_string()).collect();
         t.sort();
         t
-    };
+    }
 
-    let (mut server, base) = start();
+    let mut server = start();
     dovecot.deliver("alerts", &mail("nagios@monitor.example.com", "k1", "Before the kill", "one"));
     until("the first mail is taken", || dovecot.count("alerts", &[]) == 0).await;
-    assert_eq!(titles(base.clone()).await, vec!["Before the kill"]);
-    server.kill().unwrap();
-    server.wait().unwrap();
+    assert_eq!(titles(&server).await, vec!["Before the kill"]);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
 
     dovecot.deliver("alerts", &mail("nagios@monitor.example.com", "k2", "While it was down", "two"));
-    let (mut server, base) = start();
+    let server = start();
     until("the mail sent while down is taken", || dovecot.count("alerts", &[]) == 0).await;
-    assert_eq!(titles(base).await, vec!["Before the kill", "While it was down"], "nothing lost, nothing twice");
-    server.kill().unwrap();
-    server.wait().unwrap();
+    assert_eq!(titles(&server).await, vec!["Before the kill", "While it was down"], "nothing lost, nothing twice");
+    drop(server); // killed
     dovecot.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
