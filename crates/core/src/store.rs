@@ -89,8 +89,14 @@ pub trait Store: Send + Sync + 'static {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;
     /// Housekeeping the runtime calls about once a second (SQLite: WAL checkpoints, kept
-    /// off the commit path).
+    /// off the commit path; after a write ended without commit, a probe write that tells
+    /// whether writes commit again).
     async fn maintenance(&self) -> StoreResult<()>;
+    /// Why writes are failing (disk full, I/O error, a cut connection), from the moment a
+    /// write failed until one commits again; `None` while writes commit.
+    fn write_fault(&self) -> Option<String>;
+    /// Write transactions that failed, since start.
+    fn write_failures(&self) -> u64;
 
     // --- directory ---
     async fn create_user(&self, user: NewUser, now: Millis) -> StoreResult<User>;

@@ -315,9 +315,8 @@ pub async fn healthz() -> &'static str {
 pub async fn readyz(State(app): State<AppState>) -> Response {
     match app.service.ready().await {
         Ok(backend) => Json(json!({"status": "ready", "backend": backend})).into_response(),
-        Err(_) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is not reachable").into_response()
-        }
+        // The cause (not reachable, or cannot write: disk full …) is for the operator.
+        Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()).into_response(),
     }
 }
 

@@ -437,6 +437,7 @@ impl Service {
     pub fn render_metrics(&self) -> String {
         self.metrics.users_online.set(self.presence_book().online_users() as i64);
         let mut out = self.metrics.render(self.store.backend());
+        metrics::render_storage(&mut out, self.store.write_fault().is_some(), self.store.write_failures());
         self.render_queue_metrics(&mut out);
         out
     }
@@ -575,9 +576,13 @@ impl Service {
         Ok(self.store.groups_of(user).await?)
     }
 
-    /// Readiness: the store answers.
+    /// Readiness: the store answers, and writes commit (a full disk, say, makes the server
+    /// not ready until a write commits again; `Store::maintenance` probes each second).
     pub async fn ready(&self) -> Result<&'static str> {
         self.store.ping().await?;
+        if let Some(fault) = self.store.write_fault() {
+            return Err(StoreError::Unavailable(format!("storage cannot write: {fault}")).into());
+        }
         Ok(self.store.backend())
     }
 

@@ -211,6 +211,21 @@ impl Metrics {
     }
 }
 
+/// The storage's write health: a gauge while writes fail, and a count of failed writes.
+pub fn render_storage(o: &mut String, fault: bool, failures: u64) {
+    let _ = writeln!(
+        o,
+        "# HELP switchboard_storage_write_fault 1 while writes to storage fail (disk full, I/O error, connection cut).\n\
+         # TYPE switchboard_storage_write_fault gauge\nswitchboard_storage_write_fault {}",
+        u8::from(fault)
+    );
+    let _ = writeln!(
+        o,
+        "# HELP switchboard_storage_write_failures_total Write transactions that did not commit because of a storage fault.\n\
+         # TYPE switchboard_storage_write_failures_total counter\nswitchboard_storage_write_failures_total {failures}"
+    );
+}
+
 /// Resident set size from `/proc/self/statm` (Linux); `None` elsewhere.
 pub fn resident_memory_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;

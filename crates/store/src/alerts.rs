@@ -1,5 +1,6 @@
 //! Alerts and their per-recipient delivery records.
 
+use crate::write::WriteTx;
 use crate::{unavailable, SqlStore};
 use sb_core::alerts::{
     Alert, AlertSummary, Audience, Delivery, DeliveryState, Escalation, MailIntake, NewAlert, Priority,
@@ -116,11 +117,7 @@ impl SqlStore {
         Ok(alert)
     }
 
-    pub(crate) async fn insert_mail_intake(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        i: &MailIntake,
-    ) -> StoreResult<()> {
+    pub(crate) async fn insert_mail_intake(&self, tx: &mut WriteTx, i: &MailIntake) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO mail_intake (mailbox, mail_key, sender, subject, outcome, alert_id, detail, at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
@@ -163,7 +160,7 @@ impl SqlStore {
 
     async fn add_deliveries_in(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut WriteTx,
         alert: i64,
         recipients: &[UserId],
         round: i32,

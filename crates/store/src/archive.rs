@@ -3,6 +3,7 @@
 //! chain's head kept in a one-row table whose row lock orders writers, full-text indexing,
 //! reading back for verification and search.
 
+use crate::write::WriteTx;
 use crate::{unavailable, Backend, SqlStore};
 use sb_core::archive::{seal, ArchiveEntry, ArchiveHit, ArchiveQuery, ArchiveRecord};
 use sb_core::StoreError;
@@ -69,11 +70,7 @@ impl SqlStore {
     }
 
     /// Seal and store `entries` at the end of the chain, inside `tx`.
-    pub(crate) async fn archive_in(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        entries: &[ArchiveEntry],
-    ) -> StoreResult<()> {
+    pub(crate) async fn archive_in(&self, tx: &mut WriteTx, entries: &[ArchiveEntry]) -> StoreResult<()> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -123,11 +120,7 @@ impl SqlStore {
     }
 
     /// Everyone who was in these conversations, for searching by participant.
-    pub(crate) async fn note_participants(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        conversations: &[i64],
-    ) -> StoreResult<()> {
+    pub(crate) async fn note_participants(&self, tx: &mut WriteTx, conversations: &[i64]) -> StoreResult<()> {
         if conversations.is_empty() {
             return Ok(());
         }

@@ -9,6 +9,10 @@
 mod alerts;
 mod archive;
 mod compliance;
+mod write;
+
+pub use write::WriteHealth;
+use write::WriteTx;
 
 use async_trait::async_trait;
 use sb_core::archive::{ArchiveEntry, ArchiveRecord};
@@ -60,6 +64,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../migrations/sqlite/0012_fts_follower.sql")),
     (13, include_str!("../migrations/sqlite/0013_archive_lean_indexes.sql")),
     (14, include_str!("../migrations/sqlite/0014_mail_intake.sql")),
+    (15, include_str!("../migrations/sqlite/0015_storage_probe.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -76,6 +81,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../migrations/postgres/0012_fts_follower.sql")),
     (13, include_str!("../migrations/postgres/0013_archive_lean_indexes.sql")),
     (14, include_str!("../migrations/postgres/0014_mail_intake.sql")),
+    (15, include_str!("../migrations/postgres/0015_storage_probe.sql")),
 ];
 
 /// What a commit survives on SQLite (PostgreSQL follows its own `synchronous_commit`).
@@ -105,6 +111,8 @@ pub struct SqlStore {
     wal_restart_wanted: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Seals archive records (see `archive`).
     archive_key: std::sync::Arc<std::sync::OnceLock<Vec<u8>>>,
+    /// Whether writes commit (see `write`).
+    health: std::sync::Arc<WriteHealth>,
 }
 
 /// WAL frames (4 KiB pages) before the writer takes a checkpoint itself.
@@ -261,36 +269,35 @@ impl SqlStore {
                 // A ping per checkout is a round trip on the hot path; broken connections
                 // surface as errors on use instead, and the pool replaces them.
                 .test_before_acquire(false)
-                .after_connect(move |conn, _| {
-                    Box::pin(async move {
-                        if backend == Backend::Sqlite {
-                            // WAL lets readers run beside the one writer.
-                            conn.execute("PRAGMA journal_mode = WAL").await?;
-                            conn.execute(match durability {
-                                Durability::Process => "PRAGMA synchronous = NORMAL",
-                                Durability::PowerLoss => "PRAGMA synchronous = FULL",
-                            })
-                            .await?;
-                            conn.execute("PRAGMA foreign_keys = ON").await?;
-                            conn.execute("PRAGMA busy_timeout = 10000").await?;
-                            conn.execute("PRAGMA cache_size = -8192").await?;
-                            // Checkpoints run in `maintenance`, on a reader: a commit never
-                            // pays for copying the WAL into the database file.
-                            conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
-                        }
-                        Ok(())
-                    })
-                })
+                .after_connect(move |conn, _| Box::pin(async move { prepare(conn, backend, durability).await }))
                 .connect(&url)
         };
+        // One connection first, outside any pool: a pool retries a failing connect until
+        // its timeout and then reports only that it timed out, hiding the cause ("file is
+        // not a database", "database or disk is full", "password authentication failed").
+        {
+            let mut first = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", redact(&url))))?;
+            prepare(&mut first, backend, durability)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", redact(&url))))?;
+            let _ = sqlx::Connection::close(first).await;
+        }
         let cannot = |e: sqlx::Error| StoreError::Unavailable(format!("cannot open {}: {e}", redact(&url)));
         let writer = open(if backend == Backend::Sqlite { 1 } else { max }).await.map_err(cannot)?;
         let pool = match backend {
             Backend::Sqlite => open(max).await.map_err(cannot)?,
             Backend::Postgres => writer.clone(),
         };
-        let store =
-            Self { pool, writer, backend, wal_restart_wanted: Default::default(), archive_key: Default::default() };
+        let store = Self {
+            pool,
+            writer,
+            backend,
+            wal_restart_wanted: Default::default(),
+            archive_key: Default::default(),
+            health: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -335,18 +342,18 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Begin a transaction that will write. On SQLite the first statement takes the write
-    /// lock, so the busy timeout applies: a deferred transaction that reads first and
-    /// writes later fails at once (SQLITE_BUSY_SNAPSHOT) when another connection committed
-    /// in between.
-    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
-        let mut tx = self.writer.begin().await.map_err(unavailable)?;
-        if self.backend == Backend::Sqlite {
-            tx.execute("UPDATE schema_migrations SET applied_at = applied_at WHERE version = -1")
-                .await
-                .map_err(unavailable)?;
-        }
-        Ok(tx)
+    /// Begin a transaction that will write: committed, or nothing of it stays (`write`).
+    async fn begin_write(&self) -> StoreResult<WriteTx> {
+        let conn = self.writer.acquire().await.map_err(|e| {
+            self.health.failed(e.to_string());
+            unavailable(e)
+        })?;
+        WriteTx::begin(conn, self.backend == Backend::Sqlite, self.health.clone()).await.map_err(unavailable)
+    }
+
+    /// Whether writes commit: the last storage fault while it lasts.
+    pub fn write_health(&self) -> &WriteHealth {
+        &self.health
     }
 
     pub async fn close(&self) {
@@ -376,6 +383,25 @@ impl SqlStore {
         }
         Ok(out)
     }
+}
+
+/// Per-connection settings. SQLite: WAL lets readers run beside the one writer;
+/// checkpoints run in `maintenance`, on a reader, so a commit never pays for copying the WAL
+/// into the database file.
+async fn prepare(conn: &mut sqlx::AnyConnection, backend: Backend, durability: Durability) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        conn.execute("PRAGMA journal_mode = WAL").await?;
+        conn.execute(match durability {
+            Durability::Process => "PRAGMA synchronous = NORMAL",
+            Durability::PowerLoss => "PRAGMA synchronous = FULL",
+        })
+        .await?;
+        conn.execute("PRAGMA foreign_keys = ON").await?;
+        conn.execute("PRAGMA busy_timeout = 10000").await?;
+        conn.execute("PRAGMA cache_size = -8192").await?;
+        conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+    }
+    Ok(())
 }
 
 /// Hide a password in a database URL before it is shown anywhere.
@@ -414,6 +440,21 @@ impl Store for SqlStore {
     }
 
     async fn maintenance(&self) -> StoreResult<()> {
+        // A write ended without commit, or writes are failing: try a tiny one, so readiness
+        // reports the fault while it lasts and clears by itself once writes commit again.
+        if self.health.take_suspect() || self.health.fault().is_some() {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO storage_probe (id, at) VALUES (1, 0) ON CONFLICT (id) DO UPDATE SET at = storage_probe.at + 1",
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                self.health.failed(e.to_string());
+                unavailable(e)
+            })?;
+            tx.commit().await.map_err(unavailable)?;
+        }
         if self.backend == Backend::Sqlite {
             // The full-text index follows the archive, in large batches off the commit path.
             self.index_archive().await?;
@@ -427,6 +468,14 @@ impl Store for SqlStore {
             }
         }
         Ok(())
+    }
+
+    fn write_fault(&self) -> Option<String> {
+        self.health.fault()
+    }
+
+    fn write_failures(&self) -> u64 {
+        self.health.failures()
     }
 
     async fn ping(&self) -> StoreResult<()> {

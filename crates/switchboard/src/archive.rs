@@ -92,7 +92,7 @@ pub enum ArchiveCommand {
 }
 
 pub async fn run(config: &Config, command: ArchiveCommand) -> anyhow::Result<()> {
-    let store = crate::open_store(config).await?;
+    let store = crate::open_existing_store(config).await?;
     let service = || {
         sb_service::Service::start(
             store.clone() as std::sync::Arc<dyn Store>,
@@ -152,7 +152,7 @@ pub async fn run(config: &Config, command: ArchiveCommand) -> anyhow::Result<()>
             Ok(())
         }
         ArchiveCommand::Verify { json } => {
-            let key = config.archive_key()?;
+            let key = config.existing_archive_key()?;
             let mut v = Verifier::new(&key);
             let mut after = 0;
             let problem = 'walk: loop {

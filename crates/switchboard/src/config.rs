@@ -109,26 +109,32 @@ impl Default for Limits {
     }
 }
 
-/// Values given on the command line (the last layer).
+/// `SWITCHBOARD_*` variables that are not configuration keys: read by a command or a tool
+/// on their own (the config file's path, the first admin's password, the alert command's
+/// token, the log filter, the browser tests' binary).
+const NOT_CONFIG_KEYS: &[&str] = &["CONFIG", "ADMIN_PASSWORD", "TOKEN", "ALERT_TOKEN", "LOG", "BIN"];
+
+/// Values given on the command line (the last layer). Global: they may come before or
+/// after the subcommand (`switchboard archive verify --data-dir X`).
 #[derive(Debug, Default, Clone, clap::Args)]
 pub struct Overrides {
     /// TOML configuration file.
-    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    #[arg(long, env = "SWITCHBOARD_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Data folder (default ./switchboard-data).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
     /// HTTP listen address, e.g. 127.0.0.1:8080 (port 0 picks a free one).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub http: Option<String>,
     /// Database URL: sqlite://PATH or postgres://USER@HOST/DB.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub database_url: Option<String>,
     /// The organisation's domain.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub domain: Option<String>,
     /// Log format: human or json.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub log_format: Option<String>,
 }
 
@@ -143,8 +149,8 @@ impl Config {
         }
         for (key, value) in std::env::vars() {
             let Some(name) = key.strip_prefix("SWITCHBOARD_") else { continue };
-            if matches!(name, "CONFIG" | "ADMIN_PASSWORD" | "TOKEN" | "LOG") {
-                continue; // not configuration keys
+            if NOT_CONFIG_KEYS.contains(&name) {
+                continue;
             }
             let path: Vec<String> = name.split("__").map(|p| p.to_lowercase()).collect();
             set_path(&mut table, &path, parse_env_value(&value));
@@ -248,11 +254,7 @@ impl Config {
     /// The archive key: read from `archive_key_file`, or made (32 random bytes, hex, mode
     /// 0600) when the file does not exist yet.
     pub fn archive_key(&self) -> anyhow::Result<Vec<u8>> {
-        let path = if self.archive_key_file.is_empty() {
-            self.data_dir.join("archive.key")
-        } else {
-            PathBuf::from(&self.archive_key_file)
-        };
+        let path = self.archive_key_path();
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let key = hex::decode(text.trim()).with_context(|| format!("{} is not a hex key", path.display()))?;
@@ -277,6 +279,40 @@ impl Config {
             }
             Err(e) => Err(e).with_context(|| format!("cannot read the archive key {}", path.display())),
         }
+    }
+
+    /// The archive key, which must already exist (tools that only read the archive never
+    /// make one: a new key would "verify" nothing).
+    pub fn existing_archive_key(&self) -> anyhow::Result<Vec<u8>> {
+        let path = self.archive_key_path();
+        if !path.exists() {
+            bail!(
+                "no archive key at {} (is --data-dir or archive_key_file right? the server makes it on first start)",
+                path.display()
+            );
+        }
+        self.archive_key()
+    }
+
+    fn archive_key_path(&self) -> PathBuf {
+        if self.archive_key_file.is_empty() {
+            self.data_dir.join("archive.key")
+        } else {
+            PathBuf::from(&self.archive_key_file)
+        }
+    }
+
+    /// For tools that work on an existing installation: fail, creating nothing, when the
+    /// SQLite database is not there.
+    pub fn ensure_existing_database(&self) -> anyhow::Result<()> {
+        let url = self.database_url();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = std::path::Path::new(path.split('?').next().unwrap_or(path));
+            if !path.is_file() {
+                bail!("no database at {} (is --data-dir or --database-url right?)", path.display());
+            }
+        }
+        Ok(())
     }
 
     pub fn ensure_data_dir(&self) -> anyhow::Result<()> {

@@ -136,8 +136,13 @@ fn init_logging(config: &Config, quiet: bool) {
         .unwrap_or_else(|_| EnvFilter::new(level))
         .add_directive("async_imap=info".parse().expect("a valid directive"));
     // A closed stderr must not take the server down: failed log writes are dropped silently.
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
+    // Colour only for a person at a terminal, not in files, pipes or journald.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .log_internal_errors(false);
     if config.log_format == "json" {
         builder.json().init();
     } else {
@@ -157,11 +162,24 @@ fn config_check(o: &Overrides) -> anyhow::Result<()> {
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqlStore>> {
     config.ensure_data_dir()?;
+    let key = config.archive_key()?;
+    connect(config, key).await
+}
+
+/// The store of an existing installation, for tools that must not make one (`archive`):
+/// fails, creating nothing, when the database or the archive key is missing.
+pub async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<SqlStore>> {
+    config.ensure_existing_database()?;
+    let key = config.existing_archive_key()?;
+    connect(config, key).await
+}
+
+async fn connect(config: &Config, key: Vec<u8>) -> anyhow::Result<Arc<SqlStore>> {
     let url = config.database_url();
     let store = SqlStore::connect_with(&url, config.durability())
         .await
         .with_context(|| format!("cannot open the database {}", sb_store::redact(&url)))?;
-    store.set_archive_key(config.archive_key()?);
+    store.set_archive_key(key);
     store.backfill_archive().await?;
     Ok(Arc::new(store))
 }

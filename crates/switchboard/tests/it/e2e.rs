@@ -16,7 +16,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) base: String,
-    addr: String,
+    pub(crate) addr: String,
     /// The server's stderr, read as it comes (a full pipe would stall the server).
     log: std::sync::Arc<std::sync::Mutex<String>>,
 }
@@ -52,7 +52,7 @@ impl Server {
     }
 
     /// What the server wrote to stderr so far (call after it exited for all of it).
-    fn stderr(&mut self) -> String {
+    pub(crate) fn stderr(&mut self) -> String {
         std::thread::sleep(Duration::from_millis(50)); // the reader thread catches up
         self.log.lock().unwrap().clone()
     }
@@ -87,7 +87,7 @@ impl Drop for Server {
     }
 }
 
-fn temp_dir() -> PathBuf {
+pub(crate) fn temp_dir() -> PathBuf {
     let d = std::env::temp_dir().join(unique("sbe2e"));
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -109,7 +109,7 @@ async fn exit_within(child: &mut Child, since: Instant, limit: Duration) -> std:
     }
 }
 
-async fn ws(
+pub(crate) async fn ws(
     addr: &str,
     token: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
@@ -118,7 +118,7 @@ async fn ws(
     tokio_tungstenite::connect_async(req).await.unwrap().0
 }
 
-async fn next_of(
+pub(crate) async fn next_of(
     socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
     kind: &str,
 ) -> Value {
@@ -197,7 +197,7 @@ async fn acknowledged_message_survives_kill_9(extra: &[&str]) {
 }
 
 /// `switchboard archive verify` on a data folder: (exit 0?, its output).
-fn archive_verify(dir: &Path, extra: &[&str]) -> (bool, String) {
+pub(crate) fn archive_verify(dir: &Path, extra: &[&str]) -> (bool, String) {
     let out = Command::new(BIN).args(["archive", "--data-dir"]).arg(dir).args(extra).arg("verify").output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
