@@ -1,14 +1,15 @@
-//! The disk fills while people send: nothing is acknowledged that was not committed.
+//! Storage faults while people send: nothing is acknowledged that was not committed.
 //!
-//! The real binary on SQLite in a small tmpfs. Messages (WebSocket and REST) and alerts are
-//! sent before, while and after the disk is full; then the server is killed (`kill -9`)
-//! and restarted. Every acknowledged message is in the history exactly once and in the
+//! The real binary, on SQLite in a small tmpfs that fills up, and on PostgreSQL with its
+//! connections cut again and again. Messages (WebSocket and REST) and alerts are sent
+//! before, during and after the fault; then the server is killed (`kill -9`) and restarted. Every acknowledged message is in the history exactly once and in the
 //! archive, whose chain verifies; every accepted alert is stored; everything refused said
 //! `unavailable` and went through when sent again with the same client id.
 //!
 //! Mounting a tmpfs needs root (CI runs as root); the test says so if it cannot.
 
 use crate::e2e::{archive_verify, next_of, temp_dir, ws, Server};
+use crate::helpers::{drop_pg_database, fresh_pg_database};
 use futures_util::SinkExt;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -165,11 +166,47 @@ async fn wait_ready(base: &str, want: u16, within: Duration) -> String {
     }
 }
 
+/// The fault a scenario causes.
+enum Fault<'a> {
+    /// The tmpfs holding the SQLite database fills up (and is freed again).
+    DiskFull(&'a Tmpfs),
+    /// Every connection of the server to this PostgreSQL database is cut, every few sends.
+    ConnectionsCut(&'a str),
+}
+
+impl Fault<'_> {
+    async fn connections_cut(db: &str) {
+        let admin = sqlx::AnyPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await.unwrap();
+        sqlx::query(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+        ))
+        .execute(&admin)
+        .await
+        .unwrap();
+        admin.close().await;
+    }
+}
+
 #[tokio::test]
 async fn a_full_disk_acknowledges_nothing_it_did_not_store() {
     let disk = Tmpfs::mount(24);
-    let dir: &Path = &disk.0;
-    let mut server = Server::start(dir, &["--demo"], &[]);
+    let dir = disk.0.clone();
+    survive(&dir, &[], Fault::DiskFull(&disk)).await;
+}
+
+#[tokio::test]
+async fn cut_database_connections_acknowledge_nothing_they_did_not_store() {
+    let (url, name) = fresh_pg_database().await;
+    let dir = temp_dir();
+    survive(&dir, &["--database-url", &url], Fault::ConnectionsCut(&name)).await;
+    drop_pg_database(&name).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Send before, during and after `fault`; kill -9; restart; check everything acknowledged.
+async fn survive(dir: &Path, extra: &[&str], fault: Fault<'_>) {
+    sqlx::any::install_default_drivers();
+    let mut server = Server::start(dir, &[&["--demo"], extra].concat(), &[]);
     let alice = server.login("alice@example.com", "demo").await["token"].as_str().unwrap().to_string();
     let admin = server.login("admin@example.com", "demo").await["token"].as_str().unwrap().to_string();
     let conv = server
@@ -192,10 +229,18 @@ async fn a_full_disk_acknowledges_nothing_it_did_not_store() {
     }
     alerts.push(send_alert(&server.base, &admin, "before").await.expect("alert before the disk fills"));
 
-    // The disk fills. Keep sending by both doors until refusals come, and past them.
-    let filler = disk.fill();
+    // The fault comes. Keep sending by both doors until refusals come, and past them.
+    let filler = match fault {
+        Fault::DiskFull(disk) => Some(disk.fill()),
+        Fault::ConnectionsCut(_) => None,
+    };
     let mut refused = 0;
     for i in 0..300 {
+        if let Fault::ConnectionsCut(db) = fault {
+            if i % 4 == 0 {
+                Fault::connections_cut(db).await;
+            }
+        }
         let id = format!("full-{i}");
         let o = if i % 3 == 0 {
             rest_send(&server.base, &alice, conv, &id, &body(i)).await
@@ -215,14 +260,16 @@ async fn a_full_disk_acknowledges_nothing_it_did_not_store() {
             break;
         }
     }
-    assert!(refused > 0, "the disk never filled up for the server (tmpfs too large?)");
-    let why = wait_ready(&server.base, 503, Duration::from_secs(5)).await;
-    assert!(why.contains("full") || why.contains("disk"), "readiness names the fault: {why}");
-    assert_eq!(metric(&server.base, "switchboard_storage_write_fault").await, 1.0);
+    assert!(refused > 0, "the fault never reached the server");
     assert!(metric(&server.base, "switchboard_storage_write_failures_total").await >= 1.0);
-
-    // Space comes back: the server recovers by itself.
-    std::fs::remove_file(filler).unwrap();
+    if let Some(filler) = filler {
+        let why = wait_ready(&server.base, 503, Duration::from_secs(5)).await;
+        assert!(why.contains("full") || why.contains("disk"), "readiness names the fault: {why}");
+        assert_eq!(metric(&server.base, "switchboard_storage_write_fault").await, 1.0);
+        // Space comes back.
+        std::fs::remove_file(filler).unwrap();
+    }
+    // The server recovers by itself.
     wait_ready(&server.base, 200, Duration::from_secs(10)).await;
     assert_eq!(metric(&server.base, "switchboard_storage_write_fault").await, 0.0);
     // What was refused goes through when sent again with the same client id.
@@ -246,17 +293,20 @@ async fn a_full_disk_acknowledges_nothing_it_did_not_store() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     let archived: Vec<i64> = {
-        sqlx::any::install_default_drivers();
-        let db = sqlx::AnyPool::connect(&format!("sqlite://{}", dir.join("switchboard.db").display())).await.unwrap();
+        let url = match extra {
+            ["--database-url", url] => url.to_string(),
+            _ => format!("sqlite://{}", dir.join("switchboard.db").display()),
+        };
+        let db = sqlx::AnyPool::connect(&url).await.unwrap();
         let ids =
             sqlx::query_scalar("SELECT event_id FROM archive WHERE kind = 'message'").fetch_all(&db).await.unwrap();
         db.close().await;
         ids
     };
-    let (ok, out) = archive_verify(dir, &[]);
+    let (ok, out) = archive_verify(dir, extra);
     assert!(ok && out.starts_with("archive verified:"), "{out}");
 
-    let server = Server::start(dir, &[], &[]);
+    let server = Server::start(dir, extra, &[]);
     let alice = server.login("alice@example.com", "demo").await["token"].as_str().unwrap().to_string();
     let admin = server.login("admin@example.com", "demo").await["token"].as_str().unwrap().to_string();
     let h = server.call(&alice, &format!("/api/v1/conversations/{conv}/messages?limit=1000"), None).await;
