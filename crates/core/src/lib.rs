@@ -18,6 +18,7 @@ pub mod presence;
 pub mod queue;
 pub mod ratelimit;
 pub mod store;
+pub mod text;
 pub mod walls;
 
 pub use clock::{Clock, ManualClock, Millis};

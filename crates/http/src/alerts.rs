@@ -137,7 +137,7 @@ pub async fn list(
 
 pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let own = source(&caller)?;
-    let id: i64 = id.parse().map_err(|_| ApiError::bad_request(format!("invalid alert id {id:?}")))?;
+    let id = crate::extract::path_id(&id, "alert")?;
     let (alert, deliveries) = app.service.alert_with_deliveries(id).await?;
     // An application sees what it sent, directly or as Alertmanager's webhook.
     if let Some(name) = own.strip_prefix("app:") {
@@ -161,7 +161,7 @@ pub async fn ack(
     caller: UserCaller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id: i64 = id.parse().map_err(|_| ApiError::bad_request(format!("invalid alert id {id:?}")))?;
+    let id = crate::extract::path_id(&id, "alert")?;
     let id = app.service.ack_alert(&caller.user, Some(id)).await?;
     Ok(Json(json!({"id": id, "state": "acknowledged"})))
 }

@@ -72,7 +72,7 @@ pub async fn update_wall(
     ApiJson(c): ApiJson<WallChange>,
 ) -> Result<Json<Value>, ApiError> {
     officer(&caller.user)?;
-    let id: i64 = id.parse().map_err(|_| ApiError::bad_request(format!("invalid wall id {id:?}")))?;
+    let id = crate::extract::path_id(&id, "wall")?;
     let wall = app.service.update_wall(&caller.user, id, c.name.as_deref(), c.mode.as_deref(), c.enabled).await?;
     let slugs = slugs(&app).await?;
     Ok(Json(wall_json(&wall, &slugs)))
@@ -181,7 +181,7 @@ pub async fn archived_conversation(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     officer(&caller.user)?;
-    let id: i64 = id.parse().map_err(|_| ApiError::bad_request(format!("invalid conversation id {id:?}")))?;
+    let id = crate::extract::path_id(&id, "conversation")?;
     let c = app.service.archived_conversation(Some(&caller.user), id, true).await?;
     Ok(Json(json!({
         "conversation": {
@@ -319,8 +319,7 @@ pub async fn update_disclaimer(
     ApiJson(d): ApiJson<DisclaimerDto>,
 ) -> Result<Json<Value>, ApiError> {
     officer(&caller.user)?;
-    let id: i64 =
-        id.parse().ok().filter(|i| *i > 0).ok_or_else(|| ApiError::bad_request(format!("invalid id {id:?}")))?;
+    let id = crate::extract::path_id(&id, "disclaimer")?;
     let d = disclaimer_from(&app, id, d).await?;
     let saved = app.service.save_disclaimer(&caller.user, d).await?;
     let slugs = slugs(&app).await?;
@@ -395,7 +394,7 @@ pub async fn release_hold(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     officer(&caller.user)?;
-    let id: i64 = id.parse().map_err(|_| ApiError::bad_request(format!("invalid hold id {id:?}")))?;
+    let id = crate::extract::path_id(&id, "hold")?;
     app.service.release_legal_hold(&caller.user, id).await?;
     let list = app.service.legal_holds().await?;
     let (h, c) = list.iter().find(|(h, _)| h.id == id).ok_or_else(|| ApiError::not_found("no such hold"))?;

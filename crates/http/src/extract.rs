@@ -138,3 +138,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| ApiQuery(q.0)).map_err(ApiError::from)
     }
 }
+
+/// A numeric id from a path segment, strictly: 1 to 18 ASCII digits, no sign, no leading
+/// zero, above 0 (`+1`, `01`, `-1`, `1e3`, `9223372036854775808` are refused, not read as
+/// something near). `what` names it in the error.
+pub fn path_id(raw: &str, what: &str) -> Result<i64, ApiError> {
+    let digits_only = !raw.is_empty() && raw.len() <= 18 && raw.bytes().all(|b| b.is_ascii_digit());
+    match raw.parse::<i64>() {
+        Ok(n) if digits_only && n > 0 && !raw.starts_with('0') => Ok(n),
+        _ => Err(ApiError::bad_request(format!("invalid {what} id {:?}", raw.chars().take(40).collect::<String>()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_id;
+
+    #[test]
+    fn path_ids_are_plain_positive_decimals() {
+        assert_eq!(path_id("1", "x").unwrap(), 1);
+        assert_eq!(path_id("123456789012345678", "x").unwrap(), 123_456_789_012_345_678);
+        for bad in ["", "0", "+1", "-1", "01", "1e3", " 1", "1 ", "9223372036854775807", "9223372036854775808", "१"] {
+            assert!(path_id(bad, "x").is_err(), "{bad:?} accepted");
+        }
+    }
+}

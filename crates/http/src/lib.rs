@@ -6,8 +6,10 @@ mod alerts;
 mod compliance;
 pub mod error;
 pub mod extract;
+mod guard;
 mod queues;
 mod rest;
+mod serve;
 pub mod wire;
 mod ws;
 
@@ -18,7 +20,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use sb_service::Service;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -189,6 +190,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .fallback(rest::not_found)
         .method_not_allowed_fallback(method_not_allowed);
     api.layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
+        .layer(middleware::from_fn(guard::error_shape))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             error::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error").into_response()
@@ -203,20 +206,11 @@ pub async fn serve(
     service: Arc<Service>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
     let app = router(service.clone());
     let svc = service.clone();
-    // Chat frames are small and latency-bound: never let Nagle hold them back.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Sessions hold their connections open; close them so the server can drain.
-            svc.shutdown_token().cancel();
-        })
-        .await?;
+    // Sessions hold their connections open; close them so the server can drain.
+    let header_timeout = service.settings().request_read_timeout;
+    serve::run(listener, app, header_timeout, shutdown, move || svc.shutdown_token().cancel()).await;
     service.shut_down().await;
     Ok(())
 }

@@ -262,11 +262,7 @@ pub async fn put(
 }
 
 fn chat_id(raw: &str) -> Result<sb_core::queue::ChatId, ApiError> {
-    raw.parse::<u64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .map(sb_core::queue::ChatId)
-        .ok_or_else(|| ApiError::bad_request(format!("invalid chat id {raw:?}")))
+    crate::extract::path_id(raw, "chat").map(|n| sb_core::queue::ChatId(n as u64))
 }
 
 #[derive(Deserialize, Default)]
@@ -491,10 +487,7 @@ pub async fn list_webhooks(State(app): State<AppState>, caller: UserCaller) -> R
 }
 
 fn webhook_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| ApiError::bad_request(format!("invalid webhook id {raw:?}")))
+    crate::extract::path_id(raw, "webhook")
 }
 
 pub async fn delete_webhook(

@@ -19,11 +19,7 @@ use std::net::SocketAddr;
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 
 fn conversation_id(raw: &str) -> Result<ConversationId, ApiError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .map(ConversationId)
-        .ok_or_else(|| ApiError::bad_request(format!("invalid conversation id {raw:?}")))
+    crate::extract::path_id(raw, "conversation").map(ConversationId)
 }
 
 #[derive(Deserialize)]

@@ -285,7 +285,13 @@ async fn run(
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Err(e)) => {
+                        // Say why before closing, as RFC 6455 asks: a protocol error (1002),
+                        // text that is not UTF-8 (1007), a message over the limit (1009).
                         tracing::debug!(error = %e, "websocket read failed");
+                        if let Some((code, reason)) = close_for(e) {
+                            let close = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+                            let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(close)).await;
+                        }
                         break;
                     }
                 };
@@ -296,7 +302,15 @@ async fn run(
                 }
                 frames_in_window += 1;
                 if frames_in_window > service.settings().max_frames_per_second {
-                    alive.0 = send!(error_frame("rate_limited", "too many frames; slow down", None));
+                    // Name the refused frame, so the client knows which send to retry.
+                    let reference = serde_json::from_str::<FrameRef>(text.as_str()).ok().and_then(|f| f.client_id);
+                    alive.0 = send!(error_frame("rate_limited", "too many frames; slow down", reference.as_deref()));
+                    continue;
+                }
+                if let Some(c) = crate::guard::json_control_char(text.as_bytes()) {
+                    let reference = serde_json::from_str::<FrameRef>(text.as_str()).ok().and_then(|f| f.client_id);
+                    let e = crate::guard::invalid_text(c);
+                    alive.0 = send!(error_frame(e.code, &e.message, reference.as_deref()));
                     continue;
                 }
                 let frame: ClientFrame = match serde_json::from_str(text.as_str()) {
@@ -389,6 +403,24 @@ fn submit(
             }
         }
     })
+}
+
+/// Just the `client_id` of a frame that is refused before it is read as a whole.
+#[derive(Deserialize)]
+struct FrameRef {
+    client_id: Option<String>,
+}
+
+/// The close frame for a read error; `None` when the peer is gone anyway.
+fn close_for(e: axum::Error) -> Option<(u16, &'static str)> {
+    use tungstenite::Error as E;
+    match e.into_inner().downcast::<E>().map(|b| *b) {
+        Ok(E::Capacity(_)) => Some((1009, "message too big")),
+        Ok(E::Utf8(_)) => Some((1007, "text frame is not valid UTF-8")),
+        Ok(E::Protocol(_)) => Some((1002, "protocol error")),
+        Ok(E::AttackAttempt) => Some((1008, "refused")),
+        _ => None,
+    }
 }
 
 fn encoded(out: &Outbound) -> Arc<str> {

@@ -9,6 +9,9 @@ use sb_core::walls::{blocked_notice, Violation, Wall, WallIndex, WallMode};
 use sb_core::{ConversationId, CoreError, EventKind, Role, User, UserId};
 use serde_json::{json, Value};
 
+/// The furthest an e-discovery search pages (a million hits in).
+pub const MAX_ARCHIVE_OFFSET: i64 = 1_000_000;
+
 /// A violation as compliance officers see it.
 #[derive(Debug, Clone)]
 pub struct ViolationView {
@@ -438,6 +441,7 @@ pub struct ArchivedConversation {
 
 impl Service {
     /// Turn filters given by name (participant address, group slug) into a query.
+    /// Search hits are paged 1 to 200 at a time, from an offset up to this.
     pub async fn archive_query(
         &self,
         f: &ArchiveFilters<'_>,
@@ -476,6 +480,10 @@ impl Service {
                 return Err(CoreError::Invalid("from must be before to".into()).into());
             }
         }
+        // Paging goes forward from 0; an offset past this is a client bug, not a page.
+        if !(0..=MAX_ARCHIVE_OFFSET).contains(&offset) {
+            return Err(CoreError::Invalid(format!("offset is 0 to {MAX_ARCHIVE_OFFSET}")).into());
+        }
         Ok(sb_core::archive::ArchiveQuery {
             keywords: words,
             participant,
@@ -485,7 +493,7 @@ impl Service {
             to,
             conversation: None,
             limit: limit.clamp(1, 200),
-            offset: offset.max(0),
+            offset,
         })
     }
 

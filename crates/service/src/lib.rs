@@ -76,6 +76,8 @@ pub struct Settings {
     pub alerts_per_minute: usize,
     /// Where Prometheus Alertmanager's alerts go (first match wins).
     pub alertmanager_routes: Vec<sb_core::alerts::AmRoute>,
+    /// The longest a client may take to send a request's headers, and again its body.
+    pub request_read_timeout: std::time::Duration,
 }
 
 /// Whose presence is public (for web pages, without signing in).
@@ -120,6 +122,7 @@ impl Default for Settings {
             public_presence: PublicPresence::Experts,
             alerts_per_minute: 120,
             alertmanager_routes: Vec::new(),
+            request_read_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -189,6 +192,19 @@ pub enum ServiceError {
     TooManyConnections(usize),
     #[error("the server is shutting down")]
     ShuttingDown,
+}
+
+/// Names, titles and ids are one line of text: no control characters at all (message
+/// bodies may hold line breaks and tabs; the edges refuse other control characters there).
+fn one_line(what: &str, text: &str) -> Result<()> {
+    match sb_core::text::line_control_char(text) {
+        Some(c) => Err(CoreError::Invalid(format!(
+            "{what} may not contain control characters or line breaks (found {})",
+            sb_core::text::describe(c)
+        ))
+        .into()),
+        None => Ok(()),
+    }
 }
 
 impl From<StoreError> for ServiceError {
@@ -737,6 +753,7 @@ impl Service {
             }
         }
         let title = title.trim();
+        one_line("a title", title)?;
         match kind {
             ConversationKind::Direct if users.len() != 2 => {
                 return Err(CoreError::Invalid("a direct chat is with exactly one other user".into()).into())
@@ -811,9 +828,17 @@ impl Service {
     ) -> Result<Event> {
         let started = Instant::now();
         if let Some(cid) = &client_id {
+            one_line("client_id", cid)?;
             if cid.is_empty() || cid.len() > 64 {
                 return Err(CoreError::Invalid("client_id must have 1 to 64 characters".into()).into());
             }
+        }
+        if let Some(c) = sb_core::text::control_char(body) {
+            return Err(CoreError::Invalid(format!(
+                "a message may not contain control characters (found {})",
+                sb_core::text::describe(c)
+            ))
+            .into());
         }
         let conversation = self.conversation_for(sender, id).await?;
         if sender.is_guest() && conversation.kind != ConversationKind::Queue {
@@ -894,9 +919,17 @@ impl Service {
 
     pub async fn mark_read(&self, user: &User, id: ConversationId, up_to: EventId) -> Result<EventId> {
         let c = self.conversation_for(user, id).await?;
-        // A marker past the end would swallow messages not yet sent.
+        // A marker past the end would swallow messages not yet sent; one below the first
+        // event means nothing. Refused, not clamped: the client has a bug to see.
         let last = self.store.history(id, None, None, 1).await?.last().map(|e| e.id).unwrap_or_default();
-        let now_at = self.store.mark_read(id, user.id, up_to.min(last)).await?;
+        if up_to.0 < 1 || up_to > last {
+            return Err(CoreError::Invalid(format!(
+                "read marker {} is not an event of this conversation (1 to {})",
+                up_to.0, last.0
+            ))
+            .into());
+        }
+        let now_at = self.store.mark_read(id, user.id, up_to).await?;
         self.alerts_read(user, &c, now_at).await;
         let frame = Outbound::new(Frame::Read { conversation: id, address: user.address.clone(), up_to: now_at });
         self.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
@@ -970,6 +1003,7 @@ impl Service {
     /// Create or replace a queue. Members must be directory users.
     pub async fn save_queue(&self, def: sb_core::queue::QueueDef) -> Result<sb_core::queue::QueueDef> {
         parse_slug(&def.id)?;
+        one_line("a queue's display name", &def.display_name)?;
         if def.display_name.trim().is_empty() || def.display_name.chars().count() > 100 {
             return Err(CoreError::Invalid("a queue's display name has 1 to 100 characters".into()).into());
         }
@@ -1029,6 +1063,7 @@ impl Service {
         ip: IpAddr,
     ) -> Result<(String, User, queue_chats::ChatView)> {
         let name = name.trim();
+        one_line("a name", name)?;
         if name.is_empty() || name.chars().count() > 100 {
             return Err(CoreError::Invalid("a name has 1 to 100 characters".into()).into());
         }
@@ -1119,6 +1154,7 @@ impl Service {
     ) -> Result<User> {
         let address = Address::parse(address)?;
         let display_name = display_name.trim();
+        one_line("a display name", display_name)?;
         if display_name.is_empty() || display_name.chars().count() > 100 {
             return Err(CoreError::Invalid("a display name has 1 to 100 characters".into()).into());
         }

@@ -69,6 +69,8 @@ pub struct Limits {
     pub public_requests_per_minute: usize,
     /// Alerts one source may send per minute.
     pub alerts_per_minute: usize,
+    /// Seconds a client may take to send a request's headers, and again its body.
+    pub request_read_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -105,6 +107,7 @@ impl Default for Limits {
             max_frames_per_second: s.max_frames_per_second,
             public_requests_per_minute: s.public_requests_per_minute,
             alerts_per_minute: s.alerts_per_minute,
+            request_read_timeout_secs: s.request_read_timeout.as_secs(),
         }
     }
 }
@@ -233,6 +236,7 @@ impl Config {
             max_frames_per_second: l.max_frames_per_second,
             public_requests_per_minute: l.public_requests_per_minute,
             alerts_per_minute: l.alerts_per_minute,
+            request_read_timeout: std::time::Duration::from_secs(l.request_read_timeout_secs.max(1)),
             public_presence: sb_service::PublicPresence::parse(&self.public_presence).unwrap_or_default(),
             alertmanager_routes: self.alertmanager.routes.clone(),
             ..sb_service::Settings::default()

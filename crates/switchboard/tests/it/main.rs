@@ -11,6 +11,8 @@ mod cli;
 mod compliance;
 mod e2e;
 mod faults;
+mod fuzz;
+mod hostile;
 mod mailbox;
 mod queue_options;
 mod queues;
