@@ -399,8 +399,9 @@ fn split_list(s: Option<&String>) -> Vec<String> {
 }
 
 impl AmPayload {
-    /// The alert this notification becomes. Firing groups dedupe on the group and the set of
-    /// firing alerts (Alertmanager repeats itself); a resolved notification is a follow-up.
+    /// The alert this notification becomes. Firing groups dedupe on the group and the
+    /// outages firing in it (Alertmanager repeats itself every `repeat_interval`); a resolved
+    /// notification is a follow-up, once per outage (see `dedup_key`).
     pub fn to_alert(&self, routes: &[AmRoute], source: &str) -> Result<NewAlert, String> {
         if self.version != "4" {
             return Err(format!("Alertmanager webhook version {:?} is not supported (4 is)", self.version));
@@ -462,17 +463,7 @@ impl AmPayload {
         if !self.external_url.is_empty() {
             body.push_str(&format!("\nAlertmanager: {}", self.external_url));
         }
-        let mut prints: Vec<&str> =
-            self.alerts.iter().filter(|a| a.status == "firing").map(|a| a.fingerprint.as_str()).collect();
-        prints.sort_unstable();
-        let dedup_key = format!("am:{}:{}:{}", self.group_key, self.status, prints.join(","));
-        let dedup_key = if dedup_key.len() > 200 {
-            // Long groups: keep it within the limit, still specific to the group and alerts.
-            use sha2::{Digest, Sha256};
-            format!("am:{:x}", Sha256::digest(dedup_key.as_bytes()))
-        } else {
-            dedup_key
-        };
+        let dedup_key = self.dedup_key();
         Ok(NewAlert {
             source: source.to_string(),
             title: title.chars().take(MAX_TITLE).collect(),
@@ -485,6 +476,50 @@ impl AmPayload {
             escalation: None,
             dedup_key: Some(dedup_key),
         })
+    }
+}
+
+impl AmPayload {
+    /// What makes two notifications the same: the group, the status, and the outages the
+    /// notification is about — its firing alerts (or, when the group is resolved, its
+    /// resolved ones).
+    ///
+    /// An outage is one alert's fingerprint *and* its `startsAt`. The fingerprint alone is a
+    /// hash of the label set, the same for every outage of that alert: keyed on it, an alert
+    /// that fires again after it was resolved matched the first outage's still-open alert and
+    /// was dropped as a duplicate, and the second "resolved" matched the first one's. Every
+    /// notification about one outage — Alertmanager's repeats every `repeat_interval`, a
+    /// webhook retried after a timeout — carries the same `startsAt` (Alertmanager keeps the
+    /// earliest start while it merges updates of an active alert), and an alert that fires
+    /// again after it resolved starts anew with a later one. So repeats stay duplicates, and
+    /// firing → resolved → firing again reaches people again, with its own single resolved
+    /// follow-up. (Alertmanager's `groupKey` plus status alone would be even coarser: the
+    /// same for every outage of the group.)
+    fn dedup_key(&self) -> String {
+        let about = if self.status == "resolved" { "resolved" } else { "firing" };
+        let mut outages: Vec<String> = self.alerts.iter().filter(|a| a.status == about).map(AmAlert::outage).collect();
+        outages.sort_unstable();
+        let key = format!("am:{}:{}:{}", self.group_key, self.status, outages.join(","));
+        if key.len() > 200 {
+            // Long groups: keep it within the limit, still specific to the group and outages.
+            use sha2::{Digest, Sha256};
+            format!("am:{:x}", Sha256::digest(key.as_bytes()))
+        } else {
+            key
+        }
+    }
+}
+
+impl AmAlert {
+    /// One outage of this alert: `<fingerprint>@<startsAt>`. A payload without
+    /// fingerprints (older Alertmanagers) has the label set stand in: it is what they hash.
+    fn outage(&self) -> String {
+        let who = if self.fingerprint.is_empty() {
+            self.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+        } else {
+            self.fingerprint.clone()
+        };
+        format!("{who}@{}", self.starts_at)
     }
 }
 
@@ -522,6 +557,36 @@ mod alertmanager_tests {
         assert_ne!(a.dedup_key, f.dedup_key, "the follow-up is not a duplicate");
         // The same firing group again (Alertmanager repeats): the same key.
         assert_eq!(p.to_alert(&routes(), "x").unwrap().dedup_key, a.dedup_key);
+    }
+
+    /// The same outage repeated is a duplicate; the same alert firing again after it was
+    /// resolved (a later startsAt) is a new outage, with its own resolved follow-up.
+    #[test]
+    fn one_outage_is_one_alert_and_one_follow_up() {
+        let key = |json: &str, starts_at: &str| {
+            let mut p: AmPayload = serde_json::from_str(json).unwrap();
+            p.alerts[0].starts_at = starts_at.into();
+            p.to_alert(&routes(), "am").unwrap().dedup_key.unwrap()
+        };
+        let (first, second) = ("2026-11-26T15:59:20.716Z", "2026-11-26T16:30:05.102Z");
+        assert_eq!(key(FIRING, first), key(FIRING, first), "repeat_interval: the same outage");
+        assert_eq!(key(RESOLVED, first), key(RESOLVED, first), "a resolved repeat: the same follow-up");
+        assert_ne!(key(FIRING, first), key(RESOLVED, first));
+        assert_ne!(key(FIRING, first), key(FIRING, second), "firing again after resolved: a new outage");
+        assert_ne!(key(RESOLVED, first), key(RESOLVED, second), "the second outage's follow-up");
+        // Without fingerprints, the label set identifies the alert.
+        let mut p: AmPayload = serde_json::from_str(FIRING).unwrap();
+        p.alerts[0].fingerprint.clear();
+        let mut other = p.clone();
+        other.alerts[0].labels.insert("instance".into(), "db2".into());
+        assert_ne!(p.to_alert(&routes(), "am").unwrap().dedup_key, other.to_alert(&routes(), "am").unwrap().dedup_key);
+        // A group too large for the key's limit is hashed, still one key per outage set.
+        let mut big: AmPayload = serde_json::from_str(FIRING).unwrap();
+        big.alerts = (0..20).map(|i| AmAlert { fingerprint: format!("{i:016x}"), ..big.alerts[0].clone() }).collect();
+        let hashed = big.to_alert(&routes(), "am").unwrap().dedup_key.unwrap();
+        assert!(hashed.len() <= 200 && hashed.starts_with("am:"), "{hashed}");
+        big.alerts[3].starts_at = second.into();
+        assert_ne!(big.to_alert(&routes(), "am").unwrap().dedup_key.unwrap(), hashed);
     }
 
     #[test]

@@ -2,11 +2,14 @@
 
 use crate::config::{After, MailboxConfig, TlsMode};
 use crate::net::{self, MailStream};
-use crate::{secret, take, within, MailError};
+use crate::{message, secret, take, within, MailError};
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::imap_proto::{Response, Status};
 use async_imap::types::{Flag, UnsolicitedResponse};
 use async_imap::{Client, Session};
 use futures_util::TryStreamExt;
 use sb_service::Service;
+use std::collections::HashSet;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -19,12 +22,8 @@ const REFUSED: &str = "$SwitchboardRefused";
 
 /// One connection: sign in, then take mail and wait for more until stopped (`Ok`) or the
 /// connection fails (`Err`: the caller reconnects).
-pub(crate) async fn session(
-    service: &Service,
-    m: &MailboxConfig,
-    stop: &CancellationToken,
-    backoff: &mut Duration,
-) -> Result<(), MailError> {
+pub(crate) async fn session(service: &Service, m: &MailboxConfig, stop: &CancellationToken) -> Result<(), MailError> {
+    service.update_mailbox(&m.name, |s| s.connects += 1);
     let mut session = tokio::select! {
         s = sign_in(m) => s?,
         _ = stop.cancelled() => return Ok(()),
@@ -45,11 +44,16 @@ pub(crate) async fn session(
     let state = if idle { "idle" } else { "polling" };
     tracing::info!(mailbox = %m.name, host = %m.host, idle, "mailbox connected");
     let poll = Duration::from_secs(m.poll_interval_s);
+    // \Deleted mails found not to be this listener's, not looked at again (UIDs stay valid
+    // for the session).
+    let mut not_ours = HashSet::new();
     loop {
+        if m.after == After::Delete {
+            expunge_leftovers(service, m, &mut session, uidplus, &mut not_ours).await?;
+        }
         while take_batch(service, m, &mut session, uidplus).await? == BATCH {}
-        // A whole round worked: only now is the connection known good (an error in every
-        // round must keep doubling the wait, not reconnect each second).
-        *backoff = Duration::from_secs(1);
+        // The backoff is not reset here: a round that worked does not make a connection
+        // good if the server ends it right after (see `Backoff::after_failure`).
         service.update_mailbox(&m.name, |s| {
             s.state = state.into();
             s.last_error.clear();
@@ -70,7 +74,7 @@ pub(crate) async fn session(
             let stopped = {
                 let (wait, _interrupt) = handle.wait_with_timeout(Duration::from_secs(29 * 60));
                 tokio::select! {
-                    r = wait => { r?; false }
+                    r = wait => { ended(r?)?; false }
                     _ = tokio::time::sleep(poll) => false,
                     _ = stop.cancelled() => true,
                 }
@@ -89,6 +93,25 @@ pub(crate) async fn session(
             }
             within(session.noop()).await?;
         }
+    }
+}
+
+/// Why IDLE returned: new data (go on), or the server said BYE or closed the connection
+/// (an error, like any other that ends a connection, so that reconnecting backs off; it
+/// also names the server's reason rather than the broken pipe that DONE would meet).
+fn ended(r: IdleResponse) -> Result<(), MailError> {
+    match r {
+        IdleResponse::NewData(d) => match d.parsed() {
+            Response::Data { status: Status::Bye, outcome } => {
+                let why = outcome.information.as_deref().unwrap_or("").trim();
+                Err(MailError::Closed(format!("BYE {why}").trim_end().to_string()))
+            }
+            _ => Ok(()),
+        },
+        // async-imap reports the end of the stream as an interrupt; this code never
+        // interrupts IDLE (it drops the wait instead).
+        IdleResponse::ManualInterrupt => Err(MailError::Closed("end of stream during IDLE".into())),
+        IdleResponse::Timeout => Ok(()),
     }
 }
 
@@ -122,6 +145,63 @@ where
     }
 }
 
+/// Expunge mails this listener took and flagged `\Deleted` but never expunged: the server
+/// was stopped (or the connection dropped) between the STORE and the EXPUNGE. Taking skips
+/// deleted mail, so without this they stayed in the mailbox for good. A mail is this
+/// listener's when its intake record says it was taken (not refused: refused mail is kept);
+/// `\Deleted` mails of other clients are left to them.
+async fn expunge_leftovers(
+    service: &Service,
+    m: &MailboxConfig,
+    session: &mut Session<MailStream>,
+    uidplus: bool,
+    not_ours: &mut HashSet<u32>,
+) -> Result<(), MailError> {
+    let deleted: Vec<u32> =
+        within(session.uid_search(format!("DELETED UNKEYWORD {REFUSED}"))).await?.into_iter().collect();
+    let unknown: Vec<u32> = deleted.iter().copied().filter(|u| !not_ours.contains(u)).take(BATCH).collect();
+    let mut ours = Vec::new();
+    for uid in &unknown {
+        // Fetched as when it was taken, so that its key (the content hash of a mail without
+        // a Message-ID) comes out the same.
+        let Some(raw) = fetch(m, session, *uid).await? else { continue };
+        let key = message::read_mail(&raw, m, raw.len() > m.max_mail_bytes, service.now()).intake.key;
+        match service.mail_intake(&m.name, &key).await? {
+            Some(taken) if taken.outcome != "refused" => ours.push(*uid),
+            _ => {
+                not_ours.insert(*uid);
+            }
+        }
+    }
+    if ours.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(mailbox = %m.name, mails = ours.len(), "expunging mails taken before but not expunged");
+    if uidplus {
+        let set = ours.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        within(async { session.uid_expunge(&set).await?.try_collect::<Vec<_>>().await }).await?;
+    } else if ours.len() == deleted.len() {
+        // Plain EXPUNGE removes every \Deleted mail: only when all of them are ours.
+        within(async { session.expunge().await?.try_collect::<Vec<_>>().await }).await?;
+    }
+    Ok(())
+}
+
+/// The mail with this UID: at most one byte over the limit, whatever size the server
+/// claims (a mail that fills it is over the limit; its header is in what came). None when
+/// someone else removed it meanwhile.
+async fn fetch(m: &MailboxConfig, session: &mut Session<MailStream>, uid: u32) -> Result<Option<Vec<u8>>, MailError> {
+    let fetched = within(async {
+        session
+            .uid_fetch(uid.to_string(), format!("BODY.PEEK[]<0.{}>", m.max_mail_bytes + 1))
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .await?;
+    Ok(fetched.iter().find(|f| f.uid == Some(uid)).and_then(|f| f.body()).map(<[u8]>::to_vec))
+}
+
 /// Take up to `BATCH` mails not taken yet; returns how many were found.
 async fn take_batch(
     service: &Service,
@@ -138,21 +218,10 @@ async fn take_batch(
     uids.truncate(BATCH);
     let mut deleted = Vec::new();
     for uid in &uids {
-        // At most one byte over the limit is fetched, whatever size the server claims: a
-        // mail that fills it is over the limit and refused (its header is in what came).
-        let fetched = within(async {
-            session
-                .uid_fetch(uid.to_string(), format!("BODY.PEEK[]<0.{}>", m.max_mail_bytes + 1))
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })
-        .await?;
-        let Some(raw) = fetched.iter().find(|f| f.uid == Some(*uid)).and_then(|f| f.body()) else {
-            continue; // removed meanwhile by someone else
-        };
+        let Some(raw) = fetch(m, session, *uid).await? else { continue };
+        // A mail that fills the fetch is over the limit: refused.
         let big = raw.len() > m.max_mail_bytes;
-        let outcome = take(service, m, raw, big).await?;
+        let outcome = take(service, m, &raw, big).await?;
         // The alert (or refusal) is stored: now the mail may go.
         let flags = match (outcome.outcome.as_str(), m.after) {
             ("refused", _) => format!("+FLAGS.SILENT ({REFUSED})"),

@@ -77,10 +77,21 @@ pub fn read_mail(raw: &[u8], mailbox: &MailboxConfig, truncated: bool, now: Mill
         if truncated {
             return Err(format!("the mail is larger than max_mail_bytes ({})", mailbox.max_mail_bytes));
         }
-        let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
-        to_alert(mailbox, &subject, &text)
+        to_alert(mailbox, &subject, &body_text(m))
     })();
     Read { intake, alert }
+}
+
+/// The mail's text: its first text part, or its HTML part as text when it has only HTML.
+/// Line endings are `\n`: mail carries CRLF, IM messages and clients use LF (a CR left in
+/// would show as a stray character or a double break).
+fn body_text(m: &mail_parser::Message) -> String {
+    let text = match m.text_part(0).map(|p| &p.body) {
+        Some(mail_parser::PartType::Html(html)) => crate::html::to_text(html),
+        Some(_) => m.body_text(0).unwrap_or_default().into_owned(),
+        None => String::new(),
+    };
+    text.replace("\r\n", "\n").replace('\r', "\n")
 }
 
 /// The alert a mail's subject and text ask for.
@@ -252,7 +263,56 @@ mod tests {
             "<html><body><p>Disk <b>full</b> &amp; <script>alert(1)</script>hot</p></body></html>",
         );
         let body = read_mail(&raw, &mailbox(), false, 0).alert.unwrap().body;
-        assert!(body.contains("Disk full & ") && !body.contains("<b>"), "{body}");
+        assert_eq!(body, "Disk full & hot");
+    }
+
+    /// Blocks stay apart and links keep their address (an HTML-only mail, as monitoring
+    /// tools send them: quoted-printable, CRLF).
+    #[test]
+    fn an_html_mail_keeps_its_lines_and_links() {
+        let html = "<html><head><style>h2 { color: red }</style></head><body>\r\n\
+                    <h2>Disk alert</h2><div>Disk /var on db1 at 98%</div>\r\n\
+                    <ul><li>used: 98 GB</li><li>free: 2 GB</li></ul>\r\n\
+                    <p>See <a href=3D\"https://grafana.example.com/d/disk?host=3Ddb1&amp;range=3D1h\">the=\r\n dashboard</a>.<br>\r\n\
+                    -- <br>Nagios</p></body></html>\r\n";
+        let raw = mail(
+            "nagios@monitor.example.com",
+            "Disk",
+            "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n",
+            html,
+        );
+        let body = read_mail(&raw, &mailbox(), false, 0).alert.unwrap().body;
+        assert_eq!(
+            body,
+            "Disk alert\n\nDisk /var on db1 at 98%\n\n• used: 98 GB\n• free: 2 GB\n\n\
+             See the dashboard (https://grafana.example.com/d/disk?host=db1&range=1h).\n--\nNagios"
+        );
+    }
+
+    /// A multipart/alternative mail: its text part is the body, not the HTML.
+    #[test]
+    fn the_text_part_wins_over_html() {
+        let parts = "--b\r\nContent-Type: text/plain\r\n\r\nplain\r\nline\r\n--b\r\n\
+                     Content-Type: text/html\r\n\r\n<p>html</p>\r\n--b--\r\n";
+        let raw = mail(
+            "nagios@monitor.example.com",
+            "Disk",
+            "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n",
+            parts,
+        );
+        assert_eq!(read_mail(&raw, &mailbox(), false, 0).alert.unwrap().body, "plain\nline");
+    }
+
+    #[test]
+    fn plain_text_line_endings_become_lf() {
+        let raw =
+            mail("nagios@monitor.example.com", "Disk", "", "db1: /var at 98%\r\n\r\nused: 98 GB\r\nfree: 2 GB\r\n");
+        let body = read_mail(&raw, &mailbox(), false, 0).alert.unwrap().body;
+        assert_eq!(body, "db1: /var at 98%\n\nused: 98 GB\nfree: 2 GB");
+        // The XML body's text too (roxmltree normalises what is inside the document).
+        let xml = "<alert>\r\n<body>line 1\r\nline 2</body>\r\n</alert>\r\n";
+        let a = read_mail(&mail("nagios@monitor.example.com", "x", "", xml), &mailbox(), false, 0).alert.unwrap();
+        assert_eq!(a.body, "line 1\nline 2");
     }
 
     #[test]

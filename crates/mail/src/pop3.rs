@@ -8,7 +8,7 @@
 
 use crate::config::{MailboxConfig, TlsMode};
 use crate::net::{self, MailStream};
-use crate::{secret, take, within, MailError};
+use crate::{secret, take, within, Backoff, MailError};
 use sb_service::Service;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -21,14 +21,15 @@ pub(crate) async fn poll_forever(
     service: &Service,
     m: &MailboxConfig,
     stop: &CancellationToken,
-    backoff: &mut Duration,
+    backoff: &mut Backoff,
 ) -> Result<(), MailError> {
     loop {
         tokio::select! {
             r = poll_once(service, m) => r?,
             _ = stop.cancelled() => return Ok(()),
         }
-        *backoff = Duration::from_secs(1);
+        // A whole connection, sign-in to QUIT, worked.
+        backoff.reset();
         service.update_mailbox(&m.name, |s| {
             s.state = "polling".into();
             s.last_error.clear();
@@ -42,6 +43,7 @@ pub(crate) async fn poll_forever(
 }
 
 async fn poll_once(service: &Service, m: &MailboxConfig) -> Result<(), MailError> {
+    service.update_mailbox(&m.name, |s| s.connects += 1);
     let tcp = net::connect(m).await?;
     let mut conn = match m.tls {
         TlsMode::Tls => Conn::new(net::tls(m, tcp).await?),

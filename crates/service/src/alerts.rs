@@ -48,6 +48,9 @@ pub struct MailboxStatus {
     pub alerts: u64,
     pub refused: u64,
     pub duplicates: u64,
+    /// Connections opened since the server started (POP3: one per poll). One that climbs
+    /// fast for IMAP means the server keeps dropping the listener.
+    pub connects: u64,
 }
 
 /// How long what became of each mail is kept (`mail_intake`).
@@ -228,6 +231,12 @@ impl Service {
         }
         self.store.record_mail_intake(&outcome).await?;
         Ok((outcome, true))
+    }
+
+    /// What became of a mail taken before, if it was. The listener asks before it expunges
+    /// a mail it finds flagged `\Deleted`: only its own are removed.
+    pub async fn mail_intake(&self, mailbox: &str, key: &str) -> Result<Option<MailIntake>> {
+        Ok(self.store.mail_intake(mailbox, key).await?)
     }
 
     /// A mailbox listener reports its state.

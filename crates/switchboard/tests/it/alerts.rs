@@ -147,6 +147,102 @@ backend_tests! {
     }
 }
 
+/// An Alertmanager v4 webhook payload for one alert (`DiskFull` on db1, fingerprint fixed) in
+/// `status`, from the outage that started at `starts_at`. Its labels name the audience.
+fn am_payload(status: &str, starts_at: &str) -> Value {
+    let labels = json!({
+        "alertname": "DiskFull", "instance": "db1", "severity": "warning",
+        "switchboard_users": "alice@example.com,bob@example.com",
+    });
+    let ends_at = if status == "resolved" { "2026-11-26T18:00:00Z" } else { "0001-01-01T00:00:00Z" };
+    json!({
+        "version": "4", "groupKey": "{}:{alertname=\"DiskFull\"}", "status": status, "receiver": "switchboard",
+        "groupLabels": {"alertname": "DiskFull"}, "commonLabels": labels,
+        "commonAnnotations": {"summary": "Disk /var on db1 is full"}, "externalURL": "http://am.example.com",
+        "truncatedAlerts": 0,
+        "alerts": [{
+            "status": status, "labels": labels, "annotations": {"summary": "Disk /var on db1 is full"},
+            "startsAt": starts_at, "endsAt": ends_at, "generatorURL": "http://prometheus.example.com/graph",
+            "fingerprint": "5ce9a2b3c4d5e6f7",
+        }],
+    })
+}
+
+/// Post to the Alertmanager webhook: (alert id, duplicate).
+async fn post_am(app: &TestApp, token: &str, payload: Value) -> (i64, bool) {
+    let r = reqwest::Client::new()
+        .post(app.url("/api/v1/hooks/alertmanager"))
+        .bearer_auth(token)
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    (v["alert"].as_i64().expect("an alert id"), v["duplicate"].as_bool().unwrap())
+}
+
+/// Exactly `n` alert frames, as (id, title): waits for them, then for more that must not come.
+async fn alert_frames(ws: &mut Ws, n: usize) -> Vec<(i64, String)> {
+    let frame = |f: Value| (f["id"].as_i64().unwrap(), f["title"].as_str().unwrap().to_string());
+    let mut got = Vec::new();
+    while got.len() < n {
+        let f = ws.next_where(is("alert")).await;
+        got.push(frame(f.unwrap_or_else(|| panic!("only {} alerts of {n}: {got:?}", got.len()))));
+    }
+    got.extend(ws.drain(500).await.into_iter().filter(is("alert")).map(frame));
+    assert_eq!(got.len(), n, "{got:?}");
+    got
+}
+
+backend_tests! {
+    async fn alertmanager_repeats_are_deduplicated_but_a_second_outage_reaches_people(app) {
+        let token = app_token(&app, &["alerts:send"]).await;
+        // alice is signed in; bob is away (his alerts are held for him).
+        let alice = app.login("alice").await;
+        let mut a = alice.ws_with("presence=none").await;
+        let (first, second) = ("2026-11-26T15:59:20.716Z", "2026-11-26T16:42:03.5Z");
+
+        // One outage: firing, repeated every repeat_interval, resolved, and resolved again
+        // (a retried webhook): one alert and one follow-up.
+        let (fired, dup) = post_am(&app, &token, am_payload("firing", first)).await;
+        assert!(!dup);
+        assert_eq!(post_am(&app, &token, am_payload("firing", first)).await, (fired, true), "a repeat");
+        let (resolved, dup) = post_am(&app, &token, am_payload("resolved", first)).await;
+        assert!(!dup && resolved != fired, "the follow-up is not a duplicate");
+        assert_eq!(post_am(&app, &token, am_payload("resolved", first)).await, (resolved, true), "resolved repeat");
+
+        // The same alert fires again (a new startsAt) within the first one's TTL: a new
+        // outage, with its own single follow-up.
+        let (refired, dup) = post_am(&app, &token, am_payload("firing", second)).await;
+        assert!(!dup && refired != fired, "firing again after resolved is a new alert");
+        assert_eq!(post_am(&app, &token, am_payload("firing", second)).await, (refired, true));
+        let (re_resolved, dup) = post_am(&app, &token, am_payload("resolved", second)).await;
+        assert!(!dup && re_resolved != resolved, "the second outage's resolved is not swallowed");
+        assert_eq!(post_am(&app, &token, am_payload("resolved", second)).await, (re_resolved, true));
+
+        // alice got each of the four exactly once, in order.
+        let expected = [(fired, "FIRING"), (resolved, "RESOLVED"), (refired, "FIRING"), (re_resolved, "RESOLVED")];
+        let got = alert_frames(&mut a, 4).await;
+        for ((id, title), (want_id, prefix)) in got.iter().zip(expected) {
+            assert_eq!(*id, want_id, "{got:?}");
+            assert!(title.starts_with(prefix), "{got:?}");
+        }
+        // bob signs in and gets the same four, held for him.
+        let bob = app.login("bob").await;
+        let mut b = bob.ws_with("presence=none").await;
+        let mut held: Vec<i64> = alert_frames(&mut b, 4).await.into_iter().map(|(id, _)| id).collect();
+        held.sort_unstable();
+        let mut want: Vec<i64> = expected.iter().map(|(id, _)| *id).collect();
+        want.sort_unstable();
+        assert_eq!(held, want);
+        for id in want {
+            let record = get_alert(&app, &token, id).await;
+            assert_eq!(record["deliveries"].as_array().unwrap().len(), 2, "alice and bob only: {record}");
+        }
+    }
+}
+
 /// A real Prometheus Alertmanager (Debian's) posts its webhook to the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_alertmanager_reaches_people_with_firing_and_resolved() {
@@ -181,6 +277,15 @@ async fn a_real_alertmanager_reaches_people_with_firing_and_resolved() {
     let resolved = resolved.expect("the resolved follow-up arrives");
     assert!(resolved["title"].as_str().unwrap().starts_with("RESOLVED: DiskFull"), "{resolved}");
     assert_eq!(resolved["ack_required"], false);
+    let resolved_id = resolved["id"].as_i64();
+
+    // It fires again: Alertmanager gives the new outage a new startsAt, so it is a new alert,
+    // not a duplicate of the first one (still within its TTL).
+    harness("alertmanager-test.sh", &["fire", &am, "DiskFull", "critical", "disk /var is full"]);
+    let again =
+        a.next_where(|f| f["type"] == "alert" && f["id"].as_i64() != Some(id) && f["id"].as_i64() != resolved_id);
+    let again = again.await.expect("the second outage reaches alice");
+    assert_eq!(again["title"], "FIRING (1): DiskFull: disk /var is full");
 
     // The webhook refuses what is not Alertmanager's, or not from an alerts application.
     let r = reqwest::Client::new().post(&hook).bearer_auth(&alice.token).json(&json!({})).send().await.unwrap();

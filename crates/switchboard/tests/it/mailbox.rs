@@ -77,6 +77,14 @@ impl Dovecot {
         }
     }
 
+    /// `doveadm kick`: Dovecot sends `* BYE` to every session of `user` and closes it.
+    /// Whether anyone was kicked.
+    fn kick(&self, user: &str) -> bool {
+        let conf = self.dir.join("dovecot.conf");
+        let out = std::process::Command::new("doveadm").arg("-c").arg(&conf).args(["kick", user]).output().unwrap();
+        out.status.success()
+    }
+
     fn stop(self) {
         harness("dovecot-test.sh", &["stop", self.dir.to_str().unwrap()]);
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -237,6 +245,40 @@ backend_tests! {
 }
 
 backend_tests! {
+    async fn a_taken_mail_left_deleted_by_a_kill_is_expunged(app) {
+        // The server was killed between flagging a taken mail \Deleted and expunging it: the
+        // next connection expunges it (its intake record says it was taken), makes no second
+        // alert, and leaves another client's \Deleted mail alone.
+        let dovecot = Dovecot::start(false);
+        let config = MailboxConfig { idle: false, poll_interval_s: 1, ..mailbox("left", Protocol::Imap, dovecot.port("IMAP_PORT")) };
+        // What the killed server did before STORE: read the mail and take it (the alert and
+        // the intake record, in one transaction) — then STORE +FLAGS (\Deleted), and no more.
+        let taken = mail("nagios@monitor.example.com", "d1", "Taken before the kill", "one");
+        let read = sb_mail::message::read_mail(taken.as_bytes(), &config, false, app.service.now());
+        let (intake, new) = app.service.take_mail(read.intake, read.alert).await.unwrap();
+        assert!(new && intake.outcome == "alert", "{intake:?}");
+        dovecot.deliver("alerts", &taken);
+        dovecot.doveadm(&["flags", "add", "-u", "alerts", "\\Deleted", "mailbox", "INBOX", "all"]);
+        // Another client's mail, deleted by it and not expunged yet: not ours to expunge.
+        dovecot.deliver("alerts", &mail("nagios@monitor.example.com", "d2", "Someone else's", "two"));
+        dovecot.doveadm(&["flags", "add", "-u", "alerts", "\\Deleted", "mailbox", "INBOX", "header", "Message-ID", "d2@"]);
+        assert_eq!(dovecot.count("alerts", &["deleted"]), 2);
+
+        let stop = CancellationToken::new();
+        sb_mail::spawn(app.service.clone(), vec![config], stop.clone());
+        until("the taken mail is expunged", || dovecot.count("alerts", &[]) == 1).await;
+        // A few more rounds: the other client's mail stays, nothing else happens.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(dovecot.count("alerts", &["header", "Message-ID", "d2@"]), 1, "another client's deleted mail is kept");
+        assert_eq!(alerts_from(&app, "mail:left").await, 1, "no second alert");
+        let status = app.service.mailboxes().into_iter().find(|m| m.name == "left").unwrap();
+        assert_eq!((status.state.as_str(), status.alerts, status.connects), ("polling", 0, 1), "{status:?}");
+        stop.cancel();
+        dovecot.stop();
+    }
+}
+
+backend_tests! {
     async fn old_intake_records_are_pruned(app) {
         let now = app.service.now();
         let record = |key: &str, at: i64| sb_core::alerts::MailIntake {
@@ -366,4 +408,41 @@ async fn the_binary_takes_mail_across_a_kill() {
     drop(server); // killed
     dovecot.stop();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A server that keeps ending the session with `BYE` (Dovecot kicks it each time it is
+/// back): the listener backs off — 1 s, 2 s, 4 s … — as for any other connection error,
+/// instead of reconnecting every second; the reason is shown; once the server lets it stay,
+/// it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_keeps_saying_bye_is_backed_off() {
+    let app = TestApp::start(Backend::Sqlite, Default::default()).await;
+    let dovecot = Dovecot::start(false);
+    let config = MailboxConfig { poll_interval_s: 3600, ..mailbox("bye", Protocol::Imap, dovecot.port("IMAP_PORT")) };
+    let stop = CancellationToken::new();
+    sb_mail::spawn(app.service.clone(), vec![config], stop.clone());
+    until_status(&app, "bye", "idle").await;
+
+    let status = || app.service.mailboxes().into_iter().find(|m| m.name == "bye").unwrap();
+    let (started, mut kicks, mut reasons) = (std::time::Instant::now(), 0, Vec::new());
+    while started.elapsed() < Duration::from_secs(6) {
+        if dovecot.kick("alerts") {
+            kicks += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            reasons.push(status().last_error);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Connected at 0 s, then after waits of 1 s and 2 s (the next is 4 s later, at 7 s).
+    // Without backoff it would have been every second: 6 or 7 connections.
+    let connects = status().connects;
+    assert!((2..=4).contains(&connects), "{connects} connections in 6 s ({kicks} kicked)");
+    assert!(reasons.iter().any(|r| r.contains("BYE")), "the server's reason is shown: {reasons:?}");
+
+    // The server lets it stay: it is back, idle, within the current wait.
+    let back = until_status(&app, "bye", "idle").await;
+    assert!(back.last_error.is_empty(), "{back:?}");
+    stop.cancel();
+    dovecot.stop();
+    app.finish().await;
 }
