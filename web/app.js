@@ -89,10 +89,41 @@
     if (node.textContent !== t) node.textContent = t;
   }
 
+  // --- user-supplied text in a line of other words
+  // Names, titles, notes, previews and questions come from people: a display name may start
+  // with U+202E RIGHT-TO-LEFT OVERRIDE, or be written right to left. Where such text shares a
+  // line with other words it is isolated, so that it cannot reorder them: a "line" is an
+  // array of literal strings and U(text) pieces; in the page each U piece is a <bdi>; in
+  // plain-text places (tooltips, notifications) it is wrapped in FSI … PDI. Elements that hold
+  // nothing but user text are isolated by app.css (unicode-bidi: isolate).
+  const U = (t) => ({ u: t == null ? '' : String(t) });
+  const partsOf = (x) => (Array.isArray(x) ? x : [x == null ? '' : String(x)]);
+  const partText = (p) => (typeof p === 'string' ? p : p.u);
+  /** The line as plain text (filters, comparisons). */
+  const plain = (x) => partsOf(x).map(partText).join('');
+  /** The line as plain text with its user pieces isolated (FSI … PDI). */
+  const isoText = (x) => partsOf(x).map((p) => (typeof p === 'string' ? p : `\u2068${p.u}\u2069`)).join('');
+  /** The line as nodes: text nodes and <bdi> elements. */
+  const richNodes = (x) => partsOf(x).filter((p) => partText(p) !== '')
+    .map((p) => (typeof p === 'string' ? document.createTextNode(p) : el('bdi', { text: p.u })));
+  /** Each piece of a line with its white space collapsed (one-line previews). */
+  const squash = (x) => partsOf(x).map((p) => (typeof p === 'string' ? p.replace(/\s+/g, ' ') : U(p.u.replace(/\s+/g, ' '))));
+  /** A list of user pieces joined by `sep`. */
+  const joinU = (list, sep) => list.flatMap((t, i) => (i ? [sep, U(t)] : [U(t)]));
+  const richKeys = new WeakMap();
+  /** setText for a line: redraws `node` only when the line changed. */
+  function setRich(node, x) {
+    const key = JSON.stringify(partsOf(x));
+    if (richKeys.get(node) === key && node.textContent === plain(x)) return;
+    richKeys.set(node, key);
+    node.replaceChildren(...richNodes(x));
+  }
+
   let toastTimer = null;
+  /** A short message at the bottom: a string, or a line with user pieces. */
   function toast(msg) {
     const t = $('toast');
-    t.textContent = String(msg);
+    t.replaceChildren(...richNodes(msg));
     t.hidden = false;
     clearTimeout(toastTimer);
     toastTimer = setTimeout(() => { t.hidden = true; }, 5000);
@@ -281,21 +312,22 @@
     return (conv.members || []).filter((m) => m !== me);
   }
 
+  /** A conversation's title, as a line (names and titles isolated): see U(). */
   function convTitle(conv) {
-    if (!conv) return '';
+    if (!conv) return [];
     if (conv.kind === 'direct') {
       const o = othersIn(conv);
-      if (o.length === 1 && isAlertsConv(conv)) { const n = displayName(o[0]); return n === o[0] ? 'Alerts' : n; }
-      return o.length ? displayName(o[0]) : (conv.title || 'Just you');
+      if (o.length === 1 && isAlertsConv(conv)) { const n = displayName(o[0]); return n === o[0] ? ['Alerts'] : [U(n)]; }
+      return o.length ? [U(displayName(o[0]))] : (conv.title ? [U(conv.title)] : ['Just you']);
     }
     if (conv.kind === 'queue') {
       const others = othersIn(conv).map(firstName);
-      const t = conv.title || 'Queue chat';
-      return others.length ? `${t} · ${others.join(', ')}` : t;
+      const t = conv.title ? U(conv.title) : 'Queue chat';
+      return others.length ? [t, ' · ', ...joinU(others, ', ')] : [t];
     }
-    if (conv.title) return conv.title;
+    if (conv.title) return [U(conv.title)];
     const names = othersIn(conv).map(firstName);
-    return names.length ? names.join(', ') : 'Group chat';
+    return names.length ? joinU(names, ', ') : ['Group chat'];
   }
 
   function countUnreadAfter(conv, afterId) {
@@ -404,17 +436,19 @@
   /** A chat message from a person (system notices are messages without a sender). */
   const isChat = (ev) => ev.kind === 'message' && !!ev.sender;
 
-  /** One line describing a non-chat event. `short` uses first names (previews). */
+  /** One line describing a non-chat event (names isolated: see U()). `short` uses first names (previews). */
   function systemText(ev, short) {
     const name = (a) => (short ? firstName(a) : displayName(a));
-    if (ev.kind === 'message') return String(ev.body || '');
-    const who = ev.sender ? name(ev.sender) : '';
-    let t;
-    if (ev.kind === 'created') t = who ? `${who} created the conversation` : 'Conversation created';
-    else if (ev.kind === 'joined') t = `${who || 'Someone'} joined${ev.body && ev.body.includes('@') && lower(ev.body) !== ev.sender ? ` (added by ${name(lower(ev.body))})` : ''}`;
-    else if (ev.kind === 'left') t = `${who || 'Someone'} left`;
-    else t = ev.body ? String(ev.body) : `${who} ${ev.kind}`.trim();
-    return t;
+    if (ev.kind === 'message') return [U(ev.body || '')];
+    const who = ev.sender ? U(name(ev.sender)) : null;
+    if (ev.kind === 'created') return who ? [who, ' created the conversation'] : ['Conversation created'];
+    if (ev.kind === 'joined') {
+      const by = ev.body && ev.body.includes('@') && lower(ev.body) !== ev.sender ? [' (added by ', U(name(lower(ev.body))), ')'] : [];
+      return [who || 'Someone', ' joined', ...by];
+    }
+    if (ev.kind === 'left') return [who || 'Someone', ' left'];
+    if (ev.body) return [U(ev.body)];
+    return who ? [who, ` ${ev.kind}`] : [String(ev.kind || '')];
   }
 
   /** Adds a stored event. live: it came over the WebSocket. Returns false for duplicates. */
@@ -822,8 +856,8 @@
       if (S.myState === 'dnd') return;
       if (!document.hidden && S.current === ev.conversation) return;
       const conv = S.convs.get(ev.conversation);
-      const who = displayName(ev.sender);
-      const title = conv && conv.kind === 'group' ? `${who} in ${convTitle(conv)}` : who;
+      const who = U(displayName(ev.sender));
+      const title = isoText(conv && conv.kind === 'group' ? [who, ' in ', ...convTitle(conv)] : [who]);
       const body = String(ev.body || '');
       const n = new Notification(title, { body: body.length > 200 ? `${body.slice(0, 199)}…` : body, tag: `sb-conv-${ev.conversation}` });
       n.onclick = () => { window.focus(); goToConversation(ev.conversation); n.close(); };
@@ -882,16 +916,17 @@
     return c.last_message ? (toMs(c.last_message.ts) || c.last_message.id) : toMs(c.created_at);
   }
 
+  /** The last message of a conversation in one line (names and text isolated: see U()). */
   function previewText(c) {
     const ev = c.last_message;
-    if (!ev) return c.kind === 'group' ? `${(c.members || []).length} members` : 'No messages yet';
+    if (!ev) return [c.kind === 'group' ? `${(c.members || []).length} members` : 'No messages yet'];
     const me = S.me ? S.me.address : '';
     if (isChat(ev)) {
-      const who = lower(ev.sender) === me ? 'You' : (c.kind === 'group' ? firstName(ev.sender) : '');
-      const body = String(ev.body || '').replace(/\s+/g, ' ');
-      return who ? `${who}: ${body}` : body;
+      const who = lower(ev.sender) === me ? 'You' : (c.kind === 'group' ? U(firstName(ev.sender)) : '');
+      const body = U(String(ev.body || '').replace(/\s+/g, ' '));
+      return who ? [who, ': ', body] : [body];
     }
-    return systemText(ev, true).replace(/\s+/g, ' ');
+    return squash(systemText(ev, true));
   }
 
   function buildConvRow(id) {
@@ -922,11 +957,11 @@
     for (const c of convs) {
       const title = convTitle(c);
       const preview = previewText(c);
-      if (!matchesFilter(title, preview, ...(c.members || []))) continue;
+      if (!matchesFilter(plain(title), plain(preview), ...(c.members || []))) continue;
       const r = convRows.get(c.id) || buildConvRow(c.id);
-      setText(r.title, title);
-      r.row.title = title;
-      setText(r.preview, preview);
+      setRich(r.title, title);
+      r.row.title = isoText(title);
+      setRich(r.preview, preview);
       setText(r.time, fmtTime(convActivity(c)));
       const alerts = isAlertsConv(c);
       const openAlerts = alerts ? openAlertsIn(c.id) : 0;
@@ -935,7 +970,7 @@
       if (alerts) {
         r.row.setAttribute('data-alerts', 'true');
         r.row.setAttribute('data-open-alerts', String(openAlerts));
-        if (openAlerts) r.row.title = `${title}: ${openAlerts} to acknowledge`;
+        if (openAlerts) r.row.title = `${isoText(title)}: ${openAlerts} to acknowledge`;
       } else {
         r.row.removeAttribute('data-alerts');
         r.row.removeAttribute('data-open-alerts');
@@ -1050,7 +1085,7 @@
     const row = el('div', { class: 'row contact', 'data-testid': 'contact', 'data-address': addr, 'data-state': p.state, role: 'button', tabindex: '0', title: addr },
       dot,
       el('div', { class: 'row-main' },
-        el('div', { class: 'row-top' }, el('span', { class: 'row-title', text: displayName(addr) + (isMe ? ' (you)' : '') })),
+        el('div', { class: 'row-top' }, el('span', { class: 'row-title' }, ...richNodes([U(displayName(addr)), isMe ? ' (you)' : '']))),
         note));
     const open = () => openDirect(addr);
     row.addEventListener('click', open);
@@ -1072,21 +1107,21 @@
   function renderHeader() {
     const conv = S.convs.get(S.current);
     if (!conv) return;
-    setText($('chat-title'), convTitle(conv));
+    setRich($('chat-title'), convTitle(conv));
     const dot = $('chat-dot');
     const sub = $('chat-subtitle');
     if (isAlertsConv(conv)) {
       dot.hidden = true;
-      setText(sub, 'Alerts for you · reply "ack" to acknowledge the latest, or "ack <number>" for another');
+      setRich(sub, 'Alerts for you · reply "ack" to acknowledge the latest, or "ack <number>" for another');
     } else if (conv.kind === 'direct') {
       const o = othersIn(conv)[0] || '';
       const p = presenceOf(o);
       dot.hidden = false;
       paintDot(dot, p);
-      setText(sub, p.note ? `${presenceLabel(p)} · ${p.note}` : `${presenceLabel(p)} · ${o}`);
+      setRich(sub, [`${presenceLabel(p)} · `, p.note ? U(p.note) : o]);
     } else {
       dot.hidden = true;
-      setText(sub, (conv.members || []).map(firstName).join(', '));
+      setRich(sub, joinU((conv.members || []).map(firstName), ', '));
     }
     const group = conv.kind === 'group';
     renderQueueBar();
@@ -1142,7 +1177,7 @@
   function buildSystemNode(ev) {
     const notice = ev.kind === 'message';
     return el('div', { class: notice ? 'sys notice' : 'sys', 'data-testid': 'event', 'data-id': String(ev.id), 'data-kind': String(ev.kind) },
-      el('span', { class: 'sys-text', text: systemText(ev, false) }), el('time', { class: 'msg-time', text: ` · ${fmtTime(toMs(ev.ts))}` }));
+      el('span', { class: 'sys-text' }, ...richNodes(systemText(ev, false))), el('time', { class: 'msg-time', text: ` · ${fmtTime(toMs(ev.ts))}` }));
   }
 
   function dayKey(ms) {
@@ -1200,7 +1235,7 @@
         if (ev.sender === me && ev.id <= seenUpTo) lastSeenMine = n;
       } else {
         const n = put(`e:${ev.id}`, () => buildSystemNode(ev), ev, null, toMs(ev.ts));
-        setText(n.querySelector('.sys-text'), systemText(ev, false)); // names may arrive later
+        setRich(n.querySelector('.sys-text'), systemText(ev, false)); // names may arrive later
       }
     }
     for (const p of pend) {
@@ -1257,11 +1292,11 @@
         else names.push(firstName(u));
       }
     }
-    let text = '';
-    if (names.length === 1) text = `${names[0]} is typing…`;
-    else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
-    else if (names.length > 2) text = 'Several people are typing…';
-    setText(t, text);
+    let line = [];
+    if (names.length === 1) line = [U(names[0]), ' is typing…'];
+    else if (names.length === 2) line = [U(names[0]), ' and ', U(names[1]), ' are typing…'];
+    else if (names.length > 2) line = ['Several people are typing…'];
+    setRich(t, line);
   }
 
   // ---------------------------------------------------------------- navigation
@@ -1300,12 +1335,12 @@
       msgNodes.clear();
       $('message-list').replaceChildren();
       $('composer').value = '';
-      autoGrow();
       forceBottom = true;
     }
     $('chat-empty').hidden = true;
     $('chat-main').hidden = false;
     document.querySelector('.app').classList.add('chat-open');
+    autoGrow(); // after the chat is shown, so that the composer can be measured
     confirmLeave(false);
     renderHeader();
     renderTyping();
@@ -1396,7 +1431,7 @@
     const people = [...S.users.keys()].filter((a) => !exclude.has(a))
       .sort((a, b) => displayName(a).localeCompare(displayName(b)));
     modalState = { mode, convId: conv ? conv.id : null, people, selected: new Set() };
-    setText($('modal-title'), mode === 'invite' ? `Invite to ${convTitle(conv)}` : 'New group chat');
+    setRich($('modal-title'), mode === 'invite' ? ['Invite to ', ...convTitle(conv)] : 'New group chat');
     setText($('modal-ok'), mode === 'invite' ? 'Invite' : 'Create');
     $('modal-group-title').hidden = mode === 'invite';
     $('modal-title-label').hidden = mode === 'invite';
@@ -1586,6 +1621,8 @@
   // Experts: their queues with live state, offers (accept / decline, countdown), transfer
   // and end for the chats they took. Everyone: "Get help" asks a queue for a chat, and the
   // header of a queue conversation says where it stands.
+  /** How long an offer may wait for its queue's definition before it is shown anyway. */
+  const OFFER_DEF_WAIT_MS = 2000;
   const OFFER_GONE_TEXT = {
     taken: 'Taken by another expert', timed_out: 'Timed out', withdrawn: 'Withdrawn', declined: 'Declined',
   };
@@ -1593,7 +1630,8 @@
     isExpert: false,
     defs: [], // GET /queues
     loaded: false,
-    offers: new Map(), // chat -> {f, node, countdown, accept, decline}
+    offers: new Map(), // chat -> {f, node, countdown, accept, decline, answers}
+    heldOffers: new Map(), // chat -> offer frame waiting for its queue's definition (onQueueOffer)
     chats: new Map(), // chat -> last QueueChat view
     convChat: new Map(), // conversation id -> chat
     accepted: new Set(), // chats this user accepted (expert side)
@@ -1687,8 +1725,31 @@
     renderQueues();
   }
 
+  // The server's queue state is the public one: "busy" means that no expert could take one
+  // more chat now (none is ready, or every ready one is at capacity or holds an offer).
   function stateLabel(s) {
-    return s === 'open' ? 'Open' : s === 'busy' ? 'Busy (no expert ready)' : s === 'closed' ? 'Closed' : (s || '—');
+    return s === 'open' ? 'Open' : s === 'busy' ? 'Busy (no expert free)' : s === 'closed' ? 'Closed' : (s || '—');
+  }
+
+  /** Offers of queue `id` open to this user now. */
+  function liveOffersOf(id) {
+    let n = 0;
+    for (const o of Q.offers.values()) if (!o.gone && String(o.f.queue || '') === id) n++;
+    return n;
+  }
+
+  /**
+   * A queue's state as the expert sees it: their own readiness and offers first (the public
+   * state says "busy" while the only ready expert holds an offer or is at capacity).
+   */
+  function expertStateLabel(d, state) {
+    if (state === 'closed') return 'Closed';
+    const ready = S.myState === 'available';
+    const offers = liveOffersOf(String(d.id));
+    if (offers) return offers === 1 ? 'Offer open for you' : `${offers} offers open for you`;
+    if (state === 'busy' && ready) return 'You are ready (no room for more chats)';
+    if (state === 'busy') return 'Busy (no expert free)';
+    return stateLabel(state);
   }
 
   function renderQueues() {
@@ -1705,10 +1766,10 @@
       frag.appendChild(el('div', { class: 'row queue-row', 'data-testid': 'queue', 'data-queue': String(d.id), 'data-state': state },
         dot,
         el('div', { class: 'row-main' },
-          el('div', { class: 'row-top' }, el('span', { class: 'row-title', text: String(d.display_name || d.id) }),
-            el('span', { class: 'row-time', text: stateLabel(state) })),
+          el('div', { class: 'row-top' }, el('bdi', { class: 'row-title', text: String(d.display_name || d.id) }),
+            el('span', { class: 'row-time', 'data-testid': 'queue-status', text: expertStateLabel(d, state) })),
           el('div', { class: 'row-bottom' }, el('span', { class: 'row-note', 'data-testid': 'queue-counts',
-            text: `${Number(d.experts_ready) || 0} ready · ${Number(d.seekers_waiting) || 0} waiting · ${String(d.method || '')}` })))));
+            text: `${Number(d.experts_ready) || 0} free · ${Number(d.seekers_waiting) || 0} waiting · ${String(d.method || '')}` })))));
     }
     list.replaceChildren(frag);
   }
@@ -1728,6 +1789,7 @@
     const b = $('tab-queues-count');
     b.hidden = n === 0;
     setText(b, String(n));
+    renderQueues(); // the queues' states as this expert sees them follow their offers
   }
 
   function onQueueOffer(f) {
@@ -1742,6 +1804,44 @@
       saveQueueState();
     }
     if (typeof f.conversation === 'number') Q.convChat.set(f.conversation, chat);
+    // The offer can come before this queue's definition (the labels of its pre-chat form):
+    // just after signing in, before GET /queues has answered, or after the form changed. Then
+    // the offer is held until the definition is here (for a moment at most), so that it is
+    // shown whole, labels and all, rather than with raw field names.
+    const queueId = String(f.queue || '');
+    Q.heldOffers.delete(chat);
+    if (!Q.offers.has(chat) && unlabelled(queueId, f.answers).length) {
+      Q.heldOffers.set(chat, f);
+      const left = toMs(f.expires_at) ? toMs(f.expires_at) - Date.now() : 30000;
+      const wait = new Promise((r) => setTimeout(r, Math.max(0, Math.min(OFFER_DEF_WAIT_MS, left / 4))));
+      Promise.race([ensureQueueDef(queueId, 0), wait]).then(() => {
+        if (Q.heldOffers.get(chat) !== f) return; // gone, or offered again, meanwhile
+        Q.heldOffers.delete(chat);
+        showOffer(chat, f);
+      });
+      return;
+    }
+    showOffer(chat, f);
+  }
+
+  /** Labels of the pre-chat answers that the known definition of queue `queueId` lacks. */
+  function unlabelled(queueId, answers) {
+    const a = cleanAnswers(answers);
+    const d = queueDef(queueId);
+    const fields = d && Array.isArray(d.form) ? d.form : [];
+    return Object.keys(a).filter((k) => a[k] !== '' && !fields.some((x) => x && x.name === k));
+  }
+
+  /** Draws the pre-chat answers of the offers shown again (their queue's definition came). */
+  function redrawOfferAnswers() {
+    for (const o of Q.offers.values()) {
+      if (o.gone || !o.answers) continue;
+      const n = answersNode(String(o.f.queue || ''), o.f.answers, 'offer-answers');
+      if (n) { o.answers.replaceWith(n); o.answers = n; }
+    }
+  }
+
+  function showOffer(chat, f) {
     let o = Q.offers.get(chat);
     if (o) { o.node.remove(); clearTimeout(o.goneTimer); }
     const countdown = el('span', { class: 'offer-countdown', 'data-testid': 'offer-countdown' });
@@ -1749,6 +1849,7 @@
     const decline = el('button', { type: 'button', class: 'ghost small', 'data-testid': 'offer-decline', text: 'Decline' });
     const seekerName = String(f.seeker_name || '');
     const seeker = lower(f.seeker);
+    const answers = answersNode(String(f.queue || ''), f.answers, 'offer-answers');
     const node = el('div', { class: 'offer', 'data-testid': 'offer', 'data-chat': String(chat), role: 'alert' },
       el('div', { class: 'offer-top' },
         el('span', { class: 'offer-queue', 'data-testid': 'offer-queue', text: String(f.queue_name || f.queue || 'Queue') }),
@@ -1757,9 +1858,9 @@
         el('span', { class: 'offer-seeker-name', text: seekerName || seeker }),
         seekerName && seeker ? el('span', { class: 'offer-seeker-addr', text: ` ${seeker}` }) : null),
       el('div', { class: 'offer-question', 'data-testid': 'offer-question', text: String(f.question || '') }),
-      answersNode(String(f.queue || ''), f.answers, 'offer-answers'),
+      answers,
       el('div', { class: 'offer-actions' }, decline, accept));
-    o = { f, node, countdown, accept, decline, expires: toMs(f.expires_at), gone: false };
+    o = { f, node, countdown, accept, decline, answers, expires: toMs(f.expires_at), gone: false };
     Q.offers.set(chat, o);
     accept.addEventListener('click', () => acceptOffer(chat));
     decline.addEventListener('click', () => declineOffer(chat));
@@ -1816,6 +1917,7 @@
 
   /** Removes an offer; shows the reason for a few seconds when there is one. */
   function offerGone(chat, reason, text) {
+    Q.heldOffers.delete(chat);
     const o = Q.offers.get(chat);
     if (!o || o.gone) return;
     o.gone = true;
@@ -1878,8 +1980,7 @@
       const mineNow = S.me && lower(v.expert) === S.me.address;
       if (Q.accepted.has(chat) || mineNow) {
         if (mineNow) Q.accepted.add(chat);
-        const o = Q.offers.get(chat);
-        if (o) offerGone(chat, 'accepted');
+        offerGone(chat, 'accepted');
         if (!Q.opened.has(chat) && typeof v.conversation === 'number') {
           Q.opened.add(chat);
           openWhenKnown(v.conversation);
@@ -1887,8 +1988,7 @@
       }
     }
     if (v.state !== 'waiting' && v.state !== 'assigned') {
-      const o = Q.offers.get(chat);
-      if (o) offerGone(chat, 'withdrawn');
+      offerGone(chat, 'withdrawn');
     }
     // The chat ended under this expert's eyes (End, or the seeker left): ask for a wrap-up.
     const ended = v.state === 'wrap_up' || v.state === 'closed' || v.state === 'abandoned';
@@ -1899,6 +1999,7 @@
     queuesChanged();
   }
 
+  /** A queue chat's state for its status bar, as a line (names isolated: see U()). */
   function queueChatStatusText(v, expertSide) {
     if (!v) return '';
     const st = v.state;
@@ -1913,15 +2014,15 @@
       if (expertSide) {
         const s = Q.seekers.get(v.chat);
         const who = s ? (s.seeker_name || s.seeker) : '';
-        return `${v.queue_name || v.queue || 'Queue'} chat${who ? ` with ${who}` : ''}`;
+        return [v.queue_name || v.queue ? U(v.queue_name || v.queue) : 'Queue', ' chat', ...(who ? [' with ', U(who)] : [])];
       }
-      return `Connected to ${v.expert ? v.expert : 'an expert'}`;
+      return v.expert ? ['Connected to ', U(v.expert)] : 'Connected to an expert';
     }
     if (st === 'offline') {
       if (expertSide) {
         const s = Q.seekers.get(v.chat);
         const who = s ? (s.seeker_name || s.seeker) : '';
-        return `Offline message${who ? ` from ${who}` : ''} — your answer reaches them here`;
+        return ['Offline message', ...(who ? [' from ', U(who)] : []), ' — your answer reaches them here'];
       }
       return v.message ? String(v.message) : 'Nobody can answer right now. Leave your message here; an expert will answer it later.';
     }
@@ -1969,7 +2070,7 @@
     bar.setAttribute('data-chat', chat ? String(chat) : '');
     bar.setAttribute('data-state', v ? String(v.state || '') : '');
     const st = $('queue-chat-status');
-    setText(st, v ? queueChatStatusText(v, expertSide) : (chat ? '' : 'Queue chat'));
+    setRich(st, v ? queueChatStatusText(v, expertSide) : (chat ? '' : 'Queue chat'));
     st.setAttribute('data-state', v ? String(v.state || '') : '');
     const open = !!v && (v.state === 'assigned' || v.state === 'waiting');
     const assigned = expertSide && !!v && v.state === 'assigned';
@@ -1980,7 +2081,7 @@
     if (expertSide && queueId) ensureQueueDef(queueId);
     const info = chat && expertSide ? seekerInfo(chat) : null;
     const qn = $('queue-chat-question');
-    setText(qn, info && info.question ? `Question: ${info.question}` : '');
+    setRich(qn, info && info.question ? ['Question: ', U(info.question)] : '');
     qn.hidden = !(info && info.question);
     const an = $('queue-chat-answers');
     const akey = info ? JSON.stringify([chat, queueId, info.answers, !!queueDef(queueId)]) : '';
@@ -2013,7 +2114,7 @@
     try {
       const r = await api('POST', `/queue-chats/${chat}/transfer`, body);
       $('transfer-target').value = '';
-      toast(`Transferred to ${q ? (q.display_name || q.id) : target}.`);
+      toast(['Transferred to ', U(q ? (q.display_name || q.id) : target), '.']);
       if (r && r.chat) onQueueChat(r);
     } catch (e) {
       toast(e.message);
@@ -2099,10 +2200,10 @@
     const order = fields.map((x) => x.name).filter((n) => keys.includes(n));
     for (const k of keys) if (!order.includes(k)) order.push(k);
     const dl = el('dl', { class: 'answers', 'data-testid': testid || 'answers' });
-    // A field without its label: this queue's definition is not here yet (an offer can come
-    // before the queue list); fetch it once and draw the offers again.
+    // A field without its label: this queue's definition is not here yet; fetch it once and
+    // draw the offers' answers again (the queue bar and the lists redraw by themselves).
     if (keys.some((k) => !fields.some((x) => x.name === k)) && !Q.full.has(String(queueId))) {
-      ensureQueueDef(queueId).then(() => renderOffersBox());
+      ensureQueueDef(queueId).then(redrawOfferAnswers);
     }
     for (const k of order) {
       const fdef = fields.find((x) => x.name === k);
@@ -2189,7 +2290,7 @@
     try {
       await api('POST', `/queue-chats/${chat}/invite`, { expert: t });
       input.value = '';
-      toast(`Invited ${displayName(t)} into the chat.`);
+      toast(['Invited ', U(displayName(t)), ' into the chat.']);
       const conv = S.convs.get(S.current);
       if (conv) ensureMembersFresh(conv);
     } catch (e) {
@@ -2532,7 +2633,7 @@
     const me = S.me ? S.me.address : '';
     const by = lower(it.taken_by);
     r.node.setAttribute('data-taken', by ? (by === me ? 'me' : 'other') : 'no');
-    setText(r.status, by ? (by === me ? 'Taken by you' : `Taken by ${displayName(by)}`) : 'Not answered yet');
+    setRich(r.status, by ? (by === me ? 'Taken by you' : ['Taken by ', U(displayName(by))]) : 'Not answered yet');
     r.take.hidden = !!by;
     r.open.hidden = !(by && by === me);
     r.take.disabled = Q.picking.has(chat);
@@ -2706,10 +2807,16 @@
   }
 
   // ---------------------------------------------------------------- wiring
+  // The composer grows with its text up to 160 px. An empty box keeps its natural one-row
+  // height (no inline height), and a box that is not laid out (hidden chat) is not measured:
+  // its scrollHeight would be 0 and pin it at the height of its padding.
   function autoGrow() {
     const c = $('composer');
+    c.style.height = '';
+    if (!c.value || !c.getClientRects().length) return;
     c.style.height = 'auto';
-    c.style.height = `${Math.min(c.scrollHeight, 160)}px`;
+    const borders = c.offsetHeight - c.clientHeight; // box-sizing: border-box
+    c.style.height = `${Math.min(c.scrollHeight + borders, 160)}px`;
   }
 
   // ---------------------------------------------------------------- queue administration
@@ -2885,15 +2992,22 @@
       tEnabled.addEventListener('click', () => quickToggle(id, 'enabled', tEnabled));
       const row = el('tr', { class: 'queue-row', 'data-testid': 'queue-row', 'data-id': id, 'data-state': queueStateKey(q) },
         nameCell,
-        el('td', { class: 'mq-addr', text: q.address || '' }),
+        el('td', { class: 'mq-addr' }, ...breakableAddress(q.address || '')),
         el('td', { class: 'mq-method', 'data-label': 'Routing', text: METHOD_LABEL[q.method] || q.method || '' }),
         el('td', { class: 'mq-state' }, state),
         el('td', { class: 'num', 'data-label': 'Ready', 'data-testid': 'queue-ready-count', text: fmtInt(q.experts_ready) }),
         el('td', { class: 'num', 'data-label': 'Waiting', 'data-testid': 'queue-waiting-count', text: fmtInt(q.seekers_waiting) }),
-        el('td', { class: 'mq-actions' }, edit, tClosed, tEnabled));
+        el('td', { class: 'mq-actions' }, el('div', { class: 'mq-buttons' }, edit, tClosed, tEnabled)));
       frag.appendChild(row);
     }
     body.replaceChildren(frag);
+  }
+
+  /** An address as text nodes with a line-break opportunity after the "@" (narrow tables). */
+  function breakableAddress(addr) {
+    const at = addr.indexOf('@');
+    if (at < 0) return [addr];
+    return [addr.slice(0, at + 1), el('wbr'), addr.slice(at + 1)];
   }
 
   /** The QueueInput body of a queue as the server returned it. */
@@ -3373,7 +3487,7 @@
     try {
       await api('PUT', `/queues/${encId(id)}`, body);
       closeQueueForm();
-      toast(`Saved ${body.display_name || id}.`);
+      toast(['Saved ', U(body.display_name || id), '.']);
     } catch (err) {
       fail(err.message);
     } finally {
@@ -3946,7 +4060,7 @@
       $('wall-name').value = '';
       $('wall-a').value = '';
       $('wall-b').value = '';
-      toast(`Ethical wall "${name}" created.`);
+      toast(['Ethical wall "', U(name), '" created.']);
     } catch (err) {
       fail(err.message);
     } finally {
@@ -3998,7 +4112,7 @@
     renderViolationBadge();
     renderViolations();
     const what = v.action === 'blocked' ? 'blocked' : 'flagged';
-    toast(`Ethical wall "${String(v.wall_name || v.wall || '')}": ${displayName(v.actor)} → ${displayName(v.other)} ${what}.`);
+    toast(['Ethical wall "', U(v.wall_name || v.wall || ''), '": ', U(displayName(v.actor)), ' → ', U(displayName(v.other)), ` ${what}.`]);
   }
 
   function renderViolations() {
@@ -4176,7 +4290,7 @@
       if (C.dscEditing === null) await api('POST', '/disclaimers', body);
       else await api('PUT', `/disclaimers/${encId(C.dscEditing)}`, body);
       closeDisclaimer();
-      toast(`Disclaimer "${name}" saved.`);
+      toast(['Disclaimer "', U(name), '" saved.']);
     } catch (err) {
       fail(err.message);
     } finally {

@@ -375,3 +375,62 @@ check('e. alice is no administrator: no Alerts page, and the API refuses her', a
   // The administrator still has it.
   assert.equal(await admin.page.locator('[data-testid=alerts-tab]').isVisible(), true);
 });
+
+check('f. an urgent card never covers the chat header: its buttons stay clickable, on a phone and a desktop', async () => {
+  const DAVE = 'dave@example.com';
+  const dave = await newClient('dave', { width: 390, height: 844 });
+  await signIn(dave, DAVE);
+  const dp = dave.page;
+  // A group chat, so that the header has Invite and Leave (and, on a phone, Back).
+  const conv = await rest('POST', '/api/v1/conversations', { token: await login(DAVE), body: { kind: 'group', members: [ALICE], title: 'Header test' } });
+  assert.ok(conv.status === 200 || conv.status === 201, `create the group: ${conv.status} ${conv.text}`);
+  const convId = String((conv.json.conversation || conv.json).id);
+  await dp.evaluate((id) => { location.hash = `#/c/${id}`; }, convId);
+  await dp.locator(`[data-testid=chat][data-id="${convId}"]`).waitFor({ state: 'visible' });
+
+  const r = await rest('POST', '/api/v1/alerts', {
+    token: await login(ADMIN),
+    body: { title: 'Header check: core switch down', body: 'Acknowledge when you are on it.', priority: 'urgent', ack_required: true, audience: { users: [DAVE] } },
+  });
+  assert.ok(r.status === 200 || r.status === 201, `send the alert: ${r.status} ${r.text}`);
+  const id = r.json.id ?? r.json.alert?.id;
+  const c = dp.locator(card(id));
+  await c.waitFor({ state: 'visible' });
+  assert.equal(await c.getAttribute('data-priority'), 'urgent');
+
+  for (const size of [{ width: 390, height: 844 }, { width: 1280, height: 800 }]) {
+    await dp.setViewportSize(size);
+    await dp.waitForTimeout(100);
+    const controls = size.width < 721 ? ['back', 'invite', 'leave'] : ['invite', 'leave'];
+    // Nothing of the cards overlaps the header; at the centre of each button is the button.
+    const seen = await dp.evaluate((testids) => {
+      const header = document.querySelector('.chat-header').getBoundingClientRect();
+      const overlaps = [...document.querySelectorAll('[data-testid=alert-card]')].map((n) => n.getBoundingClientRect())
+        .filter((b) => b.bottom > header.top && b.top < header.bottom && b.right > header.left && b.left < header.right).length;
+      const hit = testids.map((t) => {
+        const e = document.querySelector(`[data-testid=${t}]`);
+        const b = e.getBoundingClientRect();
+        const at = document.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2);
+        return [t, !!at && (at === e || e.contains(at))];
+      });
+      return { overlaps, hit };
+    }, controls);
+    assert.equal(seen.overlaps, 0, `${size.width}px: no card over the chat header`);
+    assert.deepEqual(seen.hit, controls.map((t) => [t, true]), `${size.width}px: each header button is on top at its centre`);
+    await screenshot(dave, `f-header-${size.width}`);
+    // And a real click on Invite opens its dialog.
+    await dp.click('[data-testid=invite]', { timeout: 3000 });
+    await dp.locator('#modal').waitFor({ state: 'visible' });
+    await dp.click('#modal-cancel');
+    await dp.locator('#modal').waitFor({ state: 'hidden' });
+    assert.equal(await c.isVisible(), true, 'the card is still shown');
+  }
+  // Back, on a phone, goes back to the list with the card still there.
+  await dp.setViewportSize({ width: 390, height: 844 });
+  await dp.click('[data-testid=back]', { timeout: 3000 });
+  await dp.locator('[data-testid=tab-chats]').waitFor({ state: 'visible' });
+  assert.equal(await c.isVisible(), true);
+  await c.locator('[data-testid=alert-ack]').click();
+  await dp.locator(`${card(id)}[data-state=acknowledged]`).waitFor({ state: 'visible' });
+  await assertNoMarkup(dave);
+});

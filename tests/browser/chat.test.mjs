@@ -15,11 +15,12 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  launchChromium, makeCheck, newContextAt, PageClient, saveScreenshot, signInAt, useSwitchboard, WAIT,
+  launchChromium, loginAt, makeCheck, newContextAt, PageClient, restAt, saveScreenshot, signInAt, useSwitchboard, WAIT,
   waitForMessage, waitIn,
 } from './harness.mjs';
 
 const PASSWORD = 'demo';
+const ADMIN = 'admin@example.com';
 const ALICE = 'alice@example.com';
 const BOB = 'bob@example.com';
 const CAROL = 'carol@example.com';
@@ -368,4 +369,105 @@ check('h. signing out ends the session and shows the sign-in form', async () => 
   assert.equal(await c.page.locator('[data-testid=signout]').isVisible(), false);
   await c.context.close();
   clients.splice(clients.indexOf(c), 1);
+});
+
+/** The composer's height and whether its text (or placeholder) fits, in `page`. */
+function composerBox(page) {
+  return page.evaluate(() => {
+    const c = document.querySelector('[data-testid=composer]');
+    return { height: c.getBoundingClientRect().height, fits: c.scrollHeight <= c.clientHeight + 1 };
+  });
+}
+
+check('i. the composer has its normal height at once: on a direct link, after a reload, after sending', async () => {
+  await ensureDirectChat();
+  const link = `${base}/#/c/${convId}`;
+  // A direct link to the conversation, in a new page.
+  const p = await alice.newPage();
+  await p.goto(link);
+  await waitForChatOpen(p, convId);
+  const linked = await composerBox(p);
+  assert.ok(linked.height >= 30 && linked.fits, `direct link: the composer is ${linked.height}px high, fits: ${linked.fits}`);
+  // After a reload.
+  await p.reload();
+  await waitForChatOpen(p, convId);
+  const reloaded = await composerBox(p);
+  assert.ok(reloaded.height >= 30 && reloaded.fits, `after a reload: the composer is ${reloaded.height}px high, fits: ${reloaded.fits}`);
+  // It grows with several lines, and is back to the same height once the message is sent.
+  await p.fill('[data-testid=composer]', 'one\ntwo\nthree');
+  const grown = await composerBox(p);
+  assert.ok(grown.height > reloaded.height && grown.fits, `three lines: ${grown.height}px`);
+  await p.click('[data-testid=send]');
+  await waitForMessage(p, 'one\ntwo\nthree');
+  assert.deepEqual(await composerBox(p), reloaded, 'back to one line after sending');
+  // The same height as a composer that was typed in and emptied.
+  await p.fill('[data-testid=composer]', 'x');
+  await p.fill('[data-testid=composer]', '');
+  assert.deepEqual(await composerBox(p), reloaded);
+});
+
+check('j. a display name starting with U+202E (RIGHT-TO-LEFT OVERRIDE) does not reorder the text around it', async () => {
+  await ensureAliceBob();
+  const RLO = '\u202E';
+  const name = `${RLO}Eve Reversed`;
+  const addr = `rlo${Date.now()}@example.com`;
+  const admin = await loginAt(base, ADMIN, PASSWORD);
+  const made = await restAt(base, 'POST', '/api/v1/admin/users', { token: admin, body: { address: addr, display_name: name, password: PASSWORD } });
+  assert.equal(made.status, 201, `create the user: ${made.text}`);
+  const token = await loginAt(base, addr, PASSWORD);
+  const conv = await restAt(base, 'POST', '/api/v1/conversations', { token, body: { kind: 'group', members: [ALICE, BOB] } });
+  assert.ok(conv.status === 200 || conv.status === 201, `create the group: ${conv.status} ${conv.text}`);
+  const id = String((conv.json.conversation || conv.json).id);
+  const sent = await restAt(base, 'POST', `/api/v1/conversations/${id}/messages`, { token, body: { body: 'hello everyone' } });
+  assert.ok(sent.status === 200 || sent.status === 201, `send: ${sent.status} ${sent.text}`);
+
+  const a = alice.page;
+  await a.click('[data-testid=tab-chats]');
+  const row = `[data-testid=conversation][data-id="${id}"]`;
+  await waitIn(a, (sel) => /hello everyone/.test(document.querySelector(`${sel} .row-preview`)?.textContent || ''), row);
+  await a.click(row);
+  await waitForChatOpen(a, id);
+  await waitForMessage(a, 'hello everyone');
+  await waitIn(a, (n) => [...document.querySelectorAll('[data-testid=event][data-kind=created] .sys-text')].some((e) => e.textContent.startsWith(n)), name);
+
+  // In the page: is `node` (or an ancestor up to `stop`) bidi-isolated, and where is it drawn?
+  const layout = await a.evaluate(([sel, n]) => {
+    const isolated = (e) => e && (e.tagName === 'BDI' || getComputedStyle(e).unicodeBidi === 'isolate');
+    const box = (node) => { const r = document.createRange(); r.selectNodeContents(node); return r.getBoundingClientRect(); };
+    /** The pieces of `line`: [{text, isolated, left, right}], in DOM order. */
+    const pieces = (line) => [...line.childNodes].map((c) => ({
+      text: c.textContent, isolated: c.nodeType === 1 && isolated(c), left: box(c).left, right: box(c).right,
+    }));
+    const created = [...document.querySelectorAll('[data-testid=event][data-kind=created] .sys-text')].find((e) => e.textContent.startsWith(n));
+    const sender = [...document.querySelectorAll('[data-testid=message]')].find((m) => m.querySelector('[data-testid=message-body]').textContent === 'hello everyone');
+    const senderName = sender.querySelector('.msg-sender');
+    return {
+      created: pieces(created),
+      preview: pieces(document.querySelector(`${sel} .row-preview`)),
+      rowTitle: pieces(document.querySelector(`${sel} .row-title`)),
+      chatTitle: pieces(document.querySelector('[data-testid=chat-title]')),
+      sender: { text: senderName.textContent, isolated: isolated(senderName), right: box(senderName).right, timeLeft: box(sender.querySelector('.msg-time')).left },
+    };
+  }, [row, name]);
+
+  // "‮Eve Reversed created the conversation": the name isolated, the words after it still after it.
+  assert.deepEqual(layout.created.map((x) => [x.text, x.isolated]), [[name, true], [' created the conversation', false]]);
+  assert.ok(layout.created[1].left >= layout.created[0].right - 1, `the words are drawn after the name: ${JSON.stringify(layout.created)}`);
+  // The preview "‮Eve: hello everyone" in the list: the name and the message isolated, in order.
+  assert.deepEqual(layout.preview.map((x) => [x.text, x.isolated]), [[`${RLO}Eve`, true], [': ', false], ['hello everyone', true]]);
+  for (let i = 1; i < layout.preview.length; i++) {
+    assert.ok(layout.preview[i].left >= layout.preview[i - 1].right - 1, `preview piece ${i} is drawn after piece ${i - 1}: ${JSON.stringify(layout.preview)}`);
+  }
+  // The group's title names both, each isolated, Bob after Eve.
+  for (const t of [layout.rowTitle, layout.chatTitle]) {
+    const names = t.filter((x) => x.isolated).map((x) => x.text);
+    assert.equal(names.length, 2, `two names in the title: ${JSON.stringify(t)}`);
+    assert.ok(names.includes(`${RLO}Eve`) && names.includes('Bob'));
+    for (let i = 1; i < t.length; i++) assert.ok(t[i].left >= t[i - 1].right - 1, `title pieces in order: ${JSON.stringify(t)}`);
+  }
+  // The message's sender: isolated, its time drawn after it.
+  assert.equal(layout.sender.text, name);
+  assert.equal(layout.sender.isolated, true, 'the sender name is isolated');
+  assert.ok(layout.sender.timeLeft >= layout.sender.right - 1, `the time is drawn after the sender: ${JSON.stringify(layout.sender)}`);
+  await screenshot(alice, 'bidi-name');
 });

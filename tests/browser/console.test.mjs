@@ -546,6 +546,15 @@ check('g. an offer shows the pre-chat answers; when the seeker ends, the expert 
     wrap_up_s: 0,
   });
   const grace = await newClient('grace');
+  // The race of this step, made certain: the offer comes before the queue list and the queue's
+  // definition (the labels of its form), which answer late. The offer must still show the
+  // answer under its label, "Asset tag", not under the raw field name.
+  let lateDefs = 0;
+  const queueDefs = (u) => /^\/api\/v1\/queues(\/formdesk)?$/.test(u.pathname);
+  await grace.context.route(queueDefs, async (route) => {
+    if (route.request().method() === 'GET') { lateDefs++; await new Promise((res) => setTimeout(res, 700)); }
+    await route.fallback();
+  });
   await signIn(grace, GRACE);
   const g = grace.page;
   const bobToken = await login(BOB);
@@ -556,7 +565,9 @@ check('g. an offer shows the pre-chat answers; when the seeker ends, the expert 
   await offer.waitFor({ state: 'visible' });
   assert.equal(await offer.locator('[data-testid=answer][data-name=asset] [data-testid=answer-value]').textContent(), `A-1234 ${HOSTILE}`);
   assert.match(await offer.locator('[data-testid=answer][data-name=asset]').textContent(), /Asset tag/);
+  assert.ok(lateDefs > 0, 'the queue definitions were asked for (late)');
   await assertNoMarkup(grace);
+  await grace.context.unroute(queueDefs);
   await offer.locator('[data-testid=offer-accept]').click();
   await waitQueueChatOpen(g);
   await g.locator('[data-testid=queue-chat-answers] [data-testid=answer][data-name=asset]').waitFor({ state: 'visible' });

@@ -338,3 +338,34 @@ check('d. hostile queue names and descriptions are shown as text', async () => {
   await assertNoMarkup(olivia);
   await screenshot(olivia, 'd-hostile');
 });
+
+check('e. the queue list fits the page, buttons and all, at 1280x800 and on a phone (390x844)', async () => {
+  const p = olivia.page;
+  await p.click('[data-testid=manage-queues]');
+  await p.locator('[data-testid=manage-view]').waitFor({ state: 'visible' });
+  await p.locator(row('support')).waitFor({ state: 'visible' });
+  for (const size of [{ width: 1280, height: 800 }, { width: 390, height: 844 }]) {
+    await p.setViewportSize(size);
+    await p.waitForTimeout(100);
+    const m = await p.evaluate(() => {
+      const wrap = document.querySelector('#manage-view .mq-table-wrap');
+      const w = wrap.getBoundingClientRect();
+      const out = [...wrap.querySelectorAll('[data-testid=queue-row] button')]
+        .map((b) => [b.closest('[data-testid=queue-row]').getAttribute('data-id'), b.textContent, b.getBoundingClientRect()])
+        .filter(([, , r]) => r.left < w.left - 0.5 || r.right > w.right + 0.5 || r.right > window.innerWidth)
+        .map(([q, t, r]) => `${q}/${t} at ${Math.round(r.left)}..${Math.round(r.right)}`);
+      return {
+        rows: wrap.querySelectorAll('[data-testid=queue-row]').length,
+        pageScroll: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        tableScroll: wrap.scrollWidth - wrap.clientWidth,
+        out,
+      };
+    });
+    assert.ok(m.rows >= 3, `the list has the queues (${m.rows})`);
+    assert.equal(m.pageScroll, 0, `${size.width}px: the page does not scroll sideways`);
+    assert.equal(m.tableScroll, 0, `${size.width}px: the table does not scroll sideways`);
+    assert.deepEqual(m.out, [], `${size.width}px: every action button is inside the table`);
+    await screenshot(olivia, `e-manage-${size.width}`);
+  }
+  await p.setViewportSize({ width: 1280, height: 860 });
+});

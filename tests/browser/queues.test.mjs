@@ -267,10 +267,18 @@ check('b. a visitor chats with Judy through the widget: offer, accept, messages,
     return e && e.textContent !== first;
   }, [chat, c1], 5000); // it counts down
   await assertNoMarkup(judy);
+  // Her Queues tab tells the truth from where she stands: she is ready and has an offer open
+  // (the public state is "busy": no expert could take one more chat right now).
+  await j.click('[data-testid=queues-tab]');
+  const row = j.locator('[data-testid=queue][data-queue=support]');
+  await waitIn(j, () => /offer open/i.test(document.querySelector('[data-testid=queue][data-queue=support]')?.textContent || ''));
+  assert.doesNotMatch(await row.textContent(), /no expert ready/i, 'not "no expert ready" while she is ready');
+  assert.equal(await j.isChecked('[data-testid=queue-ready]'), true);
   await screenshot(judy, 'expert-offer');
 
   await offer.locator('[data-testid=offer-accept]').click();
-  await waitSeekerStatus(/^Connected to judy@example\.com$/);
+  // The visitor is told an expert answers, not the expert's e-mail address.
+  await waitSeekerStatus(/^Connected to an expert$/);
   await offer.waitFor({ state: 'detached' });
 
   // Judy's chat opens by itself: a queue conversation with a status bar.
@@ -301,6 +309,9 @@ check('b. a visitor chats with Judy through the widget: offer, accept, messages,
   await waitIn(s, () => document.querySelector('[data-testid=sbw-typing]').textContent.trim() === '');
   const widgetBodies = await s.$$eval('[data-testid=sbw-message] [data-testid=sbw-message-body]', (els) => els.map((e) => e.textContent));
   assert.deepEqual(widgetBodies, [HOSTILE, answer]);
+  const senders = await s.$$eval('[data-testid=sbw-message] .sbw-sender', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(senders, ['You', 'Expert']);
+  assert.doesNotMatch(await s.locator('[data-testid=sbw-panel]').textContent(), /judy@example\.com/, 'the visitor never sees the expert\'s address');
   for (const c of [judy, seeker]) await assertNoMarkup(c);
   await screenshot(seeker, 'widget-chat');
   await screenshot(judy, 'expert-chat');
@@ -352,7 +363,7 @@ check('c. serial routing: Judy lets the offer time out, it goes to Mallory, who 
   const m = mallory.page.locator(`[data-testid=offer][data-chat="${chat}"]`);
   await m.waitFor({ state: 'visible' });
   await m.locator('[data-testid=offer-accept]').click();
-  await waitSeekerStatus(/^Connected to mallory@example\.com$/);
+  await waitSeekerStatus(/^Connected to an expert$/);
   await waitIn(mallory.page, () => document.querySelector('[data-testid=chat]').getAttribute('data-kind') === 'queue');
   await seeker.page.fill('[data-testid=sbw-composer]', 'hello mallory');
   await seeker.page.click('[data-testid=sbw-send]');
@@ -372,7 +383,7 @@ check('d. transfer: Mallory hands the chat to Demo Sales, Frank accepts', async 
   await f.waitFor({ state: 'visible' });
   assert.match(await f.textContent(), /printer on floor 3/);
   await f.locator('[data-testid=offer-accept]').click();
-  await waitSeekerStatus(/^Connected to frank@example\.com$/);
+  await waitSeekerStatus(/^Connected to an expert$/);
 
   // Frank sees the history and can answer; Mallory is out of it.
   await waitIn(frank.page, () => document.querySelector('[data-testid=chat]').getAttribute('data-kind') === 'queue');
@@ -380,7 +391,8 @@ check('d. transfer: Mallory hands the chat to Demo Sales, Frank accepts', async 
   await frank.page.fill('[data-testid=composer]', 'Frank here, from sales');
   await frank.page.click('[data-testid=send]');
   await waitForWidgetMessage('Frank here, from sales');
-  await waitIn(seeker.page, () => [...document.querySelectorAll('[data-testid=sbw-notice]')].some((n) => /frank@example\.com/.test(n.textContent)));
+  await waitIn(seeker.page, () => [...document.querySelectorAll('[data-testid=sbw-notice]')].some((n) => /now chatting with an expert/.test(n.textContent)));
+  assert.doesNotMatch(await seeker.page.locator('[data-testid=sbw-panel]').textContent(), /@example\.com/, 'no expert address after the transfer either');
   assert.equal(await mp.locator(`[data-testid=conversation]`).count(), 0, 'Mallory left the chat');
 
   // After a reload Frank's console still knows the chat: status, question, End chat.

@@ -23,6 +23,7 @@ const PASSWORD = 'demo';
 const ADMIN = 'admin@example.com';
 const JUDY = 'judy@example.com';
 const MALLORY = 'mallory@example.com';
+const GRACE = 'grace@example.com';
 const HOSTILE = '<img src=x onerror=alert(1)>';
 
 let sb = null;
@@ -147,6 +148,7 @@ before(async () => {
   PAGES['/form'] = hostPage('wform', 'Ask about your plan');
   PAGES['/hours'] = hostPage('whours', 'Chat with HR');
   PAGES['/offline'] = hostPage('woff', 'Chat with facilities');
+  PAGES['/bidi'] = hostPage('wbidi', 'Chat with the desk');
   pages = await startPageServer(PAGES);
   browser = await launchChromium();
 });
@@ -380,4 +382,49 @@ check('c. no expert signed in: the chat is taken as an offline message; what the
     .some((e) => e.textContent === t), reply);
   assert.equal(await s.locator('[data-testid=sbw-survey]').isVisible(), false, 'still no survey');
   await assertNoMarkup(seeker);
+});
+
+check('d. the visitor sees the expert\'s name, never their address; names from people are bidi-isolated', async () => {
+  const RLO = '\u202E';
+  const title = `${RLO}Bidi Desk`;
+  await putQueue('wbidi', {
+    display_name: title, method: 'broadcast', offer_timeout_s: 60,
+    members: [{ address: GRACE, priority: 0, skills: [] }],
+  });
+  const grace = await expertSocket(GRACE);
+  const seeker = await openSeeker('bidi seeker', '/bidi');
+  const s = seeker.page;
+  await waitIn(s, () => document.querySelector('[data-testid=sbw-button]').getAttribute('data-state') === 'open');
+  await s.click('[data-testid=sbw-button]');
+  await s.locator('[data-testid=sbw-name]').waitFor({ state: 'visible' });
+  await s.fill('[data-testid=sbw-name]', `${RLO}Vera Visitor`);
+  await s.fill('[data-testid=sbw-question]', 'Who am I talking to?');
+  await s.click('[data-testid=sbw-start]');
+  const offer = await waitIn(grace.page, () => window.__frames.find((f) => f.type === 'queue_offer' && f.queue === 'wbidi'))
+    .then((h) => h.jsonValue());
+  const acc = await rest('POST', `/api/v1/queue-chats/${offer.chat}/accept`, { token: grace.token });
+  assert.equal(acc.status, 200, `accept: ${acc.text}`);
+  // The server gives the visitor no name for the expert (only the address, which the widget
+  // keeps to itself): the widget says "an expert".
+  await waitStatus(s, /^Connected to an expert$/);
+  const reply = 'Hello, this is the desk.';
+  const conv = await s.evaluate(() => window.__sbButton.chat.conversation);
+  const sent = await rest('POST', `/api/v1/conversations/${conv}/messages`, { token: grace.token, body: { body: reply } });
+  assert.ok(sent.status === 200 || sent.status === 201, `reply: ${sent.status} ${sent.text}`);
+  await waitIn(s, (t) => [...document.querySelectorAll('[data-testid=sbw-message] [data-testid=sbw-message-body]')]
+    .some((e) => e.textContent === t), reply);
+  const seen = await s.evaluate(() => {
+    const panel = document.querySelector('[data-testid=sbw-panel]');
+    const iso = (e) => getComputedStyle(e).unicodeBidi;
+    const t = panel.querySelector('.sbw-title');
+    const sender = [...panel.querySelectorAll('[data-testid=sbw-message]')].pop().querySelector('.sbw-sender');
+    return { text: panel.textContent, title: t.textContent, titleBidi: iso(t), sender: sender.textContent, senderBidi: iso(sender) };
+  });
+  assert.doesNotMatch(seen.text, /grace@example\.com/, 'the expert\'s address is not shown to the visitor');
+  assert.equal(seen.sender, 'Expert');
+  assert.equal(seen.senderBidi, 'isolate');
+  assert.equal(seen.title, title);
+  assert.equal(seen.titleBidi, 'isolate', 'the queue\'s name (from an administrator) is isolated');
+  await assertNoMarkup(seeker);
+  await screenshot(seeker, 'widget-bidi');
 });

@@ -71,6 +71,23 @@
     if (node.textContent !== s) node.textContent = s;
   }
 
+  // Text from people (the expert's name, the queue's title) shares lines with the widget's
+  // words: a line is an array of literal strings and U(text) pieces, each U piece drawn as a
+  // <bdi>, so that a name starting with U+202E RIGHT-TO-LEFT OVERRIDE, or written right to
+  // left, cannot reorder the words around it.
+  const U = (t) => ({ u: t == null ? '' : String(t) });
+  function lineNodes(parts) {
+    return (Array.isArray(parts) ? parts : [parts == null ? '' : String(parts)])
+      .filter((x) => (typeof x === 'string' ? x : x.u) !== '')
+      .map((x) => (typeof x === 'string' ? document.createTextNode(x) : el('bdi', { class: 'sbw-u', text: x.u })));
+  }
+  function setLine(node, parts) {
+    const nodes = lineNodes(parts);
+    const text = nodes.map((n) => n.textContent).join('');
+    if (node.textContent === text && node.querySelectorAll('bdi').length === nodes.filter((n) => n.nodeType === 1).length) return;
+    node.replaceChildren(...nodes);
+  }
+
   function show(node, on) { node.hidden = !on; }
 
   function randomId() {
@@ -684,8 +701,14 @@
     return !!(this.guest && addr && String(addr).toLowerCase() === String(this.guest.address || '').toLowerCase());
   };
 
-  Widget.prototype.expertLabel = function () {
-    return (this.chat && this.chat.expert) ? String(this.chat.expert) : 'an expert';
+  /**
+   * The expert as the visitor may see them: their display name when the server gives one
+   * (`expert_name`), else a neutral word. Never their address (`expert`): a website visitor
+   * is not told an employee's e-mail address.
+   */
+  Widget.prototype.expertName = function (fallback) {
+    const n = this.chat && typeof this.chat.expert_name === 'string' ? this.chat.expert_name.trim() : '';
+    return n ? U(n) : fallback;
   };
 
   Widget.prototype.applyChat = function (c) {
@@ -723,11 +746,11 @@
       show(p.line, true);
       if (prev && prev.state === 'assigned') this.notice('You are being transferred. Please wait\u2026');
     } else if (st === 'assigned') {
-      const who = this.chat.expert ? String(this.chat.expert) : 'an expert';
-      setText(p.status, `Connected to ${who}`);
+      const who = this.expertName('an expert');
+      setLine(p.status, ['Connected to ', who]);
       show(p.line, false);
       if (this.hadExpert && (!prev || prev.state !== 'assigned' || prev.expert !== this.chat.expert)) {
-        this.notice(`You are now chatting with ${who}.`);
+        this.notice(['You are now chatting with ', who, '.']);
       }
       this.hadExpert = true;
     } else if (st === 'closed' || st === 'abandoned' || st === 'overflowed' || st === 'wrap_up') {
@@ -798,7 +821,8 @@
   Widget.prototype.senderLabel = function (m) {
     if (m.mine) return 'You';
     if (!m.sender) return '';
-    return (this.chat && this.chat.expert) ? String(this.chat.expert) : 'Expert';
+    const who = this.expertName('Expert');
+    return typeof who === 'string' ? who : who.u;
   };
 
   Widget.prototype.addMessageNode = function (m) {
@@ -821,8 +845,9 @@
     if (nearBottom || m.mine) p.messages.scrollTop = p.messages.scrollHeight;
   };
 
-  Widget.prototype.notice = function (text) {
-    this.panel.messages.appendChild(el('div', { class: 'sbw-notice', 'data-testid': 'sbw-notice', text }));
+  /** A line (see U()) between the messages. */
+  Widget.prototype.notice = function (line) {
+    this.panel.messages.appendChild(el('div', { class: 'sbw-notice', 'data-testid': 'sbw-notice' }, ...lineNodes(line)));
   };
 
   Widget.prototype.sendFromComposer = function () {
@@ -879,8 +904,7 @@
     if (!this.chat || f.conversation !== this.chat.conversation || this.isMe(f.user)) return;
     clearTimeout(this.typingShowTimer);
     if (f.active) {
-      const who = this.chat.expert ? String(this.chat.expert) : 'The expert';
-      setText(this.panel.typing, `${who} is typing\u2026`);
+      setLine(this.panel.typing, [this.expertName('The expert'), ' is typing\u2026']);
       this.typingShowTimer = setTimeout(() => this.clearTyping(), TYPING_SHOW_MS);
     } else {
       this.clearTyping();
