@@ -16,7 +16,7 @@
 //! only to a ready member.
 
 use crate::clock::Millis;
-use crate::directory::{Address, UserId};
+use crate::directory::{Address, Role, User, UserId};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -142,6 +142,16 @@ pub struct QueueDef {
     pub wrap_up_tags: Vec<String>,
     /// How long the expert stays in wrap-up after a chat ends; 0 closes at once.
     pub wrap_up_ms: Millis,
+    /// Who manages this queue (its settings, members, statistics, waiting list, offline
+    /// messages, webhooks) besides administrators. Only administrators change this list.
+    pub managers: Vec<QueueManager>,
+}
+
+/// A person named as a manager of one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueManager {
+    pub user: UserId,
+    pub address: Address,
 }
 
 /// What becomes of a chat nobody can take (waited too long, or nobody signed in).
@@ -216,7 +226,20 @@ impl QueueDef {
             canned: Vec::new(),
             wrap_up_tags: Vec::new(),
             wrap_up_ms: 0,
+            managers: Vec::new(),
         }
+    }
+
+    /// May `user` manage this queue? Administrators, and the managers named for it —
+    /// being a manager of one queue is no right over another.
+    pub fn managed_by(&self, user: &User) -> bool {
+        user.has_role(Role::Admin) || self.managers.iter().any(|m| m.user == user.id)
+    }
+
+    /// May `user` see the queue's waiting list and offline messages? Its managers and
+    /// its experts.
+    pub fn staffed_by(&self, user: &User) -> bool {
+        self.managed_by(user) || self.members.iter().any(|m| m.user == user.id)
     }
 
     /// What the routing engine needs of it.

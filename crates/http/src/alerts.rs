@@ -95,9 +95,10 @@ pub fn alert_json(a: &sb_core::alerts::Alert) -> Value {
 pub async fn send(
     State(app): State<AppState>,
     caller: Caller,
-    ApiJson(dto): ApiJson<AlertDto>,
+    body: Result<ApiJson<AlertDto>, ApiError>,
 ) -> Result<Response, ApiError> {
     let source = source(&caller)?;
+    let ApiJson(dto) = body?; // after the door: refused callers learn nothing of the schema
     let sent = app.service.send_alert(dto.into_alert(source)?).await?;
     let mut v = alert_json(&sent.alert);
     v["recipients"] = json!(sent.recipients);
@@ -171,12 +172,13 @@ pub async fn ack(
 pub async fn alertmanager(
     State(app): State<AppState>,
     caller: Caller,
-    ApiJson(payload): ApiJson<sb_core::alerts::AmPayload>,
+    body: Result<ApiJson<sb_core::alerts::AmPayload>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     let source = match &caller.principal {
         Principal::App(a) if a.scopes.iter().any(|s| s == SCOPE) => format!("alertmanager:{}", a.name),
         _ => return Err(ApiError::forbidden("an application token with the alerts:send scope is needed")),
     };
+    let ApiJson(payload) = body?; // after the door: refused callers learn nothing of the schema
     let alert =
         payload.to_alert(&app.service.settings().alertmanager_routes, &source).map_err(ApiError::bad_request)?;
     let sent = app.service.send_alert(alert).await?;

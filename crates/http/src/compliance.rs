@@ -13,11 +13,23 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Compliance officers (and administrators) only.
+/// Ethical walls, violations and disclaimers: compliance officers and administrators.
 pub(crate) fn officer(user: &User) -> Result<(), ApiError> {
     if user.has_role(Role::ComplianceOfficer) || user.has_role(Role::Admin) {
         Ok(())
     } else {
         Err(ApiError::forbidden("compliance officers only"))
+    }
+}
+
+/// The archive (search, read, export), retention, legal holds and purge: compliance
+/// officers alone. Separation of duties: an administrator, who can change who is who,
+/// cannot read what people wrote or release a hold, unless also named an officer.
+pub(crate) fn archive_officer(user: &User) -> Result<(), ApiError> {
+    if user.has_role(Role::ComplianceOfficer) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("the archive, retention and legal holds are for compliance officers only"))
     }
 }
 
@@ -49,9 +61,10 @@ pub struct NewWall {
 pub async fn create_wall(
     State(app): State<AppState>,
     caller: UserCaller,
-    ApiJson(w): ApiJson<NewWall>,
+    body: Result<ApiJson<NewWall>, ApiError>,
 ) -> Result<Response, ApiError> {
     officer(&caller.user)?;
+    let ApiJson(w) = body?; // after the door: refused callers learn nothing of the schema
     let wall = app.service.create_wall(&caller.user, &w.name, &w.group_a, &w.group_b, &w.mode).await?;
     let slugs = slugs(&app).await?;
     Ok((StatusCode::CREATED, Json(wall_json(&wall, &slugs))).into_response())
@@ -69,9 +82,10 @@ pub async fn update_wall(
     State(app): State<AppState>,
     caller: UserCaller,
     Path(id): Path<String>,
-    ApiJson(c): ApiJson<WallChange>,
+    body: Result<ApiJson<WallChange>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     officer(&caller.user)?;
+    let ApiJson(c) = body?; // after the door: refused callers learn nothing of the schema
     let id = crate::extract::path_id(&id, "wall")?;
     let wall = app.service.update_wall(&caller.user, id, c.name.as_deref(), c.mode.as_deref(), c.enabled).await?;
     let slugs = slugs(&app).await?;
@@ -159,7 +173,7 @@ pub async fn search(
     caller: UserCaller,
     ApiQuery(s): ApiQuery<SearchQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    officer(&caller.user)?;
+    archive_officer(&caller.user)?;
     let q = archive_query(&app, &s, 50).await?;
     let hits = app.service.archive_search(Some(&caller.user), &q).await?;
     let next = (hits.len() as i64 == q.limit).then_some(q.offset + q.limit);
@@ -180,7 +194,7 @@ pub async fn archived_conversation(
     caller: UserCaller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    officer(&caller.user)?;
+    archive_officer(&caller.user)?;
     let id = crate::extract::path_id(&id, "conversation")?;
     let c = app.service.archived_conversation(Some(&caller.user), id, true).await?;
     Ok(Json(json!({
@@ -202,7 +216,7 @@ pub async fn export(
     caller: UserCaller,
     ApiQuery(s): ApiQuery<SearchQuery>,
 ) -> Result<Response, ApiError> {
-    officer(&caller.user)?;
+    archive_officer(&caller.user)?;
     let q = archive_query(&app, &s, 1000).await?;
     let format = s.format.as_deref().unwrap_or("jsonl");
     let file = app.service.archive_export(Some(&caller.user), &q, format).await?;
@@ -303,9 +317,10 @@ pub async fn disclaimers(State(app): State<AppState>, caller: UserCaller) -> Res
 pub async fn create_disclaimer(
     State(app): State<AppState>,
     caller: UserCaller,
-    ApiJson(d): ApiJson<DisclaimerDto>,
+    body: Result<ApiJson<DisclaimerDto>, ApiError>,
 ) -> Result<Response, ApiError> {
     officer(&caller.user)?;
+    let ApiJson(d) = body?; // after the door: refused callers learn nothing of the schema
     let d = disclaimer_from(&app, 0, d).await?;
     let saved = app.service.save_disclaimer(&caller.user, d).await?;
     let slugs = slugs(&app).await?;
@@ -316,9 +331,10 @@ pub async fn update_disclaimer(
     State(app): State<AppState>,
     caller: UserCaller,
     Path(id): Path<String>,
-    ApiJson(d): ApiJson<DisclaimerDto>,
+    body: Result<ApiJson<DisclaimerDto>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     officer(&caller.user)?;
+    let ApiJson(d) = body?; // after the door: refused callers learn nothing of the schema
     let id = crate::extract::path_id(&id, "disclaimer")?;
     let d = disclaimer_from(&app, id, d).await?;
     let saved = app.service.save_disclaimer(&caller.user, d).await?;
@@ -340,7 +356,7 @@ pub struct Retention {
 }
 
 pub async fn retention(State(app): State<AppState>, caller: UserCaller) -> Result<Json<Value>, ApiError> {
-    officer(&caller.user)?;
+    archive_officer(&caller.user)?;
     let list = app.service.retention().await?;
     Ok(Json(json!({"policies": list.iter().map(|(g, d)| json!({"group": g, "days": d})).collect::<Vec<_>>()})))
 }
@@ -348,9 +364,10 @@ pub async fn retention(State(app): State<AppState>, caller: UserCaller) -> Resul
 pub async fn set_retention(
     State(app): State<AppState>,
     caller: UserCaller,
-    ApiJson(r): ApiJson<Retention>,
+    body: Result<ApiJson<Retention>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    officer(&caller.user)?;
+    archive_officer(&caller.user)?;
+    let ApiJson(r) = body?; // after the door: refused callers learn nothing of the schema
     let policies: Vec<(Option<String>, i64)> = r.policies.into_iter().map(|p| (p.group, p.days)).collect();
     app.service.set_retention(&caller.user, &policies).await?;
     retention(State(app), caller).await
@@ -364,7 +381,7 @@ fn hold_json(h: &sb_core::archive::LegalHold, custodian: &str) -> Value {
 }
 
 pub async fn holds(State(app): State<AppState>, caller: UserCaller) -> Result<Json<Value>, ApiError> {
-    officer(&caller.user)?;
+    archive_officer(&caller.user)?;
     let list = app.service.legal_holds().await?;
     Ok(Json(json!({"holds": list.iter().map(|(h, c)| hold_json(h, c)).collect::<Vec<_>>()})))
 }
@@ -380,9 +397,10 @@ pub struct NewHold {
 pub async fn create_hold(
     State(app): State<AppState>,
     caller: UserCaller,
-    ApiJson(h): ApiJson<NewHold>,
+    body: Result<ApiJson<NewHold>, ApiError>,
 ) -> Result<Response, ApiError> {
-    officer(&caller.user)?;
+    archive_officer(&caller.user)?;
+    let ApiJson(h) = body?; // after the door: refused callers learn nothing of the schema
     let hold = app.service.create_legal_hold(&caller.user, &h.custodian, &h.reason).await?;
     let custodian = app.service.user_by_address(&h.custodian).await?.address.to_string();
     Ok((StatusCode::CREATED, Json(hold_json(&hold, &custodian))).into_response())
@@ -393,7 +411,7 @@ pub async fn release_hold(
     caller: UserCaller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    officer(&caller.user)?;
+    archive_officer(&caller.user)?;
     let id = crate::extract::path_id(&id, "hold")?;
     app.service.release_legal_hold(&caller.user, id).await?;
     let list = app.service.legal_holds().await?;
@@ -403,7 +421,7 @@ pub async fn release_hold(
 
 /// Run the retention purge now (it also runs by itself about hourly).
 pub async fn purge(State(app): State<AppState>, caller: UserCaller) -> Result<Json<Value>, ApiError> {
-    officer(&caller.user)?;
+    archive_officer(&caller.user)?;
     let r = app.service.purge_expired(Some(&caller.user)).await?;
     Ok(Json(json!({"conversations": r.conversations, "records": r.records, "events": r.events, "held": r.held})))
 }

@@ -53,9 +53,14 @@ pub async fn guard(State(app): State<AppState>, req: Request, next: Next) -> Res
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
-/// Give the framework's own error answers (plain text) the API's JSON shape.
+/// Give the framework's own error answers (plain text) under `/api/` the API's JSON shape.
+/// (The legacy Queue Manager endpoints answer `text/plain` on purpose.)
 pub async fn error_shape(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
     let resp = next.run(req).await;
+    if !api {
+        return resp;
+    }
     let status = resp.status();
     let is_json = resp
         .headers()

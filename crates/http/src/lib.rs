@@ -2,6 +2,7 @@
 //! health, readiness and metrics. Decoding and encoding only; all decisions are the
 //! service's.
 
+pub mod access;
 mod alerts;
 mod compliance;
 pub mod error;
@@ -13,6 +14,7 @@ mod serve;
 pub mod wire;
 mod ws;
 
+pub use access::Access;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -40,80 +42,81 @@ pub struct AppState {
     pub service: Arc<Service>,
 }
 
-/// Every route, as (method, path) — the OpenAPI test walks this list.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("post", "/api/v1/auth/login"),
-    ("post", "/api/v1/auth/logout"),
-    ("get", "/api/v1/me"),
-    ("get", "/api/v1/contacts"),
-    ("get", "/api/v1/users"),
-    ("get", "/api/v1/users/{address}"),
-    ("get", "/api/v1/groups"),
-    ("get", "/api/v1/groups/{id}"),
-    ("put", "/api/v1/presence"),
-    ("get", "/api/v1/presence"),
-    ("get", "/api/v1/conversations"),
-    ("post", "/api/v1/conversations"),
-    ("get", "/api/v1/conversations/{id}"),
-    ("post", "/api/v1/conversations/{id}/members"),
-    ("delete", "/api/v1/conversations/{id}/members/me"),
-    ("get", "/api/v1/conversations/{id}/messages"),
-    ("post", "/api/v1/conversations/{id}/messages"),
-    ("post", "/api/v1/conversations/{id}/read"),
-    ("get", "/api/v1/queues"),
-    ("get", "/api/v1/queues/{id}"),
-    ("put", "/api/v1/queues/{id}"),
-    ("get", "/api/v1/queues/{id}/status"),
-    ("get", "/api/v1/queues/{id}/stats"),
-    ("get", "/api/v1/queues/{id}/waiting"),
-    ("get", "/api/v1/queues/{id}/offline"),
-    ("get", "/api/v1/queues/{id}/widget"),
-    ("post", "/api/v1/queues/{id}/chats"),
-    ("get", "/api/v1/queue-chats/{id}"),
-    ("post", "/api/v1/queue-chats/{id}/accept"),
-    ("post", "/api/v1/queue-chats/{id}/decline"),
-    ("post", "/api/v1/queue-chats/{id}/end"),
-    ("post", "/api/v1/queue-chats/{id}/transfer"),
-    ("post", "/api/v1/queue-chats/{id}/wrapup"),
-    ("post", "/api/v1/queue-chats/{id}/invite"),
-    ("post", "/api/v1/queue-chats/{id}/take"),
-    ("post", "/api/v1/queue-chats/{id}/survey"),
-    ("post", "/api/v1/queues/{id}/guest"),
-    ("get", "/ITFramework/webclient"),
-    ("get", "/api/v1/webhooks"),
-    ("post", "/api/v1/webhooks"),
-    ("delete", "/api/v1/webhooks/{id}"),
-    ("get", "/api/v1/webhooks/{id}/deliveries"),
-    ("get", "/api/v1/alerts"),
-    ("post", "/api/v1/alerts"),
-    ("get", "/api/v1/alerts/{id}"),
-    ("get", "/api/v1/alerts/mailboxes"),
-    ("post", "/api/v1/alerts/{id}/ack"),
-    ("post", "/api/v1/hooks/alertmanager"),
-    ("get", "/api/v1/walls"),
-    ("post", "/api/v1/walls"),
-    ("put", "/api/v1/walls/{id}"),
-    ("get", "/api/v1/compliance/violations"),
-    ("get", "/api/v1/audit"),
-    ("get", "/api/v1/disclaimers"),
-    ("post", "/api/v1/disclaimers"),
-    ("put", "/api/v1/disclaimers/{id}"),
-    ("get", "/api/v1/archive/search"),
-    ("post", "/api/v1/archive/purge"),
-    ("get", "/api/v1/retention"),
-    ("put", "/api/v1/retention"),
-    ("get", "/api/v1/holds"),
-    ("post", "/api/v1/holds"),
-    ("post", "/api/v1/holds/{id}/release"),
-    ("get", "/api/v1/archive/export"),
-    ("get", "/api/v1/archive/conversations/{id}"),
-    ("post", "/api/v1/admin/users"),
-    ("post", "/api/v1/admin/sessions"),
-    ("get", "/api/v1/ws"),
-    ("get", "/api/v1/openapi.json"),
-    ("get", "/healthz"),
-    ("get", "/readyz"),
-    ("get", "/metrics"),
+/// Every route, as (method, path, who may call it) — the OpenAPI test, the fuzz suite and
+/// the authorization matrix walk this list.
+pub const ROUTES: &[(&str, &str, Access)] = &[
+    ("post", "/api/v1/auth/login", Access::Public),
+    ("post", "/api/v1/auth/logout", Access::Signed),
+    ("get", "/api/v1/me", Access::Signed),
+    ("get", "/api/v1/contacts", Access::User),
+    ("get", "/api/v1/users", Access::User),
+    ("get", "/api/v1/users/{address}", Access::User),
+    ("get", "/api/v1/groups", Access::User),
+    ("get", "/api/v1/groups/{id}", Access::User),
+    ("put", "/api/v1/presence", Access::User),
+    ("get", "/api/v1/presence", Access::Public),
+    ("get", "/api/v1/conversations", Access::User),
+    ("post", "/api/v1/conversations", Access::User),
+    ("get", "/api/v1/conversations/{id}", Access::Person),
+    ("post", "/api/v1/conversations/{id}/members", Access::User),
+    ("delete", "/api/v1/conversations/{id}/members/me", Access::User),
+    ("get", "/api/v1/conversations/{id}/messages", Access::Person),
+    ("post", "/api/v1/conversations/{id}/messages", Access::Person),
+    ("post", "/api/v1/conversations/{id}/read", Access::Person),
+    ("get", "/api/v1/queues", Access::User),
+    ("get", "/api/v1/queues/{id}", Access::User),
+    ("put", "/api/v1/queues/{id}", Access::QueueManager),
+    ("get", "/api/v1/queues/{id}/status", Access::Public),
+    ("get", "/api/v1/queues/{id}/stats", Access::QueueManager),
+    ("get", "/api/v1/queues/{id}/waiting", Access::QueueStaff),
+    ("get", "/api/v1/queues/{id}/offline", Access::QueueStaff),
+    ("get", "/api/v1/queues/{id}/widget", Access::Public),
+    ("post", "/api/v1/queues/{id}/chats", Access::User),
+    ("get", "/api/v1/queue-chats/{id}", Access::Person),
+    ("post", "/api/v1/queue-chats/{id}/accept", Access::User),
+    ("post", "/api/v1/queue-chats/{id}/decline", Access::User),
+    ("post", "/api/v1/queue-chats/{id}/end", Access::Person),
+    ("post", "/api/v1/queue-chats/{id}/transfer", Access::User),
+    ("post", "/api/v1/queue-chats/{id}/wrapup", Access::User),
+    ("post", "/api/v1/queue-chats/{id}/invite", Access::User),
+    ("post", "/api/v1/queue-chats/{id}/take", Access::User),
+    ("post", "/api/v1/queue-chats/{id}/survey", Access::Person),
+    ("post", "/api/v1/queues/{id}/guest", Access::Public),
+    ("get", "/ITFramework/webclient", Access::Public),
+    ("get", "/api/v1/webhooks", Access::AnyQueueManager),
+    ("post", "/api/v1/webhooks", Access::AnyQueueManager),
+    ("delete", "/api/v1/webhooks/{id}", Access::AnyQueueManager),
+    ("get", "/api/v1/webhooks/{id}/deliveries", Access::AnyQueueManager),
+    ("get", "/api/v1/alerts", Access::AlertSender),
+    ("post", "/api/v1/alerts", Access::AlertSender),
+    ("get", "/api/v1/alerts/{id}", Access::AlertSender),
+    ("get", "/api/v1/alerts/mailboxes", Access::Admin),
+    ("post", "/api/v1/alerts/{id}/ack", Access::User),
+    ("post", "/api/v1/hooks/alertmanager", Access::AlertApp),
+    ("get", "/api/v1/walls", Access::Officer),
+    ("post", "/api/v1/walls", Access::Officer),
+    ("put", "/api/v1/walls/{id}", Access::Officer),
+    ("get", "/api/v1/compliance/violations", Access::Officer),
+    ("get", "/api/v1/audit", Access::Auditor),
+    ("get", "/api/v1/disclaimers", Access::Officer),
+    ("post", "/api/v1/disclaimers", Access::Officer),
+    ("put", "/api/v1/disclaimers/{id}", Access::Officer),
+    ("get", "/api/v1/archive/search", Access::ArchiveOfficer),
+    ("post", "/api/v1/archive/purge", Access::ArchiveOfficer),
+    ("get", "/api/v1/retention", Access::ArchiveOfficer),
+    ("put", "/api/v1/retention", Access::ArchiveOfficer),
+    ("get", "/api/v1/holds", Access::ArchiveOfficer),
+    ("post", "/api/v1/holds", Access::ArchiveOfficer),
+    ("post", "/api/v1/holds/{id}/release", Access::ArchiveOfficer),
+    ("get", "/api/v1/archive/export", Access::ArchiveOfficer),
+    ("get", "/api/v1/archive/conversations/{id}", Access::ArchiveOfficer),
+    ("post", "/api/v1/admin/users", Access::Admin),
+    ("post", "/api/v1/admin/sessions", Access::Admin),
+    ("get", "/api/v1/ws", Access::Person),
+    ("get", "/api/v1/openapi.json", Access::Public),
+    ("get", "/healthz", Access::Public),
+    ("get", "/readyz", Access::Public),
+    ("get", "/metrics", Access::Public),
 ];
 
 pub fn router(service: Arc<Service>) -> Router {
@@ -298,7 +301,7 @@ mod tests {
     fn every_route_is_in_the_openapi_document() {
         let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
         assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
-        for (method, path) in ROUTES {
+        for (method, path, _) in ROUTES {
             assert!(doc["paths"][path][method].is_object(), "{method} {path} is missing from openapi.json");
         }
         let documented: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();

@@ -116,6 +116,7 @@ fn queue_json(app: &AppState, d: &QueueDef) -> Value {
         "wrap_up_tags": d.wrap_up_tags,
         "wrap_up_s": d.wrap_up_ms / 1000,
         "members": d.members.iter().map(|m| json!({"address": m.address.as_str(), "priority": m.priority, "skills": m.skills})).collect::<Vec<_>>(),
+        "managers": d.managers.iter().map(|m| m.address.as_str()).collect::<Vec<_>>(),
         "state": status.as_ref().map(|s| s.state.as_str()),
         "experts_ready": status.as_ref().map(|s| s.experts_ready),
         "seekers_waiting": status.as_ref().map(|s| s.seekers_waiting),
@@ -125,19 +126,21 @@ fn queue_json(app: &AppState, d: &QueueDef) -> Value {
 pub async fn list(State(app): State<AppState>, caller: UserCaller) -> Json<Value> {
     let defs = app.service.queue_defs();
     // Disabled queues are for the people who manage them.
-    let manager = caller.user.has_role(Role::Admin) || caller.user.has_role(Role::QueueManager);
-    Json(
-        json!({"queues": defs.iter().filter(|d| manager || d.enabled).map(|d| queue_json(&app, d)).collect::<Vec<_>>()}),
-    )
+    Json(json!({
+        "queues": defs.iter().filter(|d| d.enabled || d.managed_by(&caller.user)).map(|d| queue_json(&app, d)).collect::<Vec<_>>()
+    }))
 }
 
 pub async fn get(
     State(app): State<AppState>,
-    _caller: UserCaller,
+    caller: UserCaller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let defs = app.service.queue_defs();
-    let d = defs.iter().find(|d| d.id == id.to_lowercase()).ok_or_else(|| ApiError::not_found("no such queue"))?;
+    let d = defs
+        .iter()
+        .find(|d| d.id == id.to_lowercase() && (d.enabled || d.managed_by(&caller.user)))
+        .ok_or_else(|| ApiError::not_found("no such queue"))?;
     Ok(Json(queue_json(&app, d)))
 }
 
@@ -199,18 +202,26 @@ pub struct QueueDto {
     wrap_up_tags: Vec<String>,
     #[serde(default)]
     wrap_up_s: i64,
+    /// Addresses of the queue's managers (administrators only; kept when absent).
+    managers: Option<Vec<String>>,
 }
 
-/// Create or replace a queue (administrators and queue managers).
+/// Create or replace a queue: administrators create queues and name their managers; a
+/// queue's managers change its other settings.
 pub async fn put(
     State(app): State<AppState>,
     caller: UserCaller,
     Path(id): Path<String>,
-    ApiJson(dto): ApiJson<QueueDto>,
+    body: Result<ApiJson<QueueDto>, ApiError>,
 ) -> Result<Response, ApiError> {
-    if !(caller.user.has_role(Role::Admin) || caller.user.has_role(Role::QueueManager)) {
-        return Err(ApiError::forbidden("administrators and queue managers only"));
+    let admin = caller.user.has_role(Role::Admin);
+    let current = app.service.queue_defs().iter().find(|d| d.id == id.to_lowercase()).cloned();
+    match &current {
+        None if !admin => return Err(ApiError::forbidden("only administrators create queues")),
+        Some(d) if !d.managed_by(&caller.user) => return Err(ApiError::forbidden("you do not manage this queue")),
+        _ => {}
     }
+    let ApiJson(dto) = body?; // after the door: refused callers learn nothing of the schema
     let id = sb_core::directory::parse_slug(&id)?;
     let address = match &dto.address {
         Some(a) => Address::parse(a)?,
@@ -250,6 +261,28 @@ pub async fn put(
             .map_err(|_| ApiError::bad_request(format!("no such user: {}", m.address)))?;
         def.members.push(QueueMember { user: u.id, address: u.address, priority: m.priority, skills: m.skills });
     }
+    let kept = current.as_ref().map(|d| d.managers.clone()).unwrap_or_default();
+    def.managers = match dto.managers {
+        None => kept,
+        Some(list) => {
+            let mut named = Vec::new();
+            for a in list {
+                let u = app
+                    .service
+                    .user_by_address(&a)
+                    .await
+                    .map_err(|_| ApiError::bad_request(format!("no such user: {a}")))?;
+                if !named.iter().any(|m: &sb_core::queue::QueueManager| m.user == u.id) {
+                    named.push(sb_core::queue::QueueManager { user: u.id, address: u.address });
+                }
+            }
+            let same = named.len() == kept.len() && named.iter().all(|m| kept.contains(m));
+            if !same && !admin {
+                return Err(ApiError::forbidden("only administrators name a queue's managers"));
+            }
+            named
+        }
+    };
     let before = app.service.queue_defs().iter().find(|d| d.id == id).map(|d| queue_json(&app, d));
     let existed = before.is_some();
     let saved = app.service.save_queue(def).await?;
@@ -394,8 +427,10 @@ pub async fn stats(
     Path(id): Path<String>,
     crate::extract::ApiQuery(q): crate::extract::ApiQuery<StatsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    if !(caller.user.has_role(Role::Admin) || caller.user.has_role(Role::QueueManager)) {
-        return Err(ApiError::forbidden("administrators and queue managers only"));
+    let defs = app.service.queue_defs();
+    let def = defs.iter().find(|d| d.id == id.to_lowercase()).ok_or_else(|| ApiError::not_found("no such queue"))?;
+    if !def.managed_by(&caller.user) {
+        return Err(ApiError::forbidden("the queue's managers and administrators only"));
     }
     let now = app.service.now();
     let (from, to) = (q.from.unwrap_or(now - 86_400_000), q.to.unwrap_or(now + 1));
@@ -445,11 +480,39 @@ pub async fn survey(
     public(result.unwrap_or_else(IntoResponse::into_response))
 }
 
-fn require_manager(caller: &UserCaller) -> Result<(), ApiError> {
-    if caller.user.has_role(Role::Admin) || caller.user.has_role(Role::QueueManager) {
+/// Webhooks of one queue are for its managers; webhooks for every queue, administrators'.
+fn may_manage_webhooks(app: &AppState, user: &sb_core::User, queue: Option<&str>) -> Result<(), ApiError> {
+    let allowed = match queue {
+        None => user.has_role(Role::Admin),
+        Some(q) => app.service.queue_defs().iter().any(|d| d.id == q.to_lowercase() && d.managed_by(user)),
+    };
+    if allowed {
+        Ok(())
+    } else if queue.is_none() {
+        Err(ApiError::forbidden("webhooks for every queue are for administrators"))
+    } else {
+        Err(ApiError::forbidden("webhooks of a queue are for its managers and administrators"))
+    }
+}
+
+/// The door to webhooks: administrators and managers of some queue.
+fn manages_some_queue(app: &AppState, user: &sb_core::User) -> Result<(), ApiError> {
+    if user.has_role(Role::Admin) || app.service.queue_defs().iter().any(|d| d.managed_by(user)) {
         Ok(())
     } else {
-        Err(ApiError::forbidden("administrators and queue managers only"))
+        Err(ApiError::forbidden("webhooks are for queue managers and administrators"))
+    }
+}
+
+/// The webhook, if the caller may manage it (not found otherwise: its existence is not
+/// their business).
+async fn managed_webhook(app: &AppState, caller: &UserCaller, raw: &str) -> Result<sb_core::store::Webhook, ApiError> {
+    manages_some_queue(app, &caller.user)?;
+    let id = webhook_id(raw)?;
+    let hook = app.service.webhooks().await?.into_iter().find(|h| h.id == id);
+    match hook {
+        Some(h) if may_manage_webhooks(app, &caller.user, h.queue.as_deref()).is_ok() => Ok(h),
+        _ => Err(ApiError::not_found("no such webhook")),
     }
 }
 
@@ -468,9 +531,11 @@ pub struct NewWebhook {
 pub async fn create_webhook(
     State(app): State<AppState>,
     caller: UserCaller,
-    ApiJson(req): ApiJson<NewWebhook>,
+    body: Result<ApiJson<NewWebhook>, ApiError>,
 ) -> Result<Response, ApiError> {
-    require_manager(&caller)?;
+    manages_some_queue(&app, &caller.user)?;
+    let ApiJson(req) = body?; // after the door: refused callers learn nothing of the schema
+    may_manage_webhooks(&app, &caller.user, req.queue.as_deref())?;
     let hook = app.service.create_webhook(req.queue.as_deref(), &req.url).await?;
     app.service
         .audit(Some(&caller.user), "webhook.create", &format!("webhook {}", hook.id), None, Some(webhook_json(&hook)))
@@ -481,9 +546,10 @@ pub async fn create_webhook(
 }
 
 pub async fn list_webhooks(State(app): State<AppState>, caller: UserCaller) -> Result<Json<Value>, ApiError> {
-    require_manager(&caller)?;
+    manages_some_queue(&app, &caller.user)?;
     let hooks = app.service.webhooks().await?;
-    Ok(Json(json!({"webhooks": hooks.iter().map(webhook_json).collect::<Vec<_>>()})))
+    let mine = hooks.iter().filter(|h| may_manage_webhooks(&app, &caller.user, h.queue.as_deref()).is_ok());
+    Ok(Json(json!({"webhooks": mine.map(webhook_json).collect::<Vec<_>>()})))
 }
 
 fn webhook_id(raw: &str) -> Result<i64, ApiError> {
@@ -495,8 +561,8 @@ pub async fn delete_webhook(
     caller: UserCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require_manager(&caller)?;
-    app.service.delete_webhook(webhook_id(&id)?).await?;
+    let hook = managed_webhook(&app, &caller, &id).await?;
+    app.service.delete_webhook(hook.id).await?;
     app.service.audit(Some(&caller.user), "webhook.delete", &format!("webhook {id}"), None, None).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -507,8 +573,8 @@ pub async fn deliveries(
     caller: UserCaller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    require_manager(&caller)?;
-    let list = app.service.webhook_deliveries(webhook_id(&id)?, 200).await?;
+    let hook = managed_webhook(&app, &caller, &id).await?;
+    let list = app.service.webhook_deliveries(hook.id, 200).await?;
     let items: Vec<Value> = list
         .iter()
         .map(|d| {

@@ -162,7 +162,7 @@ pub fn queue_chat(v: &sb_service::queue_chats::ChatView) -> serde_json::Value {
     json!({
         "chat": v.chat, "queue": v.queue, "queue_name": v.queue_name, "state": v.state,
         "position": v.position, "estimated_wait_s": v.estimated_wait_s,
-        "expert": v.expert.as_ref().map(|a| a.as_str()), "conversation": v.conversation.0, "message": v.message,
+        "expert": v.expert.as_ref().map(|a| a.as_str()), "expert_name": v.expert_name, "conversation": v.conversation.0, "message": v.message,
         "question": v.question, "answers": answers(&v.answers), "wrap_up_until": v.wrap_up_until,
     })
 }

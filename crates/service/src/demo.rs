@@ -118,6 +118,10 @@ pub async fn seed(service: &Service) -> Result<usize> {
                 .user_by_address(&Address::parse(&format!("{local}@{domain}"))?)
                 .await?
                 .ok_or(CoreError::NotFound("user"))?;
+            // Its experts with the queue manager role manage it (Olivia support, Heidi sales).
+            if u.has_role(Role::QueueManager) {
+                def.managers.push(sb_core::queue::QueueManager { user: u.id, address: u.address.clone() });
+            }
             def.members.push(QueueMember { user: u.id, address: u.address, priority: i as i32, skills: Vec::new() });
         }
         service.save_queue(def).await?;

@@ -49,6 +49,8 @@ struct Entry {
 
 struct UserEntry {
     address: Address,
+    /// The display name, for what others are shown (a guest sees its expert's name).
+    name: String,
     sessions: Vec<Entry>,
 }
 
@@ -63,6 +65,7 @@ impl Hub {
         &self,
         user: UserId,
         address: &Address,
+        name: &str,
         queue: usize,
         watches_presence: bool,
         console: bool,
@@ -73,7 +76,7 @@ impl Hub {
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
         users
             .entry(user)
-            .or_insert_with(|| UserEntry { address: address.clone(), sessions: Vec::new() })
+            .or_insert_with(|| UserEntry { address: address.clone(), name: name.to_string(), sessions: Vec::new() })
             .sessions
             .push(Entry { session, tx, overflowed: overflowed.clone(), watches_presence, console });
         SessionHandle { key: SessionKey { user, session }, rx, overflowed }
@@ -100,6 +103,11 @@ impl Hub {
 
     pub fn address_of(&self, user: UserId) -> Option<Address> {
         self.users.lock().unwrap_or_else(|e| e.into_inner()).get(&user).map(|u| u.address.clone())
+    }
+
+    /// The display name of a signed-in user.
+    pub fn name_of(&self, user: UserId) -> Option<String> {
+        self.users.lock().unwrap_or_else(|e| e.into_inner()).get(&user).map(|u| u.name.clone())
     }
 
     /// Send to every session of these users, except `skip`. Returns how many sessions overflowed.

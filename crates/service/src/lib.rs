@@ -54,10 +54,16 @@ pub struct Settings {
     /// Largest HTTP request body accepted.
     pub max_body_bytes: usize,
     pub session_ttl_ms: Millis,
-    /// Failed sign-ins allowed per address, and per client IP, within `login_window_ms`.
+    /// Failed sign-ins that cost nothing: per account from one client address, and per
+    /// client address over all accounts. After them each further attempt waits, from
+    /// `login_delay_base_ms` doubling per failure up to `login_delay_max_ms` — the attacker's
+    /// address slows down; the account is never locked for everyone else.
     pub login_failures_per_address: usize,
     pub login_failures_per_ip: usize,
+    /// Failures are forgotten this long after the last one.
     pub login_window_ms: Millis,
+    pub login_delay_base_ms: Millis,
+    pub login_delay_max_ms: Millis,
     /// Frames queued per session before it counts as not reading and is closed.
     pub session_queue: usize,
     pub max_connections_per_address: usize,
@@ -68,6 +74,24 @@ pub struct Settings {
     pub public_requests_per_minute: usize,
     /// Guest (website visitor) sessions per client address per hour.
     pub guest_sessions_per_hour: usize,
+    /// Messages one guest may send per minute, and in its chat in all.
+    pub guest_messages_per_minute: usize,
+    pub guest_messages_per_chat: usize,
+    /// Bytes of message text one guest may store in its chat (its storage quota).
+    pub guest_bytes_per_chat: usize,
+    /// WebSocket connections one guest may hold at once.
+    pub guest_connections: usize,
+    /// After its chat ended, a guest's session lives this long more, to read the transcript
+    /// and send the survey; it cannot write or connect any more.
+    pub guest_linger_ms: Millis,
+    /// A waiting queue chat whose seeker has had no connection for this long leaves the
+    /// line (abandoned): it is offered to nobody and counted nowhere.
+    pub seeker_grace_ms: Millis,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
+    /// When set, `/metrics` is served on this address alone (see `sb_http::serve_metrics`),
+    /// not on the main listener. Unset (the default): open on the main listener.
+    pub metrics_listen: Option<String>,
     pub max_members: usize,
     /// Whose presence anonymous web pages may read (`GET /api/v1/presence`, the SDK's
     /// `onPresence`).
@@ -113,11 +137,21 @@ impl Default for Settings {
             login_failures_per_address: 5,
             login_failures_per_ip: 50,
             login_window_ms: 15 * 60 * 1000,
+            login_delay_base_ms: 1000,
+            login_delay_max_ms: 15 * 60 * 1000,
             session_queue: 512,
             max_connections_per_address: 256,
             max_frames_per_second: 200,
             public_requests_per_minute: 600,
             guest_sessions_per_hour: 20,
+            guest_messages_per_minute: 30,
+            guest_messages_per_chat: 500,
+            guest_bytes_per_chat: 256 * 1024,
+            guest_connections: 3,
+            guest_linger_ms: 30 * 60 * 1000,
+            seeker_grace_ms: 60_000,
+            metrics_token: None,
+            metrics_listen: None,
             max_members: 500,
             public_presence: PublicPresence::Experts,
             alerts_per_minute: 120,
@@ -650,7 +684,14 @@ impl Service {
         console: bool,
     ) -> (SessionHandle, Vec<(Address, Presence)>) {
         let mut book = self.presence_book();
-        let handle = self.hub.register(user.id, &user.address, self.settings.session_queue, watches_presence, console);
+        let handle = self.hub.register(
+            user.id,
+            &user.address,
+            &user.display_name,
+            self.settings.session_queue,
+            watches_presence,
+            console,
+        );
         self.metrics.ws_connections.inc();
         let change = book.connect(handle.key);
         let snapshot = if watches_presence {

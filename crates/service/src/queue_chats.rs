@@ -60,6 +60,8 @@ pub struct ChatView {
     pub estimated_wait_s: Option<u64>,
     /// The expert's address, when assigned and the queue shows names.
     pub expert: Option<Address>,
+    /// The expert's display name, likewise: what a guest is shown (never the address).
+    pub expert_name: Option<String>,
     pub conversation: ConversationId,
     pub message: Option<String>,
     pub question: String,
@@ -543,8 +545,7 @@ impl Service {
     /// `manual` queue experts pick from it with accept).
     pub fn queue_waiting(&self, user: &User, queue: &str) -> Result<Vec<WaitingChat>> {
         let def = self.queues.find(queue).ok_or(CoreError::NotFound("queue"))?;
-        let manager = user.has_role(sb_core::Role::Admin) || user.has_role(sb_core::Role::QueueManager);
-        if !manager && !def.members.iter().any(|m| m.user == user.id) {
+        if !def.staffed_by(user) {
             return Err(
                 CoreError::Forbidden("only the queue's experts and managers see its waiting list".into()).into()
             );
@@ -662,8 +663,7 @@ impl Service {
     /// A queue's offline messages, newest first (its experts and managers).
     pub async fn offline_messages(&self, user: &User, queue: &str) -> Result<Vec<OfflineMessage>> {
         let def = self.queues.find(queue).ok_or(CoreError::NotFound("queue"))?;
-        let manager = user.has_role(sb_core::Role::Admin) || user.has_role(sb_core::Role::QueueManager);
-        if !manager && !def.members.iter().any(|m| m.user == user.id) {
+        if !def.staffed_by(user) {
             return Err(
                 CoreError::Forbidden("only the queue's experts and managers see its offline messages".into()).into()
             );
@@ -696,8 +696,7 @@ impl Service {
             .filter(|r| r.state == "offline")
             .ok_or(CoreError::NotFound("offline message"))?;
         let def = self.queues.defs().iter().find(|d| d.id == record.queue).cloned();
-        let manager = expert.has_role(sb_core::Role::Admin) || expert.has_role(sb_core::Role::QueueManager);
-        if !manager && !def.is_some_and(|d| d.members.iter().any(|m| m.user == expert.id)) {
+        if !def.is_some_and(|d| d.staffed_by(expert)) {
             return Err(CoreError::Forbidden("you are not an expert of this queue".into()).into());
         }
         if !self.store.take_offline(chat, expert.id, self.now()).await? {
@@ -822,7 +821,9 @@ impl Service {
             (p as u64).saturating_sub(1) * 180 / slots
         });
         let show = def.as_ref().is_none_or(|d| d.show_expert_name);
-        let expert = record.expert.filter(|_| show && state == "assigned").and_then(|u| self.hub.address_of(u));
+        let shown = record.expert.filter(|_| show && state == "assigned");
+        let expert = shown.and_then(|u| self.hub.address_of(u));
+        let expert_name = shown.and_then(|u| self.hub.name_of(u));
         let message = match state {
             "overflowed" => def.as_ref().map(|d| d.closed_message.clone()).filter(|m| !m.is_empty()),
             "waiting" => def.as_ref().map(|d| d.welcome.clone()).filter(|m| !m.is_empty()),
@@ -836,6 +837,7 @@ impl Service {
             position,
             estimated_wait_s,
             expert,
+            expert_name,
             conversation: record.conversation,
             message,
             question: record.question.clone(),
@@ -860,6 +862,7 @@ fn offline_view(def: &sb_core::queue::QueueDef, record: &QueueChatRecord) -> Cha
         position: None,
         estimated_wait_s: None,
         expert: None,
+        expert_name: None,
         conversation: record.conversation,
         message: Some(message),
         question: record.question.clone(),

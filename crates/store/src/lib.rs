@@ -19,7 +19,7 @@ use sb_core::archive::{ArchiveEntry, ArchiveRecord};
 use sb_core::conversation::{Appended, ConversationSummary, Member};
 use sb_core::directory::NewUser;
 use sb_core::queue::{
-    ChatId, ChatTimes, OverflowAction, QueueChatRecord, QueueDef, QueueEvent, QueueMember, RoutingMethod,
+    ChatId, ChatTimes, OverflowAction, QueueChatRecord, QueueDef, QueueEvent, QueueManager, QueueMember, RoutingMethod,
 };
 use sb_core::store::{Application, AuthSession, OfflineChat, Store, StoreResult, Webhook, WebhookDelivery};
 use sb_core::{
@@ -65,6 +65,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../migrations/sqlite/0013_archive_lean_indexes.sql")),
     (14, include_str!("../migrations/sqlite/0014_mail_intake.sql")),
     (15, include_str!("../migrations/sqlite/0015_storage_probe.sql")),
+    (16, include_str!("../migrations/sqlite/0016_queue_managers.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -82,6 +83,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../migrations/postgres/0013_archive_lean_indexes.sql")),
     (14, include_str!("../migrations/postgres/0014_mail_intake.sql")),
     (15, include_str!("../migrations/postgres/0015_storage_probe.sql")),
+    (16, include_str!("../migrations/postgres/0016_queue_managers.sql")),
 ];
 
 /// What a commit survives on SQLite (PostgreSQL follows its own `synchronous_commit`).
@@ -1294,6 +1296,19 @@ impl Store for SqlStore {
                 .await
                 .map_err(unavailable)?;
         }
+        sqlx::query("DELETE FROM queue_managers WHERE queue_id = $1")
+            .bind(&q.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        for m in &q.managers {
+            sqlx::query("INSERT INTO queue_managers (queue_id, user_id) VALUES ($1, $2)")
+                .bind(&q.id)
+                .bind(m.user.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
         tx.commit().await.map_err(unavailable)
     }
 
@@ -1332,6 +1347,28 @@ impl Store for SqlStore {
             let (q, m) = decode_member().map_err(unavailable)?;
             by_queue.entry(q).or_default().push(m);
         }
+        let managers = sqlx::query(
+            "SELECT m.queue_id, m.user_id, u.address FROM queue_managers m \
+             JOIN users u ON u.id = m.user_id ORDER BY m.queue_id, u.address",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let mut managers_of: HashMap<String, Vec<QueueManager>> = HashMap::new();
+        for r in &managers {
+            let decode_manager = || -> Result<(String, QueueManager), sqlx::Error> {
+                let address: String = r.try_get("address")?;
+                Ok((
+                    r.try_get("queue_id")?,
+                    QueueManager {
+                        user: UserId(r.try_get("user_id")?),
+                        address: Address::parse(&address).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
+                    },
+                ))
+            };
+            let (q, m) = decode_manager().map_err(unavailable)?;
+            managers_of.entry(q).or_default().push(m);
+        }
         rows.iter()
             .map(|r| {
                 let id: String = r.try_get("id")?;
@@ -1339,6 +1376,7 @@ impl Store for SqlStore {
                 let method: String = r.try_get("method")?;
                 Ok(QueueDef {
                     members: by_queue.remove(&id).unwrap_or_default(),
+                    managers: managers_of.remove(&id).unwrap_or_default(),
                     display_name: r.try_get("display_name")?,
                     address: Address::parse(&address).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
                     description: r.try_get("description")?,
@@ -1377,11 +1415,13 @@ impl Store for SqlStore {
 
     async fn delete_queue(&self, id: &str) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM queue_members WHERE queue_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+        for table in ["queue_members", "queue_managers"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE queue_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
         let r =
             sqlx::query("DELETE FROM queues WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(unavailable)?;
         if r.rows_affected() == 0 {

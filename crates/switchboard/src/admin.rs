@@ -95,6 +95,9 @@ pub struct QueueOptions {
     /// Seconds of wrap-up after a chat ends (0: closes at once).
     #[arg(long)]
     wrap_up: Option<i64>,
+    /// The queue's managers, comma-separated addresses (replaces the list; "" for none).
+    #[arg(long)]
+    managers: Option<String>,
 }
 
 /// `close`, `offline_message` or `queue:<id>`.
@@ -483,8 +486,15 @@ async fn run_command(
                         def.members.len()
                     );
                 }
-                QueueCommand::Set { id, options } => {
+                QueueCommand::Set { id, mut options } => {
                     let mut def = find(&id).await?;
+                    if let Some(list) = options.managers.take() {
+                        def.managers.clear();
+                        for address in list.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                            let u = user(address).await?;
+                            def.managers.push(sb_core::queue::QueueManager { user: u.id, address: u.address });
+                        }
+                    }
                     apply(&mut def, options)?;
                     let def = service.save_queue(def).await?;
                     println!("updated queue {}", def.id);
@@ -499,13 +509,15 @@ async fn run_command(
                             "open"
                         };
                         let members: Vec<&str> = q.members.iter().map(|m| m.address.as_str()).collect();
+                        let managers: Vec<&str> = q.managers.iter().map(|m| m.address.as_str()).collect();
                         println!(
-                            "{}\t{}\t{}\t{}\t{state}\t{}",
+                            "{}\t{}\t{}\t{}\t{state}\t{}\tmanagers: {}",
                             q.id,
                             q.display_name,
                             q.address,
                             q.method.as_str(),
-                            members.join(" ")
+                            members.join(" "),
+                            managers.join(" ")
                         );
                     }
                 }

@@ -36,6 +36,12 @@ async fn data_dir_and_friends_may_follow_the_subcommand() {
     assert!(out.status.success() && text(&out).starts_with("archive verified:"), "{}", text(&out));
     let out = run(&["config", "check"], &dir, &[]);
     assert!(out.status.success(), "{}", text(&out));
+    // Administrators name a queue's managers from the command line too.
+    let out = run(&["admin", "queue", "set", "sales", "--managers", "heidi@example.com,olivia@example.com"], &dir, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&["admin", "queue", "list"], &dir, &[]);
+    let sales = text(&out).lines().find(|l| l.starts_with("sales\t")).unwrap_or_default().to_string();
+    assert!(sales.ends_with("managers: heidi@example.com olivia@example.com"), "{sales}");
     // Logs written to a pipe carry no colour codes.
     server.child.kill().unwrap();
     server.child.wait().unwrap();

@@ -278,8 +278,8 @@ fn case() -> impl Strategy<Value = Case> {
     let routes: Vec<BoxedStrategy<Case>> = sb_http::ROUTES
         .iter()
         // Signing out ends the session the rest of the run uses; the WebSocket has its own part.
-        .filter(|(_, p)| *p != "/api/v1/auth/logout" && *p != "/api/v1/ws")
-        .map(|(m, p)| requests_for(&doc, m, p))
+        .filter(|(_, p, _)| *p != "/api/v1/auth/logout" && *p != "/api/v1/ws")
+        .map(|(m, p, _)| requests_for(&doc, m, p))
         .collect();
     proptest::strategy::Union::new(routes)
 }

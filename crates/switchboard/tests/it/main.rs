@@ -5,6 +5,7 @@ mod helpers;
 
 mod alerts;
 mod auth;
+mod authz;
 mod bad_input;
 mod chat;
 mod cli;
@@ -14,5 +15,6 @@ mod faults;
 mod fuzz;
 mod hostile;
 mod mailbox;
+mod managers;
 mod queue_options;
 mod queues;

@@ -567,8 +567,12 @@ async fn receiver(fail_first: usize) -> (String, Received) {
 backend_tests! {
     async fn webhooks_are_signed_retried_and_logged(app) {
         let olivia = app.login("olivia").await;
-        let (s, v) = olivia.post("/api/v1/webhooks", json!({"url": "https://x.example/hook"})).await;
+        let (s, v) = olivia.post("/api/v1/webhooks", json!({"url": "https://x.example/hook", "queue": "support"})).await;
         assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")), "no TLS in this build");
+        let (s, _) = olivia.post("/api/v1/webhooks", json!({"url": "http://127.0.0.1:1/x"})).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "webhooks for every queue are for administrators");
+        let (s, _) = olivia.post("/api/v1/webhooks", json!({"url": "http://127.0.0.1:1/x", "queue": "sales"})).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "Olivia manages support, not sales");
         let alice = app.login("alice").await;
         let (s, _) = alice.post("/api/v1/webhooks", json!({"url": "http://127.0.0.1:1/x"})).await;
         assert_eq!(s, StatusCode::FORBIDDEN);
