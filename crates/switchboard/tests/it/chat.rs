@@ -186,7 +186,9 @@ backend_tests! {
         // Markers never move back, nor past the end of the conversation.
         let (_, v) = bob.post(&format!("/api/v1/conversations/{conv}/read"), json!({"up_to": ids[0]})).await;
         assert_eq!(v["read_up_to"], ids[4]);
-        let (_, v) = bob.post(&format!("/api/v1/conversations/{conv}/read"), json!({"up_to": 999_999_999})).await;
+        let (s, v) = bob.post(&format!("/api/v1/conversations/{conv}/read"), json!({"up_to": 999_999_999})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")), "refused, not clamped");
+        let (_, v) = bob.post(&format!("/api/v1/conversations/{conv}/read"), json!({"up_to": ids[6]})).await;
         assert_eq!(v["read_up_to"], ids[6]);
         let (s, _) = alice.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"body": "after"})).await;
         assert_eq!(s, StatusCode::CREATED);

@@ -336,7 +336,8 @@ backend_tests! {
                     *seen.lock().unwrap().entry(status.as_u16()).or_default() += 1;
                     let shown = |s: &str| s.chars().take(300).collect::<String>();
                     prop_assert!(status.as_u16() < 500, "{} {} → {status} {}", c.method, shown(&c.path), shown(&text));
-                    if status.as_u16() >= 400 {
+                    // The legacy Queue Manager endpoint answers text/plain, as its clients expect.
+                    if status.as_u16() >= 400 && c.path.starts_with("/api/") {
                         prop_assert!(
                             error_shaped(&text),
                             "{} {} → {status}, not the error shape: {}",
