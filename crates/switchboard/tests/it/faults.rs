@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 /// A tmpfs of `mib` MiB, unmounted on drop.
-struct Tmpfs(PathBuf);
+pub(crate) struct Tmpfs(pub(crate) PathBuf);
 
 impl Tmpfs {
-    fn mount(mib: u32) -> Tmpfs {
+    pub(crate) fn mount(mib: u32) -> Tmpfs {
         let dir = temp_dir();
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
@@ -39,7 +39,7 @@ impl Tmpfs {
     }
 
     /// Write a file until the disk is full.
-    fn fill(&self) -> PathBuf {
+    pub(crate) fn fill(&self) -> PathBuf {
         let path = self.0.join("filler");
         let mut f = std::fs::File::create(&path).unwrap();
         let chunk = vec![0u8; 16 * 1024];

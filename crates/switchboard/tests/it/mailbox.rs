@@ -410,6 +410,72 @@ async fn the_binary_takes_mail_across_a_kill() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The disk under the server's database fills while mail arrives: the mail stays in the
+/// mailbox (nothing is deleted that was not stored), the listener reports the fault, and
+/// once space is free every mail becomes one alert — also after a `kill -9` and restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_loses_no_mail_and_alerts_it_once_space_is_back() {
+    use crate::e2e::Server;
+    let dovecot = Dovecot::start(false);
+    let disk = crate::faults::Tmpfs::mount(24);
+    let etc = std::env::temp_dir().join(unique("sbmailcfg"));
+    std::fs::create_dir_all(&etc).unwrap();
+    let config = etc.join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[alerts.mailbox]]\nname = \"ops\"\nprotocol = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+             user = \"alerts\"\npassword = \"secret\"\nallowed_senders = [\"@monitor.example.com\"]\n\
+             audience = {{ users = [\"alice@example.com\"] }}\n",
+            dovecot.port("IMAP_PORT")
+        ),
+    )
+    .unwrap();
+    let start = || Server::start(&disk.0, &["--demo", "--config", config.to_str().unwrap()], &[]);
+    async fn titles(server: &Server) -> Vec<String> {
+        let admin = server.login("admin@example.com", "demo").await["token"].as_str().unwrap().to_string();
+        let v = server.call(&admin, "/api/v1/alerts?source=mail:ops", None).await;
+        let mut t: Vec<String> =
+            v["alerts"].as_array().unwrap().iter().map(|a| a["title"].as_str().unwrap().to_string()).collect();
+        t.sort();
+        t
+    }
+    let mut server = start();
+    let admin = server.login("admin@example.com", "demo").await["token"].as_str().unwrap().to_string();
+    dovecot.deliver("alerts", &mail("nagios@monitor.example.com", "f1", "Before the disk filled", "one"));
+    until("the first mail is taken", || dovecot.count("alerts", &[]) == 0).await;
+
+    let filler = disk.fill();
+    // Large enough that storing them needs new pages.
+    let big = "x".repeat(60_000);
+    dovecot.deliver("alerts", &mail("nagios@monitor.example.com", "f2", "While the disk was full", &big));
+    dovecot.deliver("alerts", &mail("nagios@monitor.example.com", "f3", "Also while full", &big));
+    // The listener fails to store them and says so; the mails stay where they are.
+    let mut reported = String::new();
+    for _ in 0..100 {
+        let v = server.call(&admin, "/api/v1/alerts/mailboxes", None).await;
+        reported = v["mailboxes"][0]["last_error"].as_str().unwrap_or_default().to_string();
+        if !reported.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!reported.is_empty(), "the listener reports the storage fault");
+    assert_eq!(dovecot.count("alerts", &[]), 2, "nothing deleted that was not stored ({reported})");
+
+    std::fs::remove_file(filler).unwrap();
+    until("both mails are taken once space is back", || dovecot.count("alerts", &[]) == 0).await;
+    let want = vec!["Also while full", "Before the disk filled", "While the disk was full"];
+    assert_eq!(titles(&server).await, want);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let server = start();
+    assert_eq!(titles(&server).await, want, "nothing lost, nothing twice, after kill -9");
+    drop(server);
+    dovecot.stop();
+    let _ = std::fs::remove_dir_all(&etc);
+}
+
 /// A server that keeps ending the session with `BYE` (Dovecot kicks it each time it is
 /// back): the listener backs off — 1 s, 2 s, 4 s … — as for any other connection error,
 /// instead of reconnecting every second; the reason is shown; once the server lets it stay,
