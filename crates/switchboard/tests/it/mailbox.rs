@@ -353,16 +353,8 @@ async fn pop3_and_tls_mailboxes() {
     app.finish().await;
 }
 
-/// The binary with `[[alerts.mailbox]]` in its configuration file: mail becomes alerts; the
-/// server is killed (-9), mail arrives while it is down, and after a restart that mail
-/// becomes an alert too — once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_takes_mail_across_a_kill() {
-    use crate::e2e::Server;
-    use std::process::Command;
-    let dovecot = Dovecot::start(false);
-    let dir = std::env::temp_dir().join(unique("sbmail"));
-    std::fs::create_dir_all(&dir).unwrap();
+/// A configuration file with one IMAP mailbox, `ops`, on this Dovecot, for alice.
+fn ops_config(dir: &std::path::Path, dovecot: &Dovecot) -> PathBuf {
     let config = dir.join("switchboard.toml");
     std::fs::write(
         &config,
@@ -374,6 +366,30 @@ async fn the_binary_takes_mail_across_a_kill() {
         ),
     )
     .unwrap();
+    config
+}
+
+/// The titles of the alerts the mailbox `ops` made, sorted.
+async fn titles(server: &crate::e2e::Server) -> Vec<String> {
+    let admin = server.login("admin@example.com", "demo").await["token"].as_str().unwrap().to_string();
+    let v = server.call(&admin, "/api/v1/alerts?source=mail:ops", None).await;
+    let mut t: Vec<String> =
+        v["alerts"].as_array().unwrap().iter().map(|a| a["title"].as_str().unwrap().to_string()).collect();
+    t.sort();
+    t
+}
+
+/// The binary with `[[alerts.mailbox]]` in its configuration file: mail becomes alerts; the
+/// server is killed (-9), mail arrives while it is down, and after a restart that mail
+/// becomes an alert too — once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_takes_mail_across_a_kill() {
+    use crate::e2e::Server;
+    use std::process::Command;
+    let dovecot = Dovecot::start(false);
+    let dir = std::env::temp_dir().join(unique("sbmail"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = ops_config(&dir, &dovecot);
     let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["config", "check", "--config"])
         .arg(&config)
@@ -384,15 +400,6 @@ async fn the_binary_takes_mail_across_a_kill() {
     assert!(!shown.contains("secret"), "the password is redacted: {shown}");
 
     let start = || Server::start(&dir, &["--demo", "--config", config.to_str().unwrap()], &[]);
-    // The titles of the alerts mail:ops made, sorted.
-    async fn titles(server: &Server) -> Vec<String> {
-        let admin = server.login("admin@example.com", "demo").await["token"].as_str().unwrap().to_string();
-        let v = server.call(&admin, "/api/v1/alerts?source=mail:ops", None).await;
-        let mut t: Vec<String> =
-            v["alerts"].as_array().unwrap().iter().map(|a| a["title"].as_str().unwrap().to_string()).collect();
-        t.sort();
-        t
-    }
 
     let mut server = start();
     dovecot.deliver("alerts", &mail("nagios@monitor.example.com", "k1", "Before the kill", "one"));
@@ -420,26 +427,8 @@ async fn a_full_disk_loses_no_mail_and_alerts_it_once_space_is_back() {
     let disk = crate::faults::Tmpfs::mount(24);
     let etc = std::env::temp_dir().join(unique("sbmailcfg"));
     std::fs::create_dir_all(&etc).unwrap();
-    let config = etc.join("switchboard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[alerts.mailbox]]\nname = \"ops\"\nprotocol = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
-             user = \"alerts\"\npassword = \"secret\"\nallowed_senders = [\"@monitor.example.com\"]\n\
-             audience = {{ users = [\"alice@example.com\"] }}\n",
-            dovecot.port("IMAP_PORT")
-        ),
-    )
-    .unwrap();
+    let config = ops_config(&etc, &dovecot);
     let start = || Server::start(&disk.0, &["--demo", "--config", config.to_str().unwrap()], &[]);
-    async fn titles(server: &Server) -> Vec<String> {
-        let admin = server.login("admin@example.com", "demo").await["token"].as_str().unwrap().to_string();
-        let v = server.call(&admin, "/api/v1/alerts?source=mail:ops", None).await;
-        let mut t: Vec<String> =
-            v["alerts"].as_array().unwrap().iter().map(|a| a["title"].as_str().unwrap().to_string()).collect();
-        t.sort();
-        t
-    }
     let mut server = start();
     let admin = server.login("admin@example.com", "demo").await["token"].as_str().unwrap().to_string();
     dovecot.deliver("alerts", &mail("nagios@monitor.example.com", "f1", "Before the disk filled", "one"));
