@@ -246,7 +246,9 @@
     try {
       const u = await api('GET', `/users/${encodeURIComponent(addr)}`);
       rememberUser((u && u.user) || u, tick);
+      dirty.header = true; // names in the chat's header and queue bar
       scheduleRender();
+      paintNames();
     } catch (_) { /* unknown user: keep the address */ }
   }
 
@@ -1701,6 +1703,7 @@
       const r = await api('GET', '/queues');
       Q.defs = asList(r, 'queues', 'items');
       Q.loaded = true;
+      noteQueueManagers(Q.defs);
     } catch (_) { /* keep the last list */ }
     renderQueues();
     renderTransferOptions();
@@ -1777,7 +1780,10 @@
   function renderTransferOptions() {
     const dl = $('transfer-options');
     const frag = document.createDocumentFragment();
-    for (const d of Q.defs) frag.appendChild(el('option', { value: String(d.id), label: String(d.display_name || d.id) }));
+    for (const d of Q.defs) {
+      if (d.enabled === false) continue; // listed to its managers, but takes no chats
+      frag.appendChild(el('option', { value: String(d.id), label: String(d.display_name || d.id) }));
+    }
     dl.replaceChildren(frag);
   }
 
@@ -1999,6 +2005,17 @@
     queuesChanged();
   }
 
+  /**
+   * The assigned expert as the seeker sees them: the display name the server gives
+   * (`expert_name`), else the directory's name for their address; '' when the queue does
+   * not show its experts.
+   */
+  function expertNameOf(v) {
+    const n = typeof v.expert_name === 'string' ? v.expert_name.trim() : '';
+    if (n) return n;
+    return v.expert ? displayName(v.expert) : '';
+  }
+
   /** A queue chat's state for its status bar, as a line (names isolated: see U()). */
   function queueChatStatusText(v, expertSide) {
     if (!v) return '';
@@ -2016,7 +2033,8 @@
         const who = s ? (s.seeker_name || s.seeker) : '';
         return [v.queue_name || v.queue ? U(v.queue_name || v.queue) : 'Queue', ' chat', ...(who ? [' with ', U(who)] : [])];
       }
-      return v.expert ? ['Connected to ', U(v.expert)] : 'Connected to an expert';
+      const who = expertNameOf(v);
+      return who ? ['Connected to ', U(who)] : 'Connected to an expert';
     }
     if (st === 'offline') {
       if (expertSide) {
@@ -2820,20 +2838,28 @@
   }
 
   // ---------------------------------------------------------------- queue administration
-  // Administrators and queue managers: "Manage queues" (list, create, edit, open/close,
-  // enable/disable) and the live "Queue dashboard" (GET /queues/{id}/stats every 2 s while
-  // the page is visible). Routes: #/manage and #/dashboard.
+  // Administrators and the managers of a queue: "Manage queues" (list, create, edit,
+  // open/close, enable/disable, managers) and the live "Queue dashboard" (GET
+  // /queues/{id}/stats every 2 s while the page is visible). Routes: #/manage and
+  // #/dashboard. Administrators manage every queue, create queues and name their managers;
+  // anyone named in a queue's `managers` changes that queue (not its managers) and sees
+  // its statistics, and the other queues read-only. The queue_manager role by itself
+  // grants nothing here.
   const METHOD_LABEL = {
     broadcast: 'Broadcast', longest_idle: 'Longest idle', round_robin: 'Round robin',
     least_busy: 'Least busy', serial: 'Serial', manual: 'Manual',
   };
   const DASH_EVERY_MS = 2000;
   const A = {
-    allowed: false,
+    allowed: false, // may open "Manage queues" and the dashboard (admin, or manager of a queue)
+    admin: false, // administrators: every queue, create queues, name managers
+    managesAny: false, // named among the managers of some queue
     page: null, // 'manage' | 'dashboard' | 'compliance' | 'audit' | null
     queues: [], // GET /queues
     editing: null, // null: new queue; else the id being edited
     members: [], // [{address, priority, skills}] in the form
+    managers: [], // [address] in the form
+    editable: false, // the form's queue is one this user manages
     spans: [], // [{day, open, close}] business hours in the form
     fields: [], // [{name, label, kind, required, options}] pre-chat form in the form
     canned: [], // [{title, text}] canned responses in the form
@@ -2843,8 +2869,6 @@
     dashBusy: false,
     dashGen: 0,
     cards: new Map(), // queue id -> {node, values: {key: node}, name, sub, state}
-    searchTimer: null,
-    searchSeq: 0,
     formSeq: 0,
   };
 
@@ -2888,13 +2912,43 @@
 
   function startAdmin() {
     const roles = Array.isArray(S.me && S.me.roles) ? S.me.roles.map(lower) : [];
-    A.allowed = roles.includes('admin') || roles.includes('queue_manager');
+    A.admin = roles.includes('admin');
     AL.allowed = roles.includes('admin');
+    // Anyone else manages the queues that name them among their managers (the queue
+    // manager role by itself manages none): known once a queue list arrives.
+    A.managesAny = (Q.defs || []).some(managesQueue);
+    paintAdminNav();
+    startCompliance(roles);
+  }
+
+  function paintAdminNav() {
+    A.allowed = A.admin || A.managesAny;
     $('admin-nav').hidden = !(A.allowed || AL.allowed);
     $('nav-manage').hidden = !A.allowed;
     $('nav-dashboard').hidden = !A.allowed;
     $('nav-alerts').hidden = !AL.allowed;
-    startCompliance(roles);
+    $('queue-new').hidden = !A.admin;
+    $('mq-note').hidden = A.admin;
+  }
+
+  /**
+   * May this user change queue `q` (its settings, experts, statistics)? Administrators
+   * every queue; anyone else only a queue that names them in its `managers`.
+   */
+  function managesQueue(q) {
+    if (A.admin) return true;
+    const me = S.me ? S.me.address : '';
+    return !!me && !!q && Array.isArray(q.managers) && q.managers.some((a) => lower(a) === me);
+  }
+
+  /** A queue list arrived (GET /queues): does this user manage any of them now? */
+  function noteQueueManagers(list) {
+    const any = (list || []).some(managesQueue);
+    if (any === A.managesAny) return;
+    A.managesAny = any;
+    paintAdminNav();
+    // Opened at #/manage before the list was known, or no longer a manager: route again.
+    if (/^#\/(manage|dashboard)$/.test(location.hash)) route();
   }
 
   // The administration pages: route name -> [view, nav button, who may see it].
@@ -2961,6 +3015,7 @@
       A.queues = asList(r, 'queues', 'items').filter((q) => q && typeof q === 'object' && qid(q));
       A.queues.sort((a, b) => String(a.display_name || a.id).localeCompare(String(b.display_name || b.id)));
       showAdminError('mq-error', '');
+      noteQueueManagers(A.queues);
     } catch (e) {
       showAdminError('mq-error', e.message);
     }
@@ -2973,34 +3028,68 @@
     const body = $('mq-list');
     const frag = document.createDocumentFragment();
     if (!A.queues.length) {
-      frag.appendChild(el('tr', null, el('td', { colspan: '7', class: 'empty-note', text: 'No queues yet.' })));
+      frag.appendChild(el('tr', null, el('td', { colspan: '8', class: 'empty-note', text: 'No queues yet.' })));
     }
     for (const q of A.queues) {
       const id = qid(q);
       const closed = !!q.closed;
       const enabled = q.enabled !== false;
+      const mine = managesQueue(q);
       const nameCell = el('td', { class: 'mq-name' },
         el('div', { class: 'mq-display', text: q.display_name || id }),
         el('div', { class: 'mq-id muted', text: id }));
       if (q.description) nameCell.appendChild(el('div', { class: 'mq-desc muted', text: q.description }));
       const state = el('span', { class: 'state-pill', 'data-state': queueStateKey(q), 'data-testid': 'queue-state', text: queueStateText(q) });
-      const edit = el('button', { type: 'button', class: 'ghost small', 'data-testid': 'queue-edit', text: 'Edit' });
-      edit.addEventListener('click', () => openQueueForm(id));
-      const tClosed = el('button', { type: 'button', class: 'ghost small', 'data-testid': 'queue-toggle-closed', text: closed ? 'Open' : 'Close' });
-      tClosed.addEventListener('click', () => quickToggle(id, 'closed', tClosed));
-      const tEnabled = el('button', { type: 'button', class: 'ghost small' + (enabled ? ' danger' : ''), 'data-testid': 'queue-toggle-enabled', text: enabled ? 'Disable' : 'Enable' });
-      tEnabled.addEventListener('click', () => quickToggle(id, 'enabled', tEnabled));
-      const row = el('tr', { class: 'queue-row', 'data-testid': 'queue-row', 'data-id': id, 'data-state': queueStateKey(q) },
+      const buttons = el('div', { class: 'mq-buttons' });
+      if (mine) {
+        const edit = el('button', { type: 'button', class: 'ghost small', 'data-testid': 'queue-edit', text: 'Edit' });
+        edit.addEventListener('click', () => openQueueForm(id));
+        const tClosed = el('button', { type: 'button', class: 'ghost small', 'data-testid': 'queue-toggle-closed', text: closed ? 'Open' : 'Close' });
+        tClosed.addEventListener('click', () => quickToggle(id, 'closed', tClosed));
+        const tEnabled = el('button', { type: 'button', class: 'ghost small' + (enabled ? ' danger' : ''), 'data-testid': 'queue-toggle-enabled', text: enabled ? 'Disable' : 'Enable' });
+        tEnabled.addEventListener('click', () => quickToggle(id, 'enabled', tEnabled));
+        buttons.append(edit, tClosed, tEnabled);
+      } else {
+        buttons.appendChild(el('span', { class: 'mq-view-only muted', 'data-testid': 'queue-view-only', title: 'Only its managers and administrators change this queue', text: 'View only' }));
+      }
+      const row = el('tr', { class: 'queue-row', 'data-testid': 'queue-row', 'data-id': id, 'data-state': queueStateKey(q), 'data-managed': mine ? 'yes' : 'no' },
         nameCell,
         el('td', { class: 'mq-addr' }, ...breakableAddress(q.address || '')),
+        managersCell(q),
         el('td', { class: 'mq-method', 'data-label': 'Routing', text: METHOD_LABEL[q.method] || q.method || '' }),
         el('td', { class: 'mq-state' }, state),
         el('td', { class: 'num', 'data-label': 'Ready', 'data-testid': 'queue-ready-count', text: fmtInt(q.experts_ready) }),
         el('td', { class: 'num', 'data-label': 'Waiting', 'data-testid': 'queue-waiting-count', text: fmtInt(q.seekers_waiting) }),
-        el('td', { class: 'mq-actions' }, el('div', { class: 'mq-buttons' }, edit, tClosed, tEnabled)));
+        el('td', { class: 'mq-actions' }, buttons));
       frag.appendChild(row);
     }
     body.replaceChildren(frag);
+  }
+
+  /** A person's display name, kept up to date as the directory answers (see paintNames). */
+  function nameNode(tag, addr, attrs) {
+    const a = lower(addr);
+    return el(tag, Object.assign({ 'data-name-of': a, title: a, text: displayName(a) }, attrs || {}));
+  }
+
+  /** Names shown before the directory knew them: their display names now. */
+  function paintNames() {
+    for (const n of document.querySelectorAll('[data-name-of]')) setText(n, displayName(n.getAttribute('data-name-of')));
+  }
+
+  /** The queue's managers as names (each isolated: a name may be written right to left). */
+  function managersCell(q) {
+    const list = Array.isArray(q.managers) ? q.managers.map(lower).filter(Boolean) : [];
+    const td = el('td', { class: 'mq-managers', 'data-label': 'Managers', 'data-testid': 'queue-managers' });
+    if (!list.length) {
+      td.appendChild(el('span', { class: 'muted', title: 'No managers: administrators only', text: '—' }));
+      return td;
+    }
+    list.forEach((a, i) => {
+      if (i) td.appendChild(document.createTextNode(', '));
+      td.appendChild(nameNode('bdi', a, { class: 'mq-manager', 'data-testid': 'queue-manager', 'data-address': a }));
+    });
+    return td;
   }
 
   /** An address as text nodes with a line-break opportunity after the "@" (narrow tables). */
@@ -3328,6 +3417,7 @@
     $('qf-id').value = '';
     A.editing = id || null;
     showAdminError('qf-error', '');
+    if (!id && !A.admin) { A.editing = null; return; } // only administrators create queues
     let q = null;
     if (id) {
       try { q = await api('GET', `/queues/${encId(id)}`); } catch (e) {
@@ -3335,6 +3425,7 @@
         if (!q) { showAdminError('mq-error', e.message); return; }
       }
       if (seq !== A.formSeq) return; // another queue was picked meanwhile
+      if (!managesQueue(q)) { A.editing = null; showAdminError('mq-error', `${id}: you do not manage this queue.`); return; }
     }
     $('qf-title').textContent = q ? `Edit ${q.display_name || id}` : 'New queue';
     $('qf-id').value = q ? id : '';
@@ -3355,6 +3446,9 @@
     A.members = q ? queueInput(q).members : [];
     $('qf-member-add').value = '';
     renderMembers();
+    A.managers = q && Array.isArray(q.managers) ? [...new Set(q.managers.map(lower).filter(Boolean))] : [];
+    $('qf-manager-add').value = '';
+    renderManagers();
     openV2Form(q, id);
     $('qf').hidden = false;
     $('qf').scrollIntoView({ block: 'nearest' });
@@ -3397,11 +3491,8 @@
 
   function addMember() {
     const input = $('qf-member-add');
-    let v = input.value.trim();
     // "Carol Clark <carol@example.com>" from the suggestions, or a bare address.
-    const m = /<([^<>\s]+@[^<>\s]+)>\s*$/.exec(v);
-    if (m) v = m[1];
-    v = lower(v);
+    const v = pickedAddress(input);
     if (!v) return;
     if (!/^[^@\s]+@[^@\s]+$/.test(v)) { showAdminError('qf-error', `Not an address: ${v}`); return; }
     showAdminError('qf-error', '');
@@ -3414,16 +3505,73 @@
     input.focus();
   }
 
-  function searchMembers() {
-    clearTimeout(A.searchTimer);
-    const q = $('qf-member-add').value.trim();
+  /**
+   * The queue's managers in the form. Administrators add and remove them; a manager sees
+   * the list but cannot change it (the server refuses, and the list is not sent).
+   */
+  function renderManagers() {
+    const box = $('qf-managers');
+    const frag = document.createDocumentFragment();
+    if (!A.managers.length) frag.appendChild(el('p', { class: 'empty-note', text: 'No managers: only administrators change this queue.' }));
+    for (const a of A.managers) {
+      const row = el('div', { class: 'qf-member qf-manager', 'data-testid': 'qf-manager', 'data-address': a },
+        el('div', { class: 'qf-member-who' },
+          nameNode('div', a, { class: 'qf-member-name', 'data-testid': 'qf-manager-name' }),
+          el('div', { class: 'muted qf-member-addr', text: a })));
+      if (A.admin) {
+        const rm = el('button', { type: 'button', class: 'ghost small danger', 'data-testid': 'qf-manager-remove', 'aria-label': `Remove ${a} as a manager`, text: 'Remove' });
+        rm.addEventListener('click', () => {
+          A.managers = A.managers.filter((x) => x !== a);
+          renderManagers();
+          $('qf-manager-add').focus();
+        });
+        row.appendChild(rm);
+      }
+      frag.appendChild(row);
+    }
+    box.replaceChildren(frag);
+    $('qf-manager-add-row').hidden = !A.admin;
+    setText($('qf-managers-note'), A.admin
+      ? 'Managers change this queue\'s settings and experts, and see its statistics, waiting list and offline messages.'
+      : 'Only administrators change a queue\'s managers.');
+  }
+
+  /** The address typed or picked in a directory search box ("Carol Clark <carol@…>" or an address). */
+  function pickedAddress(input) {
+    let v = input.value.trim();
+    const m = /<([^<>\s]+@[^<>\s]+)>\s*$/.exec(v);
+    if (m) v = m[1];
+    return lower(v);
+  }
+
+  function addManager() {
+    if (!A.admin) return;
+    const input = $('qf-manager-add');
+    const v = pickedAddress(input);
+    if (!v) return;
+    if (!/^[^@\s]+@[^@\s]+$/.test(v)) { showAdminError('qf-error', `Not an address: ${v}`); return; }
+    showAdminError('qf-error', '');
+    if (!A.managers.includes(v)) A.managers.push(v);
+    input.value = '';
+    renderManagers();
+    input.focus();
+  }
+
+  const directorySearches = new Map(); // input id -> {timer, seq}
+
+  /** Suggestions from the directory for the box `inputId`, into the datalist `listId`. */
+  function searchDirectory(inputId, listId) {
+    let st = directorySearches.get(inputId);
+    if (!st) { st = { timer: null, seq: 0 }; directorySearches.set(inputId, st); }
+    clearTimeout(st.timer);
+    const q = $(inputId).value.trim();
     if (q.length < 2 || q.includes('<')) return;
-    A.searchTimer = setTimeout(async () => {
-      const seq = ++A.searchSeq;
+    st.timer = setTimeout(async () => {
+      const seq = ++st.seq;
       try {
         const r = await api('GET', `/users?q=${encodeURIComponent(q)}&limit=20`);
-        if (seq !== A.searchSeq) return;
-        const list = $('qf-member-options');
+        if (seq !== st.seq) return;
+        const list = $(listId);
         const frag = document.createDocumentFragment();
         for (const u of asList(r, 'users')) {
           const n = rememberUser(u);
@@ -3456,6 +3604,8 @@
       show_expert_name: $('qf-show-expert').checked,
       members: A.members.map((m) => ({ address: m.address, priority: Number(m.priority) || 0, skills: m.skills || [] })),
     };
+    // Only administrators name managers; without the field the server keeps the list.
+    if (A.admin) body.managers = [...A.managers];
     // Rollover, business hours, pre-chat form, canned responses and wrap-up (when the
     // server knows them; an older one only knows the rollover targets).
     const known = (A.queues || []).find((q) => qid(q) === id);
@@ -3576,11 +3726,15 @@
     const sel = $('dash-select');
     const cur = sel.value || '';
     const frag = document.createDocumentFragment();
-    frag.appendChild(el('option', { value: '', text: 'All queues' }));
-    for (const q of A.queues) frag.appendChild(el('option', { value: qid(q), text: q.display_name || qid(q) }));
+    const mine = dashQueues();
+    frag.appendChild(el('option', { value: '', text: A.admin ? 'All queues' : 'All my queues' }));
+    for (const q of mine) frag.appendChild(el('option', { value: qid(q), text: q.display_name || qid(q) }));
     sel.replaceChildren(frag);
-    sel.value = A.queues.some((q) => qid(q) === cur) ? cur : '';
+    sel.value = mine.some((q) => qid(q) === cur) ? cur : '';
   }
+
+  /** The queues whose statistics this user may see: every queue for administrators, else the ones they manage. */
+  function dashQueues() { return A.queues.filter(managesQueue); }
 
   async function refreshDashboard() {
     if (A.page !== 'dashboard' || A.dashBusy) return;
@@ -3591,7 +3745,7 @@
       if (gen !== A.dashGen || A.page !== 'dashboard') return;
       renderDashSelect();
       const pick = $('dash-select').value;
-      const shown = A.queues.filter((q) => !pick || qid(q) === pick);
+      const shown = dashQueues().filter((q) => !pick || qid(q) === pick);
       const { from, to } = dashInterval();
       const results = await Promise.all(shown.map((q) =>
         api('GET', `/queues/${encId(qid(q))}/stats?from=${Math.floor(from)}&to=${Math.floor(to)}`)
@@ -5391,7 +5545,12 @@
     $('qf-member-add').addEventListener('keydown', (e) => {
       if (e.key === 'Enter' && !e.isComposing) { e.preventDefault(); addMember(); }
     });
-    $('qf-member-add').addEventListener('input', searchMembers);
+    $('qf-member-add').addEventListener('input', () => searchDirectory('qf-member-add', 'qf-member-options'));
+    $('qf-manager-add-submit').addEventListener('click', addManager);
+    $('qf-manager-add').addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.isComposing) { e.preventDefault(); addManager(); }
+    });
+    $('qf-manager-add').addEventListener('input', () => searchDirectory('qf-manager-add', 'qf-manager-options'));
     wireV2Form();
     $('dash-interval').addEventListener('change', () => { A.dashGen += 1; A.dashBusy = false; scheduleDashboard(0); });
     $('dash-select').addEventListener('change', () => { A.dashGen += 1; A.dashBusy = false; scheduleDashboard(0); });

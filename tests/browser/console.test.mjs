@@ -216,7 +216,7 @@ check('a. manual queue: the chat shows in the waiting list with its answers; Jud
   // Judy picks it: her chat opens, Alice is connected.
   await item.locator('[data-testid=waiting-pick]').click();
   triageConv = await waitQueueChatOpen(j);
-  await waitIn(a, () => document.querySelector('[data-testid=queue-chat-status]').textContent === 'Connected to judy@example.com');
+  await waitIn(a, () => document.querySelector('[data-testid=queue-chat-status]').textContent === 'Connected to Judy Jones');
   assert.equal(Number(await a.getAttribute('[data-testid=chat]', 'data-id')), triageConv, 'the same conversation');
   await j.locator('[data-testid=end-queue-chat]').waitFor({ state: 'visible' });
   assert.match(await j.textContent('[data-testid=queue-chat-question]'), /will not boot/);

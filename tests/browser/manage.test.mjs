@@ -1,7 +1,7 @@
 // End-to-end test of the queue administration pages of the web client in headless Chromium:
-// "Manage queues" (list, create, edit, open/close) and the live "Queue dashboard", for
-// administrators and queue managers. The real server, Debian's Chromium, one browser
-// context per person.
+// "Manage queues" (list, create, edit, open/close, managers) and the live "Queue dashboard",
+// for administrators (every queue) and the managers of a queue (their queues only). The real
+// server, Debian's Chromium, one browser context per person.
 //
 //   cd tests/browser && npm install && node --test manage.test.mjs
 //
@@ -22,8 +22,10 @@ import {
 } from './harness.mjs';
 
 const PASSWORD = 'demo';
+const ADMIN = 'admin@example.com';
 const ALICE = 'alice@example.com';
-const OLIVIA = 'olivia@example.com'; // expert and queue manager
+const OLIVIA = 'olivia@example.com'; // expert, manager of Demo Support
+const HEIDI = 'heidi@example.com'; // expert, manager of Demo Sales
 const JUDY = 'judy@example.com'; // expert of Demo Support
 const CAROL = 'carol@example.com';
 const HOSTILE = '<img src=x onerror=alert(1)>';
@@ -36,7 +38,8 @@ const login = (address) => loginAt(base, address, PASSWORD);
 const signIn = (c, address) => signInAt(base, c, address, PASSWORD);
 let browser = null;
 const clients = [];
-let olivia = null;
+let admin = null; // the administrator's client (tests b–e)
+let heidi = null; // Heidi's client (tests f–g)
 
 // ------------------------------------------------------------------ REST helpers (Node side)
 
@@ -47,7 +50,7 @@ async function stStatus(queueName) {
 }
 
 async function stats(id) {
-  const r = await rest('GET', `/api/v1/queues/${id}/stats`, { token: await login(OLIVIA) });
+  const r = await rest('GET', `/api/v1/queues/${id}/stats`, { token: await login(ADMIN) });
   assert.equal(r.status, 200, `stats of ${id}: ${r.text}`);
   return r.json;
 }
@@ -123,15 +126,22 @@ check('a. users without a queue role see neither "Manage queues" nor the dashboa
   clients.splice(clients.indexOf(alice), 1);
 });
 
-check('b. a queue manager creates, closes and edits a queue', async () => {
-  olivia = await newClient('olivia');
-  await signIn(olivia, OLIVIA);
-  const p = olivia.page;
+check('b. an administrator creates, closes and edits a queue, and names its manager', async () => {
+  admin = await newClient('admin');
+  await signIn(admin, ADMIN);
+  const p = admin.page;
   await p.click('[data-testid=manage-queues]');
   await p.locator('[data-testid=manage-view]').waitFor({ state: 'visible' });
   await p.locator(row('support')).waitFor({ state: 'visible' });
   await p.locator(row('sales')).waitFor({ state: 'visible' });
   assert.equal(await p.locator('[data-testid=chat]').isVisible(), false, 'the page replaces the chat pane');
+  assert.equal(await p.locator('[data-testid=mq-note]').isVisible(), false, 'no manager\'s note for an administrator');
+  // Each queue's managers, by name, each name isolated (a name may be written right to left).
+  await waitIn(p, (sel) => document.querySelector(`${sel} [data-testid=queue-managers]`)?.textContent === 'Olivia Olsen', row('support'));
+  await waitIn(p, (sel) => document.querySelector(`${sel} [data-testid=queue-managers]`)?.textContent === 'Heidi Hill', row('sales'));
+  const tag = await p.locator(`${row('support')} [data-testid=queue-manager]`).evaluate((e) => [e.tagName, e.getAttribute('data-address')]);
+  assert.deepEqual(tag, ['BDI', OLIVIA]);
+  assert.equal(await p.locator(`${row('support')} [data-testid=queue-edit]`).count(), 1, 'an administrator edits every queue');
 
   // Create "IT Help".
   await p.click('[data-testid=queue-new]');
@@ -155,12 +165,29 @@ check('b. a queue manager creates, closes and edits a queue', async () => {
   await dave.waitFor({ state: 'visible' });
   await dave.locator('[data-testid=qf-member-remove]').click();
   await dave.waitFor({ state: 'detached' });
+  // Managers: none yet; the directory suggests Heidi; Olivia added and removed again.
+  assert.equal(await p.locator('[data-testid=qf-manager]').count(), 0, 'a new queue has no managers');
+  assert.equal(await p.locator('[data-testid=qf-manager-add]').isVisible(), true, 'an administrator names managers');
+  await p.fill('[data-testid=qf-manager-add]', 'heid');
+  await waitIn(p, (a) => [...document.querySelectorAll('#qf-manager-options option')].some((o) => o.value === a), HEIDI);
+  await p.fill('[data-testid=qf-manager-add]', `Heidi Hill <${HEIDI}>`);
+  await p.click('[data-testid=qf-manager-add-submit]');
+  const heidiRow = p.locator(`[data-testid=qf-manager][data-address="${HEIDI}"]`);
+  await heidiRow.waitFor({ state: 'visible' });
+  assert.equal(await heidiRow.locator('[data-testid=qf-manager-name]').textContent(), 'Heidi Hill');
+  await p.fill('[data-testid=qf-manager-add]', OLIVIA);
+  await p.press('[data-testid=qf-manager-add]', 'Enter');
+  const oliviaRow = p.locator(`[data-testid=qf-manager][data-address="${OLIVIA}"]`);
+  await oliviaRow.waitFor({ state: 'visible' });
+  await oliviaRow.locator('[data-testid=qf-manager-remove]').click();
+  await oliviaRow.waitFor({ state: 'detached' });
   await p.click('[data-testid=qf-save]');
   await p.locator(row('it-help')).waitFor({ state: 'visible' });
   assert.match(await p.locator(row('it-help')).textContent(), /IT Help/);
   assert.equal(await p.locator('[data-testid=qf-error]').isVisible(), false);
+  await waitIn(p, (sel) => document.querySelector(`${sel} [data-testid=queue-managers]`)?.textContent === 'Heidi Hill', row('it-help'));
 
-  const q = await rest('GET', '/api/v1/queues/it-help', { token: await login(OLIVIA) });
+  const q = await rest('GET', '/api/v1/queues/it-help', { token: await login(ADMIN) });
   assert.equal(q.status, 200, q.text);
   assert.equal(q.json.display_name, 'IT Help');
   assert.equal(q.json.method, 'round_robin');
@@ -168,6 +195,7 @@ check('b. a queue manager creates, closes and edits a queue', async () => {
   assert.equal(q.json.closed, false);
   assert.equal(q.json.enabled, true);
   assert.deepEqual(q.json.members.map((m) => m.address), [CAROL]);
+  assert.deepEqual(q.json.managers, [HEIDI], 'the manager named in the form');
 
   // Open, nobody ready (Carol is not signed in): away.
   assert.equal(await stStatus('IT Help'), 'STATUS_AWAY');
@@ -178,9 +206,10 @@ check('b. a queue manager creates, closes and edits a queue', async () => {
   await toggle.click();
   await waitIn(p, (sel) => document.querySelector(`${sel} [data-testid=queue-toggle-closed]`)?.textContent.trim() === 'Open', row('it-help'));
   await eventually('STATUS_DND for a closed queue', async () => (await stStatus('IT Help')) === 'STATUS_DND');
-  const closed = await rest('GET', '/api/v1/queues/it-help', { token: await login(OLIVIA) });
+  const closed = await rest('GET', '/api/v1/queues/it-help', { token: await login(ADMIN) });
   assert.equal(closed.json.closed, true);
   assert.deepEqual(closed.json.members.map((m) => m.address), [CAROL], 'the quick action keeps the members');
+  assert.deepEqual(closed.json.managers, [HEIDI], 'the quick action keeps the managers');
   assert.equal(closed.json.method, 'round_robin', 'the quick action keeps the method');
   assert.equal(closed.json.capacity, 2, 'the quick action keeps the capacity');
 
@@ -191,18 +220,19 @@ check('b. a queue manager creates, closes and edits a queue', async () => {
   assert.equal(await p.locator('[data-testid=qf-closed]').isChecked(), true, 'the form shows the queue closed');
   assert.equal(await p.inputValue('[data-testid=qf-method]'), 'round_robin');
   await p.locator(`[data-testid=qf-member][data-address="${CAROL}"]`).waitFor({ state: 'visible' });
+  await p.locator(`[data-testid=qf-manager][data-address="${HEIDI}"]`).waitFor({ state: 'visible' });
   await p.fill('[data-testid=qf-capacity]', '0');
   await p.click('[data-testid=qf-save]');
   const err = p.locator('[data-testid=qf-error]');
   await err.waitFor({ state: 'visible' });
   const expected = await rest('PUT', '/api/v1/queues/it-help', {
-    token: await login(OLIVIA), body: { display_name: 'IT Help', method: 'round_robin', capacity: 0, closed: true, members: [{ address: CAROL }] },
+    token: await login(ADMIN), body: { display_name: 'IT Help', method: 'round_robin', capacity: 0, closed: true, members: [{ address: CAROL }] },
   });
   assert.equal(expected.status, 400, expected.text);
   assert.equal((await err.textContent()).trim(), expected.json.error.message);
-  const still = await rest('GET', '/api/v1/queues/it-help', { token: await login(OLIVIA) });
+  const still = await rest('GET', '/api/v1/queues/it-help', { token: await login(ADMIN) });
   assert.equal(still.json.capacity, 2, 'the invalid edit changed nothing');
-  await screenshot(olivia, 'b-manage');
+  await screenshot(admin, 'b-manage');
 
   // A valid edit after the error: reopen it from the form.
   await p.fill('[data-testid=qf-capacity]', '3');
@@ -210,9 +240,10 @@ check('b. a queue manager creates, closes and edits a queue', async () => {
   await p.click('[data-testid=qf-save]');
   await p.locator('[data-testid=qf-save]').waitFor({ state: 'hidden' });
   await waitIn(p, (sel) => document.querySelector(`${sel} [data-testid=queue-toggle-closed]`)?.textContent.trim() === 'Close', row('it-help'));
-  const reopened = await rest('GET', '/api/v1/queues/it-help', { token: await login(OLIVIA) });
+  const reopened = await rest('GET', '/api/v1/queues/it-help', { token: await login(ADMIN) });
   assert.equal(reopened.json.capacity, 3);
   assert.equal(reopened.json.closed, false);
+  assert.deepEqual(reopened.json.managers, [HEIDI], 'saving the form again keeps the managers');
   assert.equal(await stStatus('IT Help'), 'STATUS_AWAY');
 
   // Disable and enable again: a disabled queue does not exist for the public APIs.
@@ -227,9 +258,7 @@ check('b. a queue manager creates, closes and edits a queue', async () => {
 });
 
 check('c. the dashboard follows a support chat live', async () => {
-  const p = olivia.page;
-  // Olivia is an expert of Demo Support too: busy, she is not ready and gets no offer.
-  await p.selectOption('[data-testid=presence-select]', 'busy');
+  const p = admin.page;
   await p.click('[data-testid=dashboard]');
   await p.locator('[data-testid=dash-view]').waitFor({ state: 'visible' });
   await p.locator(card('support')).waitFor({ state: 'visible' });
@@ -263,7 +292,7 @@ check('c. the dashboard follows a support chat live', async () => {
   const sl = await tileText(p, 'support', 'dash-service-level');
   assert.match(sl, /^(\d+(\.\d)?%|—)$/, `service level as a percentage: ${sl}`);
   assert.equal(await tileText(p, 'support', 'dash-survey'), '—', 'no survey answered yet');
-  await screenshot(olivia, 'c-dashboard');
+  await screenshot(admin, 'c-dashboard');
 
   // One queue only.
   await p.selectOption('[data-testid=dash-select]', 'support');
@@ -308,11 +337,11 @@ check('c. the dashboard follows a support chat live', async () => {
 
 check('d. hostile queue names and descriptions are shown as text', async () => {
   const put = await rest('PUT', '/api/v1/queues/xss', {
-    token: await login(OLIVIA),
+    token: await login(ADMIN),
     body: { display_name: HOSTILE, description: HOSTILE, welcome: HOSTILE, closed_message: HOSTILE, members: [{ address: JUDY }] },
   });
   assert.ok(put.status === 200 || put.status === 201, `PUT /api/v1/queues/xss: ${put.status} ${put.text}`);
-  const p = olivia.page;
+  const p = admin.page;
 
   await p.click('[data-testid=manage-queues]');
   await p.locator('[data-testid=manage-view]').waitFor({ state: 'visible' });
@@ -320,7 +349,7 @@ check('d. hostile queue names and descriptions are shown as text', async () => {
   await p.click('[data-testid=dashboard]');
   await p.locator(card('xss')).waitFor({ state: 'visible' });
   assert.equal((await p.locator(`${card('xss')} [data-testid=dash-name]`).textContent()), HOSTILE);
-  await assertNoMarkup(olivia);
+  await assertNoMarkup(admin);
 
   await p.click('[data-testid=manage-queues]');
   await p.locator(row('xss')).waitFor({ state: 'visible' });
@@ -335,22 +364,24 @@ check('d. hostile queue names and descriptions are shown as text', async () => {
   assert.match(await p.locator('#qf-title').textContent(), /<img src=x onerror=alert\(1\)>/);
   await p.click('[data-testid=qf-cancel]');
   await p.waitForTimeout(500); // give any injected handler time to fire
-  await assertNoMarkup(olivia);
-  await screenshot(olivia, 'd-hostile');
+  await assertNoMarkup(admin);
+  await screenshot(admin, 'd-hostile');
 });
 
-check('e. the queue list fits the page, buttons and all, at 1280x800 and on a phone (390x844)', async () => {
-  const p = olivia.page;
-  await p.click('[data-testid=manage-queues]');
-  await p.locator('[data-testid=manage-view]').waitFor({ state: 'visible' });
-  await p.locator(row('support')).waitFor({ state: 'visible' });
+/**
+ * At 1280x800 and 390x844 the queue list of `c`'s page fits: no sideways scrolling of the
+ * page or the table, every action button inside the table; a screenshot of each as
+ * `<name>-<width>`.
+ */
+async function listFits(c, name) {
+  const p = c.page;
   for (const size of [{ width: 1280, height: 800 }, { width: 390, height: 844 }]) {
     await p.setViewportSize(size);
     await p.waitForTimeout(100);
     const m = await p.evaluate(() => {
       const wrap = document.querySelector('#manage-view .mq-table-wrap');
       const w = wrap.getBoundingClientRect();
-      const out = [...wrap.querySelectorAll('[data-testid=queue-row] button')]
+      const out = [...wrap.querySelectorAll('[data-testid=queue-row] button, [data-testid=queue-row] [data-testid=queue-manager]')]
         .map((b) => [b.closest('[data-testid=queue-row]').getAttribute('data-id'), b.textContent, b.getBoundingClientRect()])
         .filter(([, , r]) => r.left < w.left - 0.5 || r.right > w.right + 0.5 || r.right > window.innerWidth)
         .map(([q, t, r]) => `${q}/${t} at ${Math.round(r.left)}..${Math.round(r.right)}`);
@@ -364,8 +395,141 @@ check('e. the queue list fits the page, buttons and all, at 1280x800 and on a ph
     assert.ok(m.rows >= 3, `the list has the queues (${m.rows})`);
     assert.equal(m.pageScroll, 0, `${size.width}px: the page does not scroll sideways`);
     assert.equal(m.tableScroll, 0, `${size.width}px: the table does not scroll sideways`);
-    assert.deepEqual(m.out, [], `${size.width}px: every action button is inside the table`);
-    await screenshot(olivia, `e-manage-${size.width}`);
+    assert.deepEqual(m.out, [], `${size.width}px: every action button and manager's name is inside the table`);
+    await screenshot(c, `${name}-${size.width}`, { fullPage: false });
   }
   await p.setViewportSize({ width: 1280, height: 860 });
+}
+
+check('e. the queue list fits the page, buttons and all, at 1280x800 and on a phone (390x844)', async () => {
+  const p = admin.page;
+  await p.click('[data-testid=manage-queues]');
+  await p.locator('[data-testid=manage-view]').waitFor({ state: 'visible' });
+  await p.locator(row('support')).waitFor({ state: 'visible' });
+  await waitIn(p, (sel) => document.querySelector(`${sel} [data-testid=queue-managers]`)?.textContent === 'Olivia Olsen', row('support'));
+  await listFits(admin, 'e-manage-admin');
+});
+
+check('f. Heidi manages Demo Sales and IT Help, not Demo Support: she changes hers only', async () => {
+  // A disabled queue of Olivia's: listed to its managers and administrators only.
+  const off = await rest('PUT', '/api/v1/queues/old-desk', {
+    token: await login(ADMIN), body: { display_name: 'Old Desk', enabled: false, managers: [OLIVIA], members: [] },
+  });
+  assert.ok(off.status === 200 || off.status === 201, `PUT /api/v1/queues/old-desk: ${off.status} ${off.text}`);
+
+  heidi = await newClient('heidi');
+  await signIn(heidi, HEIDI);
+  const p = heidi.page;
+  // The page is hers (she manages some queue), though not every queue on it.
+  await p.locator('[data-testid=manage-queues]').waitFor({ state: 'visible' });
+  await p.locator('[data-testid=dashboard]').waitFor({ state: 'visible' });
+  await p.click('[data-testid=manage-queues]');
+  await p.locator('[data-testid=manage-view]').waitFor({ state: 'visible' });
+  for (const id of ['sales', 'support', 'it-help']) await p.locator(row(id)).waitFor({ state: 'visible' });
+  assert.equal(await p.locator(row('old-desk')).count(), 0, 'a disabled queue she does not manage is not listed');
+  assert.equal(await p.locator('[data-testid=queue-new]').isVisible(), false, 'only administrators create queues');
+  assert.equal(await p.locator('[data-testid=mq-note]').isVisible(), true, 'the page says what she may change');
+
+  // Demo Sales and IT Help: hers, with every action.
+  for (const id of ['sales', 'it-help']) {
+    assert.equal(await p.getAttribute(row(id), 'data-managed'), 'yes', id);
+    for (const b of ['queue-edit', 'queue-toggle-closed', 'queue-toggle-enabled']) {
+      assert.equal(await p.locator(`${row(id)} [data-testid=${b}]`).count(), 1, `${id}: ${b}`);
+    }
+  }
+  // Demo Support (enabled, Olivia's): shown, but no Edit, Close or Disable.
+  assert.equal(await p.getAttribute(row('support'), 'data-managed'), 'no');
+  assert.equal(await p.locator(`${row('support')} button`).count(), 0, 'no action on a queue she does not manage');
+  assert.equal((await p.locator(`${row('support')} [data-testid=queue-view-only]`).textContent()).trim(), 'View only');
+  await waitIn(p, (sel) => document.querySelector(`${sel} [data-testid=queue-managers]`)?.textContent === 'Olivia Olsen', row('support'));
+  await waitIn(p, (sel) => document.querySelector(`${sel} [data-testid=queue-managers]`)?.textContent === 'Heidi Hill', row('sales'));
+  assert.doesNotMatch(await p.locator('[data-testid=queue-list-admin]').textContent(), /olivia@example\.com|heidi@example\.com/, 'names, not addresses');
+
+  // She edits Demo Sales: the managers are shown, but she cannot change them, and the form
+  // does not send them (the server keeps the list).
+  await p.click(`${row('sales')} [data-testid=queue-edit]`);
+  await waitIn(p, () => document.querySelector('[data-testid=qf-id]')?.value === 'sales');
+  const mine = p.locator(`[data-testid=qf-manager][data-address="${HEIDI}"]`);
+  await mine.waitFor({ state: 'visible' });
+  assert.equal(await mine.locator('[data-testid=qf-manager-name]').textContent(), 'Heidi Hill');
+  assert.equal(await p.locator('[data-testid=qf-manager-remove]').count(), 0, 'no Remove beside a manager');
+  assert.equal(await p.locator('[data-testid=qf-manager-add]').isVisible(), false, 'no box to add a manager');
+  assert.match(await p.locator('[data-testid=qf-managers-note]').textContent(), /Only administrators/);
+  await p.locator('[data-testid=qf-managers-box]').scrollIntoViewIfNeeded();
+  await screenshot(heidi, 'f-heidi-editor');
+  const welcome = 'Sales here: how can we help?';
+  await p.fill('[data-testid=qf-welcome]', welcome);
+  const [put] = await Promise.all([
+    p.waitForRequest((r) => r.method() === 'PUT' && /\/api\/v1\/queues\/sales$/.test(r.url())),
+    p.click('[data-testid=qf-save]'),
+  ]);
+  assert.equal(Object.hasOwn(put.postDataJSON(), 'managers'), false, 'a manager\'s save leaves the managers out');
+  await p.locator('[data-testid=qf-save]').waitFor({ state: 'hidden' });
+  assert.equal(await p.locator('[data-testid=mq-error]').isVisible(), false);
+  const sales = await rest('GET', '/api/v1/queues/sales', { token: await login(ADMIN) });
+  assert.equal(sales.json.welcome, welcome);
+  assert.deepEqual(sales.json.managers, [HEIDI], 'her save kept the managers');
+
+  // The dashboard: her queues only (no refused statistics of Demo Support).
+  await p.click('[data-testid=dashboard]');
+  await p.locator(card('sales')).waitFor({ state: 'visible' });
+  await p.locator(card('it-help')).waitFor({ state: 'visible' });
+  await p.waitForTimeout(2500); // a refresh or so
+  const cards = await p.$$eval('[data-testid=dash-queue]', (cs) => cs.map((c) => c.getAttribute('data-id')).sort());
+  assert.deepEqual(cards, ['it-help', 'sales']);
+  const options = await p.$$eval('[data-testid=dash-select] option', (os) => os.map((o) => o.value).filter(Boolean).sort());
+  assert.deepEqual(options, ['it-help', 'sales']);
+  assert.equal(await p.locator('[data-testid=dash-error]').isVisible(), false, 'no refused statistics');
+
+  // Opened by its address after a reload, once the queue list is known.
+  await p.evaluate(() => { location.hash = '#/manage'; });
+  await p.reload();
+  await p.locator('[data-testid=manage-view]').waitFor({ state: 'visible' });
+  await p.locator(row('sales')).waitFor({ state: 'visible' });
+  await waitIn(p, (sel) => document.querySelector(`${sel} [data-testid=queue-managers]`)?.textContent === 'Olivia Olsen', row('support'));
+  await listFits(heidi, 'f-manage-heidi');
+  await assertNoMarkup(heidi);
+});
+
+check('g. the administrator hands IT Help to Carol: a manager without the queue manager role gets that queue only', async () => {
+  const p = admin.page;
+  await p.click('[data-testid=dashboard]');
+  await p.click('[data-testid=manage-queues]'); // reloads the list
+  await p.locator(row('it-help')).waitFor({ state: 'visible' });
+  await p.click(`${row('it-help')} [data-testid=queue-edit]`);
+  await waitIn(p, () => document.querySelector('[data-testid=qf-id]')?.value === 'it-help');
+  const h = p.locator(`[data-testid=qf-manager][data-address="${HEIDI}"]`);
+  await h.waitFor({ state: 'visible' });
+  await h.locator('[data-testid=qf-manager-remove]').click();
+  await h.waitFor({ state: 'detached' });
+  await p.fill('[data-testid=qf-manager-add]', CAROL);
+  await p.click('[data-testid=qf-manager-add-submit]');
+  await p.locator(`[data-testid=qf-manager][data-address="${CAROL}"]`).waitFor({ state: 'visible' });
+  await p.click('[data-testid=qf-save]');
+  await p.locator('[data-testid=qf-save]').waitFor({ state: 'hidden' });
+  await waitIn(p, (sel) => document.querySelector(`${sel} [data-testid=queue-managers]`)?.textContent === 'Carol Clark', row('it-help'));
+  const q = await rest('GET', '/api/v1/queues/it-help', { token: await login(ADMIN) });
+  assert.deepEqual(q.json.managers, [CAROL]);
+
+  // Carol (no queue role at all) now has the page, with IT Help hers and nothing else.
+  const carol = await newClient('carol');
+  await signIn(carol, CAROL);
+  const c = carol.page;
+  await c.locator('[data-testid=manage-queues]').waitFor({ state: 'visible' });
+  await c.click('[data-testid=manage-queues]');
+  await c.locator(row('it-help')).waitFor({ state: 'visible' });
+  assert.equal(await c.getAttribute(row('it-help'), 'data-managed'), 'yes');
+  assert.equal(await c.getAttribute(row('sales'), 'data-managed'), 'no');
+  assert.equal(await c.locator(`${row('sales')} button`).count(), 0);
+  assert.equal(await c.locator('[data-testid=queue-new]').isVisible(), false);
+
+  // Heidi no longer changes IT Help.
+  const hp = heidi.page;
+  await hp.click('[data-testid=dashboard]');
+  await hp.click('[data-testid=manage-queues]');
+  await waitIn(hp, (sel) => document.querySelector(sel)?.getAttribute('data-managed') === 'no', row('it-help'));
+  assert.equal(await hp.locator(`${row('it-help')} button`).count(), 0);
+  assert.equal(await hp.getAttribute(row('sales'), 'data-managed'), 'yes');
+  await carol.context.close();
+  clients.splice(clients.indexOf(carol), 1);
 });

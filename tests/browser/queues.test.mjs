@@ -277,8 +277,10 @@ check('b. a visitor chats with Judy through the widget: offer, accept, messages,
   await screenshot(judy, 'expert-offer');
 
   await offer.locator('[data-testid=offer-accept]').click();
-  // The visitor is told an expert answers, not the expert's e-mail address.
-  await waitSeekerStatus(/^Connected to an expert$/);
+  // The visitor is told the expert's name (isolated: a name may be written right to left),
+  // never the expert's e-mail address.
+  await waitSeekerStatus(/^Connected to Judy Jones$/);
+  assert.equal(await s.locator('[data-testid=sbw-status] bdi').textContent(), 'Judy Jones');
   await offer.waitFor({ state: 'detached' });
 
   // Judy's chat opens by itself: a queue conversation with a status bar.
@@ -310,7 +312,7 @@ check('b. a visitor chats with Judy through the widget: offer, accept, messages,
   const widgetBodies = await s.$$eval('[data-testid=sbw-message] [data-testid=sbw-message-body]', (els) => els.map((e) => e.textContent));
   assert.deepEqual(widgetBodies, [HOSTILE, answer]);
   const senders = await s.$$eval('[data-testid=sbw-message] .sbw-sender', (els) => els.map((e) => e.textContent));
-  assert.deepEqual(senders, ['You', 'Expert']);
+  assert.deepEqual(senders, ['You', 'Judy Jones']);
   assert.doesNotMatch(await s.locator('[data-testid=sbw-panel]').textContent(), /judy@example\.com/, 'the visitor never sees the expert\'s address');
   for (const c of [judy, seeker]) await assertNoMarkup(c);
   await screenshot(seeker, 'widget-chat');
@@ -363,11 +365,14 @@ check('c. serial routing: Judy lets the offer time out, it goes to Mallory, who 
   const m = mallory.page.locator(`[data-testid=offer][data-chat="${chat}"]`);
   await m.waitFor({ state: 'visible' });
   await m.locator('[data-testid=offer-accept]').click();
-  await waitSeekerStatus(/^Connected to an expert$/);
+  await waitSeekerStatus(/^Connected to Mallory Moore$/);
   await waitIn(mallory.page, () => document.querySelector('[data-testid=chat]').getAttribute('data-kind') === 'queue');
   await seeker.page.fill('[data-testid=sbw-composer]', 'hello mallory');
   await seeker.page.click('[data-testid=sbw-send]');
   await waitForMessage(mallory.page, 'hello mallory');
+  await mallory.page.fill('[data-testid=composer]', 'Mallory here, looking into it');
+  await mallory.page.click('[data-testid=send]');
+  await waitForWidgetMessage('Mallory here, looking into it');
 });
 
 check('d. transfer: Mallory hands the chat to Demo Sales, Frank accepts', async () => {
@@ -383,7 +388,7 @@ check('d. transfer: Mallory hands the chat to Demo Sales, Frank accepts', async 
   await f.waitFor({ state: 'visible' });
   assert.match(await f.textContent(), /printer on floor 3/);
   await f.locator('[data-testid=offer-accept]').click();
-  await waitSeekerStatus(/^Connected to an expert$/);
+  await waitSeekerStatus(/^Connected to Frank Fischer$/);
 
   // Frank sees the history and can answer; Mallory is out of it.
   await waitIn(frank.page, () => document.querySelector('[data-testid=chat]').getAttribute('data-kind') === 'queue');
@@ -391,8 +396,16 @@ check('d. transfer: Mallory hands the chat to Demo Sales, Frank accepts', async 
   await frank.page.fill('[data-testid=composer]', 'Frank here, from sales');
   await frank.page.click('[data-testid=send]');
   await waitForWidgetMessage('Frank here, from sales');
-  await waitIn(seeker.page, () => [...document.querySelectorAll('[data-testid=sbw-notice]')].some((n) => /now chatting with an expert/.test(n.textContent)));
+  await waitIn(seeker.page, () => [...document.querySelectorAll('[data-testid=sbw-notice]')].some((n) => /now chatting with Frank Fischer/.test(n.textContent)));
   assert.doesNotMatch(await seeker.page.locator('[data-testid=sbw-panel]').textContent(), /@example\.com/, 'no expert address after the transfer either');
+  // Each expert's words under their own name, in the page and in the transcript.
+  const senders = await seeker.page.$$eval('[data-testid=sbw-message] .sbw-sender', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(senders, ['You', 'Mallory Moore', 'Frank Fischer']);
+  const [download] = await Promise.all([seeker.page.waitForEvent('download'), seeker.page.click('[data-testid=sbw-transcript]')]);
+  const transcript = readFileSync(await download.path(), 'utf8');
+  assert.match(transcript, /\] Mallory Moore: Mallory here, looking into it$/m, transcript);
+  assert.match(transcript, /\] Frank Fischer: Frank here, from sales$/m, transcript);
+  assert.doesNotMatch(transcript, /@example\.com/, 'no expert address in the transcript');
   assert.equal(await mp.locator(`[data-testid=conversation]`).count(), 0, 'Mallory left the chat');
 
   // After a reload Frank's console still knows the chat: status, question, End chat.
@@ -435,7 +448,9 @@ check('f. a signed-in employee asks Demo Sales from the web client ("Get help")'
 
   const chat = await waitForOffer(frank);
   await frank.page.locator(`[data-testid=offer][data-chat="${chat}"] [data-testid=offer-accept]`).click();
-  await waitIn(a, () => document.querySelector('[data-testid=queue-chat-status]').textContent === 'Connected to frank@example.com');
+  // Alice is told the expert's display name (isolated), not the address.
+  await waitIn(a, () => document.querySelector('[data-testid=queue-chat-status]').textContent === 'Connected to Frank Fischer');
+  assert.equal(await a.locator('[data-testid=queue-chat-status] bdi').textContent(), 'Frank Fischer');
   await a.fill('[data-testid=composer]', 'thanks frank');
   await a.click('[data-testid=send]');
   await waitForMessage(frank.page, 'thanks frank');

@@ -251,7 +251,7 @@ check('a. pre-chat form: the queue\'s fields are shown, required ones enforced, 
   // She accepts; the chat view has them too.
   const acc = await rest('POST', `/api/v1/queue-chats/${chat}/accept`, { token: judy.token });
   assert.equal(acc.status, 200, `accept: ${acc.text}`);
-  await waitStatus(s, /^Connected to/);
+  await waitStatus(s, /^Connected to Judy Jones$/);
   const view = await rest('GET', `/api/v1/queue-chats/${chat}`, { token: judy.token });
   assert.equal(view.status, 200, view.text);
   assert.deepEqual(view.json.answers, want, `chat view: ${view.text}`);
@@ -404,9 +404,10 @@ check('d. the visitor sees the expert\'s name, never their address; names from p
     .then((h) => h.jsonValue());
   const acc = await rest('POST', `/api/v1/queue-chats/${offer.chat}/accept`, { token: grace.token });
   assert.equal(acc.status, 200, `accept: ${acc.text}`);
-  // The server gives the visitor no name for the expert (only the address, which the widget
-  // keeps to itself): the widget says "an expert".
-  await waitStatus(s, /^Connected to an expert$/);
+  // The server gives the visitor the expert's display name (expert_name) beside the address,
+  // which the widget keeps to itself: the widget names Grace, in an isolated piece.
+  await waitStatus(s, /^Connected to Grace Garcia$/);
+  assert.equal(await s.locator('[data-testid=sbw-status] bdi').textContent(), 'Grace Garcia');
   const reply = 'Hello, this is the desk.';
   const conv = await s.evaluate(() => window.__sbButton.chat.conversation);
   const sent = await rest('POST', `/api/v1/conversations/${conv}/messages`, { token: grace.token, body: { body: reply } });
@@ -421,7 +422,7 @@ check('d. the visitor sees the expert\'s name, never their address; names from p
     return { text: panel.textContent, title: t.textContent, titleBidi: iso(t), sender: sender.textContent, senderBidi: iso(sender) };
   });
   assert.doesNotMatch(seen.text, /grace@example\.com/, 'the expert\'s address is not shown to the visitor');
-  assert.equal(seen.sender, 'Expert');
+  assert.equal(seen.sender, 'Grace Garcia');
   assert.equal(seen.senderBidi, 'isolate');
   assert.equal(seen.title, title);
   assert.equal(seen.titleBidi, 'isolate', 'the queue\'s name (from an administrator) is isolated');

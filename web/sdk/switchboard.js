@@ -818,10 +818,21 @@
     this.paintComposer();
   };
 
+  /**
+   * Is `addr` the expert the chat is assigned to now? Only their messages and typing carry
+   * the expert's name: after a transfer, or from a colleague invited into the chat, another
+   * expert's words are not put in this one's name.
+   */
+  Widget.prototype.isAssignedExpert = function (addr) {
+    const cur = this.chat && typeof this.chat.expert === 'string' ? this.chat.expert.toLowerCase() : '';
+    return !!cur && String(addr || '').toLowerCase() === cur;
+  };
+
   Widget.prototype.senderLabel = function (m) {
     if (m.mine) return 'You';
     if (!m.sender) return '';
-    const who = this.expertName('Expert');
+    if (m.label) return m.label; // named when it arrived (the transcript keeps that name)
+    const who = this.isAssignedExpert(m.sender) ? this.expertName('Expert') : 'Expert';
     return typeof who === 'string' ? who : who.u;
   };
 
@@ -829,6 +840,7 @@
     const p = this.panel;
     const system = !m.mine && !m.sender;
     const body = el('div', { class: 'sbw-message-body', 'data-testid': 'sbw-message-body', text: m.body });
+    if (!m.mine && m.sender && !m.label) m.label = this.senderLabel(m);
     const meta = el('div', { class: 'sbw-meta' },
       el('span', { class: 'sbw-sender', text: this.senderLabel(m) }), el('span', { class: 'sbw-time', text: fmtClock(m.ts) }));
     const node = el('div', {
@@ -904,7 +916,7 @@
     if (!this.chat || f.conversation !== this.chat.conversation || this.isMe(f.user)) return;
     clearTimeout(this.typingShowTimer);
     if (f.active) {
-      setLine(this.panel.typing, [this.expertName('The expert'), ' is typing\u2026']);
+      setLine(this.panel.typing, [this.isAssignedExpert(f.user) ? this.expertName('The expert') : 'An expert', ' is typing\u2026']);
       this.typingShowTimer = setTimeout(() => this.clearTyping(), TYPING_SHOW_MS);
     } else {
       this.clearTyping();
