@@ -8,8 +8,9 @@
 //!
 //! Lifecycle of a chat: `requested → queued → offered → assigned → wrap_up → closed`, with
 //! `declined` / `offer_timed_out` (back to queued and offered again — to the next ready
-//! expert, and round again to the same ones when nobody else is left), `abandoned`,
-//! `overflowed` and `transferred`. Waiting chats are served oldest first.
+//! expert, and round again to the same ones when nobody else is left), `abandoned` (the
+//! seeker ended it, or had no connection for a grace period while waiting), `overflowed`
+//! and `transferred`. Waiting chats are served oldest first.
 //!
 //! Invariants (checked by the tests): a chat is assigned to at most one expert; an expert's
 //! open chats plus outstanding offers never exceed the queue's capacity; an offer exists
@@ -514,6 +515,9 @@ struct Chat {
     excluded: BTreeSet<UserId>,
     /// In wrap-up: when it closes by itself.
     wrap_up_until: Option<Millis>,
+    /// The seeker has no connection: a waiting chat whose seeker is still away at this
+    /// moment leaves the line (abandoned).
+    seeker_away_until: Option<Millis>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -647,6 +651,7 @@ impl Router {
                 passed: BTreeSet::new(),
                 excluded,
                 wrap_up_until: None,
+                seeker_away_until: None,
             },
         );
         out.push(QueueEvent::Queued { chat, queue: queue.to_string() });
@@ -689,6 +694,7 @@ impl Router {
                 passed: BTreeSet::new(),
                 excluded: BTreeSet::new(),
                 wrap_up_until,
+                seeker_away_until: None,
             },
         );
         let mut out = Vec::new();
@@ -764,6 +770,29 @@ impl Router {
         out.push(QueueEvent::Abandoned { chat: chat_id });
         self.dispatch(now, &mut out);
         Ok(out)
+    }
+
+    /// The seeker has no connection any more (closed the page, lost the network, or never
+    /// opened one). If the chat is still waiting and the seeker still away at `until`, it
+    /// leaves the line at the next [`Router::tick`] from then: abandoned, offered to nobody,
+    /// counted nowhere. Until then it keeps its place (a reload is not leaving). Being away
+    /// again keeps the first deadline.
+    pub fn seeker_away(&mut self, chat_id: ChatId, until: Millis) -> Result<(), RouteError> {
+        let chat = self.chats.get_mut(&chat_id).ok_or(RouteError::NoSuchChat)?;
+        chat.seeker_away_until.get_or_insert(until);
+        Ok(())
+    }
+
+    /// The seeker is connected again: the chat keeps its place.
+    pub fn seeker_back(&mut self, chat_id: ChatId) -> Result<(), RouteError> {
+        let chat = self.chats.get_mut(&chat_id).ok_or(RouteError::NoSuchChat)?;
+        chat.seeker_away_until = None;
+        Ok(())
+    }
+
+    /// Is the seeker of this chat away (and until when)?
+    pub fn seeker_away_until(&self, chat: ChatId) -> Option<Millis> {
+        self.chats.get(&chat)?.seeker_away_until
     }
 
     /// The conversation ended; the expert wraps up, still holding the capacity, until they
@@ -888,6 +917,17 @@ impl Router {
             }
             out.push(QueueEvent::OfferTimedOut { chat, expert });
         }
+        // Seekers gone for good leave the line before anything else becomes of their chats.
+        let gone: Vec<ChatId> = self
+            .chats
+            .iter()
+            .filter(|(_, c)| c.state == ChatState::Queued && c.seeker_away_until.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for chat in gone {
+            let _ = self.remove_chat(chat, &mut out);
+            out.push(QueueEvent::Abandoned { chat });
+        }
         let overdue: Vec<ChatId> = self
             .chats
             .iter()
@@ -927,7 +967,8 @@ impl Router {
             .filter_map(|c| self.queues.get(&c.queue).and_then(|q| q.max_wait_ms).map(|m| c.requested_at + m));
         let wrap_ups =
             self.chats.values().filter(|c| matches!(c.state, ChatState::WrapUp(_))).filter_map(|c| c.wrap_up_until);
-        offers.chain(waits).chain(wrap_ups).min()
+        let gone = self.chats.values().filter(|c| c.state == ChatState::Queued).filter_map(|c| c.seeker_away_until);
+        offers.chain(waits).chain(wrap_ups).chain(gone).min()
     }
 
     pub fn state(&self, chat: ChatId) -> Option<ChatState> {
@@ -1385,6 +1426,60 @@ mod tests {
     }
 
     #[test]
+    fn seekers_who_left_leave_the_line_after_the_grace() {
+        // A is signed in but not available: three chats wait.
+        let mut r = router(RoutingMethod::LongestIdle, &[(A, 0)]);
+        r.set_presence(A, true, false, 0);
+        for c in 1..=3 {
+            r.request("support", ChatId(c), BTreeSet::new(), c as Millis).unwrap();
+        }
+        assert_eq!(r.seeker_away(ChatId(9), 100), Err(RouteError::NoSuchChat));
+        // The second seeker goes at 10 (a grace of 1 s); the first goes and comes back (a reload).
+        r.seeker_away(ChatId(2), 1010).unwrap();
+        r.seeker_away(ChatId(1), 1500).unwrap();
+        r.seeker_back(ChatId(1)).unwrap();
+        assert_eq!(r.next_deadline(), Some(1010));
+        assert!(r.tick(1009).is_empty(), "within the grace it keeps its place");
+        assert_eq!(r.position(ChatId(3)), Some(3));
+        assert_eq!(r.stats("support", 1009).unwrap().waiting, 3);
+        assert_eq!(r.tick(1010), vec![E::Abandoned { chat: ChatId(2) }]);
+        r.check_invariants().unwrap();
+        assert_eq!(r.state(ChatId(2)), None);
+        assert_eq!((r.position(ChatId(1)), r.position(ChatId(3))), (Some(1), Some(2)), "counted nowhere");
+        assert_eq!(r.stats("support", 1010).unwrap().waiting, 2);
+        assert_eq!(r.seeker_away_until(ChatId(1)), None);
+
+        // Away again keeps the first deadline.
+        r.seeker_away(ChatId(3), 2000).unwrap();
+        r.seeker_away(ChatId(3), 9000).unwrap();
+        assert_eq!(r.seeker_away_until(ChatId(3)), Some(2000));
+        // A ghost's open offer is withdrawn when it leaves; the next chat is offered.
+        r.seeker_away(ChatId(1), 3000).unwrap();
+        let ev = r.set_presence(A, true, true, 1500);
+        assert_eq!(offers(&ev), vec![(ChatId(1), A)]);
+        assert_eq!(r.tick(2000), vec![E::Abandoned { chat: ChatId(3) }], "never offered: nobody was free");
+        let ev = r.tick(3000);
+        assert_eq!(
+            ev,
+            vec![
+                E::OfferWithdrawn { chat: ChatId(1), expert: A, reason: WithdrawReason::ChatGone },
+                E::Abandoned { chat: ChatId(1) },
+            ]
+        );
+        r.check_invariants().unwrap();
+        assert!(r.waiting("support").is_empty());
+        assert_eq!(r.next_deadline(), None);
+
+        // An assigned chat is the expert's to end: the seeker being away does not.
+        let ev = r.request("support", ChatId(4), BTreeSet::new(), 3100).unwrap();
+        assert_eq!(offers(&ev), vec![(ChatId(4), A)]);
+        r.accept(ChatId(4), A, 3150).unwrap();
+        r.seeker_away(ChatId(4), 3200).unwrap();
+        assert!(r.tick(4000).is_empty());
+        assert_eq!(r.state(ChatId(4)), Some(ChatState::Assigned(A)));
+    }
+
+    #[test]
     fn transfer_to_queue_and_to_expert() {
         let mut r = router(RoutingMethod::Serial, &[(A, 0), (B, 1)]);
         let mut sales = queue(RoutingMethod::Serial, &[(C, 0)]);
@@ -1561,7 +1656,17 @@ mod tests {
                             None => Vec::new(),
                         }
                     }
-                    _ => r.tick(now),
+                    _ => {
+                        // Seekers come and go; those away for a minute leave the line.
+                        let waiting = r.waiting("support");
+                        if let Some(c) = waiting.get(rnd(waiting.len().max(1) as u64) as usize) {
+                            match rnd(2) {
+                                0 => r.seeker_away(*c, now + 60_000).unwrap(),
+                                _ => r.seeker_back(*c).unwrap(),
+                            }
+                        }
+                        r.tick(now)
+                    }
                 };
                 assigned += events.iter().filter(|e| matches!(e, E::Assigned { .. })).count() as u32;
                 r.check_invariants().unwrap_or_else(|e| panic!("{method:?} at {now}: {e}"));

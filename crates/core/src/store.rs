@@ -92,10 +92,12 @@ pub trait Store: Send + Sync + 'static {
     /// off the commit path; after a write ended without commit, a probe write that tells
     /// whether writes commit again).
     async fn maintenance(&self) -> StoreResult<()>;
-    /// Why writes are failing (disk full, I/O error, a cut connection), from the moment a
-    /// write failed until one commits again; `None` while writes commit.
+    /// Why writes are failing (disk full, I/O error, a cut connection): from a failed
+    /// begin, commit or rollback, or a failed probe after a transaction that ended on an
+    /// error, until a write commits again; `None` while writes commit. Raw driver text, for
+    /// logs and operators, not for the public.
     fn write_fault(&self) -> Option<String>;
-    /// Write transactions that failed, since start.
+    /// Failed begins, commits, rollbacks and probes, since start.
     fn write_failures(&self) -> u64;
 
     // --- directory ---
@@ -125,9 +127,21 @@ pub trait Store: Send + Sync + 'static {
 
     // --- credentials ---
     async fn create_session(&self, session: AuthSession) -> StoreResult<()>;
+    /// A live session: not expired by `now`, of a user not disabled — or of a retired guest
+    /// (its chat is over; the runtime lets it read and rate, nothing more).
     async fn session(&self, token_hash: &str, now: Millis) -> StoreResult<Option<AuthSession>>;
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
     async fn delete_sessions_of(&self, user: UserId) -> StoreResult<()>;
+    /// Make a user's sessions end at `at` at the latest (those that would live longer).
+    async fn end_sessions_of(&self, user: UserId, at: Millis) -> StoreResult<()>;
+    /// Delete the sessions that expired by `now`; returns how many.
+    async fn prune_sessions(&self, now: Millis) -> StoreResult<u64>;
+    /// Retire, in one transaction, the guests that are done: disabled, their sessions
+    /// deleted. Done is: every queue chat of theirs is over (closed, abandoned, overflowed
+    /// — an offline message is not), or — for guests made before `created_before` — they
+    /// never got a chat, or have no session left at `now`. Guests are never deleted: the
+    /// archive and the chats' records name them. Returns the guests retired.
+    async fn retire_finished_guests(&self, created_before: Millis, now: Millis) -> StoreResult<Vec<UserId>>;
     async fn create_application(
         &self,
         name: &str,

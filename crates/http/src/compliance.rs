@@ -12,7 +12,6 @@ use sb_core::{Role, User};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// Compliance officers (and administrators) only.
 /// Ethical walls, violations and disclaimers: compliance officers and administrators.
 pub(crate) fn officer(user: &User) -> Result<(), ApiError> {
     if user.has_role(Role::ComplianceOfficer) || user.has_role(Role::Admin) {
@@ -171,9 +170,10 @@ async fn archive_query(
 pub async fn search(
     State(app): State<AppState>,
     caller: UserCaller,
-    ApiQuery(s): ApiQuery<SearchQuery>,
+    query: Result<ApiQuery<SearchQuery>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     archive_officer(&caller.user)?;
+    let ApiQuery(s) = query?; // after the door
     let q = archive_query(&app, &s, 50).await?;
     let hits = app.service.archive_search(Some(&caller.user), &q).await?;
     let next = (hits.len() as i64 == q.limit).then_some(q.offset + q.limit);
@@ -214,9 +214,10 @@ pub async fn archived_conversation(
 pub async fn export(
     State(app): State<AppState>,
     caller: UserCaller,
-    ApiQuery(s): ApiQuery<SearchQuery>,
+    query: Result<ApiQuery<SearchQuery>, ApiError>,
 ) -> Result<Response, ApiError> {
     archive_officer(&caller.user)?;
+    let ApiQuery(s) = query?; // after the door
     let q = archive_query(&app, &s, 1000).await?;
     let format = s.format.as_deref().unwrap_or("jsonl");
     let file = app.service.archive_export(Some(&caller.user), &q, format).await?;

@@ -7,6 +7,14 @@ use axum::response::{IntoResponse, Response};
 use sb_core::{CoreError, StoreError};
 use sb_service::ServiceError;
 
+/// `Retry-After` for a connection refused over a limit: one of the client's own must
+/// close first, which a client cannot know; a few seconds is a fair guess.
+pub const CONNECTION_RETRY_S: u64 = 5;
+
+/// `Retry-After` for a 429 whose source named no time (a last resort: every source here
+/// names one; the contract is that no 429 leaves without it).
+pub const DEFAULT_RETRY_S: u64 = 1;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -59,7 +67,11 @@ pub fn classify(e: &ServiceError) -> (StatusCode, &'static str, String) {
         ServiceError::Unauthenticated => (S::UNAUTHORIZED, "unauthenticated", e.to_string()),
         ServiceError::BadCredentials => (S::UNAUTHORIZED, "bad_credentials", e.to_string()),
         ServiceError::RateLimited(_) => (S::TOO_MANY_REQUESTS, "rate_limited", e.to_string()),
-        ServiceError::TooManyConnections(_) => (S::TOO_MANY_REQUESTS, "too_many_connections", e.to_string()),
+        ServiceError::TooManyConnections(_) | ServiceError::TooManyGuestConnections(_) => {
+            (S::TOO_MANY_REQUESTS, "too_many_connections", e.to_string())
+        }
+        ServiceError::LimitReached(m) => (S::FORBIDDEN, "limit_reached", m.clone()),
+        ServiceError::QuotaExceeded(m) => (S::PAYLOAD_TOO_LARGE, "quota_exceeded", m.clone()),
         ServiceError::ShuttingDown => (S::SERVICE_UNAVAILABLE, "unavailable", e.to_string()),
     }
 }
@@ -68,7 +80,8 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         let (status, code, message) = classify(&e);
         let retry_after = match e {
-            ServiceError::RateLimited(s) => Some(s),
+            ServiceError::RateLimited(s) => Some(s.max(1)),
+            ServiceError::TooManyConnections(_) | ServiceError::TooManyGuestConnections(_) => Some(CONNECTION_RETRY_S),
             _ => None,
         };
         Self { status, code, message, retry_after }
@@ -122,11 +135,21 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
         let mut resp = (self.status, axum::Json(body)).into_response();
-        if let Some(s) = self.retry_after {
-            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        let retry_after = match self.retry_after {
+            None if self.status == StatusCode::TOO_MANY_REQUESTS => Some(DEFAULT_RETRY_S),
+            r => r,
+        };
+        if let Some(s) = retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
+    }
+}
+
+/// Every 429 says when to come back: a response of any kind (JSON, the legacy
+/// `text/plain`, one the framework made) that has no `Retry-After` gets the default.
+pub fn ensure_retry_after(resp: &mut Response) {
+    if resp.status() == StatusCode::TOO_MANY_REQUESTS && !resp.headers().contains_key(header::RETRY_AFTER) {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(DEFAULT_RETRY_S));
     }
 }

@@ -29,8 +29,8 @@ pub async fn guard(State(app): State<AppState>, req: Request, next: Next) -> Res
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large().into_response();
     }
-    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
-    if declared.unwrap_or(0) == 0 && !chunked {
+    // Whatever the headers say, the body itself knows whether it is empty.
+    if axum::body::HttpBody::is_end_stream(req.body()) {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();

@@ -218,6 +218,27 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serve `/metrics` alone on `listener` (the `metrics_listen` setting: a port that only
+/// Prometheus reaches, e.g. 127.0.0.1:9090) until `shutdown`; the `metrics_token`, when
+/// set, is asked there too. Everything else there is 404.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    service: Arc<Service>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let header_timeout = service.settings().request_read_timeout;
+    let app = Router::new()
+        .route("/metrics", get(rest::metrics_only))
+        .fallback(rest::not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            error::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error").into_response()
+        }))
+        .with_state(AppState { service });
+    serve::run(listener, app, header_timeout, shutdown, || {}).await;
+    Ok(())
+}
+
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     use tracing::Instrument;
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -229,6 +250,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     let status = resp.status().as_u16();
     span.in_scope(|| tracing::debug!(status, elapsed_us = started.elapsed().as_micros() as u64, "request"));
     state.service.metrics().http_response(status, started.elapsed());
+    error::ensure_retry_after(&mut resp);
     let h = resp.headers_mut();
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));

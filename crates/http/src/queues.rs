@@ -68,8 +68,12 @@ pub async fn legacy(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if app.service.admit_public(peer.ip()).is_err() {
-        return text(StatusCode::TOO_MANY_REQUESTS, "rate limited".into());
+    if let Err(e) = app.service.admit_public(peer.ip()) {
+        let mut resp = text(StatusCode::TOO_MANY_REQUESTS, "rate limited".into());
+        if let Some(s) = ApiError::from(e).retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        return resp;
     }
     if let Some(name) = q.get("getSTStatus") {
         let answer = match app.service.queue_status(name).map(|s| s.state) {
@@ -136,12 +140,16 @@ pub async fn get(
     caller: UserCaller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let defs = app.service.queue_defs();
-    let d = defs
-        .iter()
-        .find(|d| d.id == id.to_lowercase() && (d.enabled || d.managed_by(&caller.user)))
+    let d = queue_def(&app, &id)
+        .filter(|d| d.enabled || d.managed_by(&caller.user))
         .ok_or_else(|| ApiError::not_found("no such queue"))?;
-    Ok(Json(queue_json(&app, d)))
+    Ok(Json(queue_json(&app, &d)))
+}
+
+/// A queue by the id in a path (any case, surrounding space ignored, as `parse_slug`).
+fn queue_def(app: &AppState, raw: &str) -> Option<QueueDef> {
+    let id = raw.trim().to_lowercase();
+    app.service.queue_defs().iter().find(|d| d.id == id).cloned()
 }
 
 #[derive(Deserialize)]
@@ -215,7 +223,7 @@ pub async fn put(
     body: Result<ApiJson<QueueDto>, ApiError>,
 ) -> Result<Response, ApiError> {
     let admin = caller.user.has_role(Role::Admin);
-    let current = app.service.queue_defs().iter().find(|d| d.id == id.to_lowercase()).cloned();
+    let current = queue_def(&app, &id);
     match &current {
         None if !admin => return Err(ApiError::forbidden("only administrators create queues")),
         Some(d) if !d.managed_by(&caller.user) => return Err(ApiError::forbidden("you do not manage this queue")),
@@ -425,13 +433,13 @@ pub async fn stats(
     State(app): State<AppState>,
     caller: UserCaller,
     Path(id): Path<String>,
-    crate::extract::ApiQuery(q): crate::extract::ApiQuery<StatsQuery>,
+    query: Result<crate::extract::ApiQuery<StatsQuery>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let defs = app.service.queue_defs();
-    let def = defs.iter().find(|d| d.id == id.to_lowercase()).ok_or_else(|| ApiError::not_found("no such queue"))?;
+    let def = queue_def(&app, &id).ok_or_else(|| ApiError::not_found("no such queue"))?;
     if !def.managed_by(&caller.user) {
         return Err(ApiError::forbidden("the queue's managers and administrators only"));
     }
+    let crate::extract::ApiQuery(q) = query?; // after the door
     let now = app.service.now();
     let (from, to) = (q.from.unwrap_or(now - 86_400_000), q.to.unwrap_or(now + 1));
     if from >= to {
@@ -482,10 +490,9 @@ pub async fn survey(
 
 /// Webhooks of one queue are for its managers; webhooks for every queue, administrators'.
 fn may_manage_webhooks(app: &AppState, user: &sb_core::User, queue: Option<&str>) -> Result<(), ApiError> {
-    let allowed = match queue {
-        None => user.has_role(Role::Admin),
-        Some(q) => app.service.queue_defs().iter().any(|d| d.id == q.to_lowercase() && d.managed_by(user)),
-    };
+    // Administrators first: a deleted queue's webhooks stay theirs to clean up.
+    let allowed =
+        user.has_role(Role::Admin) || queue.and_then(|q| queue_def(app, q)).is_some_and(|d| d.managed_by(user));
     if allowed {
         Ok(())
     } else if queue.is_none() {

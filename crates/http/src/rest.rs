@@ -259,6 +259,16 @@ pub async fn mark_read(
     Ok(Json(json!({"read_up_to": at.0})))
 }
 
+/// The archive is compliance officers' alone: an administrator who is not one neither makes
+/// one over the API nor acts as one through a token (the operator on the server's machine
+/// can, with `switchboard admin`, and that is audited).
+fn separation_of_duties() -> ApiError {
+    ApiError::forbidden(
+        "administrators do not grant the compliance officer role or act as compliance officers; \
+         use `switchboard admin user roles` on the server",
+    )
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
@@ -275,6 +285,9 @@ pub async fn admin_create_user(
     ApiJson(req): ApiJson<CreateUser>,
 ) -> ApiResult<Response> {
     let roles = req.roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>()?;
+    if roles.contains(&Role::ComplianceOfficer) && !admin.has_role(Role::ComplianceOfficer) {
+        return Err(separation_of_duties());
+    }
     let u = app.service.create_user(&req.address, &req.display_name, req.password.as_deref(), &roles).await?;
     let after = json!({"address": u.address.as_str(), "display_name": u.display_name, "roles": Role::join(&u.roles)});
     app.service.audit(Some(&admin), "user.create", u.address.as_str(), None, Some(after)).await;
@@ -294,6 +307,9 @@ pub async fn admin_issue_session(
     ApiJson(req): ApiJson<IssueSession>,
 ) -> ApiResult<Response> {
     let u = app.service.user_by_address(&req.address).await?;
+    if u.has_role(Role::ComplianceOfficer) && !admin.has_role(Role::ComplianceOfficer) {
+        return Err(separation_of_duties());
+    }
     let (token, session) = app.service.issue_session(u.id).await?;
     tracing::info!(admin = %admin.address, user = %u.address, "administrator issued a session token");
     app.service.audit(Some(&admin), "session.issue", u.address.as_str(), None, None).await;
@@ -311,12 +327,36 @@ pub async fn healthz() -> &'static str {
 pub async fn readyz(State(app): State<AppState>) -> Response {
     match app.service.ready().await {
         Ok(backend) => Json(json!({"status": "ready", "backend": backend})).into_response(),
-        // The cause (not reachable, or cannot write: disk full …) is for the operator.
-        Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()).into_response(),
+        Err(why) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why).into_response(),
     }
 }
 
-pub async fn metrics(State(app): State<AppState>) -> Response {
+/// `/metrics` on the main listener: open by default (like most Prometheus exporters),
+/// behind the `metrics_token` when one is set, and not here at all when `metrics_listen`
+/// gives the metrics a listener of their own.
+pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if app.service.settings().metrics_listen.is_some() {
+        return not_found().await.into_response();
+    }
+    metrics_answer(&app, &headers)
+}
+
+/// `/metrics` on the metrics listener (`metrics_listen`).
+pub async fn metrics_only(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    metrics_answer(&app, &headers)
+}
+
+fn metrics_answer(app: &AppState, headers: &HeaderMap) -> Response {
+    if let Some(token) = &app.service.settings().metrics_token {
+        // Prometheus sends it as `authorization: { credentials: … }` (type Bearer).
+        if !crate::extract::bearer(headers).is_some_and(|t| sb_service::auth::same(&t, token)) {
+            let mut resp =
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "metrics need the scrape bearer token")
+                    .into_response();
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+    }
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     (headers, app.service.render_metrics()).into_response()

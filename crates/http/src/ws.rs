@@ -74,6 +74,8 @@ pub async fn upgrade(
         Principal::User { user, .. } => user,
         Principal::App(_) => return Err(ApiError::forbidden("applications do not open chat sessions")),
     };
+    // A guest connects only while its chat is open, and only so many times at once.
+    let guest_permit = app.service.admit_guest_socket(&user)?;
     // Guests never see directory presence.
     let watch = !user.is_guest()
         && match q.presence.as_deref() {
@@ -102,7 +104,7 @@ pub async fn upgrade(
             // Runs in the task axum spawned for the upgrade; tracked, so shutdown waits for it.
             let span = tracing::debug_span!("session", user = %user.address);
             let session = async move {
-                let _permit = permit;
+                let _permits = (permit, guest_permit);
                 run(socket, service, user, watch, console, resume).await;
             };
             tasks.track_future(tracing::Instrument::instrument(session, span))
@@ -201,6 +203,13 @@ async fn run(
 
     // Boxed: this one-off phase would otherwise be part of the session future for its whole life.
     let mut alive = Box::pin(async {
+        // A guest retired while this socket was opening: asked after registering, so either
+        // this sees it or the retirement (which disables first) ends this session.
+        if service.check_guest_active(&user).await.is_err() {
+            let close = Message::Close(Some(CloseFrame { code: 1000, reason: "session ended".into() }));
+            let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(close)).await;
+            return (false, EventId(0));
+        }
         let last = service.last_event_id().await.unwrap_or_default();
         let presence = service.presence(user.id);
         let ready = json!({
@@ -262,7 +271,12 @@ async fn run(
                 alive.0 = send!(wire::encode(&frame));
             }
             out = rx.recv() => {
-                let Some(out) = out else { break };
+                let Some(out) = out else {
+                    // The service ended this session (a guest whose chat is over).
+                    let close = Message::Close(Some(CloseFrame { code: 1000, reason: "session ended".into() }));
+                    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(close)).await;
+                    break;
+                };
                 if let Frame::Event(e) = &out.frame {
                     if e.id <= replayed_up_to {
                         continue;
@@ -301,16 +315,19 @@ async fn run(
                     frames_in_window = 0;
                 }
                 frames_in_window += 1;
-                if frames_in_window > service.settings().max_frames_per_second {
-                    // Name the refused frame, so the client knows which send to retry.
+                // A frame refused before it is read as a whole is named by its client_id, so
+                // the client knows which send to retry.
+                let refused = if frames_in_window > service.settings().max_frames_per_second {
+                    Some(("rate_limited", "too many frames; slow down".to_string()))
+                } else {
+                    crate::guard::json_control_char(text.as_bytes()).map(|c| {
+                        let e = crate::guard::invalid_text(c);
+                        (e.code, e.message)
+                    })
+                };
+                if let Some((code, message)) = refused {
                     let reference = serde_json::from_str::<FrameRef>(text.as_str()).ok().and_then(|f| f.client_id);
-                    alive.0 = send!(error_frame("rate_limited", "too many frames; slow down", reference.as_deref()));
-                    continue;
-                }
-                if let Some(c) = crate::guard::json_control_char(text.as_bytes()) {
-                    let reference = serde_json::from_str::<FrameRef>(text.as_str()).ok().and_then(|f| f.client_id);
-                    let e = crate::guard::invalid_text(c);
-                    alive.0 = send!(error_frame(e.code, &e.message, reference.as_deref()));
+                    alive.0 = send!(error_frame(code, &message, reference.as_deref()));
                     continue;
                 }
                 let frame: ClientFrame = match serde_json::from_str(text.as_str()) {

@@ -92,6 +92,17 @@ impl Hub {
         }
     }
 
+    /// Has `user` any session now?
+    pub fn is_connected(&self, user: UserId) -> bool {
+        self.users.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&user)
+    }
+
+    /// End every session of `user`: each gets what is queued for it, then its queue closes
+    /// (the connection task sees the end and closes the socket). Returns how many.
+    pub fn disconnect(&self, user: UserId) -> usize {
+        self.users.lock().unwrap_or_else(|e| e.into_inner()).remove(&user).map_or(0, |u| u.sessions.len())
+    }
+
     /// Has `user` a session that shows queue offers (the web console)?
     pub fn has_console(&self, user: UserId) -> bool {
         self.users

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod compliance;
 pub mod demo;
 pub mod export;
+pub mod guests;
 pub mod hub;
 pub mod metrics;
 pub mod queue_chats;
@@ -23,7 +24,7 @@ use metrics::Metrics;
 use sb_core::conversation::{ConversationSummary, Member};
 use sb_core::directory::{parse_slug, NewUser};
 use sb_core::pipeline::{Door, Pipeline, Submission};
-use sb_core::ratelimit::SlidingWindow;
+use sb_core::ratelimit::{Backoff, ClientKey, SlidingWindow};
 use sb_core::store::{Application, AuthSession, Store};
 use sb_core::{
     Address, Clock, Conversation, ConversationId, ConversationKind, CoreError, Event, EventId, EventKind, Group,
@@ -224,6 +225,14 @@ pub enum ServiceError {
     RateLimited(u64),
     #[error("too many connections from your address (limit {0})")]
     TooManyConnections(usize),
+    #[error("a guest may hold at most {0} connections")]
+    TooManyGuestConnections(usize),
+    /// A limit that waiting does not lift (a guest's messages per chat).
+    #[error("{0}")]
+    LimitReached(String),
+    /// A storage quota is used up (a guest's bytes per chat).
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("the server is shutting down")]
     ShuttingDown,
 }
@@ -256,19 +265,28 @@ pub enum Principal {
     App(Application),
 }
 
-/// Holding one counts as one open connection from an address.
+/// Whom an open connection is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum ConnectionHolder {
+    /// A client address (an IPv6 client by its /64).
+    Client(ClientKey),
+    /// A guest, whatever its address.
+    Guest(UserId),
+}
+
+/// Holding one counts as one open connection (of a client address, or of a guest).
 pub struct ConnectionPermit {
-    ip: IpAddr,
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    holder: ConnectionHolder,
+    counts: Arc<Mutex<HashMap<ConnectionHolder, usize>>>,
 }
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = c.get_mut(&self.ip) {
+        if let Some(n) = c.get_mut(&self.holder) {
             *n -= 1;
             if *n == 0 {
-                c.remove(&self.ip);
+                c.remove(&self.holder);
             }
         }
     }
@@ -284,9 +302,12 @@ pub struct Service {
     cache: Arc<ConversationCache>,
     writer: mpsc::Sender<WriteRequest>,
     metrics: Arc<Metrics>,
-    login_by_address: Mutex<SlidingWindow>,
-    login_by_ip: Mutex<SlidingWindow>,
-    connections: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// Failed sign-ins per (account, client) and per client: growing delays.
+    login_by_address: Mutex<Backoff>,
+    login_by_ip: Mutex<Backoff>,
+    connections: Arc<Mutex<HashMap<ConnectionHolder, usize>>>,
+    /// Guests' messages and bytes.
+    guests: guests::Guests,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     writer_stop: CancellationToken,
@@ -342,11 +363,19 @@ impl Service {
         let settings_alerts_limit = settings.alerts_per_minute;
 
         let service = Arc::new(Self {
-            login_by_address: Mutex::new(SlidingWindow::new(
+            login_by_address: Mutex::new(Backoff::new(
                 settings.login_failures_per_address,
+                settings.login_delay_base_ms,
+                settings.login_delay_max_ms,
                 settings.login_window_ms,
             )),
-            login_by_ip: Mutex::new(SlidingWindow::new(settings.login_failures_per_ip, settings.login_window_ms)),
+            login_by_ip: Mutex::new(Backoff::new(
+                settings.login_failures_per_ip,
+                settings.login_delay_base_ms,
+                settings.login_delay_max_ms,
+                settings.login_window_ms,
+            )),
+            guests: guests::Guests::new(settings.guest_messages_per_minute),
             store,
             clock,
             settings,
@@ -433,6 +462,9 @@ impl Service {
                     if let Err(e) = service.prune_mail_intake().await {
                         tracing::warn!(error = %e, "cannot prune mail intake records");
                     }
+                    if let Err(e) = service.prune_sessions_and_guests().await {
+                        tracing::warn!(error = %e, "cannot prune sessions and guests");
+                    }
                 }
                 if n.is_multiple_of(8) {
                     if let Err(e) = service.reload_queues().await {
@@ -505,14 +537,21 @@ impl Service {
         tokio::task::spawn_blocking(work).await.ok()
     }
 
+    /// Sign in. Failures slow down who fails — the account from that client, and that
+    /// client over all accounts — with growing delays; the account itself is never locked,
+    /// so its owner signs in from elsewhere while an attacker waits.
     pub async fn login(&self, address: &str, password: &str, ip: IpAddr) -> Result<(String, AuthSession, User)> {
         let now = self.now();
-        let key = address.trim().to_lowercase();
-        let ip_key = ip.to_string();
+        let ip_key = ClientKey::of(ip).to_string();
+        let account = Address::parse(address).map(|a| a.to_string()).unwrap_or_else(|_| address.trim().to_lowercase());
+        let key = format!("{account} {ip_key}");
         let limited = {
             let by_address = self.login_by_address.lock().unwrap_or_else(|e| e.into_inner()).check(&key, now);
             let by_ip = self.login_by_ip.lock().unwrap_or_else(|e| e.into_inner()).check(&ip_key, now);
-            by_address.err().or(by_ip.err())
+            match (by_address, by_ip) {
+                (Ok(()), Ok(())) => None,
+                (a, b) => Some(a.err().unwrap_or(0).max(b.err().unwrap_or(0))),
+            }
         };
         if let Some(retry_ms) = limited {
             self.metrics.logins_limited.inc();
@@ -535,8 +574,8 @@ impl Service {
             .await
             .unwrap_or(false);
         let Some(user) = user.filter(|_| ok) else {
-            self.login_by_address.lock().unwrap_or_else(|e| e.into_inner()).record(&key, now);
-            self.login_by_ip.lock().unwrap_or_else(|e| e.into_inner()).record(&ip_key, now);
+            self.login_by_address.lock().unwrap_or_else(|e| e.into_inner()).fail(&key, now);
+            self.login_by_ip.lock().unwrap_or_else(|e| e.into_inner()).fail(&ip_key, now);
             self.metrics.logins_failed.inc();
             return Err(ServiceError::BadCredentials);
         };
@@ -568,7 +607,14 @@ impl Service {
             return Ok(Principal::App(app));
         }
         let session = self.store.session(&hash, self.now()).await?.ok_or(ServiceError::Unauthenticated)?;
-        let user = self.store.user(session.user).await?.filter(|u| !u.disabled).ok_or(ServiceError::Unauthenticated)?;
+        // A retired guest (its chat is over) still reads its transcript and rates the chat
+        // until its session ends; every door that writes or connects refuses it.
+        let user = self
+            .store
+            .user(session.user)
+            .await?
+            .filter(|u| !u.disabled || u.is_guest())
+            .ok_or(ServiceError::Unauthenticated)?;
         Ok(Principal::User { user, session })
     }
 
@@ -583,16 +629,26 @@ impl Service {
         Ok((token, app))
     }
 
-    /// Count a new connection from `ip`, refusing it over the per-address limit.
+    /// Count a new connection from `ip` (an IPv6 client by its /64), refusing it over the
+    /// per-address limit.
     pub fn admit_connection(&self, ip: IpAddr) -> Result<ConnectionPermit> {
+        let limit = self.settings.max_connections_per_address;
+        self.admit(ConnectionHolder::Client(ClientKey::of(ip)), limit).ok_or(ServiceError::TooManyConnections(limit))
+    }
+
+    /// One more connection of `holder`, unless it holds `limit` already.
+    pub(crate) fn admit(&self, holder: ConnectionHolder, limit: usize) -> Option<ConnectionPermit> {
         let mut c = self.connections.lock().unwrap_or_else(|e| e.into_inner());
-        let n = c.entry(ip).or_insert(0);
-        if *n >= self.settings.max_connections_per_address {
+        let n = c.entry(holder).or_insert(0);
+        if *n >= limit {
+            if *n == 0 {
+                c.remove(&holder);
+            }
             self.metrics.ws_rejected.inc();
-            return Err(ServiceError::TooManyConnections(self.settings.max_connections_per_address));
+            return None;
         }
         *n += 1;
-        Ok(ConnectionPermit { ip, counts: self.connections.clone() })
+        Some(ConnectionPermit { holder, counts: self.connections.clone() })
     }
 
     // ---------------------------------------------------------------- directory
@@ -628,10 +684,20 @@ impl Service {
 
     /// Readiness: the store answers, and writes commit (a full disk, say, makes the server
     /// not ready until a write commits again; `Store::maintenance` probes each second).
-    pub async fn ready(&self) -> Result<&'static str> {
-        self.store.ping().await?;
+    /// The `Err` is for anyone to read: what kind of fault, never the driver's text (which
+    /// can name hosts, users and paths; it is in the log).
+    pub async fn ready(&self) -> std::result::Result<&'static str, &'static str> {
+        if let Err(e) = self.store.ping().await {
+            tracing::warn!(error = %e, "not ready: storage does not answer");
+            return Err("storage is not reachable");
+        }
         if let Some(fault) = self.store.write_fault() {
-            return Err(StoreError::Unavailable(format!("storage cannot write: {fault}")).into());
+            let lower = fault.to_lowercase();
+            return Err(if lower.contains("full") || lower.contains("no space") {
+                "storage cannot write: the disk is full"
+            } else {
+                "storage cannot write (the server's log says why)"
+            });
         }
         Ok(self.store.backend())
     }
@@ -704,6 +770,8 @@ impl Service {
             Vec::new()
         };
         self.publish_presence(user.id, &user.address, change);
+        drop(book);
+        self.seeker_connected(user.id);
         (handle, snapshot)
     }
 
@@ -713,6 +781,8 @@ impl Service {
         let mut book = self.presence_book();
         let change = book.disconnect(key);
         self.publish_presence(key.user, address, change);
+        drop(book);
+        self.seeker_disconnected(key.user);
     }
 
     pub fn set_presence(&self, key: SessionKey, address: &Address, state: PresenceState, note: &str) {
@@ -885,6 +955,7 @@ impl Service {
         if sender.is_guest() && conversation.kind != ConversationKind::Queue {
             return Err(CoreError::Forbidden("guests can only write in their queue chat".into()).into());
         }
+        self.check_guest_active(sender).await?;
         let admitted = match self.pipeline.admit(&Submission { door, sender, conversation: &conversation, body }) {
             Ok(a) => a,
             Err(e) => {
@@ -895,6 +966,8 @@ impl Service {
                 return Err(e.into());
             }
         };
+        // Guests are held to their own limits (rate, messages and bytes per chat).
+        self.admit_guest_message(sender, body.len())?;
         for (policy, reason) in &admitted.flags {
             tracing::info!(policy, reason, conversation = id.0, "message flagged");
         }
@@ -960,6 +1033,7 @@ impl Service {
 
     pub async fn mark_read(&self, user: &User, id: ConversationId, up_to: EventId) -> Result<EventId> {
         let c = self.conversation_for(user, id).await?;
+        self.check_guest_active(user).await?;
         // A marker past the end would swallow messages not yet sent; one below the first
         // event means nothing. Refused, not clamped: the client has a bug to see.
         let last = self.store.history(id, None, None, 1).await?.last().map(|e| e.id).unwrap_or_default();
@@ -1116,7 +1190,7 @@ impl Service {
         self.guest_limiter
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .hit(&ip.to_string(), self.now())
+            .hit(&ClientKey::of(ip).to_string(), self.now())
             .map_err(|ms| ServiceError::RateLimited((ms as u64).div_ceil(1000)))?;
         let address = Address::parse(&format!(
             "guest-{}@guest.{}",
@@ -1141,8 +1215,9 @@ impl Service {
         match self.request_queue_chat(&guest, &def.id, question, answers).await {
             Ok(view) => Ok((token, guest, view)),
             Err(e) => {
-                // The guest exists only for this chat.
+                // The guest exists only for this chat (its token was never handed out).
                 let _ = self.store.set_disabled(guest.id, true).await;
+                let _ = self.store.delete_sessions_of(guest.id).await;
                 Err(e)
             }
         }
@@ -1181,7 +1256,9 @@ impl Service {
 
     pub fn admit_public(&self, ip: IpAddr) -> Result<()> {
         let mut limiter = self.public_limiter.lock().unwrap_or_else(|e| e.into_inner());
-        limiter.hit(&ip.to_string(), self.now()).map_err(|ms| ServiceError::RateLimited((ms as u64).div_ceil(1000)))
+        limiter
+            .hit(&ClientKey::of(ip).to_string(), self.now())
+            .map_err(|ms| ServiceError::RateLimited((ms as u64).div_ceil(1000)))
     }
 
     // ---------------------------------------------------------------- administration

@@ -160,7 +160,14 @@ impl Service {
         self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, open);
         // Experts walled off from the seeker are never offered the chat.
         let excluded = self.walled_experts(&def, seeker.id);
-        let events = self.route(|r| r.request(&def.id, chat, excluded, now)).map_err(route_error)?;
+        let events = self
+            .route(|r| {
+                let events = r.request(&def.id, chat, excluded, now)?;
+                // A seeker with no connection (yet) is away: back when they connect.
+                self.seeker_away_unless_connected(r, seeker.id, chat);
+                Ok(events)
+            })
+            .map_err(route_error)?;
         self.apply_queue_events(events).await;
         if let Some(view) = self.queue_chat_view(chat) {
             return Ok(view);
@@ -431,7 +438,13 @@ impl Service {
                         .find(|d| d.id == target)
                         .map(|d| self.walled_experts(d, record.seeker))
                         .unwrap_or_default();
-                    let more = self.route(|r| r.request(&target, record.id, excluded, now)).unwrap_or_default();
+                    let more = self
+                        .route(|r| {
+                            let more = r.request(&target, record.id, excluded, now);
+                            self.seeker_away_unless_connected(r, record.seeker, record.id);
+                            more
+                        })
+                        .unwrap_or_default();
                     to_store.push((record.queue.clone(), e));
                     for follow in more {
                         pending.push_back(follow);
@@ -465,6 +478,8 @@ impl Service {
                     self.tell_participants(record.id);
                     self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.id);
                     self.tell_plain(record.id, record.conversation, crate::queue_im::PlainNews::Ended).await;
+                    // A guest's rights end with its chat (after it was told the chat's end).
+                    self.retire_guest(record.seeker).await;
                 }
                 _ => {}
             }
@@ -498,7 +513,13 @@ impl Service {
                 crate::queues::OpenChat { record, seeker_address: seeker.address, seeker_name: seeker.display_name };
             let wrap_up = open.record.state == "wrap_up";
             self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, open);
-            events.extend(self.route(|r| r.restore(&queue, chat, requested_at, expert, wrap_up, now)));
+            events.extend(self.route(|r| {
+                let events = r.restore(&queue, chat, requested_at, expert, wrap_up, now);
+                // Nobody is connected to a server that just started: seekers have the grace
+                // period to come back.
+                self.seeker_away_unless_connected(r, seeker.id, chat);
+                events
+            }));
             restored += 1;
         }
         self.apply_queue_events(events).await;

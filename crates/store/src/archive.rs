@@ -597,6 +597,16 @@ impl SqlStore {
         if self.backend != Backend::Sqlite {
             return Ok(0);
         }
+        // Nothing new (most seconds): find that out on a reader, without the write lock.
+        let behind: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT MAX(id) FROM archive), 0) - (SELECT last_id FROM archive_fts_head WHERE singleton = 1)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        if behind <= 0 {
+            return Ok(0);
+        }
         let mut total = 0;
         loop {
             let mut tx = self.begin_write().await?;
@@ -610,6 +620,7 @@ impl SqlStore {
                 .await
                 .map_err(unavailable)?;
             let Some(last) = rows.last().map(|r| r.try_get::<i64, _>("id")).transpose().map_err(unavailable)? else {
+                tx.rollback().await;
                 return Ok(total);
             };
             let texts: Vec<(i64, String)> = rows

@@ -327,6 +327,7 @@ impl SqlStore {
                 .await
                 .map_err(unavailable)?;
             if done.is_some() {
+                tx.rollback().await;
                 continue;
             }
             for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
@@ -347,7 +348,11 @@ impl SqlStore {
     /// Begin a transaction that will write: committed, or nothing of it stays (`write`).
     async fn begin_write(&self) -> StoreResult<WriteTx> {
         let conn = self.writer.acquire().await.map_err(|e| {
-            self.health.failed(e.to_string());
+            match e {
+                // The writer is busy past its timeout: overload, not a fault by itself.
+                sqlx::Error::PoolTimedOut => self.health.suspect(),
+                _ => self.health.failed(e.to_string()),
+            }
             unavailable(e)
         })?;
         WriteTx::begin(conn, self.backend == Backend::Sqlite, self.health.clone()).await.map_err(unavailable)
@@ -696,7 +701,8 @@ impl Store for SqlStore {
     async fn session(&self, token_hash: &str, now: Millis) -> StoreResult<Option<AuthSession>> {
         let row = sqlx::query(
             "SELECT s.token_hash, s.user_id, s.csrf_token, s.created_at, s.expires_at FROM auth_sessions s \
-             JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
+             JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2 \
+             AND (u.disabled = 0 OR u.roles = 'guest')",
         )
         .bind(token_hash)
         .bind(now)
@@ -732,6 +738,53 @@ impl Store for SqlStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn end_sessions_of(&self, user: UserId, at: Millis) -> StoreResult<()> {
+        sqlx::query("UPDATE auth_sessions SET expires_at = $1 WHERE user_id = $2 AND expires_at > $1")
+            .bind(at)
+            .bind(user.0)
+            .execute(&self.writer)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn prune_sessions(&self, now: Millis) -> StoreResult<u64> {
+        let r = sqlx::query("DELETE FROM auth_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(unavailable)?;
+        Ok(r.rows_affected())
+    }
+
+    async fn retire_finished_guests(&self, created_before: Millis, now: Millis) -> StoreResult<Vec<UserId>> {
+        let mut tx = self.begin_write().await?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "UPDATE users SET disabled = 1 WHERE roles = 'guest' AND disabled = 0 AND ( \
+               (NOT EXISTS (SELECT 1 FROM queue_chats q WHERE q.seeker_id = users.id \
+                            AND q.state IN ('queued', 'assigned', 'wrap_up', 'offline')) \
+                AND (EXISTS (SELECT 1 FROM queue_chats q WHERE q.seeker_id = users.id) OR created_at < $1)) \
+               OR (created_at < $1 AND NOT EXISTS (SELECT 1 FROM auth_sessions s \
+                                                   WHERE s.user_id = users.id AND s.expires_at > $2))) \
+             RETURNING id",
+        )
+        .bind(created_before)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        if !ids.is_empty() {
+            // Ids we just read; inlined, one statement for both dialects.
+            let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+            sqlx::query(&format!("DELETE FROM auth_sessions WHERE user_id IN ({list})"))
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(ids.into_iter().map(UserId).collect())
     }
 
     async fn create_application(

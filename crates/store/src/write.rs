@@ -11,9 +11,11 @@
 //! [`WriteTx`] does not count. It sends `BEGIN IMMEDIATE` (SQLite) or `BEGIN` (PostgreSQL)
 //! itself — which fails outright if the connection is somehow still in a transaction — and
 //! `COMMIT` itself. If `COMMIT` fails, or a transaction ends without one, it is rolled back
-//! before the connection can be used again, and a connection whose rollback fails, or that
-//! saw a commit fail, is closed rather than returned: the next transaction starts on a fresh
-//! one. So a write either committed, or left nothing behind.
+//! before the connection can be used again, and a connection whose rollback fails, that
+//! saw a commit fail, or whose commit was cancelled half-way, is closed rather than
+//! returned: the next transaction starts on a fresh one. So a write either committed, or
+//! left nothing behind. (On SQLite a `BEGIN` inside an open transaction fails outright; on
+//! PostgreSQL it is only a warning, which is why nothing relies on it there.)
 //!
 //! [`WriteHealth`] is what `/readyz` and the metrics report: the last storage fault, until a
 //! write commits again.
@@ -23,16 +25,20 @@ use sqlx::{Any, AnyConnection, Executor};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Whether writes are committing. Shared by every clone of a store.
 #[derive(Debug, Default)]
 pub struct WriteHealth {
     /// The last fault, while it lasts.
     fault: Mutex<Option<String>>,
-    /// A transaction ended without a commit since the last probe: the cause may have been
-    /// a fault (disk full) rather than the caller's choice; `maintenance` probes.
+    /// `fault.is_some()`, readable without the lock on every commit.
+    faulty: AtomicBool,
+    /// A transaction ended without a commit, on an error, since the last probe: the cause
+    /// may have been a fault (a full disk) rather than the caller's data; `maintenance`
+    /// probes. (Intended aborts use [`WriteTx::rollback`] and do not count.)
     suspect: AtomicBool,
-    /// Write transactions that failed to commit, or ended on a storage error.
+    /// Write transactions that could not begin, commit or roll back, and failed probes.
     failures: AtomicU64,
 }
 
@@ -52,32 +58,43 @@ impl WriteHealth {
             tracing::error!(error = %why, "storage cannot write; acknowledging nothing until a write commits");
         }
         *fault = Some(why);
+        self.faulty.store(true, Ordering::Relaxed);
+    }
+
+    /// Something may be wrong (a writer busy past its timeout, a statement failing): let the
+    /// next `maintenance` find out with a probe write.
+    pub(crate) fn suspect(&self) {
+        self.suspect.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn committed(&self) {
-        // Cheap on the hot path: only take the lock when there is something to clear.
-        if self.suspect.load(Ordering::Relaxed) || self.has_fault() {
+        // The hot path reads one atomic; the lock only when there is a fault to clear.
+        if self.faulty.load(Ordering::Relaxed) {
             let mut fault = self.fault.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(was) = fault.take() {
                 tracing::warn!(was = %was, "storage writes again");
             }
+            self.faulty.store(false, Ordering::Relaxed);
         }
     }
 
-    fn has_fault(&self) -> bool {
-        self.fault.lock().unwrap_or_else(|e| e.into_inner()).is_some()
-    }
-
-    /// Take the "a transaction ended without commit" mark (for `maintenance`).
+    /// Take the "a transaction ended on an error" mark (for `maintenance`).
     pub(crate) fn take_suspect(&self) -> bool {
         self.suspect.swap(false, Ordering::Relaxed)
     }
 }
 
+/// How long a rollback may take before its connection is given up on (a half-open
+/// PostgreSQL socket must not hold a pool slot, or SQLite's one writer, for ever).
+const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// An open write transaction on one connection of the writer pool.
 pub(crate) struct WriteTx {
     conn: Option<PoolConnection<Any>>,
     health: Arc<WriteHealth>,
+    /// `COMMIT` was sent and its answer not seen: if this is dropped now (its future was
+    /// cancelled), nobody knows the connection's state, so it is closed, never reused.
+    committing: bool,
 }
 
 impl WriteTx {
@@ -91,20 +108,23 @@ impl WriteTx {
         // when another connection committed in between.
         let begin = if sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
         if let Err(e) = conn.execute(begin).await {
-            // "cannot start a transaction within a transaction", a cut connection, …:
-            // whatever it is, this connection is not to be trusted again.
+            // On SQLite "cannot start a transaction within a transaction", a cut connection,
+            // …: whatever it is, this connection is not to be trusted again.
             health.failed(e.to_string());
             conn.close_on_drop();
             return Err(e);
         }
-        Ok(WriteTx { conn: Some(conn), health })
+        Ok(WriteTx { conn: Some(conn), health, committing: false })
     }
 
     /// Commit. On error nothing of the transaction stays: it is rolled back and its
     /// connection closed.
     pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
-        let mut conn = self.conn.take().expect("a transaction is committed once");
-        match conn.execute("COMMIT").await {
+        self.committing = true;
+        let result = self.conn.as_mut().expect("a transaction is committed once").execute("COMMIT").await;
+        self.committing = false;
+        let mut conn = self.conn.take().expect("still here");
+        match result {
             Ok(_) => {
                 self.health.committed();
                 Ok(())
@@ -113,9 +133,25 @@ impl WriteTx {
                 self.health.failed(e.to_string());
                 // SQLite may have rolled back already; either way, no connection that saw a
                 // failed commit is used again.
-                let _ = conn.execute("ROLLBACK").await;
-                let _ = conn.close().await;
+                let _ = tokio::time::timeout(ROLLBACK_TIMEOUT, conn.execute("ROLLBACK")).await;
+                let _ = tokio::time::timeout(ROLLBACK_TIMEOUT, conn.close()).await;
                 Err(e)
+            }
+        }
+    }
+
+    /// End without committing, on purpose (nothing to do): rolled back before this returns.
+    pub(crate) async fn rollback(mut self) {
+        let mut conn = self.conn.take().expect("a transaction ends once");
+        match tokio::time::timeout(ROLLBACK_TIMEOUT, conn.execute("ROLLBACK")).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                self.health.failed(format!("rollback failed: {e}"));
+                let _ = tokio::time::timeout(ROLLBACK_TIMEOUT, conn.close()).await;
+            }
+            Err(_) => {
+                self.health.failed("rollback timed out".into());
+                drop(conn.detach());
             }
         }
     }
@@ -124,24 +160,38 @@ impl WriteTx {
 impl Drop for WriteTx {
     fn drop(&mut self) {
         let Some(mut conn) = self.conn.take() else { return };
-        // Ended without a commit: an early return (not found, a conflict) or a storage error.
-        self.health.suspect.store(true, Ordering::Relaxed);
+        if self.committing {
+            // Cancelled between COMMIT and its answer: committed or not, nobody knows.
+            conn.close_on_drop();
+            return;
+        }
+        // Ended without a commit on an error (`?`): a not-found or a conflict, or a fault.
+        self.health.suspect();
         // The pool hands this connection out again only once the rollback is done (the
         // task holds it), so the next transaction never starts inside this one.
         let health = self.health.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
-                    if let Err(e) = conn.execute("ROLLBACK").await {
+                    match tokio::time::timeout(ROLLBACK_TIMEOUT, conn.execute("ROLLBACK")).await {
+                        Ok(Ok(_)) => {}
                         // On SQLite "no transaction is active" means it rolled back by itself
                         // (a full disk, an I/O error); anything else is unknown state. Either
                         // way: a fresh connection next time.
-                        health.failed(format!("rollback failed: {e}"));
-                        let _ = conn.close().await;
+                        Ok(Err(e)) => {
+                            health.failed(format!("rollback failed: {e}"));
+                            let _ = tokio::time::timeout(ROLLBACK_TIMEOUT, conn.close()).await;
+                        }
+                        Err(_) => {
+                            health.failed("rollback timed out".into());
+                            drop(conn.detach());
+                        }
                     }
                 });
             }
-            Err(_) => conn.close_on_drop(),
+            // No runtime to roll back on (the process is ending): detach and drop the raw
+            // connection, which closes it (a pooled one would need the runtime to return).
+            Err(_) => drop(conn.detach()),
         }
     }
 }

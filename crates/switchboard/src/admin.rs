@@ -459,11 +459,29 @@ async fn run_command(
                     store.queues().await?.into_iter().find(|q| q.id == id).with_context(|| format!("no queue {id}"))
                 }
             };
+            // `--managers a@x,b@x`: directory users, each once.
+            let managers = |list: &str| {
+                let list = list.to_string();
+                let user = &user;
+                async move {
+                    let mut out: Vec<sb_core::queue::QueueManager> = Vec::new();
+                    for address in list.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                        let u = user(address).await?;
+                        if !out.iter().any(|m| m.user == u.id) {
+                            out.push(sb_core::queue::QueueManager { user: u.id, address: u.address });
+                        }
+                    }
+                    anyhow::Ok(out)
+                }
+            };
             match command {
-                QueueCommand::Add { id, options, members } => {
+                QueueCommand::Add { id, mut options, members } => {
                     let id = sb_core::directory::parse_slug(&id)?;
                     let address = Address::parse(&format!("{id}@{}", config.domain))?;
                     let mut def = sb_core::queue::QueueDef::new(&id, &id, address);
+                    if let Some(list) = options.managers.take() {
+                        def.managers = managers(&list).await?;
+                    }
                     apply(&mut def, options)?;
                     for (i, m) in members.iter().enumerate() {
                         let u = user(m).await?;
@@ -489,11 +507,7 @@ async fn run_command(
                 QueueCommand::Set { id, mut options } => {
                     let mut def = find(&id).await?;
                     if let Some(list) = options.managers.take() {
-                        def.managers.clear();
-                        for address in list.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-                            let u = user(address).await?;
-                            def.managers.push(sb_core::queue::QueueManager { user: u.id, address: u.address });
-                        }
+                        def.managers = managers(&list).await?;
                     }
                     apply(&mut def, options)?;
                     let def = service.save_queue(def).await?;

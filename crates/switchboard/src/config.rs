@@ -31,6 +31,14 @@ pub struct Config {
     /// readable by the server only). Default: `<data_dir>/archive.key`. Keep it apart from
     /// database backups: with the key, a forger could re-seal an edited archive.
     pub archive_key_file: String,
+    /// A separate listen address serving `/metrics` alone (e.g. `127.0.0.1:9090`, a port
+    /// only Prometheus reaches); `/metrics` then leaves the main listener. Empty (default):
+    /// `/metrics` is served on the main listener, open to whoever reaches it.
+    pub metrics_listen: String,
+    /// When set, `/metrics` (wherever it is served) needs `Authorization: Bearer <token>`
+    /// (Prometheus: `authorization: { credentials: … }` in the scrape config). Empty
+    /// (default): no token. Redacted by `config check`.
+    pub metrics_token: String,
     pub limits: Limits,
     pub alertmanager: Alertmanager,
     pub alerts: Alerts,
@@ -60,13 +68,31 @@ pub struct Limits {
     pub max_message_bytes: usize,
     pub max_body_bytes: usize,
     pub max_connections_per_address: usize,
+    /// Failed sign-ins that cost nothing, per account from one client and per client;
+    /// then each attempt from there waits `login_delay_base_ms`, doubling per failure up to
+    /// `login_delay_max_secs`. The account is never locked for its owner elsewhere.
     pub login_failures_per_address: usize,
     pub login_failures_per_ip: usize,
     pub login_window_secs: i64,
+    pub login_delay_base_ms: i64,
+    pub login_delay_max_secs: i64,
     pub session_ttl_hours: i64,
     pub session_queue: usize,
     pub max_frames_per_second: u32,
     pub public_requests_per_minute: usize,
+    /// Guest (website visitor) chats per client address per hour.
+    pub guest_sessions_per_hour: usize,
+    /// One guest's messages per minute, messages per chat, bytes per chat (its storage
+    /// quota) and WebSocket connections at once.
+    pub guest_messages_per_minute: usize,
+    pub guest_messages_per_chat: usize,
+    pub guest_bytes_per_chat: usize,
+    pub guest_connections: usize,
+    /// After its chat ended, a guest may still read the transcript and send the survey
+    /// this long; it cannot write or connect.
+    pub guest_linger_secs: i64,
+    /// A waiting queue chat whose seeker has had no connection this long leaves the line.
+    pub seeker_grace_secs: i64,
     /// Alerts one source may send per minute.
     pub alerts_per_minute: usize,
     /// Seconds a client may take to send a request's headers, and again its body.
@@ -85,6 +111,8 @@ impl Default for Config {
             sqlite_durability: "process".into(),
             public_presence: "experts".into(),
             archive_key_file: String::new(),
+            metrics_listen: String::new(),
+            metrics_token: String::new(),
             limits: Limits::default(),
             alertmanager: Alertmanager::default(),
             alerts: Alerts::default(),
@@ -102,10 +130,19 @@ impl Default for Limits {
             login_failures_per_address: s.login_failures_per_address,
             login_failures_per_ip: s.login_failures_per_ip,
             login_window_secs: s.login_window_ms / 1000,
+            login_delay_base_ms: s.login_delay_base_ms,
+            login_delay_max_secs: s.login_delay_max_ms / 1000,
             session_ttl_hours: s.session_ttl_ms / 3_600_000,
             session_queue: s.session_queue,
             max_frames_per_second: s.max_frames_per_second,
             public_requests_per_minute: s.public_requests_per_minute,
+            guest_sessions_per_hour: s.guest_sessions_per_hour,
+            guest_messages_per_minute: s.guest_messages_per_minute,
+            guest_messages_per_chat: s.guest_messages_per_chat,
+            guest_bytes_per_chat: s.guest_bytes_per_chat,
+            guest_connections: s.guest_connections,
+            guest_linger_secs: s.guest_linger_ms / 1000,
+            seeker_grace_secs: s.seeker_grace_ms / 1000,
             alerts_per_minute: s.alerts_per_minute,
             request_read_timeout_secs: s.request_read_timeout.as_secs(),
         }
@@ -196,6 +233,15 @@ impl Config {
         if self.limits.max_message_bytes == 0 || self.limits.max_message_bytes > self.limits.max_body_bytes {
             bail!("limits.max_message_bytes must be between 1 and limits.max_body_bytes");
         }
+        if self.limits.guest_connections == 0 || self.limits.guest_messages_per_chat == 0 {
+            bail!("limits.guest_connections and limits.guest_messages_per_chat must be at least 1");
+        }
+        if self.limits.seeker_grace_secs < 1 || self.limits.login_delay_max_secs < 1 {
+            bail!("limits.seeker_grace_secs and limits.login_delay_max_secs must be at least 1");
+        }
+        if !self.metrics_listen.is_empty() && self.metrics_listen == self.http && !self.http.ends_with(":0") {
+            bail!("metrics_listen must differ from http (it is a listener of its own)");
+        }
         let mut names = std::collections::BTreeSet::new();
         for m in &self.alerts.mailbox {
             m.validate().map_err(anyhow::Error::msg)?;
@@ -231,10 +277,21 @@ impl Config {
             login_failures_per_address: l.login_failures_per_address,
             login_failures_per_ip: l.login_failures_per_ip,
             login_window_ms: l.login_window_secs * 1000,
+            login_delay_base_ms: l.login_delay_base_ms.max(1),
+            login_delay_max_ms: l.login_delay_max_secs * 1000,
             session_queue: l.session_queue,
             max_connections_per_address: l.max_connections_per_address,
             max_frames_per_second: l.max_frames_per_second,
             public_requests_per_minute: l.public_requests_per_minute,
+            guest_sessions_per_hour: l.guest_sessions_per_hour,
+            guest_messages_per_minute: l.guest_messages_per_minute,
+            guest_messages_per_chat: l.guest_messages_per_chat,
+            guest_bytes_per_chat: l.guest_bytes_per_chat,
+            guest_connections: l.guest_connections,
+            guest_linger_ms: l.guest_linger_secs * 1000,
+            seeker_grace_ms: l.seeker_grace_secs * 1000,
+            metrics_listen: Some(self.metrics_listen.clone()).filter(|a| !a.is_empty()),
+            metrics_token: Some(self.metrics_token.clone()).filter(|t| !t.is_empty()),
             alerts_per_minute: l.alerts_per_minute,
             request_read_timeout: std::time::Duration::from_secs(l.request_read_timeout_secs.max(1)),
             public_presence: sb_service::PublicPresence::parse(&self.public_presence).unwrap_or_default(),
@@ -247,6 +304,9 @@ impl Config {
     pub fn render_redacted(&self) -> String {
         let mut shown = self.clone();
         shown.database_url = sb_store::redact(&self.database_url());
+        if !shown.metrics_token.is_empty() {
+            shown.metrics_token = "***".into();
+        }
         for m in &mut shown.alerts.mailbox {
             if !m.password.is_empty() {
                 m.password = "***".into();
@@ -395,6 +455,32 @@ mod tests {
         assert_eq!(unknown, vec!["bogus".to_string()]);
         let shown = Config { database_url: "postgres://u:secret@h/db".into(), ..c }.render_redacted();
         assert!(shown.contains("u:***@h") && !shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn metrics_settings_and_their_token_is_redacted() {
+        let c = Config::default();
+        assert_eq!((c.settings().metrics_listen, c.settings().metrics_token), (None, None), "open by default");
+        let c = Config { metrics_listen: "127.0.0.1:9090".into(), metrics_token: "s3cret".into(), ..Config::default() };
+        assert!(c.validate().is_ok());
+        let s = c.settings();
+        assert_eq!((s.metrics_listen.as_deref(), s.metrics_token.as_deref()), (Some("127.0.0.1:9090"), Some("s3cret")));
+        let shown = c.render_redacted();
+        assert!(shown.contains("metrics_token = \"***\"") && !shown.contains("s3cret"), "{shown}");
+        let same = Config { metrics_listen: "127.0.0.1:8080".into(), ..Config::default() };
+        assert!(same.validate().unwrap_err().to_string().contains("metrics_listen"));
+        let d = Config::default().settings();
+        let defaults = sb_service::Settings::default();
+        assert_eq!(
+            (d.guest_sessions_per_hour, d.guest_bytes_per_chat, d.seeker_grace_ms, d.login_delay_max_ms),
+            (
+                defaults.guest_sessions_per_hour,
+                defaults.guest_bytes_per_chat,
+                defaults.seeker_grace_ms,
+                defaults.login_delay_max_ms
+            ),
+            "the limits' defaults are the service's"
+        );
     }
 
     #[test]

@@ -97,9 +97,12 @@ pub async fn run(a: QueuesArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating queue {id} (the admin needs the admin role)"))?;
     }
     pb.set_position(0);
-    pb.set_length(a.experts as u64);
-    pb.set_message("connecting experts");
+    pb.set_length((a.experts + a.seekers) as u64);
+    pb.set_message("connecting experts and seekers");
     let sockets: Vec<Ws> = connect_all(&api, &experts, &pb).await.into_iter().collect::<anyhow::Result<_>>()?;
+    // Seekers stay connected while they wait, as the web client and the widget do: the
+    // server takes a waiting chat whose seeker has no connection for a minute out of line.
+    let seeker_sockets: Vec<Ws> = connect_all(&api, &seekers, &pb).await.into_iter().collect::<anyhow::Result<_>>()?;
     pb.finish_and_clear();
 
     let shared = Arc::new(Shared {
@@ -114,6 +117,9 @@ pub async fn run(a: QueuesArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for ws in sockets {
         tasks.spawn(expert(ws, shared.clone(), hard_end, a.churn, Duration::from_millis(a.handle_ms)));
+    }
+    for ws in seeker_sockets {
+        tasks.spawn(seeker(ws, hard_end));
     }
     // Status pollers.
     if a.api_rps > 0.0 {
@@ -233,6 +239,16 @@ pub async fn run(a: QueuesArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// One seeker's connection: read (and drop) what comes, so the server sees them there.
+async fn seeker(mut ws: Ws, end: Instant) {
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(_))) => {}
+            _ => break,
+        }
+    }
 }
 
 /// One expert: accept every offer, say one thing, end the chat after `handle`; now and

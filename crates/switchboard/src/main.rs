@@ -236,6 +236,17 @@ async fn serve(o: Overrides, demo_mode: bool) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // One machine-readable line on stdout for scripts and tests; everything else is logged.
     let _ = writeln!(std::io::stdout(), "listening http://{addr}").and_then(|()| std::io::stdout().flush());
+    if !config.metrics_listen.is_empty() {
+        // `/metrics` on a listener of its own (and a second line for scripts).
+        let metrics = TcpListener::bind(&config.metrics_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (metrics_listen)", config.metrics_listen))?;
+        let metrics_addr = metrics.local_addr()?;
+        let _ = writeln!(std::io::stdout(), "metrics http://{metrics_addr}").and_then(|()| std::io::stdout().flush());
+        tracing::info!(%metrics_addr, "metrics served on their own listener");
+        let stop = service.shutdown_token();
+        tokio::spawn(sb_http::serve_metrics(metrics, service.clone(), async move { stop.cancelled().await }));
+    }
     tracing::info!(startup_ms = started.elapsed().as_millis() as u64, "ready: open http://{addr}/ in a browser");
 
     let (signalled_tx, signalled_rx) = tokio::sync::watch::channel(false);

@@ -329,6 +329,9 @@ async fn survive(dir: &Path, extra: &[&str], fault: Fault<'_>) {
 #[tokio::test]
 async fn startup_on_a_full_disk_names_the_cause_last() {
     let disk = Tmpfs::mount(1);
+    // The archive key is there (a first start made it): the database is what cannot be
+    // written.
+    std::fs::write(disk.0.join("archive.key"), format!("{}\n", "ab".repeat(32))).unwrap();
     let _filler = disk.fill();
     let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["serve", "--demo", "--http", "127.0.0.1:0", "--data-dir"])

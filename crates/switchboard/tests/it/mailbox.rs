@@ -372,7 +372,8 @@ fn ops_config(dir: &std::path::Path, dovecot: &Dovecot) -> PathBuf {
 /// The titles of the alerts the mailbox `ops` made, sorted (as the administrator, signed
 /// in once: signing in writes, which a full disk refuses).
 async fn titles(server: &crate::e2e::Server) -> Vec<String> {
-    titles_as(server, &server.login("admin@example.com", "demo").await["token"].as_str().unwrap().to_string()).await
+    let admin = server.login("admin@example.com", "demo").await;
+    titles_as(server, admin["token"].as_str().unwrap()).await
 }
 
 async fn titles_as(server: &crate::e2e::Server, admin: &str) -> Vec<String> {

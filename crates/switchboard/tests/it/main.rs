@@ -16,5 +16,6 @@ mod fuzz;
 mod hostile;
 mod mailbox;
 mod managers;
+mod public_surface;
 mod queue_options;
 mod queues;

@@ -75,6 +75,18 @@ backend_tests! {
             assert_eq!(trent.get(path).await.0, StatusCode::OK, "{path}");
         }
         assert_eq!(admin.post("/api/v1/archive/purge", json!({})).await.0, StatusCode::FORBIDDEN);
+        // Nor around the door: no compliance officer made over the API, no token of one.
+        let (s, _) = admin
+            .post(
+                "/api/v1/admin/users",
+                json!({"address": "mole@example.com", "display_name": "Mole", "password": "pw-123456", "roles": ["compliance_officer"]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = admin.post("/api/v1/admin/sessions", json!({"address": "trent@example.com"})).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = admin.post("/api/v1/admin/sessions", json!({"address": "bob@example.com"})).await;
+        assert_eq!(s, StatusCode::CREATED, "other people's tokens still work (load tests, service accounts)");
         // Walls and disclaimers stay with administrators too.
         assert_eq!(admin.get("/api/v1/walls").await.0, StatusCode::OK);
         assert!(trent.post(&release, json!({})).await.0.is_success());
