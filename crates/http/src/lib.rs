@@ -16,10 +16,11 @@ mod ws;
 
 pub use access::Access;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::handler::Handler;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{get, on, MethodFilter};
 use axum::Router;
 use sb_service::Service;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,77 +120,145 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("get", "/metrics", Access::Public),
 ];
 
+/// The router, built only from rows of [`ROUTES`]: a route cannot be served without its
+/// row saying who may call it, and every row must be served — both checked when the router
+/// is built, so any test that starts a server fails on a route without its row.
+struct Table {
+    router: Router<AppState>,
+    served: Vec<(&'static str, &'static str)>,
+}
+
+impl Table {
+    fn new() -> Self {
+        Table { router: Router::new(), served: Vec::new() }
+    }
+
+    fn route<H: Handler<T, AppState>, T: 'static>(mut self, method: &'static str, path: &'static str, h: H) -> Self {
+        assert!(
+            ROUTES.iter().any(|(m, p, _)| *m == method && *p == path),
+            "{method} {path} has no row in ROUTES: say who may call it (access::Access)"
+        );
+        let filter = match method {
+            "get" => MethodFilter::GET,
+            "post" => MethodFilter::POST,
+            "put" => MethodFilter::PUT,
+            "delete" => MethodFilter::DELETE,
+            other => panic!("no such method in ROUTES: {other}"),
+        };
+        self.router = self.router.route(path, on(filter, h));
+        self.served.push((method, path));
+        self
+    }
+
+    /// A CORS preflight (`OPTIONS`) beside an API route: public, carries no data.
+    fn preflight<H: Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Self {
+        self.router = self.router.route(path, on(MethodFilter::OPTIONS, h));
+        self
+    }
+
+    /// A file of the web client.
+    fn page<H: Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Self {
+        self.router = self.router.route(path, get(h));
+        self
+    }
+
+    fn finish(self) -> Router<AppState> {
+        for (method, path, _) in ROUTES {
+            assert!(self.served.contains(&(*method, *path)), "ROUTES has {method} {path}, which nothing serves");
+        }
+        self.router
+    }
+}
+
 pub fn router(service: Arc<Service>) -> Router {
     let max_body = service.settings().max_body_bytes;
     let state = AppState { service };
-    let api = Router::new()
-        .route("/api/v1/auth/login", post(rest::login))
-        .route("/api/v1/auth/logout", post(rest::logout))
-        .route("/api/v1/me", get(rest::me))
-        .route("/api/v1/contacts", get(rest::contacts))
-        .route("/api/v1/users", get(rest::users))
-        .route("/api/v1/users/{address}", get(rest::user))
-        .route("/api/v1/groups", get(rest::groups))
-        .route("/api/v1/groups/{id}", get(rest::group))
-        .route("/api/v1/presence", put(rest::set_presence).get(queues::public_presence).options(queues::preflight))
-        .route("/api/v1/conversations", get(rest::conversations).post(rest::create_conversation))
-        .route("/api/v1/conversations/{id}", get(rest::conversation))
-        .route("/api/v1/conversations/{id}/members", post(rest::invite))
-        .route("/api/v1/conversations/{id}/members/me", delete(rest::leave))
-        .route("/api/v1/conversations/{id}/messages", get(rest::history).post(rest::send_message))
-        .route("/api/v1/conversations/{id}/read", post(rest::mark_read))
-        .route("/api/v1/queues", get(queues::list))
-        .route("/api/v1/queues/{id}", get(queues::get).put(queues::put))
-        .route("/api/v1/queues/{id}/status", get(queues::status).options(queues::preflight))
-        .route("/api/v1/queues/{id}/stats", get(queues::stats))
-        .route("/api/v1/queues/{id}/waiting", get(queues::waiting))
-        .route("/api/v1/queues/{id}/offline", get(queues::offline))
-        .route("/api/v1/queues/{id}/widget", get(queues::widget).options(queues::preflight))
-        .route("/api/v1/queues/{id}/chats", post(queues::request_chat))
-        .route("/api/v1/queue-chats/{id}", get(queues::chat))
-        .route("/api/v1/queue-chats/{id}/accept", post(queues::accept))
-        .route("/api/v1/queue-chats/{id}/decline", post(queues::decline))
-        .route("/api/v1/queue-chats/{id}/end", post(queues::end))
-        .route("/api/v1/queue-chats/{id}/transfer", post(queues::transfer))
-        .route("/api/v1/queue-chats/{id}/wrapup", post(queues::wrap_up))
-        .route("/api/v1/queue-chats/{id}/invite", post(queues::invite))
-        .route("/api/v1/queue-chats/{id}/take", post(queues::take))
-        .route("/api/v1/queue-chats/{id}/survey", post(queues::survey).options(queues::preflight))
-        .route("/api/v1/queues/{id}/guest", post(queues::guest_chat).options(queues::preflight))
-        .route("/ITFramework/webclient", get(queues::legacy).options(queues::preflight))
-        .route("/api/v1/webhooks", get(queues::list_webhooks).post(queues::create_webhook))
-        .route("/api/v1/webhooks/{id}", delete(queues::delete_webhook))
-        .route("/api/v1/webhooks/{id}/deliveries", get(queues::deliveries))
-        .route("/api/v1/alerts", get(alerts::list).post(alerts::send))
-        .route("/api/v1/alerts/{id}", get(alerts::get))
-        .route("/api/v1/alerts/mailboxes", get(alerts::mailboxes))
-        .route("/api/v1/alerts/{id}/ack", post(alerts::ack))
-        .route("/api/v1/hooks/alertmanager", post(alerts::alertmanager))
-        .route("/api/v1/walls", get(compliance::walls).post(compliance::create_wall))
-        .route("/api/v1/walls/{id}", put(compliance::update_wall))
-        .route("/api/v1/compliance/violations", get(compliance::violations))
-        .route("/api/v1/audit", get(compliance::audit))
-        .route("/api/v1/disclaimers", get(compliance::disclaimers).post(compliance::create_disclaimer))
-        .route("/api/v1/disclaimers/{id}", put(compliance::update_disclaimer))
-        .route("/api/v1/archive/search", get(compliance::search))
-        .route("/api/v1/archive/purge", post(compliance::purge))
-        .route("/api/v1/retention", get(compliance::retention).put(compliance::set_retention))
-        .route("/api/v1/holds", get(compliance::holds).post(compliance::create_hold))
-        .route("/api/v1/holds/{id}/release", post(compliance::release_hold))
-        .route("/api/v1/archive/export", get(compliance::export))
-        .route("/api/v1/archive/conversations/{id}", get(compliance::archived_conversation))
-        .route("/api/v1/admin/users", post(rest::admin_create_user))
-        .route("/api/v1/admin/sessions", post(rest::admin_issue_session))
-        .route("/api/v1/ws", get(ws::upgrade))
-        .route("/api/v1/openapi.json", get(openapi))
-        .route("/healthz", get(rest::healthz))
-        .route("/readyz", get(rest::readyz))
-        .route("/metrics", get(rest::metrics))
-        .route("/", get(index))
-        .route("/assets/app.js", get(app_js))
-        .route("/assets/app.css", get(app_css))
-        .route("/sdk/switchboard.js", get(sdk_js))
-        .route("/sdk/switchboard.css", get(sdk_css))
+    let api = Table::new()
+        .route("post", "/api/v1/auth/login", rest::login)
+        .route("post", "/api/v1/auth/logout", rest::logout)
+        .route("get", "/api/v1/me", rest::me)
+        .route("get", "/api/v1/contacts", rest::contacts)
+        .route("get", "/api/v1/users", rest::users)
+        .route("get", "/api/v1/users/{address}", rest::user)
+        .route("get", "/api/v1/groups", rest::groups)
+        .route("get", "/api/v1/groups/{id}", rest::group)
+        .route("put", "/api/v1/presence", rest::set_presence)
+        .route("get", "/api/v1/presence", queues::public_presence)
+        .route("get", "/api/v1/conversations", rest::conversations)
+        .route("post", "/api/v1/conversations", rest::create_conversation)
+        .route("get", "/api/v1/conversations/{id}", rest::conversation)
+        .route("post", "/api/v1/conversations/{id}/members", rest::invite)
+        .route("delete", "/api/v1/conversations/{id}/members/me", rest::leave)
+        .route("get", "/api/v1/conversations/{id}/messages", rest::history)
+        .route("post", "/api/v1/conversations/{id}/messages", rest::send_message)
+        .route("post", "/api/v1/conversations/{id}/read", rest::mark_read)
+        .route("get", "/api/v1/queues", queues::list)
+        .route("get", "/api/v1/queues/{id}", queues::get)
+        .route("put", "/api/v1/queues/{id}", queues::put)
+        .route("get", "/api/v1/queues/{id}/status", queues::status)
+        .route("get", "/api/v1/queues/{id}/stats", queues::stats)
+        .route("get", "/api/v1/queues/{id}/waiting", queues::waiting)
+        .route("get", "/api/v1/queues/{id}/offline", queues::offline)
+        .route("get", "/api/v1/queues/{id}/widget", queues::widget)
+        .route("post", "/api/v1/queues/{id}/chats", queues::request_chat)
+        .route("get", "/api/v1/queue-chats/{id}", queues::chat)
+        .route("post", "/api/v1/queue-chats/{id}/accept", queues::accept)
+        .route("post", "/api/v1/queue-chats/{id}/decline", queues::decline)
+        .route("post", "/api/v1/queue-chats/{id}/end", queues::end)
+        .route("post", "/api/v1/queue-chats/{id}/transfer", queues::transfer)
+        .route("post", "/api/v1/queue-chats/{id}/wrapup", queues::wrap_up)
+        .route("post", "/api/v1/queue-chats/{id}/invite", queues::invite)
+        .route("post", "/api/v1/queue-chats/{id}/take", queues::take)
+        .route("post", "/api/v1/queue-chats/{id}/survey", queues::survey)
+        .route("post", "/api/v1/queues/{id}/guest", queues::guest_chat)
+        .route("get", "/ITFramework/webclient", queues::legacy)
+        .route("get", "/api/v1/webhooks", queues::list_webhooks)
+        .route("post", "/api/v1/webhooks", queues::create_webhook)
+        .route("delete", "/api/v1/webhooks/{id}", queues::delete_webhook)
+        .route("get", "/api/v1/webhooks/{id}/deliveries", queues::deliveries)
+        .route("get", "/api/v1/alerts", alerts::list)
+        .route("post", "/api/v1/alerts", alerts::send)
+        .route("get", "/api/v1/alerts/{id}", alerts::get)
+        .route("get", "/api/v1/alerts/mailboxes", alerts::mailboxes)
+        .route("post", "/api/v1/alerts/{id}/ack", alerts::ack)
+        .route("post", "/api/v1/hooks/alertmanager", alerts::alertmanager)
+        .route("get", "/api/v1/walls", compliance::walls)
+        .route("post", "/api/v1/walls", compliance::create_wall)
+        .route("put", "/api/v1/walls/{id}", compliance::update_wall)
+        .route("get", "/api/v1/compliance/violations", compliance::violations)
+        .route("get", "/api/v1/audit", compliance::audit)
+        .route("get", "/api/v1/disclaimers", compliance::disclaimers)
+        .route("post", "/api/v1/disclaimers", compliance::create_disclaimer)
+        .route("put", "/api/v1/disclaimers/{id}", compliance::update_disclaimer)
+        .route("get", "/api/v1/archive/search", compliance::search)
+        .route("post", "/api/v1/archive/purge", compliance::purge)
+        .route("get", "/api/v1/retention", compliance::retention)
+        .route("put", "/api/v1/retention", compliance::set_retention)
+        .route("get", "/api/v1/holds", compliance::holds)
+        .route("post", "/api/v1/holds", compliance::create_hold)
+        .route("post", "/api/v1/holds/{id}/release", compliance::release_hold)
+        .route("get", "/api/v1/archive/export", compliance::export)
+        .route("get", "/api/v1/archive/conversations/{id}", compliance::archived_conversation)
+        .route("post", "/api/v1/admin/users", rest::admin_create_user)
+        .route("post", "/api/v1/admin/sessions", rest::admin_issue_session)
+        .route("get", "/api/v1/ws", ws::upgrade)
+        .route("get", "/api/v1/openapi.json", openapi)
+        .route("get", "/healthz", rest::healthz)
+        .route("get", "/readyz", rest::readyz)
+        .route("get", "/metrics", rest::metrics)
+        // Not API routes: CORS preflights and the web client's files.
+        .preflight("/api/v1/presence", queues::preflight)
+        .preflight("/api/v1/queues/{id}/status", queues::preflight)
+        .preflight("/api/v1/queues/{id}/widget", queues::preflight)
+        .preflight("/api/v1/queue-chats/{id}/survey", queues::preflight)
+        .preflight("/api/v1/queues/{id}/guest", queues::preflight)
+        .preflight("/ITFramework/webclient", queues::preflight)
+        .page("/", index)
+        .page("/assets/app.js", app_js)
+        .page("/assets/app.css", app_css)
+        .page("/sdk/switchboard.js", sdk_js)
+        .page("/sdk/switchboard.css", sdk_css)
+        .finish()
         .fallback(rest::not_found)
         .method_not_allowed_fallback(method_not_allowed);
     api.layer(DefaultBodyLimit::max(max_body))
