@@ -100,36 +100,10 @@ async fn next_frame(socket: &mut Socket) -> Value {
     }
 }
 
-/// Send one message over REST: 201 or 503 `unavailable`.
-async fn rest_send(base: &str, token: &str, conversation: i64, client_id: &str, body: &str) -> Outcome {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/api/v1/conversations/{conversation}/messages"))
-        .bearer_auth(token)
-        .json(&json!({"body": body, "client_id": client_id}))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let v: Value = r.json().await.unwrap();
-    match status {
-        201 | 200 => Outcome::Acked(v["id"].as_i64().unwrap()),
-        503 => {
-            assert_eq!(v["error"]["code"], "unavailable", "{v}");
-            Outcome::Unavailable
-        }
-        s => panic!("REST send: {s} {v}"),
-    }
-}
-
-/// Send an alert to bob: its id when accepted, None when refused as unavailable.
-async fn send_alert(base: &str, token: &str, title: &str) -> Option<i64> {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/api/v1/alerts"))
-        .bearer_auth(token)
-        .json(&json!({"title": title, "audience": {"users": ["bob@example.com"]}, "dedup_key": title}))
-        .send()
-        .await
-        .unwrap();
+/// POST `body` to `path`: the id of what was stored (2xx), or None for `503 unavailable`
+/// (anything else fails the test).
+async fn post_stored(base: &str, token: &str, path: &str, body: Value) -> Option<i64> {
+    let r = reqwest::Client::new().post(format!("{base}{path}")).bearer_auth(token).json(&body).send().await.unwrap();
     let status = r.status().as_u16();
     let v: Value = r.json().await.unwrap();
     match status {
@@ -138,8 +112,23 @@ async fn send_alert(base: &str, token: &str, title: &str) -> Option<i64> {
             assert_eq!(v["error"]["code"], "unavailable", "{v}");
             None
         }
-        s => panic!("alert: {s} {v}"),
+        s => panic!("POST {path}: {s} {v}"),
     }
+}
+
+/// Send one message over REST: 201 or 503 `unavailable`.
+async fn rest_send(base: &str, token: &str, conversation: i64, client_id: &str, body: &str) -> Outcome {
+    let path = format!("/api/v1/conversations/{conversation}/messages");
+    match post_stored(base, token, &path, json!({"body": body, "client_id": client_id})).await {
+        Some(id) => Outcome::Acked(id),
+        None => Outcome::Unavailable,
+    }
+}
+
+/// Send an alert to bob: its id when accepted, None when refused as unavailable.
+async fn send_alert(base: &str, token: &str, title: &str) -> Option<i64> {
+    let body = json!({"title": title, "audience": {"users": ["bob@example.com"]}, "dedup_key": title});
+    post_stored(base, token, "/api/v1/alerts", body).await
 }
 
 async fn readyz(base: &str) -> (u16, String) {
