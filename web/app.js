@@ -714,6 +714,7 @@
       // Frames may have been missed while away: refresh the snapshots (events are resumed).
       loadContacts().catch(() => {});
       loadConversations().catch(() => {});
+      recheckQueueChats();
     }
     if (S.current) markRead(S.current);
   }
@@ -2006,6 +2007,30 @@
   }
 
   /**
+   * After a reconnection: the chats this page last knew open may have ended while it was
+   * away (a waiting chat whose seeker had no connection for the server's grace period
+   * leaves the line). The server replays only the chats still open, so ask about the others:
+   * one no longer found is over.
+   */
+  function recheckQueueChats() {
+    for (const [chat, v] of Q.chats) {
+      const was = v && v.state;
+      if (was !== 'waiting' && was !== 'assigned' && was !== 'wrap_up') continue;
+      api('GET', `/queue-chats/${chat}`)
+        .then((r) => { if (r && r.chat) onQueueChat(r); })
+        .catch((e) => {
+          if (e.status !== 404) return; // unreachable again: the next reconnection asks again
+          const cur = Q.chats.get(chat);
+          if (!cur || cur.state !== was) return; // a frame told meanwhile
+          // Gone from the line while this seeker was away (abandoned, or overflowed: the
+          // server does not say which any more); any other chat simply closed.
+          const leftLine = was === 'waiting' && !isExpertOf(chat);
+          onQueueChat({ chat, state: leftLine ? 'ended' : 'closed', left_line: leftLine, position: null, estimated_wait_s: null });
+        });
+    }
+  }
+
+  /**
    * The assigned expert as the seeker sees them: the display name the server gives
    * (`expert_name`), else the directory's name for their address; '' when the queue does
    * not show its experts.
@@ -2046,7 +2071,8 @@
     }
     if (st === 'wrap_up') return expertSide ? 'Chat ended — wrap-up' : 'Chat ended';
     if (st === 'overflowed') return v.message ? String(v.message) : 'No expert could take this chat.';
-    if (st === 'abandoned') return 'The seeker left the chat.';
+    if (st === 'abandoned') return expertSide ? 'The seeker left the chat.' : 'You left the line. Use Get help to ask again.';
+    if (st === 'ended' && v.left_line && !expertSide) return 'This chat left the line while you were away. Use Get help to ask again.';
     return 'Chat ended';
   }
 

@@ -16,7 +16,7 @@ import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   assertNoMarkup as assertNoMarkupIn, launchChromium, loginAt, makeCheck, newContextAt, PageClient,
-  pollingEvery, restAt, saveScreenshot, startPageServer, startSwitchboard, waitIn,
+  pollingEvery, restAt, saveScreenshot, signInAt, startPageServer, startSwitchboard, waitIn,
 } from './harness.mjs';
 
 const PASSWORD = 'demo';
@@ -38,7 +38,7 @@ const clients = [];
 
 // ------------------------------------------------------------------ host pages
 
-function hostPage(queue, label) {
+function hostPage(queue, label, at = base) {
   return {
     type: 'text/html; charset=utf-8',
     body: `<!doctype html>
@@ -46,7 +46,7 @@ function hostPage(queue, label) {
 <body>
 <h1>ACME intranet</h1>
 <div id="help"></div>
-<script src="${base}/sdk/switchboard.js"></script>
+<script src="${at}/sdk/switchboard.js"></script>
 <script>window.__sbButton = Switchboard.button(document.getElementById('help'), {queue: ${JSON.stringify(queue)}, label: ${JSON.stringify(label)}})</script>
 </body></html>`,
   };
@@ -82,9 +82,13 @@ async function newClient(name) {
   return c;
 }
 
-/** A visitor's browser on the host page `p` of the other origin, with the widget button shown. */
-async function openSeeker(name, p) {
+/**
+ * A visitor's browser on the host page `p` of the other origin, with the widget button shown
+ * (`init`: a script run in every page of it before the page's own).
+ */
+async function openSeeker(name, p, { init = null } = {}) {
   const c = await newClient(name);
+  if (init) await c.context.addInitScript(init);
   await c.page.goto(`${pages.origin}${p}`);
   await c.page.locator('[data-testid=sbw-button]').waitFor({ state: 'visible' });
   assert.notEqual(await c.page.evaluate(() => location.origin), new URL(base).origin, 'the host page is on another origin');
@@ -95,11 +99,11 @@ async function openSeeker(name, p) {
  * An expert signed in through a plain WebSocket (a page of the other origin holds it, so no
  * console code is involved); every frame is kept in window.__frames.
  */
-async function expertSocket(address) {
-  const token = await login(address);
+async function expertSocket(address, at = base) {
+  const token = await loginAt(at, address, PASSWORD);
   const c = await newClient(`${address} (socket)`);
   await c.page.goto(`${pages.origin}/blank`);
-  const url = `${base.replace(/^http/, 'ws')}/api/v1/ws?token=${encodeURIComponent(token)}&presence=none`;
+  const url = `${at.replace(/^http/, 'ws')}/api/v1/ws?token=${encodeURIComponent(token)}&presence=none`;
   await c.page.evaluate((u) => new Promise((resolve, reject) => {
     window.__frames = [];
     const ws = new WebSocket(u);
@@ -428,4 +432,153 @@ check('d. the visitor sees the expert\'s name, never their address; names from p
   assert.equal(seen.titleBidi, 'isolate', 'the queue\'s name (from an administrator) is isolated');
   await assertNoMarkup(seeker);
   await screenshot(seeker, 'widget-bidi');
+});
+
+/**
+ * Runs `fn({at, grace})` against a server of its own whose seekers have a grace period of 1 s
+ * (limits.seeker_grace_secs, the least), with the queue `wgone` whose one expert, Grace, is
+ * signed in (`grace`: her socket's client) and is offered its chats but takes none: they wait.
+ * Its pages (clients named in `names`) are closed before the server stops.
+ */
+async function withShortGrace(names, fn) {
+  const sb2 = await startSwitchboard({ SWITCHBOARD_LIMITS__SEEKER_GRACE_SECS: '1' });
+  const mine = (c) => names.includes(c.name) || c.name === `${GRACE} (socket)`;
+  try {
+    const at = sb2.base;
+    const admin = await loginAt(at, ADMIN, PASSWORD);
+    const put = await restAt(at, 'PUT', '/api/v1/queues/wgone', {
+      token: admin,
+      body: { display_name: 'Widget Away', method: 'broadcast', offer_timeout_s: 300, members: [{ address: GRACE, priority: 0, skills: [] }] },
+    });
+    assert.ok(put.status === 200 || put.status === 201, `PUT /api/v1/queues/wgone: ${put.status} ${put.text}`);
+    const grace = await expertSocket(GRACE, at);
+    await fn({ at, grace });
+  } catch (e) {
+    console.error(sb2.tail());
+    throw e;
+  } finally {
+    // This server's pages go before it does (their sockets would retry against nothing).
+    for (const c of clients.filter(mine)) await c.context.close().catch(() => {});
+    await sb2.stop();
+  }
+}
+
+check('e. the visitor was away longer than the grace period: the chat left the line; the widget says so, stops reconnecting and offers a new chat', async () => {
+  await withShortGrace(['away seeker'], async ({ at, grace }) => {
+    PAGES['/away'] = hostPage('wgone', 'Chat with the desk', at);
+    // The page's sockets are kept in window.__sockets, so that the test can cut them: the
+    // browser's offline mode refuses new connections but leaves an open socket alone.
+    const seeker = await openSeeker('away seeker', '/away', {
+      init: () => {
+        const Native = window.WebSocket;
+        window.__sockets = [];
+        window.WebSocket = class extends Native {
+          constructor(...args) { super(...args); window.__sockets.push(this); }
+        };
+      },
+    });
+    const s = seeker.page;
+    const sockets = [];
+    s.on('websocket', (ws) => sockets.push(ws.url()));
+    await waitIn(s, () => ['open', 'busy'].includes(document.querySelector('[data-testid=sbw-button]').getAttribute('data-state')));
+    await s.click('[data-testid=sbw-button]');
+    await s.locator('[data-testid=sbw-name]').waitFor({ state: 'visible' });
+    await s.fill('[data-testid=sbw-name]', 'Walter Away');
+    await s.fill('[data-testid=sbw-email]', 'walter@example.org');
+    await s.fill('[data-testid=sbw-question]', 'Is anyone there?');
+    await s.click('[data-testid=sbw-start]');
+    await waitStatus(s, /Waiting for an expert/);
+    await waitIn(s, () => /next in line/i.test(document.querySelector('[data-testid=sbw-position]')?.textContent || ''));
+    const offer = await waitIn(grace.page, () => window.__frames.find((f) => f.type === 'queue_offer' && f.queue === 'wgone'))
+      .then((h) => h.jsonValue());
+    const chat = offer.chat;
+    assert.equal(await s.evaluate(() => window.__sbButton.chat.chat), chat);
+    const before = sockets.length;
+    assert.ok(before >= 1, 'the widget opened its socket');
+
+    // The visitor's network goes away for longer than the grace period: the chat leaves the
+    // line (Grace's offer is withdrawn) and the guest is retired.
+    await seeker.context.setOffline(true);
+    await s.evaluate(() => { for (const ws of window.__sockets) ws.close(); });
+    await waitIn(grace.page, (id) => window.__frames.some((f) => f.type === 'queue_offer_gone' && f.chat === id), chat);
+    await s.waitForTimeout(500);
+    await seeker.context.setOffline(false);
+
+    // Back: the widget learns that the chat is over instead of retrying for ever.
+    await waitIn(s, () => ['abandoned', 'ended'].includes(document.querySelector('.sbw-chat')?.getAttribute('data-state')));
+    await waitStatus(s, /left the line/i);
+    const newChat = s.locator('[data-testid=sbw-new-chat]');
+    await newChat.waitFor({ state: 'visible' });
+    assert.equal(await s.locator('[data-testid=sbw-composer]').isVisible(), false, 'no composer once the chat is over');
+    assert.equal(await s.locator('[data-testid=sbw-end]').isVisible(), false, 'no "End chat" either');
+    assert.equal(await s.locator('[data-testid=sbw-survey]').isVisible(), false, 'no survey: nobody answered');
+    assert.equal(await s.textContent('[data-testid=sbw-typing]'), '', 'no "Reconnecting…"');
+    assert.doesNotMatch(await s.textContent('[data-testid=sbw-panel]'), /connection|reconnecting/i);
+    // And it stays that way: no more sockets are opened.
+    const settled = sockets.length;
+    await s.waitForTimeout(3000);
+    assert.equal(sockets.length, settled, `no socket opened after the end (${sockets.slice(settled).join(', ')})`);
+    assert.match(await s.textContent('[data-testid=sbw-status]'), /left the line/i);
+    // The button no longer says a chat is in progress.
+    assert.doesNotMatch(await s.textContent('[data-testid=sbw-button]'), /in progress/i);
+    await assertNoMarkup(seeker);
+    await s.setViewportSize({ width: 390, height: 844 });
+    await screenshot(seeker, 'widget-away-ended');
+
+    // A new chat: the form again (what the visitor typed about themselves kept), a new guest.
+    const posts = seeker.guestPosts;
+    await newChat.click();
+    await s.locator('[data-testid=sbw-question]').waitFor({ state: 'visible' });
+    assert.equal(await s.inputValue('[data-testid=sbw-name]'), 'Walter Away');
+    assert.equal(await s.inputValue('[data-testid=sbw-email]'), 'walter@example.org');
+    assert.equal(await s.inputValue('[data-testid=sbw-question]'), '', 'a new question');
+    assert.equal(await s.locator('[data-testid=sbw-message]').count(), 0, 'the old chat\'s messages are gone');
+    await s.fill('[data-testid=sbw-question]', 'Back again');
+    await s.click('[data-testid=sbw-start]');
+    await waitStatus(s, /Waiting for an expert/);
+    assert.equal(seeker.guestPosts, posts + 1, 'a new guest chat was asked for');
+    const again = await waitIn(grace.page, (id) => window.__frames.find((f) => f.type === 'queue_offer' && f.queue === 'wgone' && f.chat !== id), chat)
+      .then((h) => h.jsonValue());
+    assert.equal(await s.evaluate(() => window.__sbButton.chat.chat), again.chat);
+    await waitIn(s, () => /in progress/i.test(document.querySelector('[data-testid=sbw-button]').textContent));
+    await s.fill('[data-testid=sbw-composer]', 'still here');
+    await s.click('[data-testid=sbw-send]');
+    await waitIn(s, () => [...document.querySelectorAll('[data-testid=sbw-message][data-id]')].some((m) => m.textContent.includes('still here')));
+    await screenshot(seeker, 'widget-away-new-chat');
+  });
+});
+
+check('f. the web client: a signed-in seeker away longer than the grace period sees the chat ended, not waiting for ever', async () => {
+  await withShortGrace(['away employee'], async ({ at, grace }) => {
+    const context = await newContextAt(browser, at, { viewport: { width: 1100, height: 800 } });
+    const bob = new Client('away employee', context, await context.newPage());
+    clients.push(bob);
+    const b = bob.page;
+    await signInAt(at, bob, 'bob@example.com', PASSWORD);
+    await b.click('[data-testid=get-help]');
+    await b.locator('[data-testid=help-queue] option[value="wgone"]').waitFor({ state: 'attached' });
+    await b.selectOption('[data-testid=help-queue]', 'wgone');
+    await b.fill('[data-testid=help-question]', 'Where is the projector?');
+    await b.click('[data-testid=help-submit]');
+    const status = b.locator('[data-testid=queue-chat-status]');
+    await waitIn(b, () => /Waiting for an expert/.test(document.querySelector('[data-testid=queue-chat-status]')?.textContent || ''));
+    const offer = await waitIn(grace.page, () => window.__frames.find((f) => f.type === 'queue_offer' && f.queue === 'wgone'))
+      .then((h) => h.jsonValue());
+    assert.equal(await b.getAttribute('[data-testid=queue-bar]', 'data-chat'), String(offer.chat));
+    await b.locator('[data-testid=end-queue-chat]').waitFor({ state: 'visible' });
+
+    // Bob's connection drops for longer than the grace period: his chat leaves the line
+    // (no frame can tell him: he has no socket).
+    await b.evaluate(() => window.__switchboard.disconnect());
+    await waitIn(grace.page, (id) => window.__frames.some((f) => f.type === 'queue_offer_gone' && f.chat === id), offer.chat);
+    await b.evaluate(() => window.__switchboard.reconnect());
+    await waitIn(b, () => window.__switchboard.connected());
+
+    // Back: the chat shows as over, with no "End" button and no place in line.
+    await waitIn(b, () => document.querySelector('[data-testid=queue-chat-status]')?.getAttribute('data-state') === 'ended');
+    assert.match(await status.textContent(), /left the line while you were away/);
+    assert.doesNotMatch(await status.textContent(), /Waiting/);
+    assert.equal(await b.locator('[data-testid=end-queue-chat]').isVisible(), false, 'nothing to end');
+    await screenshot(bob, 'web-away-ended');
+  });
 });

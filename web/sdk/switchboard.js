@@ -20,6 +20,12 @@
  *       opens a chat panel: the pre-chat form (name, the queue's own form fields, question),
  *       place in line, chat, transcript, survey. When nobody can answer and the queue takes
  *       offline messages, the visitor can leave messages in the conversation instead.
+ *       A guest's rights end with its chat: once the chat is over (closed, or it left the line
+ *       because the visitor was away longer than the server's grace period, or nobody could
+ *       take it) the server closes the socket ("session ended") and refuses new ones. The
+ *       widget then says the chat has ended, stops reconnecting, and offers a new chat (a new
+ *       guest). handle.chat.state is then the chat's last state, or 'ended' when the server
+ *       could not say which (e.g. it ended while the visitor was offline).
  *   Switchboard.refresh() -> Promise: poll every button's queue now.
  *
  * Security: every string from the server or a user is put into the page with textContent
@@ -46,6 +52,12 @@
   const TYPING_STOP_MS = 4000;
   const TYPING_SHOW_MS = 7000;
   const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+  /** Socket refusals in a row, with the server answering meanwhile, that mean "this chat has ended". */
+  const REFUSALS_MEAN_ENDED = 3;
+  /** Chat states after which a guest's rights are gone. */
+  const FINAL_STATES = ['closed', 'abandoned', 'overflowed', 'wrap_up'];
+  let SAME_ORIGIN = false;
+  try { SAME_ORIGIN = new URL(BASE).origin === location.origin; } catch (_) { /* not a URL */ }
 
   // ------------------------------------------------------------ helpers
   function el(tag, attrs, ...children) {
@@ -273,6 +285,7 @@
     this.wsReady = false;
     this.ended = false;
     this.failures = 0;
+    this.refused = 0; // socket opens refused in a row while the server answered (see askServer)
     this.lastEvent = 0;
     this.messages = []; // {key, id, client_id, sender, mine, body, ts, node}
     this.typingSent = false;
@@ -306,7 +319,13 @@
     this.paintButton();
     this.poll();
     this.pollTimer = setInterval(() => this.poll(), POLL_MS);
-    document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') this.poll(); });
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState !== 'visible') return;
+      this.poll();
+      this.reconnectNow();
+    });
+    // Back online: try at once rather than at the end of a long back-off.
+    window.addEventListener('online', () => this.reconnectNow());
   }
 
   Widget.prototype.handle = function () {
@@ -504,6 +523,13 @@
     p.transcript.addEventListener('click', () => this.downloadTranscript());
     p.actions = el('div', { class: 'sbw-actions' }, p.end, p.transcript);
 
+    // Once the chat is over: the way to a new one (a new guest: the old one's rights are gone).
+    p.endedNote = el('p', { class: 'sbw-ended-note', 'data-testid': 'sbw-ended-note', text: 'Need more help? Start a new chat.' });
+    p.newChat = el('button', { type: 'button', class: 'sbw-primary', 'data-testid': 'sbw-new-chat', text: 'Start a new chat' });
+    p.newChat.addEventListener('click', () => this.startOver());
+    p.ended = el('div', { class: 'sbw-ended', 'data-testid': 'sbw-ended' }, p.endedNote, p.newChat);
+    p.ended.hidden = true;
+
     // Survey.
     p.stars = [];
     const starRow = el('div', { class: 'sbw-stars', role: 'radiogroup', 'aria-label': 'Rating' });
@@ -523,7 +549,7 @@
     p.survey = el('div', { class: 'sbw-survey', 'data-testid': 'sbw-survey' }, p.surveyForm, p.thanks);
     p.survey.hidden = true;
 
-    p.chatView = el('div', { class: 'sbw-chat' }, p.status, p.line, p.offline, p.messages, p.typing, p.composerForm, p.actions, p.survey);
+    p.chatView = el('div', { class: 'sbw-chat' }, p.status, p.line, p.offline, p.messages, p.typing, p.composerForm, p.ended, p.actions, p.survey);
     p.chatView.hidden = true;
 
     p.root = el('div', { class: 'sbw-root sbw-panel', role: 'dialog', 'aria-labelledby': `${id}-t`, 'data-testid': 'sbw-panel' },
@@ -629,32 +655,141 @@
     try { ws = new WebSocket(this.wsUrl()); } catch (_) { this.scheduleReconnect(); return; }
     this.ws = ws;
     this.wsReady = false;
+    let opened = false;
+    ws.onopen = () => { opened = true; };
     ws.onmessage = (m) => {
       if (ws !== this.ws) return;
       let f;
       try { f = JSON.parse(m.data); } catch (_) { return; }
       if (f && typeof f === 'object') this.onFrame(f);
     };
-    ws.onclose = () => {
+    ws.onclose = (e) => {
       if (ws !== this.ws) return;
       this.ws = null;
       this.wsReady = false;
-      this.failures++;
       this.paintComposer();
-      if (!this.ended) this.scheduleReconnect();
+      if (this.ended) return;
+      if (e && e.code === 1000 && e.reason === 'session ended') {
+        // The server ended this guest's session: its chat is over (the chat's last state,
+        // when it was sent, came just before and finished the chat already).
+        this.chatOver();
+        return;
+      }
+      this.failures++;
+      // Never opened: the network is down, or the server refused the socket (a page is not
+      // told which: a 403 for a guest whose chat is over looks like any failure). Ask.
+      if (!opened) this.checkRefused();
+      else this.scheduleReconnect();
     };
     ws.onerror = () => { /* a close event follows */ };
   };
 
-  Widget.prototype.scheduleReconnect = function () {
-    if (this.reconnectTimer || this.ended) return;
-    if (this.failures > 12) {
+  Widget.prototype.scheduleReconnect = function (delay) {
+    if (this.reconnectTimer || this.ended || !this.token) return;
+    if (delay === undefined && this.failures > 12) {
       setText(this.panel.status, 'The connection to the chat service was lost.');
+      setText(this.panel.typing, '');
       return;
     }
-    const d = BACKOFF_MS[Math.min(this.failures - 1, BACKOFF_MS.length - 1)] || BACKOFF_MS[0];
+    const d = delay !== undefined ? delay : (BACKOFF_MS[Math.min(this.failures - 1, BACKOFF_MS.length - 1)] || BACKOFF_MS[0]);
     setText(this.panel.typing, 'Reconnecting\u2026');
     this.reconnectTimer = setTimeout(() => { this.reconnectTimer = null; this.connect(); }, d);
+  };
+
+  /** Connect now if the chat is open and no socket is (about to be) open: back online, tab shown. */
+  Widget.prototype.reconnectNow = function () {
+    if (!this.chat || !this.token || this.ended || this.ws || this.checking || this.finishing) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.failures = 0;
+    this.connect();
+  };
+
+  /**
+   * What the server says about this chat now, without a socket:
+   *   {verdict: 'final', chat}  the chat is over, and this is its last state;
+   *   {verdict: 'open', chat}   the chat goes on (the socket failed for another reason);
+   *   {verdict: 'gone'}         the chat is over (its last state is not known);
+   *   {verdict: 'answers'}      the server answers, but could not tell about the chat;
+   *   {verdict: 'unreachable'}  no answer: the network or the server is down.
+   * The chat itself is asked for (GET /queue-chats/{id}, with the guest's token) only from a
+   * page of the server's own origin: that call is not open to other origins, which learn
+   * only whether the server answers (the queue's public status).
+   */
+  Widget.prototype.askServer = async function () {
+    const id = this.chat && this.chat.chat;
+    if (SAME_ORIGIN && id && this.token) {
+      try {
+        const res = await fetch(`${API}/queue-chats/${encodeURIComponent(String(id))}`, {
+          credentials: 'omit', cache: 'no-store', headers: { Accept: 'application/json', Authorization: `Bearer ${this.token}` },
+        });
+        if (res.ok) {
+          const c = await res.json().catch(() => null);
+          if (c && c.chat === id && typeof c.state === 'string') {
+            return { verdict: FINAL_STATES.includes(c.state) ? 'final' : 'open', chat: c };
+          }
+        } else if (res.status === 401 || res.status === 403) {
+          return { verdict: 'gone' }; // the guest's session is over
+        } else if (res.status === 404 && !this.offline) {
+          return { verdict: 'gone' }; // only open chats are found (an offline message never is)
+        }
+        return { verdict: 'answers' };
+      } catch (_) {
+        return { verdict: 'unreachable' };
+      }
+    }
+    try {
+      await queueStatus(this.queue);
+      return { verdict: 'answers' };
+    } catch (e) {
+      return { verdict: e && typeof e.status === 'number' ? 'answers' : 'unreachable' };
+    }
+  };
+
+  /** A socket closed before it opened: the network, or the end of this chat? */
+  Widget.prototype.checkRefused = async function () {
+    if (this.checking) return;
+    this.checking = true;
+    const token = this.token;
+    let a;
+    try { a = await this.askServer(); } finally { this.checking = false; }
+    if (this.ended || token !== this.token) return; // over, or a new chat, meanwhile
+    if (a.verdict === 'final') { this.applyChat(a.chat); return; }
+    if (a.verdict === 'gone') { this.chatOver(); return; }
+    if (a.verdict === 'open') {
+      this.refused = 0;
+      this.applyChat(a.chat);
+      this.scheduleReconnect();
+      return;
+    }
+    if (a.verdict === 'unreachable') {
+      this.refused = 0;
+      this.scheduleReconnect();
+      return;
+    }
+    // The server answers, yet refused the socket: a few times in a row (not a restart's
+    // moment, not one overloaded instant) means this guest may not connect any more.
+    this.refused++;
+    if (this.refused >= REFUSALS_MEAN_ENDED) { this.chatOver(); return; }
+    this.scheduleReconnect(500 * this.refused);
+  };
+
+  /**
+   * The server says this guest's chat is over (closed its session, refuses its socket or
+   * its messages): ask for its last state if this page may, then end it here.
+   */
+  Widget.prototype.chatOver = async function () {
+    if (this.ended || this.finishing) return;
+    this.finishing = true;
+    const token = this.token;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    let a = { verdict: 'gone' };
+    try { if (SAME_ORIGIN) a = await this.askServer(); } finally { this.finishing = false; }
+    if (this.ended || token !== this.token) return;
+    if (a.verdict === 'final') { this.applyChat(a.chat); return; }
+    this.chat.state = 'ended';
+    this.finish('ended');
   };
 
   Widget.prototype.sendFrame = function (obj) {
@@ -667,6 +802,7 @@
       case 'ready':
         this.wsReady = true;
         this.failures = 0;
+        this.refused = 0;
         if (f.user && f.user.address) this.guest = f.user;
         if (!this.lastEvent && typeof f.last_event === 'number') this.lastEvent = f.last_event;
         setText(this.panel.typing, '');
@@ -717,6 +853,7 @@
     this.chat = Object.assign({}, prev || {}, c);
     delete this.chat.type;
     const st = this.chat.state;
+    if (st === 'waiting' || st === 'assigned' || st === 'offline') this.lastOpenState = st;
     if (this.chat.queue_name) setText(p.title, String(this.chat.queue_name));
     p.chatView.setAttribute('data-state', String(st || ''));
     if (st !== 'offline') show(p.offline, false);
@@ -761,14 +898,29 @@
     this.paintButton();
   };
 
+  /**
+   * The chat is over: `st` is its last state (closed, abandoned, overflowed, wrap_up), or
+   * 'ended' when the server did not say which (then the last state known here tells).
+   */
   Widget.prototype.finish = function (st) {
     const p = this.panel;
     if (this.ended) return;
     this.ended = true;
     const msg = typeof this.chat.message === 'string' && this.chat.message ? this.chat.message : '';
+    const was = this.lastOpenState || '';
     if (st === 'overflowed') setText(p.status, msg || 'Sorry, no expert could take your chat. Please try again later.');
-    else if (st === 'abandoned') setText(p.status, 'You left the chat.');
+    else if (st === 'abandoned') setText(p.status, 'You left the line.');
+    else if (st === 'ended' && was === 'waiting') setText(p.status, 'This chat has ended: it left the line while you were away.');
+    else if (st === 'ended' && was === 'offline') setText(p.status, 'This conversation has ended.');
     else setText(p.status, 'The chat has ended.');
+    // What was never sent will not be now.
+    for (const m of this.messages) {
+      if (!m.pending) continue;
+      m.pending = false;
+      m.node.removeAttribute('data-pending');
+      m.node.classList.add('sbw-failed');
+      m.node.appendChild(el('div', { class: 'sbw-error', text: 'Not sent: the chat has ended.' }));
+    }
     show(p.line, false);
     if (this.offline) show(p.offline, true); // keep telling what happens to the messages
     setText(p.typing, '');
@@ -778,10 +930,53 @@
     this.reconnectTimer = null;
     if (this.ws) { const w = this.ws; this.ws = null; try { w.close(1000, 'chat ended'); } catch (_) { /* ignore */ } }
     this.wsReady = false;
-    // No survey for an offline message (nobody chatted), nor for an overflow nobody answered.
-    if (!this.offline && (st !== 'overflowed' || this.messages.length)) p.survey.hidden = false;
+    this.failures = 0;
+    this.refused = 0;
+    // A survey only for a chat that reached an expert: not for an offline message (nobody
+    // chatted), nor for a chat that left the line or overflowed before anyone answered.
+    if (!this.offline && this.hadExpert) p.survey.hidden = false;
+    p.ended.hidden = false;
     this.paintComposer();
     this.paintButton();
+  };
+
+  /** After the end: back to the pre-chat form for a new chat (a new guest), what the visitor said about themselves kept. */
+  Widget.prototype.startOver = function () {
+    const p = this.panel;
+    if (!p || !this.ended) return;
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.typingStopTimer);
+    clearTimeout(this.typingShowTimer);
+    this.reconnectTimer = null;
+    if (this.ws) { const w = this.ws; this.ws = null; try { w.close(1000, 'new chat'); } catch (_) { /* ignore */ } }
+    Object.assign(this, {
+      chat: null, token: null, guest: null, wsReady: false, ended: false, failures: 0, refused: 0, lastEvent: 0,
+      messages: [], typingSent: false, hadExpert: false, offline: false, lastOpenState: '', rating: 0, question: '',
+    });
+    p.messages.replaceChildren();
+    setText(p.status, '');
+    setText(p.typing, '');
+    setText(p.position, '');
+    setText(p.wait, '');
+    setText(p.welcome, '');
+    p.chatView.removeAttribute('data-state');
+    p.chatView.hidden = true;
+    show(p.offline, false);
+    p.ended.hidden = true;
+    p.survey.hidden = true;
+    p.surveyForm.hidden = false;
+    p.thanks.hidden = true;
+    p.surveyComment.value = '';
+    this.rate(0);
+    p.end.disabled = false;
+    p.question.value = '';
+    p.formError.hidden = true;
+    setText(p.title, (this.info && typeof this.info.display_name === 'string' && this.info.display_name) || this.label);
+    this.paintComposer();
+    this.paintButton();
+    p.form.hidden = false;
+    this.loadForm(false).then(() => { if (!this.chat && !p.root.hidden) p.question.focus(); });
+    p.question.focus();
   };
 
   Widget.prototype.paintComposer = function () {
@@ -880,6 +1075,12 @@
     const ref = typeof f.ref === 'string' ? f.ref : '';
     const m = ref ? this.messages.find((x) => x.pending && x.client_id === ref) : null;
     const text = String(f.message || f.code || 'refused');
+    if (f.code === 'forbidden' && this.chat && !this.ended) {
+      // A guest may write in (and end) its own chat only while it is open: "this chat has
+      // ended". (Its other limits have codes of their own: limit_reached, quota_exceeded.)
+      this.chatOver();
+      return;
+    }
     if (m) {
       if (f.code === 'rate_limited' || f.code === 'unavailable' || f.code === 'internal') return; // resent on reconnect
       m.pending = false;
