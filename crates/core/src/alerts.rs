@@ -463,7 +463,9 @@ impl AmPayload {
         if !self.external_url.is_empty() {
             body.push_str(&format!("\nAlertmanager: {}", self.external_url));
         }
-        let dedup_key = self.dedup_key();
+        let dedup_key = crate::text::without_controls(&self.dedup_key());
+        // Annotations may carry escape codes: cleaned, not refused (see `text::without_controls`).
+        let (title, body) = (crate::text::without_controls(&title), crate::text::without_controls(&body));
         Ok(NewAlert {
             source: source.to_string(),
             title: title.chars().take(MAX_TITLE).collect(),

@@ -22,6 +22,14 @@ pub fn line_control_char(text: &str) -> Option<char> {
     text.chars().find(|c| c.is_control())
 }
 
+/// `text` without the control characters text may not carry (tab and line breaks stay).
+/// For text from machines that cannot be asked to send again (Prometheus Alertmanager
+/// does not retry a refused notification): cleaned rather than refused, so the alert is
+/// not lost for an escape code in an annotation.
+pub fn without_controls(text: &str) -> String {
+    text.chars().filter(|c| !forbidden_control(*c)).collect()
+}
+
 /// How to name a refused character in an error message.
 pub fn describe(c: char) -> String {
     format!("U+{:04X}", c as u32)
@@ -42,5 +50,6 @@ mod tests {
         assert_eq!(line_control_char("a\nb"), Some('\n'));
         assert_eq!(line_control_char("Ana María"), None);
         assert_eq!(describe('\0'), "U+0000");
+        assert_eq!(without_controls("\u{1b}[31mred\u{1b}[0m\tok\n\u{0}"), "[31mred[0m\tok\n");
     }
 }

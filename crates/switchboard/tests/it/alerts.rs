@@ -302,3 +302,36 @@ async fn a_real_alertmanager_reaches_people_with_firing_and_resolved() {
     let _ = std::fs::remove_dir_all(dir);
     app.finish().await;
 }
+
+backend_tests! {
+    async fn alertmanager_text_with_escape_codes_is_cleaned_not_refused(app) {
+        // Alertmanager does not retry a refused notification: an ANSI escape in an
+        // annotation must not lose the alert (every other door refuses control characters).
+        let token = app_token(&app, &["alerts:send"]).await;
+        let mut payload = am_payload("firing", "2026-11-26T15:59:20.716Z");
+        payload["commonAnnotations"]["summary"] = json!("Disk \u{1b}[31mfull\u{1b}[0m\u{0}");
+        payload["alerts"][0]["annotations"]["summary"] = json!("Disk \u{1b}[31mfull\u{1b}[0m\u{0}");
+        let (id, dup) = post_am(&app, &token, payload).await;
+        assert!(!dup);
+        let record = get_alert(&app, &token, id).await;
+        let (title, body) = (record["title"].as_str().unwrap(), record["body"].as_str().unwrap());
+        assert!(title.ends_with("Disk [31mfull[0m"), "{title:?}");
+        assert!(!title.contains('\u{1b}') && !body.contains('\u{1b}') && !body.contains('\u{0}'), "{body:?}");
+        // Control characters in what becomes the deduplication key (labels, fingerprint).
+        let mut odd = am_payload("firing", "2026-11-27T10:00:00Z");
+        odd["alerts"][0]["fingerprint"] = json!("fp\u{0}\u{7}");
+        odd["alerts"][0]["labels"]["instance"] = json!("db\u{0}1");
+        let (odd_id, dup) = post_am(&app, &token, odd.clone()).await;
+        assert!(!dup && odd_id != id);
+        assert_eq!(post_am(&app, &token, odd).await, (odd_id, true), "and its repeat is recognised");
+        // Elsewhere the same text is refused.
+        let r = reqwest::Client::new()
+            .post(app.url("/api/v1/alerts"))
+            .bearer_auth(&token)
+            .json(&json!({"title": "Disk \u{1b}[31mfull", "audience": {"users": ["alice@example.com"]}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+}
