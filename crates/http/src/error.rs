@@ -135,11 +135,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
         let mut resp = (self.status, axum::Json(body)).into_response();
-        let retry_after = match self.retry_after {
-            None if self.status == StatusCode::TOO_MANY_REQUESTS => Some(DEFAULT_RETRY_S),
-            r => r,
-        };
-        if let Some(s) = retry_after {
+        // A 429 without its own wait gets the default from `ensure_retry_after`, which every
+        // response passes (the one mechanism for all 429s, whoever made them).
+        if let Some(s) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
