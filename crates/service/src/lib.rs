@@ -9,20 +9,24 @@ pub mod alerts;
 pub mod auth;
 pub mod compliance;
 pub mod demo;
+pub mod ediscovery;
 pub mod export;
 pub mod guests;
 pub mod hub;
 pub mod metrics;
+mod queue_admin;
 pub mod queue_chats;
 mod queue_im;
 pub mod queues;
+pub mod retention;
+mod signin;
 pub mod webhooks;
 mod writer;
 
 use hub::{Hub, Outbound, SessionHandle};
 use metrics::Metrics;
 use sb_core::conversation::{ConversationSummary, Member};
-use sb_core::directory::{parse_slug, NewUser};
+use sb_core::directory::NewUser;
 use sb_core::pipeline::{Door, Pipeline, Submission};
 use sb_core::ratelimit::{Backoff, ClientKey, SlidingWindow};
 use sb_core::store::{Application, AuthSession, Store};
@@ -31,7 +35,6 @@ use sb_core::{
     Millis, NewEvent, Presence, PresenceBook, PresenceState, Role, SessionKey, StoreError, User, UserId,
 };
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -239,7 +242,7 @@ pub enum ServiceError {
 
 /// Names, titles and ids are one line of text: no control characters at all (message
 /// bodies may hold line breaks and tabs; the edges refuse other control characters there).
-fn one_line(what: &str, text: &str) -> Result<()> {
+pub(crate) fn one_line(what: &str, text: &str) -> Result<()> {
     match sb_core::text::line_control_char(text) {
         Some(c) => Err(CoreError::Invalid(format!(
             "{what} may not contain control characters or line breaks (found {})",
@@ -526,129 +529,6 @@ impl Service {
 
     fn presence_book(&self) -> std::sync::MutexGuard<'_, PresenceBook> {
         self.presence.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    // ---------------------------------------------------------------- sign-in
-
-    /// Run Argon2 work (≈19 MiB and tens of ms each) at most one per core at a time: a
-    /// burst of sign-ins queues instead of taking every core and a heap of memory.
-    pub async fn argon2<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-        let _permit = self.argon2_slots.acquire().await.ok()?;
-        tokio::task::spawn_blocking(work).await.ok()
-    }
-
-    /// Sign in. Failures slow down who fails — the account from that client, and that
-    /// client over all accounts — with growing delays; the account itself is never locked,
-    /// so its owner signs in from elsewhere while an attacker waits.
-    pub async fn login(&self, address: &str, password: &str, ip: IpAddr) -> Result<(String, AuthSession, User)> {
-        let now = self.now();
-        let ip_key = ClientKey::of(ip).to_string();
-        let account = Address::parse(address).map(|a| a.to_string()).unwrap_or_else(|_| address.trim().to_lowercase());
-        let key = format!("{account} {ip_key}");
-        let limited = {
-            let by_address = self.login_by_address.lock().unwrap_or_else(|e| e.into_inner()).check(&key, now);
-            let by_ip = self.login_by_ip.lock().unwrap_or_else(|e| e.into_inner()).check(&ip_key, now);
-            match (by_address, by_ip) {
-                (Ok(()), Ok(())) => None,
-                (a, b) => Some(a.err().unwrap_or(0).max(b.err().unwrap_or(0))),
-            }
-        };
-        if let Some(retry_ms) = limited {
-            self.metrics.logins_limited.inc();
-            return Err(ServiceError::RateLimited((retry_ms as u64).div_ceil(1000)));
-        }
-        let user = match Address::parse(address) {
-            Ok(a) => self.store.user_by_address(&a).await?,
-            Err(_) => None,
-        };
-        let hash = match &user {
-            Some(u) if !u.disabled => self.store.password_hash(u.id).await?,
-            _ => None,
-        };
-        let password = password.to_string();
-        let ok = self
-            .argon2(move || {
-                let phc = hash.as_deref().unwrap_or(auth::dummy_hash());
-                auth::verify_password(&password, phc) && hash.is_some()
-            })
-            .await
-            .unwrap_or(false);
-        let Some(user) = user.filter(|_| ok) else {
-            self.login_by_address.lock().unwrap_or_else(|e| e.into_inner()).fail(&key, now);
-            self.login_by_ip.lock().unwrap_or_else(|e| e.into_inner()).fail(&ip_key, now);
-            self.metrics.logins_failed.inc();
-            return Err(ServiceError::BadCredentials);
-        };
-        self.login_by_address.lock().unwrap_or_else(|e| e.into_inner()).clear(&key);
-        self.metrics.logins_ok.inc();
-        let (token, session) = self.issue_session(user.id).await?;
-        Ok((token, session, user))
-    }
-
-    /// Create a session token for a user (sign-in, or an admin issuing one).
-    pub async fn issue_session(&self, user: UserId) -> Result<(String, AuthSession)> {
-        let now = self.now();
-        let token = auth::new_token("sbs_");
-        let session = AuthSession {
-            token_hash: auth::token_hash(&token),
-            user,
-            csrf_token: auth::new_token(""),
-            created_at: now,
-            expires_at: now + self.settings.session_ttl_ms,
-        };
-        self.store.create_session(session.clone()).await?;
-        Ok((token, session))
-    }
-
-    pub async fn authenticate(&self, token: &str) -> Result<Principal> {
-        let hash = auth::token_hash(token);
-        if token.starts_with("sba_") {
-            let app = self.store.application(&hash).await?.ok_or(ServiceError::Unauthenticated)?;
-            return Ok(Principal::App(app));
-        }
-        let session = self.store.session(&hash, self.now()).await?.ok_or(ServiceError::Unauthenticated)?;
-        // A retired guest (its chat is over) still reads its transcript and rates the chat
-        // until its session ends; every door that writes or connects refuses it.
-        let user = self
-            .store
-            .user(session.user)
-            .await?
-            .filter(|u| !u.disabled || u.is_guest())
-            .ok_or(ServiceError::Unauthenticated)?;
-        Ok(Principal::User { user, session })
-    }
-
-    pub async fn logout(&self, token: &str) -> Result<()> {
-        Ok(self.store.delete_session(&auth::token_hash(token)).await?)
-    }
-
-    pub async fn create_application(&self, name: &str, scopes: &[String]) -> Result<(String, Application)> {
-        let name = parse_slug(name)?;
-        let token = auth::new_token("sba_");
-        let app = self.store.create_application(&name, &auth::token_hash(&token), scopes, self.now()).await?;
-        Ok((token, app))
-    }
-
-    /// Count a new connection from `ip` (an IPv6 client by its /64), refusing it over the
-    /// per-address limit.
-    pub fn admit_connection(&self, ip: IpAddr) -> Result<ConnectionPermit> {
-        let limit = self.settings.max_connections_per_address;
-        self.admit(ConnectionHolder::Client(ClientKey::of(ip)), limit).ok_or(ServiceError::TooManyConnections(limit))
-    }
-
-    /// One more connection of `holder`, unless it holds `limit` already.
-    pub(crate) fn admit(&self, holder: ConnectionHolder, limit: usize) -> Option<ConnectionPermit> {
-        let mut c = self.connections.lock().unwrap_or_else(|e| e.into_inner());
-        let n = c.entry(holder).or_insert(0);
-        if *n >= limit {
-            if *n == 0 {
-                c.remove(&holder);
-            }
-            self.metrics.ws_rejected.inc();
-            return None;
-        }
-        *n += 1;
-        Some(ConnectionPermit { holder, counts: self.connections.clone() })
     }
 
     // ---------------------------------------------------------------- directory
@@ -1082,183 +962,6 @@ impl Service {
         self.writer.send(WriteRequest { events, origin, reply }).await.map_err(|_| ServiceError::ShuttingDown)?;
         let stored = rx.await.map_err(|_| ServiceError::ShuttingDown)??;
         Ok(stored.into_iter().map(|a| a.event).collect())
-    }
-
-    // ---------------------------------------------------------------- queues
-
-    /// Read queue definitions from the store into the routing engine.
-    pub async fn reload_queues(&self) -> Result<()> {
-        self.reload_webhooks().await?;
-        // Walls too: group memberships may have changed beside the server (admin CLI).
-        self.reload_walls().await?;
-        self.reload_disclaimers().await?;
-        let defs = self.store.queues().await?;
-        let known = {
-            let plain = self.queues.plain.lock().unwrap_or_else(|e| e.into_inner());
-            defs.iter().all(|d| plain.accounts.values().any(|(q, u)| q == &d.id && u.address == d.address))
-        };
-        if !known {
-            self.ensure_queue_accounts(&defs).await?;
-        }
-        let book = self.presence_book();
-        self.queues.install(defs, |u| book.get(u), self.now());
-        Ok(())
-    }
-
-    pub fn queue_defs(&self) -> Arc<Vec<sb_core::queue::QueueDef>> {
-        self.queues.defs()
-    }
-
-    /// A queue's public status by id, display name or address; `None` for no such
-    /// (or a disabled) queue.
-    pub fn queue_status(&self, name: &str) -> Option<queues::QueueStatus> {
-        self.queues.status(name, self.now())
-    }
-
-    /// Create or replace a queue. Members must be directory users.
-    pub async fn save_queue(&self, def: sb_core::queue::QueueDef) -> Result<sb_core::queue::QueueDef> {
-        parse_slug(&def.id)?;
-        one_line("a queue's display name", &def.display_name)?;
-        if def.display_name.trim().is_empty() || def.display_name.chars().count() > 100 {
-            return Err(CoreError::Invalid("a queue's display name has 1 to 100 characters".into()).into());
-        }
-        if def.capacity == 0 || def.capacity > 100 || def.offer_timeout_ms < 1000 {
-            return Err(CoreError::Invalid("capacity is 1 to 100 and the offer timeout at least 1 s".into()).into());
-        }
-        for target in [def.overflow.queue(), def.no_expert.queue()].into_iter().flatten() {
-            if target == def.id || !self.queues.defs().iter().any(|d| d.id == target) {
-                return Err(CoreError::Invalid(format!("no other queue {target} to roll over to")).into());
-            }
-        }
-        if let Some(h) = &def.hours {
-            h.validate().map_err(CoreError::Invalid)?;
-            if jiff::tz::TimeZone::get(&h.tz).is_err() {
-                return Err(CoreError::Invalid(format!("hours: unknown time zone {:?}", h.tz)).into());
-            }
-        }
-        sb_core::form::validate_fields(&def.form).map_err(CoreError::Invalid)?;
-        if def.canned.len() > 100
-            || def
-                .canned
-                .iter()
-                .any(|c| c.title.trim().is_empty() || c.title.chars().count() > 100 || c.text.chars().count() > 4000)
-        {
-            return Err(CoreError::Invalid(
-                "at most 100 canned responses, each with a title (1–100 characters) and a text of at most 4000".into(),
-            )
-            .into());
-        }
-        if def.wrap_up_tags.len() > 50 || def.wrap_up_tags.iter().any(|t| t.trim().is_empty() || t.chars().count() > 50)
-        {
-            return Err(CoreError::Invalid("at most 50 wrap-up tags of 1 to 50 characters".into()).into());
-        }
-        if !(0..=3_600_000).contains(&def.wrap_up_ms) {
-            return Err(CoreError::Invalid("the wrap-up time is 0 to 3600 s".into()).into());
-        }
-        if def.offline_message.chars().count() > 2000 {
-            return Err(CoreError::Invalid("the offline message has at most 2000 characters".into()).into());
-        }
-        if self.store.user_by_address(&def.address).await?.is_some_and(|u| !u.has_role(Role::Queue)) {
-            return Err(CoreError::Conflict(format!("{} is a user's address", def.address)).into());
-        }
-        self.store.save_queue(&def, self.now()).await?;
-        self.reload_queues().await?;
-        Ok(def)
-    }
-
-    /// A website visitor asks a queue for a chat: a guest account and session, bound to
-    /// this one chat. Limited per client address.
-    pub async fn guest_chat(
-        &self,
-        queue: &str,
-        name: &str,
-        email: &str,
-        question: &str,
-        answers: &[(String, String)],
-        ip: IpAddr,
-    ) -> Result<(String, User, queue_chats::ChatView)> {
-        let name = name.trim();
-        one_line("a name", name)?;
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(CoreError::Invalid("a name has 1 to 100 characters".into()).into());
-        }
-        if email.chars().count() > 254 {
-            return Err(CoreError::Invalid("the email address is too long".into()).into());
-        }
-        let def = self.answering_queue(queue)?;
-        self.check_request(&def, question, answers)?;
-        self.guest_limiter
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .hit(&ClientKey::of(ip).to_string(), self.now())
-            .map_err(|ms| ServiceError::RateLimited((ms as u64).div_ceil(1000)))?;
-        let address = Address::parse(&format!(
-            "guest-{}@guest.{}",
-            &auth::new_token("")[..12].to_lowercase().replace(['_', '-'], "x"),
-            self.settings.domain
-        ))?;
-        let guest = self
-            .store
-            .create_user(
-                NewUser {
-                    address,
-                    display_name: name.to_string(),
-                    email: email.trim().to_string(),
-                    locale: "en".into(),
-                    roles: vec![Role::Guest],
-                    password_hash: None,
-                },
-                self.now(),
-            )
-            .await?;
-        let (token, _) = self.issue_session(guest.id).await?;
-        match self.request_queue_chat(&guest, &def.id, question, answers).await {
-            Ok(view) => Ok((token, guest, view)),
-            Err(e) => {
-                // The guest exists only for this chat (its token was never handed out).
-                let _ = self.store.set_disabled(guest.id, true).await;
-                let _ = self.store.delete_sessions_of(guest.id).await;
-                Err(e)
-            }
-        }
-    }
-
-    /// Count one public (unauthenticated) request from `ip`.
-    /// Presence of these users as anonymous web pages may see it (`None`: unknown, or not
-    /// public by the `public_presence` setting). At most 50 per call.
-    pub async fn public_presence(&self, addresses: &[String]) -> Result<Vec<(String, Option<Presence>)>> {
-        if addresses.len() > 50 {
-            return Err(CoreError::Invalid("at most 50 users per request".into()).into());
-        }
-        let experts: Vec<(Address, UserId)> = match self.settings.public_presence {
-            PublicPresence::Experts => self
-                .queues
-                .defs()
-                .iter()
-                .filter(|d| d.enabled)
-                .flat_map(|d| d.members.iter().map(|m| (m.address.clone(), m.user)))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let mut out = Vec::with_capacity(addresses.len());
-        for raw in addresses {
-            let id = match (self.settings.public_presence, Address::parse(raw)) {
-                (_, Err(_)) | (PublicPresence::None, _) => None,
-                (PublicPresence::Experts, Ok(a)) => experts.iter().find(|(e, _)| *e == a).map(|(_, u)| *u),
-                (PublicPresence::All, Ok(a)) => {
-                    self.store.user_by_address(&a).await?.filter(|u| !u.disabled && !u.is_guest()).map(|u| u.id)
-                }
-            };
-            out.push((raw.clone(), id.map(|u| self.presence(u))));
-        }
-        Ok(out)
-    }
-
-    pub fn admit_public(&self, ip: IpAddr) -> Result<()> {
-        let mut limiter = self.public_limiter.lock().unwrap_or_else(|e| e.into_inner());
-        limiter
-            .hit(&ClientKey::of(ip).to_string(), self.now())
-            .map_err(|ms| ServiceError::RateLimited((ms as u64).div_ceil(1000)))
     }
 
     // ---------------------------------------------------------------- administration
