@@ -14,6 +14,7 @@ pub mod error;
 pub mod form;
 pub mod hours;
 pub mod pipeline;
+pub mod policy;
 pub mod presence;
 pub mod queue;
 pub mod ratelimit;

@@ -18,7 +18,9 @@
 
 use crate::clock::Millis;
 use crate::directory::UserId;
+use crate::policy::Snapshot;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 mod model;
 #[cfg(test)]
@@ -35,6 +37,8 @@ pub enum RouteError {
     NotAMember,
     OverCapacity,
     WrongState(&'static str),
+    /// The policy keeps this seeker and this expert apart (an ethical wall).
+    Walled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +57,8 @@ struct Chat {
     offers: BTreeMap<UserId, Millis>,
     /// Experts that declined or let the offer lapse in this round.
     passed: BTreeSet<UserId>,
-    /// Experts this chat must never reach (ethical walls), given by the runtime.
-    excluded: BTreeSet<UserId>,
+    /// Who asked: every expert the chat may reach is one the policy lets meet them.
+    seeker: UserId,
     /// In wrap-up: when it closes by itself.
     wrap_up_until: Option<Millis>,
     /// The seeker has no connection: a waiting chat whose seeker is still away at this
@@ -104,6 +108,8 @@ pub struct Router {
     chats: BTreeMap<ChatId, Chat>,
     /// Round-robin cursor per queue: the member index last offered.
     cursor: BTreeMap<String, usize>,
+    /// The one policy: which seeker may meet which expert (`policy::Act::Meet`).
+    policy: Arc<Snapshot>,
 }
 
 const DAY_MS: Millis = 86_400_000;
@@ -162,12 +168,36 @@ impl Router {
         out
     }
 
-    /// A seeker asks for a chat. `excluded`: experts walled off from this seeker.
+    /// The policy changed (walls, memberships): offers it no longer allows are withdrawn
+    /// at once, and waiting chats are offered again under it.
+    pub fn set_policy(&mut self, policy: Arc<Snapshot>, now: Millis) -> Vec<QueueEvent> {
+        self.policy = policy;
+        let mut out = Vec::new();
+        let walled: Vec<(ChatId, UserId)> = self
+            .chats
+            .iter()
+            .flat_map(|(cid, c)| {
+                c.offers.keys().filter(|u| !self.policy.may_meet(c.seeker, **u)).map(move |u| (*cid, *u))
+            })
+            .collect();
+        for (chat, expert) in walled {
+            self.withdraw(chat, expert, WithdrawReason::Walled, &mut out);
+        }
+        self.dispatch(now, &mut out);
+        out
+    }
+
+    /// The seeker of a chat the router holds.
+    pub fn seeker_of(&self, chat: ChatId) -> Option<UserId> {
+        self.chats.get(&chat).map(|c| c.seeker)
+    }
+
+    /// A seeker asks for a chat. It reaches only experts the policy lets meet `seeker`.
     pub fn request(
         &mut self,
         queue: &str,
         chat: ChatId,
-        excluded: BTreeSet<UserId>,
+        seeker: UserId,
         now: Millis,
     ) -> Result<Vec<QueueEvent>, RouteError> {
         if !self.queues.contains_key(queue) {
@@ -191,7 +221,7 @@ impl Router {
                 state: ChatState::Queued,
                 offers: BTreeMap::new(),
                 passed: BTreeSet::new(),
-                excluded,
+                seeker,
                 wrap_up_until: None,
                 seeker_away_until: None,
             },
@@ -204,10 +234,12 @@ impl Router {
     /// Put back a chat that was open before a restart: waiting (it keeps its place by
     /// `requested_at`), assigned to `expert` (who holds the capacity again), or in wrap-up
     /// (which then runs its full time again).
+    #[allow(clippy::too_many_arguments)]
     pub fn restore(
         &mut self,
         queue: &str,
         chat: ChatId,
+        seeker: UserId,
         requested_at: Millis,
         expert: Option<UserId>,
         wrap_up: bool,
@@ -234,7 +266,7 @@ impl Router {
                 state,
                 offers: BTreeMap::new(),
                 passed: BTreeSet::new(),
-                excluded: BTreeSet::new(),
+                seeker,
                 wrap_up_until,
                 seeker_away_until: None,
             },
@@ -252,6 +284,9 @@ impl Router {
             return Err(RouteError::NotOffered);
         }
         let config = self.queues.get(&chat.queue).ok_or(RouteError::NoSuchQueue)?;
+        if !self.policy.may_meet(chat.seeker, expert) {
+            return Err(RouteError::Walled);
+        }
         let offered = chat.offers.contains_key(&expert);
         if !offered {
             if config.method != RoutingMethod::Manual {
@@ -259,9 +294,6 @@ impl Router {
             }
             if !config.members.iter().any(|(u, _)| *u == expert) {
                 return Err(RouteError::NotAMember);
-            }
-            if chat.excluded.contains(&expert) {
-                return Err(RouteError::NotOffered);
             }
             let e = self.experts.get(&expert).ok_or(RouteError::NotAMember)?;
             if !e.ready() || !self.has_room(e, config, now) {
@@ -398,7 +430,7 @@ impl Router {
         let chat = self.chats.get(&chat_id).ok_or(RouteError::NoSuchChat)?;
         let target_queue = to_queue.map(str::to_string).unwrap_or_else(|| chat.queue.clone());
         let target_ok = to_expert.is_some_and(|t| {
-            !chat.excluded.contains(&t)
+            self.policy.may_meet(chat.seeker, t)
                 && self
                     .queues
                     .get(&target_queue)
@@ -644,7 +676,7 @@ impl Router {
                     .iter()
                     .enumerate()
                     .filter(|(_, (u, _))| {
-                        !passed.contains(u) && !chat.excluded.contains(u) && !chat.offers.contains_key(u)
+                        !passed.contains(u) && !chat.offers.contains_key(u) && router.policy.may_meet(chat.seeker, *u)
                     })
                     .filter(|(_, (u, _))| {
                         router.experts.get(u).is_some_and(|e| e.ready() && router.has_room(e, config, now))
@@ -732,7 +764,7 @@ impl Router {
                 if !e.offers.contains(cid) {
                     return Err(format!("{cid:?} offer not mirrored at {u:?}"));
                 }
-                if c.excluded.contains(u) {
+                if !self.policy.may_meet(c.seeker, *u) {
                     return Err(format!("{cid:?} offered to walled {u:?}"));
                 }
             }

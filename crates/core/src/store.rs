@@ -82,6 +82,16 @@ pub struct WebhookDelivery {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What the policy asks to be stored in the same transaction as the act it admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // a handful per write, never kept
+pub enum PolicyRecord {
+    /// A monitoring wall crossed: the violation, and its archive record.
+    Violation(crate::walls::Violation, crate::archive::ArchiveEntry),
+    /// A pair-per-day disclaimer shown (rule, pair key, day number).
+    DisclaimerShown { rule: i64, pair: String, day: i64 },
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`, for logs and metrics.
@@ -178,7 +188,14 @@ pub trait Store: Send + Sync + 'static {
     /// in order, assigning ids and per-conversation sequence numbers, applying membership
     /// changes of `Joined`/`Left`, and answering retries (same actor and client id) with the
     /// stored event. When this returns, the batch is durable.
-    async fn append_events(&self, batch: &[NewEvent]) -> StoreResult<Vec<Appended>>;
+    async fn append_events(&self, batch: &[NewEvent]) -> StoreResult<Vec<Appended>> {
+        Ok(self.append_with(batch, &[]).await?.0)
+    }
+    /// `append_events`, and what the policy asks to be stored with the batch (flagged
+    /// wall crossings, disclaimers shown) in the same transaction. Returns the stored
+    /// violations' ids too.
+    async fn append_with(&self, batch: &[NewEvent], records: &[PolicyRecord])
+        -> StoreResult<(Vec<Appended>, Vec<i64>)>;
     /// Events after `after` in the conversations `user` is a member of, oldest first.
     async fn events_after(&self, user: UserId, after: EventId, limit: i64) -> StoreResult<Vec<Event>>;
     /// A page of a conversation's log, oldest first: the newest `limit` events before
@@ -310,8 +327,9 @@ pub trait Store: Send + Sync + 'static {
     async fn disclaimers(&self) -> StoreResult<Vec<crate::disclaimers::Disclaimer>>;
     /// Create (id 0) or update a disclaimer rule.
     async fn save_disclaimer(&self, d: &crate::disclaimers::Disclaimer) -> StoreResult<crate::disclaimers::Disclaimer>;
-    /// Mark a pair-per-day disclaimer shown; false when it already was that day.
-    async fn disclaimer_shown(&self, rule: i64, pair: &str, day: i64) -> StoreResult<bool>;
+    /// Was this pair-per-day disclaimer shown that day? (Marks are written with the message
+    /// that showed it: `PolicyRecord::DisclaimerShown`.)
+    async fn disclaimer_seen(&self, rule: i64, pair: &str, day: i64) -> StoreResult<bool>;
     /// E-discovery: archived records with text matching the query, newest first.
     async fn search_archive(
         &self,
@@ -327,7 +345,12 @@ pub trait Store: Send + Sync + 'static {
     async fn walls(&self) -> StoreResult<Vec<crate::walls::Wall>>;
     /// Create (id 0) or update a wall; returns it as stored.
     async fn save_wall(&self, wall: &crate::walls::Wall) -> StoreResult<crate::walls::Wall>;
-    async fn record_violation(&self, v: &crate::walls::Violation) -> StoreResult<i64>;
+    /// A refused act's violation and its archive record, in one transaction.
+    async fn record_violation(
+        &self,
+        v: &crate::walls::Violation,
+        archived: &crate::archive::ArchiveEntry,
+    ) -> StoreResult<i64>;
     async fn violations(&self, limit: i64) -> StoreResult<Vec<crate::walls::Violation>>;
     async fn audit(&self, entry: &AuditEntry) -> StoreResult<()>;
     /// Newest first, ids below `before`.

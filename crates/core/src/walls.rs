@@ -2,16 +2,12 @@
 //! under watch (`monitor`).
 //!
 //! [`WallIndex`] answers "is there a wall between these two people?" from the enabled walls
-//! and the group memberships, in memory. [`WallPolicy`] is the message pipeline's check: a
-//! message into a conversation with someone walled off from the sender is refused (`block`)
-//! or flagged (`monitor`). Conversation creation, invitations, queue routing and directory
-//! look-ups ask the index directly.
+//! and the group memberships, in memory. It is part of the policy's snapshot
+//! (`policy::Snapshot`): every act between two people is judged there, not here.
 
 use crate::clock::Millis;
 use crate::directory::{GroupId, UserId};
-use crate::pipeline::{Policy, Submission, Verdict};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, RwLock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum WallMode {
@@ -75,15 +71,17 @@ pub fn blocked_notice(other_name: &str) -> String {
 pub struct WallIndex {
     walls: Vec<Wall>,
     groups_of: HashMap<UserId, BTreeSet<GroupId>>,
-    names: HashMap<UserId, String>,
+    /// Display name and address of each walled person (for notices and records).
+    names: HashMap<UserId, (String, String)>,
 }
 
 impl WallIndex {
-    /// `memberships`: (group, user); `names`: display names of users (for notices).
+    /// `memberships`: (group, user); `people`: (user, display name, address), for notices
+    /// and violation records.
     pub fn new(
         walls: impl IntoIterator<Item = Wall>,
         memberships: impl IntoIterator<Item = (GroupId, UserId)>,
-        names: impl IntoIterator<Item = (UserId, String)>,
+        people: impl IntoIterator<Item = (UserId, String, String)>,
     ) -> Self {
         let walls: Vec<Wall> = walls.into_iter().filter(|w| w.enabled).collect();
         let walled: BTreeSet<GroupId> = walls.iter().flat_map(|w| [w.group_a, w.group_b]).collect();
@@ -93,7 +91,8 @@ impl WallIndex {
                 groups_of.entry(u).or_default().insert(g);
             }
         }
-        let names = names.into_iter().filter(|(u, _)| groups_of.contains_key(u)).collect();
+        let names =
+            people.into_iter().filter(|(u, _, _)| groups_of.contains_key(u)).map(|(u, n, a)| (u, (n, a))).collect();
         Self { walls, groups_of, names }
     }
 
@@ -128,27 +127,17 @@ impl WallIndex {
         self.between(a, b).is_none_or(|w| w.mode != WallMode::Block)
     }
 
+    /// Is `u` in any walled group?
+    pub fn is_walled(&self, u: UserId) -> bool {
+        self.groups_of.contains_key(&u)
+    }
+
     pub fn name_of(&self, u: UserId) -> String {
-        self.names.get(&u).cloned().unwrap_or_else(|| "this person".into())
-    }
-}
-
-/// The walls as a pipeline policy, reading the index the runtime keeps current.
-pub struct WallPolicy(pub Arc<RwLock<Arc<WallIndex>>>);
-
-impl Policy for WallPolicy {
-    fn name(&self) -> &'static str {
-        "ethical_wall"
+        self.names.get(&u).map(|(n, _)| n.clone()).unwrap_or_else(|| "this person".into())
     }
 
-    fn check(&self, s: &Submission<'_>) -> Verdict {
-        let index = self.0.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let others = s.conversation.members.iter().map(|m| m.id);
-        match index.among(s.sender.id, others).first() {
-            Some((other, w)) if w.mode == WallMode::Block => Verdict::Block(blocked_notice(&index.name_of(*other))),
-            Some((other, w)) => Verdict::Flag(format!("wall {} ({}) with user {}", w.id, w.name, other.0)),
-            None => Verdict::Allow,
-        }
+    pub fn address_of(&self, u: UserId) -> String {
+        self.names.get(&u).map(|(_, a)| a.clone()).unwrap_or_default()
     }
 }
 
@@ -172,7 +161,8 @@ mod tests {
         WallIndex::new(
             walls,
             [(ENG, ALICE), (FIN, PEGGY), (LEGAL, TRENT), (ENG, BOTH), (FIN, BOTH)],
-            [(ALICE, "Alice".to_string()), (PEGGY, "Peggy".to_string()), (TRENT, "Trent".to_string())],
+            [(ALICE, "Alice"), (PEGGY, "Peggy"), (TRENT, "Trent")]
+                .map(|(u, n)| (u, n.to_string(), format!("{}@example.com", n.to_lowercase()))),
         )
     }
 
@@ -192,40 +182,5 @@ mod tests {
     fn disabled_walls_do_nothing() {
         let i = index(vec![wall(1, ENG, FIN, WallMode::Block, false)]);
         assert!(i.is_empty() && i.between(ALICE, PEGGY).is_none());
-    }
-
-    #[test]
-    fn the_policy_blocks_or_flags_messages() {
-        use crate::conversation::{Conversation, ConversationId, ConversationKind, Member};
-        use crate::directory::{Address, Role, User};
-        use crate::pipeline::Door;
-        let user = |id: UserId, name: &str| User {
-            id,
-            address: Address::parse(&format!("{name}@example.com")).unwrap(),
-            display_name: name.into(),
-            email: String::new(),
-            locale: "en".into(),
-            roles: vec![Role::User],
-            disabled: false,
-        };
-        let (alice, peggy, trent) = (user(ALICE, "alice"), user(PEGGY, "peggy"), user(TRENT, "trent"));
-        let conv = Conversation {
-            id: ConversationId(1),
-            kind: ConversationKind::Group,
-            title: String::new(),
-            members: [&alice, &peggy, &trent].iter().map(|u| Member { id: u.id, address: u.address.clone() }).collect(),
-            created_at: 0,
-        };
-        let shared = Arc::new(RwLock::new(Arc::new(index(vec![wall(7, ENG, FIN, WallMode::Block, true)]))));
-        let policy = WallPolicy(shared.clone());
-        let s = Submission { door: Door::Rest, sender: &alice, conversation: &conv, body: "hi" };
-        assert_eq!(
-            policy.check(&s),
-            Verdict::Block("Chats with Peggy have been prohibited by your administrator.".into())
-        );
-        *shared.write().unwrap() = Arc::new(index(vec![wall(7, ENG, FIN, WallMode::Monitor, true)]));
-        assert!(matches!(policy.check(&s), Verdict::Flag(_)));
-        let s = Submission { sender: &trent, ..s };
-        assert_eq!(policy.check(&s), Verdict::Allow);
     }
 }

@@ -62,6 +62,23 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// Who is looking at a public route, if anyone: a signed-in user's look-ups are judged by
+/// the policy like any other (a walled person's presence is not shown to them). A missing or
+/// bad token is an anonymous look, never an error.
+pub struct Viewer(pub Option<User>);
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let user = match Caller::from_request_parts(parts, state).await {
+            Ok(Caller { principal: Principal::User { user, .. }, .. }) => Some(user),
+            _ => None,
+        };
+        Ok(Viewer(user))
+    }
+}
+
 /// A signed-in user, guests included (applications are refused). For the few endpoints a
 /// guest may use: their queue chat and its conversation.
 pub struct AnyUser {

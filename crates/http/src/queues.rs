@@ -720,6 +720,7 @@ pub struct PresenceQuery {
 pub async fn public_presence(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    viewer: crate::extract::Viewer,
     q: Result<Query<PresenceQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let result = async {
@@ -727,7 +728,7 @@ pub async fn public_presence(
         let Query(q) = q.map_err(|_| ApiError::bad_request("give users=<address>,<address>,…"))?;
         let wanted: Vec<String> =
             q.users.split(',').map(|u| u.trim().to_lowercase()).filter(|u| !u.is_empty()).collect();
-        let answers = app.service.public_presence(&wanted).await?;
+        let answers = app.service.public_presence(viewer.0.as_ref(), &wanted).await?;
         let map: serde_json::Map<String, Value> = answers
             .into_iter()
             .map(|(user, p)| {

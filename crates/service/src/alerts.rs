@@ -12,7 +12,7 @@
 use crate::hub::Outbound;
 use crate::{Frame, Result, Service, ServiceError};
 use sb_core::alerts::{Alert, Audience, Delivery, DeliveryState, DeliveryUpdate, MailIntake, NewAlert, PresenceFilter};
-use sb_core::pipeline::{Door, Submission};
+use sb_core::pipeline::{Door, Refused, Submission};
 use sb_core::{Address, ConversationId, ConversationKind, CoreError, EventKind, PresenceState, Role, User, UserId};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -362,11 +362,19 @@ impl Service {
         let started = std::time::Instant::now();
         let conversations = self.alerts_conversations(account, users).await?;
         let conversations_ms = started.elapsed().as_millis() as u64;
+        let policy = self.policy();
+        let mut admission = policy.record_only();
         for (u, c, created) in conversations {
-            // The same pipeline as every message: walls and other policies apply here too.
-            if let Err(e) =
-                self.pipeline.admit(&Submission { door: Door::Alert, sender: account, conversation: &c, body: &body })
-            {
+            // The same pipeline and policy as every message: a block is recorded as a
+            // violation, a monitoring wall's flag is stored with the alert's message.
+            let judged = self
+                .pipeline
+                .admit(&policy, &Submission { door: Door::Alert, sender: account, conversation: &c, body: &body });
+            if let Err(e) = judged {
+                if let Refused::Policy(r) = &e {
+                    self.refused(r).await;
+                }
+                let e = sb_core::CoreError::from(e);
                 records.push(DeliveryUpdate {
                     alert: alert.id,
                     user: u,
@@ -376,6 +384,9 @@ impl Service {
                     detail: e.to_string(),
                 });
                 continue;
+            }
+            if let Ok(a) = judged {
+                admission = admission.and(a);
             }
             if created {
                 events.push(self.new_event(c.id, EventKind::Created, Some(account), String::new(), None));
@@ -396,7 +407,7 @@ impl Service {
             return Ok(());
         }
         let admitted_ms = started.elapsed().as_millis() as u64;
-        let stored = self.append(events, None).await?;
+        let stored = self.append(admission, events, None).await?;
         let appended_ms = started.elapsed().as_millis() as u64;
         let message_of: std::collections::HashMap<ConversationId, i64> =
             stored.iter().filter(|e| e.kind == EventKind::Message).map(|e| (e.conversation, e.id.0)).collect();

@@ -1,13 +1,11 @@
-//! Compliance at run time: ethical walls (the index every check reads, violations, the
-//! re-check when walls or groups change), the audit log and disclaimers. E-discovery is in
-//! `ediscovery`, retention and legal holds in `retention`.
+//! Compliance at run time: managing ethical walls (judged by the policy door, `door`),
+//! violations, the audit log and disclaimers. E-discovery is in `ediscovery`, retention and
+//! legal holds in `retention`.
 
-use crate::hub::Outbound;
-use crate::{Frame, Result, Service};
-use sb_core::archive::ArchiveEntry;
-use sb_core::store::AuditEntry;
-use sb_core::walls::{blocked_notice, Violation, Wall, WallIndex, WallMode};
-use sb_core::{ConversationId, CoreError, EventKind, Role, User, UserId};
+use crate::{Result, Service};
+use sb_core::store::{AuditEntry, PolicyRecord};
+use sb_core::walls::{Violation, Wall, WallMode};
+use sb_core::{ConversationId, CoreError, EventKind, User, UserId};
 use serde_json::{json, Value};
 
 pub use crate::ediscovery::{ArchiveFilters, ArchivedConversation, ExportFile, MAX_ARCHIVE_OFFSET};
@@ -23,228 +21,7 @@ pub struct ViolationView {
 }
 
 impl Service {
-    pub(crate) fn wall_index(&self) -> std::sync::Arc<WallIndex> {
-        self.walls.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Rebuild the wall index from the store; when it changed, check existing
-    /// conversations again.
-    pub async fn reload_walls(&self) -> Result<()> {
-        let walls = self.store.walls().await?;
-        let memberships = self.store.group_memberships().await?;
-        let fingerprint = {
-            let mut f: Vec<String> = walls
-                .iter()
-                .filter(|w| w.enabled)
-                .map(|w| format!("w{}:{}:{}:{}", w.id, w.group_a.0, w.group_b.0, w.mode.as_str()))
-                .collect();
-            let walled: std::collections::BTreeSet<i64> =
-                walls.iter().filter(|w| w.enabled).flat_map(|w| [w.group_a.0, w.group_b.0]).collect();
-            f.extend(
-                memberships.iter().filter(|(g, _)| walled.contains(&g.0)).map(|(g, u)| format!("m{}:{}", g.0, u.0)),
-            );
-            f.sort();
-            f.join(",")
-        };
-        let changed = {
-            let mut last = self.walls_fingerprint.lock().unwrap_or_else(|e| e.into_inner());
-            let changed = *last != fingerprint;
-            *last = fingerprint;
-            changed
-        };
-        if !changed {
-            return Ok(());
-        }
-        let walled_users: std::collections::BTreeSet<UserId> = memberships.iter().map(|(_, u)| *u).collect();
-        let mut names = Vec::new();
-        for u in walled_users {
-            if let Some(user) = self.store.user(u).await? {
-                names.push((u, user.display_name));
-            }
-        }
-        let index = WallIndex::new(walls, memberships, names);
-        *self.walls.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(index);
-        self.recheck_conversations().await
-    }
-
-    /// After walls or groups changed: a walled member leaves each group chat (the one who
-    /// joined last), so nobody keeps talking across a blocking wall. Walled 1:1 chats stay
-    /// as they are and become read-only (the message pipeline refuses every new message).
-    async fn recheck_conversations(&self) -> Result<()> {
-        let index = self.wall_index();
-        if index.is_empty() {
-            return Ok(());
-        }
-        for c in self.store.group_conversations().await? {
-            let mut members: Vec<UserId> = c.members.iter().map(|m| m.id).collect(); // in joining order
-            let mut removed = Vec::new();
-            loop {
-                let walled = members.iter().enumerate().rev().find_map(|(i, m)| {
-                    let w = members[..i]
-                        .iter()
-                        .find_map(|o| index.between(*m, *o).filter(|w| w.mode == WallMode::Block))?;
-                    Some((i, w.clone()))
-                });
-                let Some((i, wall)) = walled else { break };
-                removed.push((members.remove(i), wall));
-            }
-            for (user, wall) in removed {
-                let Some(u) = self.store.user(user).await? else { continue };
-                let mut left = self.new_event(c.id, EventKind::Left, Some(&u), String::new(), None);
-                left.note = Some(json!({"reason": "ethical wall", "wall": wall.id}).to_string());
-                self.append(vec![left], None).await?;
-                tracing::info!(conversation = c.id.0, user = %u.address, wall = wall.id, "walled member removed from a group chat");
-                if let Ok(conv) = self.conversation(c.id).await {
-                    let frame = Outbound::new(Frame::Conversation(conv.as_ref().clone()));
-                    self.hub.send_to_users(conv.members.iter().map(|m| m.id).chain([user]), &frame, None);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Walls between `actor` and `others` when a conversation is started or someone is
-    /// added: a blocking wall refuses (recorded, archived, the actor told who); a monitoring
-    /// wall lets it go ahead and is recorded and reported.
-    /// `subject`: who would meet `others` (the actor, or the person they add).
-    pub(crate) async fn check_walls(
-        &self,
-        actor: &User,
-        subject: UserId,
-        others: &[UserId],
-        conversation: Option<ConversationId>,
-        what: &str,
-    ) -> Result<()> {
-        let index = self.wall_index();
-        if index.is_empty() {
-            return Ok(());
-        }
-        let crossings: Vec<(UserId, Wall)> =
-            index.among(subject, others.iter().copied()).into_iter().map(|(o, w)| (o, w.clone())).collect();
-        for (other, wall) in &crossings {
-            let blocked = wall.mode == WallMode::Block;
-            self.wall_violation(actor, *other, wall, conversation, blocked, what).await;
-            if blocked {
-                let notice = if subject == actor.id {
-                    blocked_notice(&index.name_of(*other))
-                } else {
-                    format!(
-                        "Chats between {} and {} have been prohibited by your administrator.",
-                        index.name_of(subject),
-                        index.name_of(*other)
-                    )
-                };
-                return Err(CoreError::Blocked(notice).into());
-            }
-        }
-        Ok(())
-    }
-
-    /// Every pair among `people` (a new group chat): refused if any pair is walled (block).
-    pub(crate) async fn check_walls_among(&self, actor: &User, people: &[UserId], what: &str) -> Result<()> {
-        self.check_walls(actor, actor.id, people, None, what).await?;
-        let index = self.wall_index();
-        if index.is_empty() {
-            return Ok(());
-        }
-        for (i, a) in people.iter().enumerate() {
-            for b in &people[i + 1..] {
-                if let Some(w) = index.between(*a, *b).cloned() {
-                    let blocked = w.mode == WallMode::Block;
-                    self.wall_violation(actor, *b, &w, None, blocked, &format!("{what} (between two members)")).await;
-                    if blocked {
-                        let names = format!("{} and {}", index.name_of(*a), index.name_of(*b));
-                        return Err(CoreError::Blocked(format!(
-                            "Chats between {names} have been prohibited by your administrator."
-                        ))
-                        .into());
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// A message met a wall in the pipeline (refused, or flagged): record it. Flags are
-    /// recorded once per conversation and wall while the server runs.
-    pub(crate) async fn message_met_wall(&self, sender: &User, conversation: &sb_core::Conversation, blocked: bool) {
-        let index = self.wall_index();
-        let crossings: Vec<(UserId, Wall)> = index
-            .among(sender.id, conversation.members.iter().map(|m| m.id))
-            .into_iter()
-            .map(|(o, w)| (o, w.clone()))
-            .collect();
-        let Some((other, wall)) = crossings.into_iter().find(|(_, w)| (w.mode == WallMode::Block) == blocked) else {
-            return;
-        };
-        if !blocked {
-            let first = self.flagged.lock().unwrap_or_else(|e| e.into_inner()).insert((conversation.id, wall.id));
-            if !first {
-                return;
-            }
-        }
-        self.wall_violation(sender, other, &wall, Some(conversation.id), blocked, "message").await;
-    }
-
-    async fn wall_violation(
-        &self,
-        actor: &User,
-        other: UserId,
-        wall: &Wall,
-        conversation: Option<ConversationId>,
-        blocked: bool,
-        what: &str,
-    ) {
-        let now = self.now();
-        let mut v = Violation {
-            id: 0,
-            ts: now,
-            wall: wall.id,
-            mode: wall.mode,
-            action: if blocked { "blocked" } else { "flagged" }.into(),
-            actor: actor.id,
-            other,
-            conversation: conversation.map(|c| c.0),
-            detail: what.to_string(),
-        };
-        match self.store.record_violation(&v).await {
-            Ok(id) => v.id = id,
-            Err(e) => tracing::error!(error = %e, "cannot record a wall violation"),
-        }
-        let other_address =
-            self.store.user(other).await.ok().flatten().map(|u| u.address.to_string()).unwrap_or_default();
-        let entry = ArchiveEntry {
-            ts: now,
-            kind: format!("wall.{}", v.action),
-            conversation: conversation.map(|c| c.0),
-            conversation_kind: None,
-            event: None,
-            actor: Some(actor.address.to_string()),
-            body: String::new(),
-            meta: json!({"wall": wall.id, "wall_name": wall.name, "mode": wall.mode.as_str(), "other": other_address, "what": what})
-                .to_string(),
-        };
-        if let Err(e) = self.store.archive(&[entry]).await {
-            tracing::error!(error = %e, "cannot archive a wall violation");
-        }
-        tracing::warn!(wall = wall.id, actor = %actor.address, other = %other_address, action = %v.action, what, "ethical wall");
-        let view = ViolationView {
-            violation: v,
-            wall_name: wall.name.clone(),
-            actor: actor.address.to_string(),
-            other: other_address,
-        };
-        let officers: Vec<UserId> = self
-            .store
-            .users("", 100_000)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|u| u.has_role(Role::ComplianceOfficer) && !u.disabled)
-            .map(|u| u.id)
-            .collect();
-        self.hub.send_to_users(officers, &Outbound::new(Frame::Violation(view)), None);
-    }
+    // ------------------------------------------------------------ walls, managed
 
     /// Recent violations with names, for compliance officers.
     pub async fn violations(&self, limit: i64) -> Result<Vec<ViolationView>> {
@@ -261,23 +38,6 @@ impl Service {
         }
         Ok(out)
     }
-
-    /// Experts of a queue that `seeker` is walled off from (block): routing skips them.
-    pub(crate) fn walled_experts(
-        &self,
-        def: &sb_core::queue::QueueDef,
-        seeker: UserId,
-    ) -> std::collections::BTreeSet<UserId> {
-        let index = self.wall_index();
-        def.members.iter().map(|m| m.user).filter(|e| !index.visible(seeker, *e)).collect()
-    }
-
-    /// May `viewer` see `other` in the directory and presence?
-    pub fn visible_to(&self, viewer: UserId, other: UserId) -> bool {
-        self.wall_index().visible(viewer, other)
-    }
-
-    // ------------------------------------------------------------ walls, managed
 
     pub async fn walls_list(&self) -> Result<Vec<Wall>> {
         Ok(self.store.walls().await?)
@@ -331,7 +91,7 @@ impl Service {
             Some(wall_json(&wall, &a.slug, &b.slug)),
         )
         .await;
-        self.reload_walls().await?;
+        self.reload_policy().await?;
         Ok(wall)
     }
 
@@ -376,7 +136,7 @@ impl Service {
             Some(wall_json(&saved, &sa, &sb)),
         )
         .await;
-        self.reload_walls().await?;
+        self.reload_policy().await?;
         Ok(saved)
     }
 
@@ -511,21 +271,25 @@ impl Service {
             .collect())
     }
 
-    /// Pair-per-day disclaimers due before `sender`'s message in `conversation`.
+    /// Pair-per-day disclaimers due before `sender`'s message in `conversation`: the
+    /// notices, and the marks to store in the message's own transaction (so a failed write
+    /// loses neither). A mark is claimed in memory first, so two messages of one pair do not
+    /// both show it; `unclaim_disclaimers` gives the claims back when the write fails.
     pub(crate) async fn pair_disclaimers(
         &self,
         sender: &User,
         conversation: &sb_core::Conversation,
-    ) -> Result<Vec<sb_core::NewEvent>> {
+    ) -> Result<(Vec<sb_core::NewEvent>, Vec<PolicyRecord>)> {
         let rules = self.disclaimer_rules();
         let rules: Vec<_> =
             rules.iter().filter(|r| r.enabled && r.frequency == sb_core::disclaimers::Frequency::PairDay).collect();
         if rules.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         let others: Vec<UserId> = conversation.members.iter().map(|m| m.id).filter(|u| *u != sender.id).collect();
         let day = self.now().div_euclid(86_400_000);
         let mut out = Vec::new();
+        let mut marks = Vec::new();
         let mut parties_cache: Option<Vec<sb_core::disclaimers::Party>> = None;
         for r in rules {
             if !r.kinds.iter().any(|k| k == conversation.kind.as_str()) {
@@ -542,11 +306,12 @@ impl Service {
                 if !r.applies(conversation.kind.as_str(), &pair_parties) {
                     continue;
                 }
-                let newly = self.store.disclaimer_shown(r.id, &pair, day).await?;
-                self.disclaimers_shown.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
-                if newly {
-                    fresh.push(*o);
+                let seen = self.store.disclaimer_seen(r.id, &pair, day).await?;
+                if !self.disclaimers_shown.lock().unwrap_or_else(|e| e.into_inner()).insert(key) || seen {
+                    continue;
                 }
+                marks.push(PolicyRecord::DisclaimerShown { rule: r.id, pair, day });
+                fresh.push(*o);
             }
             if fresh.is_empty() {
                 continue;
@@ -566,7 +331,17 @@ impl Service {
                 r.render(&parties, &sender.display_name, &self.today()),
             ));
         }
-        Ok(out)
+        Ok((out, marks))
+    }
+
+    /// The message these marks came with was not stored: show them again next time.
+    pub(crate) fn unclaim_disclaimers(&self, marks: &[PolicyRecord]) {
+        let mut shown = self.disclaimers_shown.lock().unwrap_or_else(|e| e.into_inner());
+        for m in marks {
+            if let PolicyRecord::DisclaimerShown { rule, pair, day } = m {
+                shown.remove(&(*rule, pair.clone(), *day));
+            }
+        }
     }
 
     fn disclaimer_event(

@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod auth;
 pub mod compliance;
 pub mod demo;
+mod door;
 pub mod ediscovery;
 pub mod export;
 pub mod guests;
@@ -27,7 +28,8 @@ use hub::{Hub, Outbound, SessionHandle};
 use metrics::Metrics;
 use sb_core::conversation::{ConversationSummary, Member};
 use sb_core::directory::NewUser;
-use sb_core::pipeline::{Door, Pipeline, Submission};
+use sb_core::pipeline::{Door, Pipeline, Refused, Submission};
+use sb_core::policy::{Act, Admission, Snapshot};
 use sb_core::ratelimit::{Backoff, ClientKey, SlidingWindow};
 use sb_core::store::{Application, AuthSession, Store};
 use sb_core::{
@@ -329,14 +331,14 @@ pub struct Service {
     alert_conversations: Mutex<HashMap<UserId, ConversationId>>,
     /// Alerts per source per minute.
     alert_limiter: Mutex<SlidingWindow>,
-    /// Ethical walls, as the pipeline and every look-up read them.
-    walls: Arc<std::sync::RwLock<Arc<sb_core::walls::WallIndex>>>,
-    walls_fingerprint: Mutex<String>,
+    /// The one policy every act is judged by (`door`), swapped whole when walls or
+    /// memberships change; reloads run one at a time.
+    policy: std::sync::RwLock<Arc<Snapshot>>,
+    policy_fingerprint: Mutex<String>,
+    policy_reload: tokio::sync::Mutex<()>,
     /// Disclaimer rules, and the pair-per-day ones already shown.
     disclaimers: std::sync::RwLock<Arc<Vec<sb_core::disclaimers::Disclaimer>>>,
     disclaimers_shown: Mutex<std::collections::HashSet<(i64, String, i64)>>,
-    /// (conversation, wall) already reported as flagged.
-    flagged: Mutex<std::collections::HashSet<(ConversationId, i64)>>,
     /// Messages for queues' plain-IM handling, in order, after their senders have their acks.
     queue_im: mpsc::Sender<(User, Arc<Conversation>, String)>,
 }
@@ -349,6 +351,7 @@ impl Service {
         let metrics = Arc::new(Metrics::default());
         let (tx, rx) = mpsc::channel(4096);
         let writer_stop = CancellationToken::new();
+        let (violations_tx, mut violations_rx) = mpsc::unbounded_channel();
         let writer_task = tokio::spawn(writer::run(
             store.clone(),
             hub.clone(),
@@ -356,10 +359,9 @@ impl Service {
             metrics.clone(),
             rx,
             writer_stop.clone(),
+            violations_tx,
         ));
-        let walls: Arc<std::sync::RwLock<Arc<sb_core::walls::WallIndex>>> = Arc::default();
-        let pipeline =
-            Pipeline::new(settings.max_message_bytes).with_policy(Arc::new(sb_core::walls::WallPolicy(walls.clone())));
+        let pipeline = Pipeline::new(settings.max_message_bytes);
         let (im_tx, mut im_rx) = mpsc::channel::<(User, Arc<Conversation>, String)>(1024);
         let settings_public_limit = settings.public_requests_per_minute;
         let settings_guest_limit = settings.guest_sessions_per_hour;
@@ -408,13 +410,22 @@ impl Service {
             mailboxes: Mutex::default(),
             alert_conversations: Mutex::default(),
             alert_limiter: Mutex::new(SlidingWindow::new(settings_alerts_limit, 60_000)),
-            walls,
-            walls_fingerprint: Mutex::new(String::new()),
+            policy: Default::default(),
+            policy_fingerprint: Mutex::new(String::new()),
+            policy_reload: tokio::sync::Mutex::new(()),
             disclaimers: Default::default(),
             disclaimers_shown: Mutex::default(),
-            flagged: Mutex::default(),
         });
         let weak = Arc::downgrade(&service);
+        let officers_service = weak.clone();
+        tokio::spawn(async move {
+            // Violations the writer stored with their acts, told to compliance officers after
+            // the commit.
+            while let Some((violation, crossing)) = violations_rx.recv().await {
+                let Some(service) = officers_service.upgrade() else { break };
+                service.report_violation(violation, &crossing).await;
+            }
+        });
         let im_service = weak.clone();
         tokio::spawn(async move {
             // One at a time, in arrival order: a queue's replies and relays keep their order.
@@ -541,14 +552,14 @@ impl Service {
     /// Directory search (name or address contains `query`).
     /// Directory search as `viewer` sees it (nobody behind a blocking wall).
     pub async fn users(&self, viewer: &User, query: &str, limit: i64) -> Result<Vec<User>> {
-        let index = self.wall_index();
-        Ok(self.store.users(query, limit).await?.into_iter().filter(|u| index.visible(viewer.id, u.id)).collect())
+        let policy = self.policy();
+        Ok(self.store.users(query, limit).await?.into_iter().filter(|u| policy.may_see(viewer.id, u.id)).collect())
     }
 
     /// A user by address, as `viewer` may see them (not found behind a blocking wall).
     pub async fn user_for(&self, viewer: &User, address: &str) -> Result<User> {
         let u = self.user_by_address(address).await?;
-        if !self.visible_to(viewer.id, u.id) {
+        if !self.may_see(viewer.id, u.id) {
             return Err(CoreError::NotFound("user").into());
         }
         Ok(u)
@@ -588,9 +599,9 @@ impl Service {
 
     /// Groups with their members, and the users in no group.
     pub async fn contacts(&self, viewer: &User) -> Result<(Vec<(Group, Vec<User>)>, Vec<User>)> {
-        let index = self.wall_index();
+        let policy = self.policy();
         let mut users = self.store.users("", 100_000).await?;
-        users.retain(|u| index.visible(viewer.id, u.id) && !u.has_role(Role::Queue));
+        users.retain(|u| policy.may_see(viewer.id, u.id) && !u.has_role(Role::Queue));
         let groups = self.store.groups().await?;
         let memberships = self.store.group_memberships().await?;
         let by_id: HashMap<UserId, &User> =
@@ -641,9 +652,9 @@ impl Service {
         self.metrics.ws_connections.inc();
         let change = book.connect(handle.key);
         let snapshot = if watches_presence {
-            let index = self.wall_index();
+            let policy = self.policy();
             book.online()
-                .filter(|(u, _)| index.visible(user.id, *u))
+                .filter(|(u, _)| policy.may_see(user.id, *u))
                 .filter_map(|(u, p)| Some((self.hub.address_of(u)?, p.clone())))
                 .collect()
         } else {
@@ -690,12 +701,12 @@ impl Service {
             self.metrics.presence_changes.inc();
             self.queues.presence_changed(user, &presence, self.now());
             let frame = Outbound::new(Frame::Presence { address: address.clone(), presence });
-            // Nobody sees the presence of someone behind a blocking wall.
-            let index = self.wall_index();
-            let overflowed = if index.is_empty() {
+            // Nobody sees the presence of someone behind a blocking wall (`Act::Observe`).
+            let policy = self.policy();
+            let overflowed = if policy.is_open() {
                 self.hub.send_to_presence_watchers(&frame, |_| true)
             } else {
-                self.hub.send_to_presence_watchers(&frame, |watcher| index.visible(watcher, user))
+                self.hub.send_to_presence_watchers(&frame, |watcher| policy.may_see(watcher, user))
             };
             self.metrics.slow_client_disconnects.add(overflowed as u64);
         }
@@ -758,9 +769,8 @@ impl Service {
             _ => {}
         }
         let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
-        if ids.len() > 1 {
-            self.check_walls_among(actor, &ids[1..], "start a conversation").await?;
-        }
+        let admission =
+            self.judge(&Act::GatherAll { actor: actor.id, people: &ids, what: "start a conversation" }).await?;
         let (id, created) = self.store.create_conversation(kind, title, &ids, self.now()).await?;
         let conversation = self.conversation(id).await?;
         if created {
@@ -768,7 +778,7 @@ impl Service {
             self.hub.send_to_users(ids.iter().copied(), &frame, None);
             let mut events = vec![self.new_event(id, EventKind::Created, Some(actor), String::new(), None)];
             events.extend(self.starting_disclaimers(id, kind, &ids, &actor.display_name).await?);
-            self.append(events, None).await?;
+            self.append(admission, events, None).await?;
         }
         Ok(conversation.as_ref().clone())
     }
@@ -786,9 +796,17 @@ impl Service {
             return Err(CoreError::Invalid(format!("at most {} members", self.settings.max_members)).into());
         }
         let members: Vec<UserId> = c.members.iter().map(|m| m.id).collect();
-        self.check_walls(actor, invitee.id, &members, Some(id), "add to a group chat").await?;
+        let admission = self
+            .judge(&Act::Gather {
+                actor: actor.id,
+                subject: invitee.id,
+                others: &members,
+                conversation: Some(id),
+                what: "add to a group chat",
+            })
+            .await?;
         let by = actor.address.to_string();
-        self.append(vec![self.new_event(id, EventKind::Joined, Some(&invitee), by, None)], None).await?;
+        self.append(admission, vec![self.new_event(id, EventKind::Joined, Some(&invitee), by, None)], None).await?;
         let updated = self.conversation(id).await?;
         let frame = Outbound::new(Frame::Conversation(updated.as_ref().clone()));
         self.hub.send_to_users(updated.members.iter().map(|m| m.id), &frame, None);
@@ -800,7 +818,9 @@ impl Service {
         if c.kind != ConversationKind::Group {
             return Err(CoreError::Invalid("you can leave group chats only".into()).into());
         }
-        self.append(vec![self.new_event(id, EventKind::Left, Some(actor), String::new(), None)], None).await?;
+        // Leaving reaches nobody new.
+        let left = self.new_event(id, EventKind::Left, Some(actor), String::new(), None);
+        self.append(self.policy().record_only(), vec![left], None).await?;
         let updated = self.conversation(id).await?;
         let frame = Outbound::new(Frame::Conversation(updated.as_ref().clone()));
         self.hub.send_to_users(updated.members.iter().map(|m| m.id), &frame, None);
@@ -836,32 +856,29 @@ impl Service {
             return Err(CoreError::Forbidden("guests can only write in their queue chat".into()).into());
         }
         self.check_guest_active(sender).await?;
-        let admitted = match self.pipeline.admit(&Submission { door, sender, conversation: &conversation, body }) {
-            Ok(a) => a,
-            Err(e) => {
-                self.metrics.messages_refused.inc();
-                if matches!(e, CoreError::Blocked(_)) {
-                    self.message_met_wall(sender, &conversation, true).await;
+        let policy = self.policy();
+        let admission =
+            match self.pipeline.admit(&policy, &Submission { door, sender, conversation: &conversation, body }) {
+                Ok(a) => a,
+                Err(refused) => {
+                    self.metrics.messages_refused.inc();
+                    if let Refused::Policy(r) = &refused {
+                        self.refused(r).await;
+                    }
+                    return Err(CoreError::from(refused).into());
                 }
-                return Err(e.into());
-            }
-        };
+            };
         // Guests are held to their own limits (rate, messages and bytes per chat).
         self.admit_guest_message(sender, body.len())?;
-        for (policy, reason) in &admitted.flags {
-            tracing::info!(policy, reason, conversation = id.0, "message flagged");
-        }
-        if admitted.flags.iter().any(|(p, _)| *p == "ethical_wall") {
-            self.message_met_wall(sender, &conversation, false).await;
-        }
-        let mut events: Vec<NewEvent> = admitted
-            .notices
-            .into_iter()
-            .map(|(_, text)| self.new_event(id, EventKind::Message, None, text, None))
-            .collect();
-        events.extend(self.pair_disclaimers(sender, &conversation).await?);
+        let (mut events, shown) = self.pair_disclaimers(sender, &conversation).await?;
         events.push(self.new_event(id, EventKind::Message, Some(sender), body.to_string(), client_id));
-        let stored = self.append(events, origin).await?;
+        let stored = match self.append_showing(admission, events, shown.clone(), origin).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                self.unclaim_disclaimers(&shown);
+                return Err(e);
+            }
+        };
         let event =
             stored.into_iter().last().ok_or(CoreError::Store(StoreError::Unavailable("nothing stored".into())))?;
         if self.concerns_queue_im(sender, &conversation) || self.concerns_alerts(sender, &conversation) {
@@ -907,7 +924,8 @@ impl Service {
     ) -> Result<()> {
         let c = self.conversation_for(user, id).await?;
         let frame = Outbound::new(Frame::Typing { conversation: id, address: user.address.clone(), active });
-        self.hub.send_to_users(c.members.iter().map(|m| m.id).filter(|u| *u != user.id), &frame, origin);
+        // Only to those the policy lets see it (`Act::Signal`): never across a blocking wall.
+        self.hub.send_to_users(self.audience(user.id, &c), &frame, origin);
         Ok(())
     }
 
@@ -927,7 +945,8 @@ impl Service {
         let now_at = self.store.mark_read(id, user.id, up_to).await?;
         self.alerts_read(user, &c, now_at).await;
         let frame = Outbound::new(Frame::Read { conversation: id, address: user.address.clone(), up_to: now_at });
-        self.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
+        // The reader's own sessions, and those the policy lets see it (`Act::Signal`).
+        self.hub.send_to_users(std::iter::once(user.id).chain(self.audience(user.id, &c)), &frame, None);
         Ok(now_at)
     }
 
@@ -952,19 +971,46 @@ impl Service {
 
     /// Hand events to the log writer without waiting for the commit (their order among
     /// everything else the writer stores is kept).
-    async fn append_queued(&self, events: Vec<NewEvent>) -> Result<()> {
+    /// The writer carries out only what the policy admitted.
+    async fn append_queued(&self, admission: Admission, events: Vec<NewEvent>) -> Result<()> {
         let (reply, _) = oneshot::channel();
-        self.writer.send(WriteRequest { events, origin: None, reply }).await.map_err(|_| ServiceError::ShuttingDown)
+        let request = WriteRequest { events, admission, shown: Vec::new(), origin: None, reply };
+        self.writer.send(request).await.map_err(|_| ServiceError::ShuttingDown)
     }
 
-    async fn append(&self, events: Vec<NewEvent>, origin: Option<SessionKey>) -> Result<Vec<Event>> {
+    async fn append(
+        &self,
+        admission: Admission,
+        events: Vec<NewEvent>,
+        origin: Option<SessionKey>,
+    ) -> Result<Vec<Event>> {
+        self.append_showing(admission, events, Vec::new(), origin).await
+    }
+
+    /// `append`, with the pair-per-day disclaimers these events show, marked in the same
+    /// transaction.
+    async fn append_showing(
+        &self,
+        admission: Admission,
+        events: Vec<NewEvent>,
+        shown: Vec<sb_core::store::PolicyRecord>,
+        origin: Option<SessionKey>,
+    ) -> Result<Vec<Event>> {
         let (reply, rx) = oneshot::channel();
-        self.writer.send(WriteRequest { events, origin, reply }).await.map_err(|_| ServiceError::ShuttingDown)?;
+        let request = WriteRequest { events, admission, shown, origin, reply };
+        self.writer.send(request).await.map_err(|_| ServiceError::ShuttingDown)?;
         let stored = rx.await.map_err(|_| ServiceError::ShuttingDown)??;
         Ok(stored.into_iter().map(|a| a.event).collect())
     }
 
     // ---------------------------------------------------------------- administration
+
+    /// Apply what administrators changed in the database beside the server (`switchboard
+    /// admin`): the policy (walls, group memberships — re-judged at once), disclaimers,
+    /// webhooks and queues. Returns when it is applied.
+    pub async fn apply_changes(&self) -> Result<()> {
+        self.reload_queues().await
+    }
 
     pub async fn create_user(
         &self,

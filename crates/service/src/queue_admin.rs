@@ -13,7 +13,7 @@ impl Service {
     pub async fn reload_queues(&self) -> Result<()> {
         self.reload_webhooks().await?;
         // Walls too: group memberships may have changed beside the server (admin CLI).
-        self.reload_walls().await?;
+        self.reload_policy().await?;
         self.reload_disclaimers().await?;
         let defs = self.store.queues().await?;
         let known = {
@@ -148,8 +148,14 @@ impl Service {
 
     /// Count one public (unauthenticated) request from `ip`.
     /// Presence of these users as anonymous web pages may see it (`None`: unknown, or not
-    /// public by the `public_presence` setting). At most 50 per call.
-    pub async fn public_presence(&self, addresses: &[String]) -> Result<Vec<(String, Option<Presence>)>> {
+    /// public by the `public_presence` setting). At most 50 per call. A signed-in `viewer`
+    /// sees no more than the policy lets them (`Act::Observe`): nobody behind a blocking wall.
+    pub async fn public_presence(
+        &self,
+        viewer: Option<&User>,
+        addresses: &[String],
+    ) -> Result<Vec<(String, Option<Presence>)>> {
+        let policy = self.policy();
         if addresses.len() > 50 {
             return Err(CoreError::Invalid("at most 50 users per request".into()).into());
         }
@@ -172,6 +178,7 @@ impl Service {
                     self.store.user_by_address(&a).await?.filter(|u| !u.disabled && !u.is_guest()).map(|u| u.id)
                 }
             };
+            let id = id.filter(|u| viewer.is_none_or(|v| policy.may_see(v.id, *u)));
             out.push((raw.clone(), id.map(|u| self.presence(u))));
         }
         Ok(out)

@@ -9,6 +9,7 @@
 use crate::hub::Outbound;
 use crate::{Frame, Result, Service, ServiceError};
 use sb_core::conversation::Member;
+use sb_core::policy::Act;
 use sb_core::queue::{ChatId, QueueChatRecord, QueueEvent, RouteError, WithdrawReason};
 use sb_core::{Address, ConversationId, CoreError, EventKind, Millis, NewEvent, User, UserId};
 use std::collections::BTreeSet;
@@ -90,6 +91,9 @@ fn route_error(e: RouteError) -> ServiceError {
         RouteError::NotAMember => CoreError::Forbidden("you are not an expert of this queue".into()).into(),
         RouteError::OverCapacity => CoreError::Conflict("you are at your chat capacity".into()).into(),
         RouteError::WrongState(s) => CoreError::Conflict(format!("the chat is {s}")).into(),
+        RouteError::Walled => {
+            CoreError::Blocked("Chats with this person have been prohibited by your administrator.".into()).into()
+        }
     }
 }
 
@@ -140,7 +144,8 @@ impl Service {
             )
             .await?,
         );
-        self.append_queued(opening).await?;
+        // The seeker alone: nobody is reached yet (experts are, when the router offers).
+        self.append_queued(self.policy().record_only(), opening).await?;
         let record = QueueChatRecord {
             id: chat,
             queue: def.id.clone(),
@@ -158,11 +163,10 @@ impl Service {
             seeker_name: seeker.display_name.clone(),
         };
         self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, open);
-        // Experts walled off from the seeker are never offered the chat.
-        let excluded = self.walled_experts(&def, seeker.id);
+        // The router offers the chat only to experts the policy lets meet the seeker.
         let events = self
             .route(|r| {
-                let events = r.request(&def.id, chat, excluded, now)?;
+                let events = r.request(&def.id, chat, seeker.id, now)?;
                 // A seeker with no connection (yet) is away: back when they connect.
                 self.seeker_away_unless_connected(r, seeker.id, chat);
                 Ok(events)
@@ -230,6 +234,11 @@ impl Service {
     }
 
     pub async fn accept_queue_chat(&self, expert: &User, chat: ChatId) -> Result<ChatView> {
+        // Judged here too, so a walled expert's attempt is recorded (the router refuses it
+        // anyway: it asks the same policy).
+        if let Some(seeker) = self.route(|r| r.seeker_of(chat)) {
+            self.check(&Act::Meet { seeker, expert: expert.id }).await?;
+        }
         let now = self.now();
         let events = self.route(|r| r.accept(chat, expert.id, now)).map_err(route_error)?;
         self.apply_queue_events(events).await;
@@ -270,19 +279,22 @@ impl Service {
             return Err(CoreError::Invalid("transfer to a queue or an expert".into()).into());
         }
         if let (Some(t), Some(record)) = (&target, self.chat_record(chat)) {
-            self.check_walls(expert, t.id, &[record.seeker], Some(record.conversation), "transfer a queue chat")
-                .await?;
+            self.check(&Act::Gather {
+                actor: expert.id,
+                subject: t.id,
+                others: &[record.seeker],
+                conversation: Some(record.conversation),
+                what: "transfer a queue chat",
+            })
+            .await?;
         }
         let now = self.now();
         let events = self
             .route(|r| r.transfer(chat, queue.as_deref(), target.as_ref().map(|u| u.id), now))
             .map_err(route_error)?;
         if let Some(record) = self.chat_record(chat) {
-            self.append(
-                vec![self.new_event(record.conversation, EventKind::Left, Some(expert), String::new(), None)],
-                None,
-            )
-            .await?;
+            let left = self.new_event(record.conversation, EventKind::Left, Some(expert), String::new(), None);
+            self.append(self.policy().record_only(), vec![left], None).await?;
         }
         self.apply_queue_events(events).await;
         Ok(())
@@ -384,7 +396,12 @@ impl Service {
                         Some(a) => Some(a),
                         None => self.store.user(*expert).await.ok().flatten().map(|u| u.address),
                     };
-                    if let Some(address) = address {
+                    // The router decided under the same policy; judged again at the join.
+                    let admitted = self.policy().admit(&Act::Meet { seeker: record.seeker, expert: *expert });
+                    if let Err(refusal) = &admitted {
+                        tracing::error!(chat = record.id.0, notice = %refusal.notice, "an assigned expert is walled from the seeker");
+                    }
+                    if let (Some(address), Ok(admission)) = (address, admitted) {
                         let joined = NewEvent {
                             conversation: record.conversation,
                             kind: EventKind::Joined,
@@ -394,7 +411,7 @@ impl Service {
                             ts: now,
                             note: None,
                         };
-                        if let Err(err) = self.append(vec![joined], None).await {
+                        if let Err(err) = self.append(admission, vec![joined], None).await {
                             tracing::error!(error = %err, "cannot add the expert to the queue chat");
                         }
                         if let Ok(c) = self.conversation(record.conversation).await {
@@ -431,16 +448,9 @@ impl Service {
                     let target = self.rollover_target(&record.queue).expect("checked");
                     self.update_chat(record.id, |c| c.queue = target.clone());
                     queues_touched.insert(target.clone());
-                    let excluded = self
-                        .queues
-                        .defs()
-                        .iter()
-                        .find(|d| d.id == target)
-                        .map(|d| self.walled_experts(d, record.seeker))
-                        .unwrap_or_default();
                     let more = self
                         .route(|r| {
-                            let more = r.request(&target, record.id, excluded, now);
+                            let more = r.request(&target, record.id, record.seeker, now);
                             self.seeker_away_unless_connected(r, record.seeker, record.id);
                             more
                         })
@@ -514,7 +524,7 @@ impl Service {
             let wrap_up = open.record.state == "wrap_up";
             self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, open);
             events.extend(self.route(|r| {
-                let events = r.restore(&queue, chat, requested_at, expert, wrap_up, now);
+                let events = r.restore(&queue, chat, seeker.id, requested_at, expert, wrap_up, now);
                 // Nobody is connected to a server that just started: seekers have the grace
                 // period to come back.
                 self.seeker_away_unless_connected(r, seeker.id, chat);
@@ -572,11 +582,16 @@ impl Service {
             );
         }
         let now = self.now();
+        let policy = self.policy();
         Ok(self
             .route(|r| r.waiting(&def.id))
             .into_iter()
             .filter_map(|chat| {
                 let open = self.open_chat(chat)?;
+                // Nobody sees a seeker they are walled from (`Act::Observe`).
+                if !policy.may_see(user.id, open.record.seeker) {
+                    return None;
+                }
                 let view = self.queue_chat_view(chat)?;
                 Some(WaitingChat {
                     view,
@@ -667,12 +682,17 @@ impl Service {
             return Err(CoreError::Conflict(format!("{} is already in this chat", other.address)).into());
         }
         let members: Vec<UserId> = conversation.members.iter().map(|m| m.id).collect();
-        self.check_walls(expert, other.id, &members, Some(record.conversation), "invite to a queue chat").await?;
-        self.append(
-            vec![self.new_event(record.conversation, EventKind::Joined, Some(&other), String::new(), None)],
-            None,
-        )
-        .await?;
+        let admission = self
+            .judge(&Act::Gather {
+                actor: expert.id,
+                subject: other.id,
+                others: &members,
+                conversation: Some(record.conversation),
+                what: "invite to a queue chat",
+            })
+            .await?;
+        let joined = self.new_event(record.conversation, EventKind::Joined, Some(&other), String::new(), None);
+        self.append(admission, vec![joined], None).await?;
         if let Ok(c) = self.conversation(record.conversation).await {
             let frame = Outbound::new(Frame::Conversation(c.as_ref().clone()));
             self.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
@@ -690,7 +710,12 @@ impl Service {
             );
         }
         let mut out = Vec::new();
+        let policy = self.policy();
         for o in self.store.offline_messages(&def.id, 200).await? {
+            // Nobody sees a seeker they are walled from (`Act::Observe`).
+            if !policy.may_see(user.id, o.record.seeker) {
+                continue;
+            }
             let seeker = self.store.user(o.record.seeker).await?;
             let taken_by = match o.taken_by {
                 Some(u) => self.store.user(u).await?.map(|u| u.address),
@@ -720,16 +745,14 @@ impl Service {
         if !def.is_some_and(|d| d.staffed_by(expert)) {
             return Err(CoreError::Forbidden("you are not an expert of this queue".into()).into());
         }
+        let admission = self.judge(&Act::Meet { seeker: record.seeker, expert: expert.id }).await?;
         if !self.store.take_offline(chat, expert.id, self.now()).await? {
             return Err(CoreError::Conflict("another expert has taken this message".into()).into());
         }
         let conversation = self.conversation(record.conversation).await?;
         if !conversation.members.iter().any(|m| m.id == expert.id) {
-            self.append(
-                vec![self.new_event(record.conversation, EventKind::Joined, Some(expert), String::new(), None)],
-                None,
-            )
-            .await?;
+            let joined = self.new_event(record.conversation, EventKind::Joined, Some(expert), String::new(), None);
+            self.append(admission, vec![joined], None).await?;
         }
         if let Ok(c) = self.conversation(record.conversation).await {
             let frame = Outbound::new(Frame::Conversation(c.as_ref().clone()));

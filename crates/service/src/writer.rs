@@ -5,13 +5,20 @@
 //! fans the events out. One writer gives one global order: event ids increase in the order
 //! sessions receive them, which is what lets a client resume from "the last id I saw".
 //! Group commit keeps durable (fsync'd) commits cheap under load.
+//!
+//! The writer carries out only admitted acts: a request holds the policy's `Admission`
+//! (the only way to make one is `policy::Snapshot::admit`), and the crossings a monitoring
+//! wall flagged are stored as violations in the same transaction as the events, as are the
+//! disclaimers the request showed. Compliance officers hear of them after the commit.
 
 use crate::hub::{Hub, Outbound};
 use crate::metrics::Metrics;
 use crate::Frame;
 use sb_core::conversation::Appended;
 use sb_core::conversation::Member;
-use sb_core::store::Store;
+use sb_core::policy::{Admission, Crossing};
+use sb_core::store::{PolicyRecord, Store};
+use sb_core::walls::Violation;
 use sb_core::{Conversation, ConversationId, EventKind, NewEvent, SessionKey, StoreError, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +31,10 @@ const MAX_BATCH: usize = 512;
 
 pub struct WriteRequest {
     pub events: Vec<NewEvent>,
+    /// The policy's leave to carry the act out, with what it flagged.
+    pub admission: Admission,
+    /// Pair-per-day disclaimers shown by these events (`PolicyRecord::DisclaimerShown`).
+    pub shown: Vec<PolicyRecord>,
     /// The session that submitted it: it gets an ack, not an echo.
     pub origin: Option<SessionKey>,
     pub reply: oneshot::Sender<Result<Vec<Appended>, StoreError>>,
@@ -77,8 +88,12 @@ pub(crate) async fn run(
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<WriteRequest>,
     stop: CancellationToken,
+    violations: mpsc::UnboundedSender<(Violation, Crossing)>,
 ) {
     let mut batch: Vec<WriteRequest> = Vec::with_capacity(64);
+    // A monitoring wall is reported once per conversation and wall while the server runs,
+    // not at every message.
+    let mut reported: std::collections::HashSet<(Option<ConversationId>, i64)> = Default::default();
     loop {
         // On stop, store what is already queued, then end.
         let first = tokio::select! {
@@ -100,8 +115,10 @@ pub(crate) async fn run(
         }
         let started = Instant::now();
         let all: Vec<NewEvent> = batch.iter().flat_map(|r| r.events.iter().cloned()).collect();
-        match store.append_events(&all).await {
-            Ok(stored) => {
+        let (records, crossings) = policy_records(&mut reported, &batch);
+        match store.append_with(&all, &records).await {
+            Ok((stored, ids)) => {
+                report(&violations, &records, crossings, &ids);
                 metrics.append_latency.observe(started.elapsed());
                 warm(&store, &cache, &all).await;
                 metrics.append_batches.inc();
@@ -113,24 +130,77 @@ pub(crate) async fn run(
                 }
             }
             Err(e) if batch.len() > 1 => {
+                forget(&mut reported, &crossings);
                 // One bad request must not sink the others: store them one by one.
                 tracing::warn!(error = %e, size = batch.len(), "group commit failed; retrying one by one");
                 for req in batch.drain(..) {
-                    let result = store.append_events(&req.events).await;
+                    let (records, crossings) = policy_records(&mut reported, std::slice::from_ref(&req));
+                    let result = store.append_with(&req.events, &records).await;
                     warm(&store, &cache, &req.events).await;
-                    if let Ok(mine) = &result {
-                        metrics.append_batches.inc();
-                        deliver(&hub, &cache, &metrics, mine, req.origin);
+                    match &result {
+                        Ok((mine, ids)) => {
+                            metrics.append_batches.inc();
+                            report(&violations, &records, crossings, ids);
+                            deliver(&hub, &cache, &metrics, mine, req.origin);
+                        }
+                        Err(_) => forget(&mut reported, &crossings),
                     }
-                    let _ = req.reply.send(result);
+                    let _ = req.reply.send(result.map(|(mine, _)| mine));
                 }
             }
             Err(e) => {
+                forget(&mut reported, &crossings);
                 for req in batch.drain(..) {
                     let _ = req.reply.send(Err(e.clone()));
                 }
             }
         }
+    }
+}
+
+/// What the requests' admissions ask to be stored with them: flagged crossings not yet
+/// reported (marked reported now; a failed commit is logged and the next message flags
+/// again) and the disclaimers shown.
+fn policy_records(
+    reported: &mut std::collections::HashSet<(Option<ConversationId>, i64)>,
+    batch: &[WriteRequest],
+) -> (Vec<PolicyRecord>, Vec<Crossing>) {
+    let mut records = Vec::new();
+    let mut crossings = Vec::new();
+    for req in batch {
+        for c in req.admission.flags() {
+            if reported.insert((c.conversation, c.wall)) {
+                let (v, archived) = c.record(req.events.first().map_or(0, |e| e.ts));
+                records.push(PolicyRecord::Violation(v, archived));
+                crossings.push(c.clone());
+            }
+        }
+        records.extend(req.shown.iter().cloned());
+    }
+    (records, crossings)
+}
+
+/// Crossings whose transaction did not commit are not reported yet.
+fn forget(reported: &mut std::collections::HashSet<(Option<ConversationId>, i64)>, crossings: &[Crossing]) {
+    for c in crossings {
+        reported.remove(&(c.conversation, c.wall));
+    }
+}
+
+/// Tell the compliance side (after the commit) which violations were stored, with ids.
+fn report(
+    to: &mpsc::UnboundedSender<(Violation, Crossing)>,
+    records: &[PolicyRecord],
+    crossings: Vec<Crossing>,
+    ids: &[i64],
+) {
+    let stored = records.iter().filter_map(|r| match r {
+        PolicyRecord::Violation(v, _) => Some(v.clone()),
+        _ => None,
+    });
+    for ((mut v, c), id) in stored.zip(crossings).zip(ids) {
+        v.id = *id;
+        let _ = to.send((v, c));
     }
 }
 

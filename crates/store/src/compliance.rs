@@ -1,7 +1,9 @@
 //! Walls, violations and the audit log in storage.
 
+use crate::write::WriteTx;
 use crate::{unavailable, SqlStore};
-use sb_core::store::AuditEntry;
+use sb_core::archive::ArchiveEntry;
+use sb_core::store::{AuditEntry, PolicyRecord};
 use sb_core::walls::{Violation, Wall, WallMode};
 use sb_core::{GroupId, StoreError, UserId};
 use sqlx::any::AnyRow;
@@ -95,9 +97,16 @@ impl SqlStore {
         Ok(wall)
     }
 
-    pub(crate) async fn record_violation_impl(&self, v: &Violation) -> StoreResult<i64> {
+    pub(crate) async fn record_violation_impl(&self, v: &Violation, archived: &ArchiveEntry) -> StoreResult<i64> {
         let mut tx = self.begin_write().await?;
-        let id: i64 = sqlx::query_scalar(
+        let id = self.violation_in(&mut tx, v).await?;
+        self.archive_in(&mut tx, std::slice::from_ref(archived)).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(id)
+    }
+
+    async fn violation_in(&self, tx: &mut WriteTx, v: &Violation) -> StoreResult<i64> {
+        sqlx::query_scalar(
             "INSERT INTO wall_violations (ts, wall_id, mode, action, actor_id, other_id, conversation_id, detail) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
@@ -109,11 +118,34 @@ impl SqlStore {
         .bind(v.other.0)
         .bind(v.conversation)
         .bind(v.detail.clone())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
-        .map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
-        Ok(id)
+        .map_err(unavailable)
+    }
+
+    /// Policy records inside the act's transaction; the ids of the violations stored.
+    pub(crate) async fn policy_records_in(&self, tx: &mut WriteTx, records: &[PolicyRecord]) -> StoreResult<Vec<i64>> {
+        let mut ids = Vec::new();
+        for r in records {
+            match r {
+                PolicyRecord::Violation(v, archived) => {
+                    ids.push(self.violation_in(tx, v).await?);
+                    self.archive_in(tx, std::slice::from_ref(archived)).await?;
+                }
+                PolicyRecord::DisclaimerShown { rule, pair, day } => {
+                    sqlx::query(
+                        "INSERT INTO disclaimer_shown (rule_id, pair_key, day) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(*rule)
+                    .bind(pair.clone())
+                    .bind(*day)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(unavailable)?;
+                }
+            }
+        }
+        Ok(ids)
     }
 
     pub(crate) async fn violations_impl(&self, limit: i64) -> StoreResult<Vec<Violation>> {
@@ -241,19 +273,17 @@ impl SqlStore {
         Ok(saved)
     }
 
-    /// Mark a (rule, pair, day) shown; false when it already was.
-    pub(crate) async fn disclaimer_shown_impl(&self, rule: i64, pair: &str, day: i64) -> StoreResult<bool> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "INSERT INTO disclaimer_shown (rule_id, pair_key, day) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    /// Was (rule, pair, day) shown?
+    pub(crate) async fn disclaimer_seen_impl(&self, rule: i64, pair: &str, day: i64) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM disclaimer_shown WHERE rule_id = $1 AND pair_key = $2 AND day = $3",
         )
         .bind(rule)
         .bind(pair.to_string())
         .bind(day)
-        .execute(&mut *tx)
+        .fetch_one(&self.pool)
         .await
         .map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
-        Ok(done.rows_affected() == 1)
+        Ok(n > 0)
     }
 }

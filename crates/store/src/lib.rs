@@ -1020,9 +1020,13 @@ impl Store for SqlStore {
             .map_err(unavailable)
     }
 
-    async fn append_events(&self, batch: &[NewEvent]) -> StoreResult<Vec<Appended>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
+    async fn append_with(
+        &self,
+        batch: &[NewEvent],
+        records: &[sb_core::store::PolicyRecord],
+    ) -> StoreResult<(Vec<Appended>, Vec<i64>)> {
+        if batch.is_empty() && records.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
         }
         // A batch costs a fixed handful of statements, not a few per event: the writer's
         // throughput is bound by the database's work, not by round trips.
@@ -1220,19 +1224,23 @@ impl Store for SqlStore {
             })
             .collect();
         self.archive_in(&mut tx, &entries).await?;
+        // 6. What the policy asks to be kept with the act (rare): its flagged crossings
+        //    and the disclaimers it showed.
+        let violations = self.policy_records_in(&mut tx, records).await?;
         tx.commit().await.map_err(unavailable)?;
         if self.wal_restart_wanted.swap(false, std::sync::atomic::Ordering::Relaxed) {
             // Mostly copied already by `maintenance`; what is left is small.
             sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_all(&self.writer).await.map_err(unavailable)?;
         }
-        Ok(slots
+        let appended = slots
             .into_iter()
             .map(|slot| match slot {
                 Slot::Stored(event) => Appended { event, duplicate: true },
                 Slot::New(i) => Appended { event: events[i].clone(), duplicate: false },
                 Slot::SameAs(i) => Appended { event: events[i].clone(), duplicate: true },
             })
-            .collect())
+            .collect();
+        Ok((appended, violations))
     }
 
     async fn events_after(&self, user: UserId, after: EventId, limit: i64) -> StoreResult<Vec<Event>> {
@@ -1877,8 +1885,8 @@ impl Store for SqlStore {
         self.save_disclaimer_impl(d).await
     }
 
-    async fn disclaimer_shown(&self, rule: i64, pair: &str, day: i64) -> StoreResult<bool> {
-        self.disclaimer_shown_impl(rule, pair, day).await
+    async fn disclaimer_seen(&self, rule: i64, pair: &str, day: i64) -> StoreResult<bool> {
+        self.disclaimer_seen_impl(rule, pair, day).await
     }
 
     async fn create_alert(
@@ -2026,8 +2034,8 @@ impl Store for SqlStore {
         self.save_wall_impl(wall).await
     }
 
-    async fn record_violation(&self, v: &sb_core::walls::Violation) -> StoreResult<i64> {
-        self.record_violation_impl(v).await
+    async fn record_violation(&self, v: &sb_core::walls::Violation, archived: &ArchiveEntry) -> StoreResult<i64> {
+        self.record_violation_impl(v, archived).await
     }
 
     async fn violations(&self, limit: i64) -> StoreResult<Vec<sb_core::walls::Violation>> {

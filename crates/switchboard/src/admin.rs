@@ -1,6 +1,9 @@
 //! `switchboard admin …`: directory and credential management straight on the database,
-//! so it works with the server running (SQLite WAL, or PostgreSQL) or stopped. The server
-//! reads users, groups and tokens from the database on each use, so changes apply at once.
+//! so it works with the server running (SQLite WAL, or PostgreSQL) or stopped. Users and
+//! tokens are read from the database on each use; for what the server keeps in memory
+//! (walls and group memberships, queues), a server running on the same data folder is told
+//! through its control socket (`control`) and has applied the change when the command
+//! returns.
 
 use crate::config::Config;
 use anyhow::{bail, Context};
@@ -30,7 +33,8 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: AppCommand,
     },
-    /// Expert queues. A running server picks changes up within 2 seconds.
+    /// Expert queues. A running server on this data folder applies changes before the
+    /// command returns.
     Queue {
         #[command(subcommand)]
         command: QueueCommand,
@@ -328,6 +332,11 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
         let who = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default();
         let after = serde_json::json!({"command": args.join(" "), "os_user": who});
         service.audit(None, &action, &target, None, Some(after)).await;
+        // A server running on this data folder applies the change before we return.
+        let socket = crate::control::socket_path(&config.data_dir);
+        if crate::control::apply(&socket).await? == crate::control::Applied::Now {
+            eprintln!("The running server applied the change.");
+        }
     }
     Ok(())
 }

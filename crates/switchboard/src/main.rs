@@ -5,6 +5,7 @@ mod admin;
 mod alert;
 mod archive;
 mod config;
+mod control;
 mod loadalerts;
 mod loadarchive;
 mod loadqueues;
@@ -223,6 +224,8 @@ async fn serve(o: Overrides, demo_mode: bool) -> anyhow::Result<()> {
     }
 
     service.reload_queues().await?;
+    // `switchboard admin` on this machine tells the server to apply its change at once.
+    control::listen(&control::socket_path(&config.data_dir), service.clone(), service.shutdown_token())?;
     let restored = service.restore_queue_chats().await?;
     if restored > 0 {
         tracing::info!(restored, "queue chats restored");

@@ -402,6 +402,8 @@ pub enum WithdrawReason {
     ExpertUnavailable,
     /// The seeker left or the chat moved on.
     ChatGone,
+    /// The policy no longer lets this seeker and this expert meet (a wall was made).
+    Walled,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

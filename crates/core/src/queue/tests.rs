@@ -4,6 +4,8 @@ use QueueEvent as E;
 const A: UserId = UserId(1);
 const B: UserId = UserId(2);
 const C: UserId = UserId(3);
+/// Whoever asks, unless a test needs two seekers.
+const SEEKER: UserId = UserId(100);
 
 fn queue(method: RoutingMethod, members: &[(UserId, i32)]) -> QueueConfig {
     QueueConfig { members: members.to_vec(), ..QueueConfig::new("support", method) }
@@ -22,6 +24,23 @@ fn offers(events: &[QueueEvent]) -> Vec<(ChatId, UserId)> {
         .collect()
 }
 
+/// A policy with a blocking wall between `a` and `b`.
+fn walled(a: UserId, b: UserId) -> Arc<Snapshot> {
+    use crate::directory::GroupId;
+    use crate::walls::{Wall, WallIndex, WallMode};
+    let wall = Wall {
+        id: 1,
+        name: "w".into(),
+        group_a: GroupId(1),
+        group_b: GroupId(2),
+        mode: WallMode::Block,
+        enabled: true,
+        created_at: 0,
+        updated_at: 0,
+    };
+    Arc::new(Snapshot::new(WallIndex::new([wall], [(GroupId(1), a), (GroupId(2), b)], []), 1))
+}
+
 fn online(r: &mut Router, experts: &[UserId], now: Millis) {
     for e in experts {
         r.set_presence(*e, true, true, now);
@@ -33,7 +52,7 @@ fn online(r: &mut Router, experts: &[UserId], now: Millis) {
 fn broadcast_offers_everyone_and_the_first_accept_wins() {
     let mut r = router(RoutingMethod::Broadcast, &[(A, 0), (B, 0), (C, 0)]);
     online(&mut r, &[A, B, C], 0);
-    let ev = r.request("support", ChatId(1), BTreeSet::new(), 10).unwrap();
+    let ev = r.request("support", ChatId(1), SEEKER, 10).unwrap();
     assert_eq!(offers(&ev).len(), 3);
     let ev = r.accept(ChatId(1), B, 20).unwrap();
     let withdrawn: Vec<UserId> = ev
@@ -57,11 +76,11 @@ fn longest_idle_picks_who_waited_longest() {
     let mut r = router(RoutingMethod::LongestIdle, &[(A, 0), (B, 0)]);
     r.set_presence(B, true, true, 0);
     r.set_presence(A, true, true, 5);
-    let ev = r.request("support", ChatId(1), BTreeSet::new(), 10).unwrap();
+    let ev = r.request("support", ChatId(1), SEEKER, 10).unwrap();
     assert_eq!(offers(&ev), vec![(ChatId(1), B)]);
     r.accept(ChatId(1), B, 11).unwrap();
     r.end(ChatId(1), 30).unwrap(); // no wrap-up time: closed at once; B idle since 30, A since 5
-    let ev = r.request("support", ChatId(2), BTreeSet::new(), 40).unwrap();
+    let ev = r.request("support", ChatId(2), SEEKER, 40).unwrap();
     assert_eq!(offers(&ev), vec![(ChatId(2), A)]);
 }
 
@@ -74,7 +93,7 @@ fn round_robin_rotates_through_members() {
     online(&mut r, &[A, B, C], 0);
     let mut got = Vec::new();
     for i in 1..=6 {
-        let ev = r.request("support", ChatId(i), BTreeSet::new(), i as Millis).unwrap();
+        let ev = r.request("support", ChatId(i), SEEKER, i as Millis).unwrap();
         let (_, who) = offers(&ev)[0];
         r.accept(ChatId(i), who, i as Millis).unwrap();
         got.push(who);
@@ -90,14 +109,14 @@ fn least_busy_prefers_fewest_open_chats() {
     }
     r.set_presence(A, true, true, 0);
     r.set_presence(B, true, true, 1);
-    let first = offers(&r.request("support", ChatId(1), BTreeSet::new(), 2).unwrap());
+    let first = offers(&r.request("support", ChatId(1), SEEKER, 2).unwrap());
     assert_eq!(first, vec![(ChatId(1), A)], "tie on load: longest idle");
     r.accept(ChatId(1), A, 3).unwrap();
-    let second = offers(&r.request("support", ChatId(2), BTreeSet::new(), 4).unwrap());
+    let second = offers(&r.request("support", ChatId(2), SEEKER, 4).unwrap());
     assert_eq!(second, vec![(ChatId(2), B)]);
     r.accept(ChatId(2), B, 5).unwrap();
     r.close(ChatId(2), 6).unwrap();
-    let third = offers(&r.request("support", ChatId(3), BTreeSet::new(), 7).unwrap());
+    let third = offers(&r.request("support", ChatId(3), SEEKER, 7).unwrap());
     assert_eq!(third, vec![(ChatId(3), B)], "B has 0 open, A has 1");
 }
 
@@ -105,7 +124,7 @@ fn least_busy_prefers_fewest_open_chats() {
 fn serial_follows_priority_and_falls_through_on_decline() {
     let mut r = router(RoutingMethod::Serial, &[(A, 2), (B, 1), (C, 3)]);
     online(&mut r, &[A, B, C], 0);
-    let ev = r.request("support", ChatId(1), BTreeSet::new(), 1).unwrap();
+    let ev = r.request("support", ChatId(1), SEEKER, 1).unwrap();
     assert_eq!(offers(&ev), vec![(ChatId(1), B)]);
     let ev = r.decline(ChatId(1), B, 2).unwrap();
     assert_eq!(offers(&ev), vec![(ChatId(1), A)]);
@@ -121,8 +140,8 @@ fn serial_follows_priority_and_falls_through_on_decline() {
 fn manual_queues_offer_nothing_and_experts_pick_oldest_or_any() {
     let mut r = router(RoutingMethod::Manual, &[(A, 0), (B, 0)]);
     online(&mut r, &[A, B], 0);
-    assert!(offers(&r.request("support", ChatId(1), BTreeSet::new(), 1).unwrap()).is_empty());
-    r.request("support", ChatId(2), BTreeSet::new(), 2).unwrap();
+    assert!(offers(&r.request("support", ChatId(1), SEEKER, 1).unwrap()).is_empty());
+    r.request("support", ChatId(2), SEEKER, 2).unwrap();
     assert_eq!(r.waiting("support"), vec![ChatId(1), ChatId(2)]);
     assert_eq!(r.accept(ChatId(2), UserId(99), 3), Err(RouteError::NotAMember));
     r.accept(ChatId(2), A, 3).unwrap();
@@ -135,7 +154,7 @@ fn manual_queues_offer_nothing_and_experts_pick_oldest_or_any() {
 fn timed_out_offers_move_on_as_often_as_needed() {
     let mut r = router(RoutingMethod::LongestIdle, &[(A, 0), (B, 0)]);
     online(&mut r, &[A, B], 0);
-    let ev = r.request("support", ChatId(1), BTreeSet::new(), 0).unwrap();
+    let ev = r.request("support", ChatId(1), SEEKER, 0).unwrap();
     let mut who = offers(&ev)[0].1;
     let mut seen = Vec::new();
     let mut now = 0;
@@ -156,7 +175,7 @@ fn timed_out_offers_move_on_as_often_as_needed() {
 fn going_away_withdraws_offers_at_once_and_reoffers() {
     let mut r = router(RoutingMethod::Serial, &[(A, 0), (B, 1)]);
     online(&mut r, &[A, B], 0);
-    r.request("support", ChatId(1), BTreeSet::new(), 1).unwrap();
+    r.request("support", ChatId(1), SEEKER, 1).unwrap();
     assert_eq!(r.offers_of(A), vec![ChatId(1)]);
     let ev = r.set_presence(A, true, false, 2); // away
     assert_eq!(ev[0], E::OfferWithdrawn { chat: ChatId(1), expert: A, reason: WithdrawReason::ExpertUnavailable });
@@ -171,13 +190,14 @@ fn going_away_withdraws_offers_at_once_and_reoffers() {
 #[test]
 fn walls_no_experts_and_max_wait_overflow() {
     let mut r = router(RoutingMethod::Broadcast, &[(A, 0), (B, 0)]);
-    let ev = r.request("support", ChatId(1), BTreeSet::new(), 0).unwrap();
+    let ev = r.request("support", ChatId(1), SEEKER, 0).unwrap();
     assert_eq!(
         ev.last(),
         Some(&E::Overflowed { chat: ChatId(1), queue: "support".into(), reason: OverflowReason::NoExpertSignedIn })
     );
     online(&mut r, &[A, B], 0);
-    let ev = r.request("support", ChatId(2), [A].into_iter().collect(), 1).unwrap();
+    r.set_policy(walled(SEEKER, A), 1);
+    let ev = r.request("support", ChatId(2), SEEKER, 1).unwrap();
     assert_eq!(offers(&ev), vec![(ChatId(2), B)], "walled expert skipped");
     for q in r.queues.values_mut() {
         q.max_wait_ms = Some(60_000);
@@ -186,16 +206,16 @@ fn walls_no_experts_and_max_wait_overflow() {
     let ev = r.tick(60_001);
     assert!(ev.contains(&E::Overflowed { chat: ChatId(2), queue: "support".into(), reason: OverflowReason::MaxWait }));
     assert_eq!(r.state(ChatId(2)), None);
-    assert_eq!(r.request("nope", ChatId(3), BTreeSet::new(), 0), Err(RouteError::NoSuchQueue));
+    assert_eq!(r.request("nope", ChatId(3), SEEKER, 0), Err(RouteError::NoSuchQueue));
 }
 
 #[test]
 fn oldest_waiting_chat_is_served_first_with_positions() {
     let mut r = router(RoutingMethod::LongestIdle, &[(A, 0)]);
     r.set_presence(A, true, true, 0);
-    r.request("support", ChatId(1), BTreeSet::new(), 1).unwrap();
-    r.request("support", ChatId(2), BTreeSet::new(), 2).unwrap();
-    r.request("support", ChatId(3), BTreeSet::new(), 3).unwrap();
+    r.request("support", ChatId(1), SEEKER, 1).unwrap();
+    r.request("support", ChatId(2), SEEKER, 2).unwrap();
+    r.request("support", ChatId(3), SEEKER, 3).unwrap();
     assert_eq!((r.position(ChatId(2)), r.position(ChatId(3))), (Some(2), Some(3)));
     r.accept(ChatId(1), A, 4).unwrap();
     assert_eq!(r.position(ChatId(2)), Some(1));
@@ -212,7 +232,7 @@ fn seekers_who_left_leave_the_line_after_the_grace() {
     let mut r = router(RoutingMethod::LongestIdle, &[(A, 0)]);
     r.set_presence(A, true, false, 0);
     for c in 1..=3 {
-        r.request("support", ChatId(c), BTreeSet::new(), c as Millis).unwrap();
+        r.request("support", ChatId(c), SEEKER, c as Millis).unwrap();
     }
     assert_eq!(r.seeker_away(ChatId(9), 100), Err(RouteError::NoSuchChat));
     // The second seeker goes at 10 (a grace of 1 s); the first goes and comes back (a reload).
@@ -252,7 +272,7 @@ fn seekers_who_left_leave_the_line_after_the_grace() {
     assert_eq!(r.next_deadline(), None);
 
     // An assigned chat is the expert's to end: the seeker being away does not.
-    let ev = r.request("support", ChatId(4), BTreeSet::new(), 3100).unwrap();
+    let ev = r.request("support", ChatId(4), SEEKER, 3100).unwrap();
     assert_eq!(offers(&ev), vec![(ChatId(4), A)]);
     r.accept(ChatId(4), A, 3150).unwrap();
     r.seeker_away(ChatId(4), 3200).unwrap();
@@ -267,7 +287,7 @@ fn transfer_to_queue_and_to_expert() {
     sales.id = "sales".into();
     r.configure(sales, 0);
     online(&mut r, &[A, B, C], 0);
-    r.request("support", ChatId(1), BTreeSet::new(), 0).unwrap();
+    r.request("support", ChatId(1), SEEKER, 0).unwrap();
     r.accept(ChatId(1), A, 1).unwrap();
     let ev = r.transfer(ChatId(1), None, Some(B), 2).unwrap();
     assert!(ev.contains(&E::Transferred { chat: ChatId(1), from: Some(A), to_queue: None, to_expert: Some(B) }));
@@ -288,8 +308,8 @@ fn capacity_is_shared_across_queues_and_daily_caps_hold() {
     sales.daily_cap = Some(2);
     r.configure(sales, 0);
     r.set_presence(A, true, true, 0);
-    r.request("support", ChatId(1), BTreeSet::new(), 1).unwrap();
-    let ev = r.request("sales", ChatId(2), BTreeSet::new(), 2).unwrap();
+    r.request("support", ChatId(1), SEEKER, 1).unwrap();
+    let ev = r.request("sales", ChatId(2), SEEKER, 2).unwrap();
     assert!(offers(&ev).is_empty(), "A's one slot is taken by the support offer");
     r.accept(ChatId(1), A, 3).unwrap();
     r.close(ChatId(1), 4).unwrap();
@@ -297,9 +317,9 @@ fn capacity_is_shared_across_queues_and_daily_caps_hold() {
     r.accept(ChatId(2), A, 5).unwrap();
     r.close(ChatId(2), 6).unwrap();
     // Two chats today (one per queue): the sales cap of 2 counts them both.
-    let ev = r.request("sales", ChatId(3), BTreeSet::new(), 7).unwrap();
+    let ev = r.request("sales", ChatId(3), SEEKER, 7).unwrap();
     assert!(offers(&ev).is_empty(), "daily cap of 2 reached in sales");
-    let ev = r.request("support", ChatId(4), BTreeSet::new(), 8).unwrap();
+    let ev = r.request("support", ChatId(4), SEEKER, 8).unwrap();
     assert_eq!(offers(&ev), vec![(ChatId(4), A)], "support has no daily cap");
     r.accept(ChatId(4), A, 9).unwrap();
     r.close(ChatId(4), 10).unwrap();
@@ -311,14 +331,14 @@ fn capacity_is_shared_across_queues_and_daily_caps_hold() {
 fn restored_chats_keep_their_place_and_their_expert() {
     let mut r = router(RoutingMethod::LongestIdle, &[(A, 0), (B, 0)]);
     online(&mut r, &[A, B], 100);
-    assert!(offers(&r.restore("support", ChatId(7), 5, Some(A), false, 100)).is_empty());
+    assert!(offers(&r.restore("support", ChatId(7), SEEKER, 5, Some(A), false, 100)).is_empty());
     assert_eq!(r.open_chats_of(A), vec![ChatId(7)]);
-    r.request("support", ChatId(8), BTreeSet::new(), 110).unwrap();
-    let ev = r.restore("support", ChatId(6), 1, None, false, 120);
+    r.request("support", ChatId(8), SEEKER, 110).unwrap();
+    let ev = r.restore("support", ChatId(6), SEEKER, 1, None, false, 120);
     assert!(offers(&ev).is_empty(), "B holds an offer for 8 already");
     assert_eq!(r.position(ChatId(6)), Some(1), "requested earlier than 8: first in line");
     r.check_invariants().unwrap();
-    assert!(r.restore("nope", ChatId(9), 0, None, false, 0).is_empty());
+    assert!(r.restore("nope", ChatId(9), SEEKER, 0, None, false, 0).is_empty());
 }
 
 #[test]
@@ -353,9 +373,9 @@ fn wrap_up_holds_capacity_until_done_or_timed_out() {
     let mut r = Router::new();
     r.configure(q, 0);
     r.set_presence(A, true, true, 0);
-    r.request("support", ChatId(1), BTreeSet::new(), 1).unwrap();
+    r.request("support", ChatId(1), SEEKER, 1).unwrap();
     r.accept(ChatId(1), A, 2).unwrap();
-    r.request("support", ChatId(2), BTreeSet::new(), 3).unwrap();
+    r.request("support", ChatId(2), SEEKER, 3).unwrap();
     assert_eq!(r.end(ChatId(1), 10).unwrap(), vec![E::WrapUp { chat: ChatId(1), expert: A }]);
     assert_eq!(r.wrap_up_until(ChatId(1)), Some(60_010));
     assert!(r.offers_of(A).is_empty(), "wrap-up holds the capacity");
@@ -395,7 +415,7 @@ fn hours_of_random_traffic_keep_every_invariant() {
             let events = match rnd(10) {
                 0..=2 => {
                     next_chat += 1;
-                    r.request("support", ChatId(next_chat), BTreeSet::new(), now).unwrap()
+                    r.request("support", ChatId(next_chat), SEEKER, now).unwrap()
                 }
                 3 => {
                     let e = experts[rnd(8) as usize];
@@ -454,4 +474,49 @@ fn hours_of_random_traffic_keep_every_invariant() {
         }
         assert!(assigned > 100, "{method:?}: only {assigned} chats assigned");
     }
+}
+
+#[test]
+fn a_wall_made_while_a_chat_waits_withdraws_its_offers_and_keeps_it_from_the_walled() {
+    // An offer out to A when the wall is made: withdrawn at once, and B gets it.
+    let mut r = router(RoutingMethod::Serial, &[(A, 0), (B, 1)]);
+    online(&mut r, &[A, B], 0);
+    assert_eq!(offers(&r.request("support", ChatId(1), SEEKER, 1).unwrap()), vec![(ChatId(1), A)]);
+    let ev = r.set_policy(walled(SEEKER, A), 2);
+    assert!(ev.contains(&E::OfferWithdrawn { chat: ChatId(1), expert: A, reason: WithdrawReason::Walled }));
+    assert_eq!(offers(&ev), vec![(ChatId(1), B)]);
+    assert_eq!(r.accept(ChatId(1), A, 3), Err(RouteError::Walled));
+    r.check_invariants().unwrap();
+    // B passes on it: a new round never comes back to A.
+    let ev = r.decline(ChatId(1), B, 4).unwrap();
+    assert!(offers(&ev).iter().all(|(_, e)| *e != A), "{ev:?}");
+    r.check_invariants().unwrap();
+}
+
+#[test]
+fn transfers_and_manual_takes_ask_the_policy_too() {
+    let mut r = router(RoutingMethod::Broadcast, &[(A, 0)]);
+    r.configure(QueueConfig { members: vec![(B, 0)], ..QueueConfig::new("billing", RoutingMethod::Broadcast) }, 0);
+    r.configure(QueueConfig { members: vec![(C, 0)], ..QueueConfig::new("desk", RoutingMethod::Manual) }, 0);
+    online(&mut r, &[A, B, C], 0);
+    r.set_policy(walled(SEEKER, B), 0);
+    r.request("support", ChatId(1), SEEKER, 1).unwrap();
+    r.accept(ChatId(1), A, 2).unwrap();
+    // To a queue whose only ready expert is walled from the seeker: it waits, offered to nobody.
+    let ev = r.transfer(ChatId(1), Some("billing"), None, 3).unwrap();
+    assert!(offers(&ev).is_empty(), "{ev:?}");
+    // To that expert by name: moved, but not offered.
+    let ev = r.transfer(ChatId(1), None, Some(B), 4).unwrap();
+    assert!(offers(&ev).is_empty(), "{ev:?}");
+    assert_eq!(r.accept(ChatId(1), B, 5), Err(RouteError::Walled));
+    // A manual queue: a walled expert cannot pick the chat from the list.
+    // The new policy walls another pair: the seeker-B wall is gone, so B is offered the
+    // waiting chat at once.
+    r.request("desk", ChatId(2), UserId(101), 6).unwrap();
+    let ev = r.set_policy(walled(UserId(101), C), 7);
+    assert_eq!(offers(&ev), vec![(ChatId(1), B)]);
+    assert_eq!(r.accept(ChatId(2), C, 8), Err(RouteError::Walled));
+    r.set_policy(Arc::new(Snapshot::default()), 9);
+    r.accept(ChatId(2), C, 10).unwrap();
+    r.check_invariants().unwrap();
 }

@@ -27,7 +27,7 @@ async fn join_group(app: &TestApp, slug: &str, who: &str) {
     let g = store.group(slug).await.unwrap().unwrap();
     let u = store.user_by_address(&sb_core::Address::parse(who).unwrap()).await.unwrap().unwrap();
     store.add_group_member(g.id, u.id).await.unwrap();
-    app.service.reload_walls().await.unwrap();
+    app.service.reload_policy().await.unwrap();
 }
 
 backend_tests! {
