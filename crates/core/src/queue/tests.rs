@@ -41,6 +41,30 @@ fn walled(a: UserId, b: UserId) -> Arc<Snapshot> {
     Arc::new(Snapshot::new(WallIndex::new([wall], [(GroupId(1), a), (GroupId(2), b)], []), 1))
 }
 
+/// A policy with a blocking wall between each pair (each pair its own two groups).
+fn walls(pairs: &[(UserId, UserId)]) -> Arc<Snapshot> {
+    use crate::directory::GroupId;
+    use crate::walls::{Wall, WallIndex, WallMode};
+    let mut walls = Vec::new();
+    let mut memberships = Vec::new();
+    for (i, (a, b)) in pairs.iter().enumerate() {
+        let (ga, gb) = (GroupId(2 * i as i64 + 1), GroupId(2 * i as i64 + 2));
+        let (created_at, updated_at) = (0, 0);
+        walls.push(Wall {
+            id: i as i64 + 1,
+            name: format!("w{i}"),
+            group_a: ga,
+            group_b: gb,
+            mode: WallMode::Block,
+            enabled: true,
+            created_at,
+            updated_at,
+        });
+        memberships.extend([(ga, *a), (gb, *b)]);
+    }
+    Arc::new(Snapshot::new(WallIndex::new(walls, memberships, []), pairs.len() as u64))
+}
+
 fn online(r: &mut Router, experts: &[UserId], now: Millis) {
     for e in experts {
         r.set_presence(*e, true, true, now);
@@ -391,7 +415,9 @@ fn wrap_up_holds_capacity_until_done_or_timed_out() {
     r.check_invariants().unwrap();
 }
 
-/// Hours of simulated traffic with every method, checked after every step.
+/// Hours of simulated traffic with every method, checked after every step — walls made
+/// and taken down among the way: no chat is ever offered to, or assigned to, an expert the
+/// policy of that moment keeps from its seeker.
 #[test]
 fn hours_of_random_traffic_keep_every_invariant() {
     let mut seed: u64 = 0x5eed_cafe;
@@ -412,10 +438,21 @@ fn hours_of_random_traffic_keep_every_invariant() {
         let (mut now, mut next_chat, mut assigned) = (0, 1u64, 0u32);
         while now < 6 * 3_600_000 {
             now += 1 + rnd(20_000) as Millis;
-            let events = match rnd(10) {
+            let events = match rnd(11) {
                 0..=2 => {
                     next_chat += 1;
-                    r.request("support", ChatId(next_chat), SEEKER, now).unwrap()
+                    let seeker = UserId(100 + rnd(4) as i64);
+                    r.request("support", ChatId(next_chat), seeker, now).unwrap()
+                }
+                10 => {
+                    // A new policy: each of the four seekers walled from one expert, or none.
+                    let mut pairs: Vec<(UserId, UserId)> = Vec::new();
+                    for s in 0..4 {
+                        if rnd(2) == 0 {
+                            pairs.push((UserId(100 + s), experts[rnd(8) as usize]));
+                        }
+                    }
+                    r.set_policy(walls(&pairs), now)
                 }
                 3 => {
                     let e = experts[rnd(8) as usize];
@@ -470,6 +507,12 @@ fn hours_of_random_traffic_keep_every_invariant() {
                 }
             };
             assigned += events.iter().filter(|e| matches!(e, E::Assigned { .. })).count() as u32;
+            for e in &events {
+                if let E::Offered { chat, expert, .. } | E::Assigned { chat, expert, .. } = e {
+                    let seeker = r.seeker_of(*chat).expect("a routed chat is held");
+                    assert!(r.policy.may_meet(seeker, *expert), "{method:?} at {now}: {e:?} across a wall");
+                }
+            }
             r.check_invariants().unwrap_or_else(|e| panic!("{method:?} at {now}: {e}"));
         }
         assert!(assigned > 100, "{method:?}: only {assigned} chats assigned");
