@@ -548,11 +548,9 @@ impl Service {
     }
 
     /// Does a message concern the alerts sender (a reply to it)?
-    pub(crate) fn concerns_alerts(&self, sender: &User, conversation: &sb_core::Conversation) -> bool {
+    pub(crate) fn concerns_alerts(&self, sender: UserId, conversation: &sb_core::Conversation) -> bool {
         conversation.kind == ConversationKind::Direct
-            && self
-                .alerts_account_id()
-                .is_some_and(|a| a != sender.id && conversation.members.iter().any(|m| m.id == a))
+            && self.alerts_account_id().is_some_and(|a| a != sender && conversation.members.iter().any(|m| m.id == a))
     }
 
     /// The alerts conversation was read up to an event: deliveries there are read.

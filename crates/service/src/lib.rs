@@ -339,8 +339,6 @@ pub struct Service {
     /// Disclaimer rules, and the pair-per-day ones already shown.
     disclaimers: std::sync::RwLock<Arc<Vec<sb_core::disclaimers::Disclaimer>>>,
     disclaimers_shown: Mutex<std::collections::HashSet<(i64, String, i64)>>,
-    /// Messages for queues' plain-IM handling, in order, after their senders have their acks.
-    queue_im: mpsc::Sender<(User, Arc<Conversation>, String)>,
 }
 
 impl Service {
@@ -352,6 +350,7 @@ impl Service {
         let (tx, rx) = mpsc::channel(4096);
         let writer_stop = CancellationToken::new();
         let (violations_tx, mut violations_rx) = mpsc::unbounded_channel();
+        let after_commit: Arc<std::sync::OnceLock<writer::Subscriber>> = Arc::default();
         let writer_task = tokio::spawn(writer::run(
             store.clone(),
             hub.clone(),
@@ -360,9 +359,9 @@ impl Service {
             rx,
             writer_stop.clone(),
             violations_tx,
+            after_commit.clone(),
         ));
         let pipeline = Pipeline::new(settings.max_message_bytes);
-        let (im_tx, mut im_rx) = mpsc::channel::<(User, Arc<Conversation>, String)>(1024);
         let settings_public_limit = settings.public_requests_per_minute;
         let settings_guest_limit = settings.guest_sessions_per_hour;
         let settings_alerts_limit = settings.alerts_per_minute;
@@ -405,7 +404,6 @@ impl Service {
                 .build()
                 .unwrap_or_else(|_| reqwest::Client::new()),
             delivering: std::sync::atomic::AtomicBool::new(false),
-            queue_im: im_tx,
             alerts_sender: Mutex::new(None),
             mailboxes: Mutex::default(),
             alert_conversations: Mutex::default(),
@@ -426,12 +424,29 @@ impl Service {
                 service.report_violation(violation, &crossing).await;
             }
         });
+        // Queues over plain IM and replies to alerts act on stored messages: the writer tells
+        // them after each commit, in commit order, and one task handles them one at a time
+        // (a queue's replies and relays keep their order).
+        let (im_tx, mut im_rx) = mpsc::unbounded_channel::<(Event, Arc<Conversation>)>();
+        let wants_service = weak.clone();
+        let _ = after_commit.set(writer::Subscriber {
+            wants: Box::new(move |sender, conversation| {
+                wants_service.upgrade().is_some_and(|s| {
+                    s.concerns_queue_im(sender, conversation) || s.concerns_alerts(sender, conversation)
+                })
+            }),
+            tx: im_tx,
+        });
         let im_service = weak.clone();
         tokio::spawn(async move {
-            // One at a time, in arrival order: a queue's replies and relays keep their order.
-            while let Some((sender, conversation, body)) = im_rx.recv().await {
+            while let Some((event, conversation)) = im_rx.recv().await {
                 let Some(service) = im_service.upgrade() else { break };
-                service.after_message(&sender, &conversation, &body).await;
+                let Some(author) = &event.actor else { continue };
+                match service.store.user(author.id).await {
+                    Ok(Some(sender)) => service.after_message(&sender, &conversation, &event.body).await,
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot load the author of a message for its queue or alert"),
+                }
             }
         });
         let maintenance = tokio::spawn(async move {
@@ -881,11 +896,6 @@ impl Service {
         };
         let event =
             stored.into_iter().last().ok_or(CoreError::Store(StoreError::Unavailable("nothing stored".into())))?;
-        if self.concerns_queue_im(sender, &conversation) || self.concerns_alerts(sender, &conversation) {
-            // A message to a queue's address, or in a queue chat someone follows on plain IM:
-            // handled after the sender has their ack, in order.
-            let _ = self.queue_im.send((sender.clone(), conversation.clone(), body.to_string())).await;
-        }
         match door {
             Door::Rest => self.metrics.messages_rest.inc(),
             _ => self.metrics.messages_websocket.inc(),

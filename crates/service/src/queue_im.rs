@@ -318,11 +318,11 @@ impl Service {
 
     /// Does a message from `sender` in `conversation` need the queue's attention? (Cheap: no
     /// I/O, asked for every message.)
-    pub(crate) fn concerns_queue_im(&self, sender: &User, conversation: &sb_core::Conversation) -> bool {
+    pub(crate) fn concerns_queue_im(&self, sender: UserId, conversation: &sb_core::Conversation) -> bool {
         let plain = self.plain();
         match conversation.kind {
             ConversationKind::Direct => {
-                !plain.accounts.contains_key(&sender.id)
+                !plain.accounts.contains_key(&sender)
                     && conversation.members.iter().any(|m| plain.accounts.contains_key(&m.id))
             }
             ConversationKind::Queue => plain.chats.contains_key(&conversation.id),
@@ -332,7 +332,7 @@ impl Service {
 
     /// After a message in a direct conversation or a queue chat: the queue's part in it.
     pub(crate) async fn after_message(&self, sender: &User, conversation: &sb_core::Conversation, body: &str) {
-        if self.concerns_alerts(sender, conversation) {
+        if self.concerns_alerts(sender.id, conversation) {
             self.alerts_reply(sender, conversation.id, body).await;
             return;
         }

@@ -9,7 +9,8 @@
 //! The writer carries out only admitted acts: a request holds the policy's `Admission`
 //! (the only way to make one is `policy::Snapshot::admit`), and the crossings a monitoring
 //! wall flagged are stored as violations in the same transaction as the events, as are the
-//! disclaimers the request showed. Compliance officers hear of them after the commit.
+//! disclaimers the request showed. Compliance officers hear of them after the commit, and
+//! so do the components that act on stored messages ([`Subscriber`]).
 
 use crate::hub::{Hub, Outbound};
 use crate::metrics::Metrics;
@@ -19,7 +20,7 @@ use sb_core::conversation::Member;
 use sb_core::policy::{Admission, Crossing};
 use sb_core::store::{PolicyRecord, Store};
 use sb_core::walls::Violation;
-use sb_core::{Conversation, ConversationId, EventKind, NewEvent, SessionKey, StoreError, UserId};
+use sb_core::{Conversation, ConversationId, Event, EventKind, NewEvent, SessionKey, StoreError, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -89,6 +90,7 @@ pub(crate) async fn run(
     mut rx: mpsc::Receiver<WriteRequest>,
     stop: CancellationToken,
     violations: mpsc::UnboundedSender<(Violation, Crossing)>,
+    subscriber: Arc<std::sync::OnceLock<Subscriber>>,
 ) {
     let mut batch: Vec<WriteRequest> = Vec::with_capacity(64);
     // A monitoring wall is reported once per conversation and wall while the server runs,
@@ -125,7 +127,7 @@ pub(crate) async fn run(
                 let mut stored = stored.into_iter();
                 for req in batch.drain(..) {
                     let mine: Vec<Appended> = stored.by_ref().take(req.events.len()).collect();
-                    deliver(&hub, &cache, &metrics, &mine, req.origin);
+                    deliver(&hub, &cache, &metrics, subscriber.get(), &mine, req.origin);
                     let _ = req.reply.send(Ok(mine));
                 }
             }
@@ -141,7 +143,7 @@ pub(crate) async fn run(
                         Ok((mine, ids)) => {
                             metrics.append_batches.inc();
                             report(&violations, &records, crossings, ids);
-                            deliver(&hub, &cache, &metrics, mine, req.origin);
+                            deliver(&hub, &cache, &metrics, subscriber.get(), mine, req.origin);
                         }
                         Err(_) => forget(&mut reported, &crossings),
                     }
@@ -220,7 +222,21 @@ async fn warm(store: &Arc<dyn Store>, cache: &ConversationCache, events: &[NewEv
     }
 }
 
-fn deliver(hub: &Hub, cache: &ConversationCache, metrics: &Metrics, stored: &[Appended], origin: Option<SessionKey>) {
+/// A component that acts on stored messages after their commit (queues over plain IM,
+/// alert replies): told of every message it `wants`, in commit order.
+pub struct Subscriber {
+    pub wants: Box<dyn Fn(UserId, &Conversation) -> bool + Send + Sync>,
+    pub tx: mpsc::UnboundedSender<(Event, Arc<Conversation>)>,
+}
+
+fn deliver(
+    hub: &Hub,
+    cache: &ConversationCache,
+    metrics: &Metrics,
+    subscriber: Option<&Subscriber>,
+    stored: &[Appended],
+    origin: Option<SessionKey>,
+) {
     for a in stored.iter().filter(|a| !a.duplicate) {
         metrics.events_appended.inc();
         let e = &a.event;
@@ -241,5 +257,10 @@ fn deliver(hub: &Hub, cache: &ConversationCache, metrics: &Metrics, stored: &[Ap
         let frame = Outbound::new(Frame::Event(e.clone()));
         let overflowed = hub.send_to_users(to, &frame, origin);
         metrics.slow_client_disconnects.add(overflowed as u64);
+        if let (Some(sub), EventKind::Message, Some(actor)) = (subscriber, e.kind, &e.actor) {
+            if let Some(c) = cache.get(e.conversation).filter(|c| (sub.wants)(actor.id, c)) {
+                let _ = sub.tx.send((e.clone(), c));
+            }
+        }
     }
 }
