@@ -358,8 +358,7 @@ impl Service {
             metrics.clone(),
             rx,
             writer_stop.clone(),
-            violations_tx,
-            after_commit.clone(),
+            writer::AfterCommit { violations: violations_tx, subscriber: after_commit.clone() },
         ));
         let pipeline = Pipeline::new(settings.max_message_bytes);
         let settings_public_limit = settings.public_requests_per_minute;

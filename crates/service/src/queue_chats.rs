@@ -126,6 +126,20 @@ impl Service {
         question: &str,
         answers: &[(String, String)],
     ) -> Result<ChatView> {
+        self.request_queue_chat_from(seeker, queue, question, answers, None).await
+    }
+
+    /// `request_queue_chat`; `plain`: the seeker's direct conversation with the queue when
+    /// they asked over plain IM — registered before the chat is routed, so an expert who
+    /// accepts at once finds the seeker there to tell.
+    pub(crate) async fn request_queue_chat_from(
+        &self,
+        seeker: &User,
+        queue: &str,
+        question: &str,
+        answers: &[(String, String)],
+        plain: Option<ConversationId>,
+    ) -> Result<ChatView> {
         let def = self.answering_queue(queue)?;
         let answers = self.check_request(&def, question, answers)?;
         let now = self.now();
@@ -163,12 +177,31 @@ impl Service {
             seeker_name: seeker.display_name.clone(),
         };
         self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, open);
+        if let Some(direct) = plain {
+            self.plain_seeker(conversation, chat, &def.id, seeker.id, direct);
+        }
+        let routed = self.route_request(&def, &record, seeker.id, now).await;
+        if routed.is_err() && plain.is_some() {
+            self.plain().chats.remove(&conversation);
+        }
+        routed
+    }
+
+    /// Hand a new chat to the router and say where it stands.
+    async fn route_request(
+        &self,
+        def: &sb_core::queue::QueueDef,
+        record: &QueueChatRecord,
+        seeker: UserId,
+        now: Millis,
+    ) -> Result<ChatView> {
+        let chat = record.id;
         // The router offers the chat only to experts the policy lets meet the seeker.
         let events = self
             .route(|r| {
-                let events = r.request(&def.id, chat, seeker.id, now)?;
+                let events = r.request(&def.id, chat, seeker, now)?;
                 // A seeker with no connection (yet) is away: back when they connect.
-                self.seeker_away_unless_connected(r, seeker.id, chat);
+                self.seeker_away_unless_connected(r, seeker, chat);
                 Ok(events)
             })
             .map_err(route_error)?;
@@ -179,8 +212,8 @@ impl Service {
         // Gone already: kept as an offline message, or the last expert signed out between
         // the check above and now.
         match self.store.queue_chat(chat).await? {
-            Some(r) if r.state == "offline" => Ok(offline_view(&def, &record)),
-            _ => Err(no_experts(&def)),
+            Some(r) if r.state == "offline" => Ok(offline_view(def, record)),
+            _ => Err(no_experts(def)),
         }
     }
 

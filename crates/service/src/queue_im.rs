@@ -46,7 +46,7 @@ pub(crate) struct PlainIm {
 const EXPERT_HELP: &str = "Commands: /accept or /decline an offered chat, /transfer <queue or user> and /end during a chat, /help. Anything else you write during a chat goes to the person you are helping.";
 
 impl Service {
-    fn plain(&self) -> std::sync::MutexGuard<'_, PlainIm> {
+    pub(crate) fn plain(&self) -> std::sync::MutexGuard<'_, PlainIm> {
         self.queues.plain.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -120,6 +120,19 @@ impl Service {
         }
     }
 
+    /// A seeker on plain IM: what the queue relays to and from their direct conversation.
+    pub(crate) fn plain_seeker(
+        &self,
+        conversation: ConversationId,
+        chat: ChatId,
+        queue: &str,
+        seeker: UserId,
+        direct: ConversationId,
+    ) {
+        let relay = PlainChat { chat, queue: queue.to_string(), seeker: Some((seeker, direct)), expert: None };
+        self.plain().chats.insert(conversation, relay);
+    }
+
     async fn seeker_im(&self, seeker: &User, def: &QueueDef, direct: ConversationId, text: &str) -> Result<()> {
         let open = self
             .plain()
@@ -139,18 +152,9 @@ impl Service {
             self.queue_says(&def.id, seeker.id, &hint).await?;
             return Ok(());
         }
-        let view = self.request_queue_chat(seeker, &def.id, text, &[]).await?;
-        let conversation = view.conversation;
-        if view.state != "offline" {
-            self.plain().chats.insert(
-                conversation,
-                PlainChat {
-                    chat: ChatId(view.chat as u64),
-                    queue: view.queue.clone(),
-                    seeker: Some((seeker.id, direct)),
-                    expert: None,
-                },
-            );
+        let view = self.request_queue_chat_from(seeker, &def.id, text, &[], Some(direct)).await?;
+        if view.state == "offline" {
+            self.plain().chats.remove(&view.conversation);
         }
         let reply = match (view.state, view.position) {
             ("offline", _) => view.message.unwrap_or_default(),

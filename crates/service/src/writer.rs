@@ -89,9 +89,9 @@ pub(crate) async fn run(
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<WriteRequest>,
     stop: CancellationToken,
-    violations: mpsc::UnboundedSender<(Violation, Crossing)>,
-    subscriber: Arc<std::sync::OnceLock<Subscriber>>,
+    after: AfterCommit,
 ) {
+    let AfterCommit { violations, subscriber } = after;
     let mut batch: Vec<WriteRequest> = Vec::with_capacity(64);
     // A monitoring wall is reported once per conversation and wall while the server runs,
     // not at every message.
@@ -222,10 +222,21 @@ async fn warm(store: &Arc<dyn Store>, cache: &ConversationCache, events: &[NewEv
     }
 }
 
+/// Who hears of what the writer stored, after the commit.
+pub(crate) struct AfterCommit {
+    /// Compliance: the violations stored with their acts.
+    pub violations: mpsc::UnboundedSender<(Violation, Crossing)>,
+    /// The component acting on stored messages, once the service exists.
+    pub subscriber: Arc<std::sync::OnceLock<Subscriber>>,
+}
+
+/// Does a message by this sender in this conversation concern the subscriber?
+pub type Wants = Box<dyn Fn(UserId, &Conversation) -> bool + Send + Sync>;
+
 /// A component that acts on stored messages after their commit (queues over plain IM,
 /// alert replies): told of every message it `wants`, in commit order.
 pub struct Subscriber {
-    pub wants: Box<dyn Fn(UserId, &Conversation) -> bool + Send + Sync>,
+    pub wants: Wants,
     pub tx: mpsc::UnboundedSender<(Event, Arc<Conversation>)>,
 }
 

@@ -7,6 +7,7 @@ mod alerts;
 mod auth;
 mod authz;
 mod bad_input;
+mod bypass;
 mod chat;
 mod cli;
 mod compliance;
