@@ -31,7 +31,8 @@ use sb_core::directory::NewUser;
 use sb_core::pipeline::{Door, Pipeline, Refused, Submission};
 use sb_core::policy::{Act, Admission, Snapshot};
 use sb_core::ratelimit::{Backoff, ClientKey, SlidingWindow};
-use sb_core::store::{Application, AuthSession, Store};
+use sb_core::store::prelude::*;
+use sb_core::store::{Application, AuthSession};
 use sb_core::{
     Address, Clock, Conversation, ConversationId, ConversationKind, CoreError, Event, EventId, EventKind, Group,
     Millis, NewEvent, Presence, PresenceBook, PresenceState, Role, SessionKey, StoreError, User, UserId,

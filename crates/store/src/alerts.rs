@@ -1,19 +1,21 @@
-//! Alerts and their per-recipient delivery records.
+//! Alerts in storage: alerts and their per-recipient delivery records (the dispatch queue),
+//! escalation, and the intake record of each mail taken from a mailbox.
 
 use crate::write::WriteTx;
 use crate::{unavailable, SqlStore};
+use async_trait::async_trait;
 use sb_core::alerts::{
     Alert, AlertSummary, Audience, Delivery, DeliveryState, Escalation, MailIntake, NewAlert, Priority,
 };
-use sb_core::{StoreError, UserId};
+use sb_core::store::{AlertStore, StoreResult};
+use sb_core::{Millis, UserId};
 use sqlx::any::AnyRow;
 use sqlx::Row;
-
-type StoreResult<T> = Result<T, StoreError>;
 
 const ALERT_COLS: &str =
     "id, source, title, body, priority, audience, ttl_ms, hold_offline, ack_required, escalation, \
                           dedup_key, created_at, expires_at, escalated_at";
+
 const DELIVERY_COLS: &str =
     "alert_id, user_id, state, round, conversation_id, event_id, created_at, delivered_at, read_at, acked_at, detail";
 
@@ -80,7 +82,7 @@ fn delivery_from_row(r: &AnyRow) -> Result<Delivery, sqlx::Error> {
 impl SqlStore {
     /// The alert and a pending delivery per recipient, in one transaction.
     /// With `intake`, the mail's intake record (outcome `alert`) joins the transaction.
-    pub(crate) async fn create_alert_impl(
+    async fn create_alert_impl(
         &self,
         a: &NewAlert,
         recipients: &[UserId],
@@ -117,7 +119,7 @@ impl SqlStore {
         Ok(alert)
     }
 
-    pub(crate) async fn insert_mail_intake(&self, tx: &mut WriteTx, i: &MailIntake) -> StoreResult<()> {
+    async fn insert_mail_intake(&self, tx: &mut WriteTx, i: &MailIntake) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO mail_intake (mailbox, mail_key, sender, subject, outcome, alert_id, detail, at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
@@ -134,28 +136,6 @@ impl SqlStore {
         .await
         .map_err(unavailable)?;
         Ok(())
-    }
-
-    pub(crate) async fn mail_intake_impl(&self, mailbox: &str, key: &str) -> StoreResult<Option<MailIntake>> {
-        let row = sqlx::query(&format!("SELECT {INTAKE_COLS} FROM mail_intake WHERE mailbox = $1 AND mail_key = $2"))
-            .bind(mailbox.to_string())
-            .bind(key.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        row.map(|r| intake_from_row(&r)).transpose().map_err(unavailable)
-    }
-
-    pub(crate) async fn mail_intakes_impl(&self, mailbox: Option<&str>, limit: i64) -> StoreResult<Vec<MailIntake>> {
-        let filter = if mailbox.is_some() { "WHERE mailbox = $1" } else { "" };
-        let limit_ph = if mailbox.is_some() { "$2" } else { "$1" };
-        let sql = format!("SELECT {INTAKE_COLS} FROM mail_intake {filter} ORDER BY at DESC, mail_key LIMIT {limit_ph}");
-        let mut q = sqlx::query(&sql);
-        if let Some(m) = mailbox {
-            q = q.bind(m.to_string());
-        }
-        let rows = q.bind(limit).fetch_all(&self.pool).await.map_err(unavailable)?;
-        rows.iter().map(intake_from_row).collect::<Result<_, _>>().map_err(unavailable)
     }
 
     async fn add_deliveries_in(
@@ -190,20 +170,82 @@ impl SqlStore {
         }
         Ok(())
     }
+}
 
-    pub(crate) async fn add_deliveries_impl(
+#[async_trait]
+impl AlertStore for SqlStore {
+    async fn create_alert(
+        &self,
+        a: &sb_core::alerts::NewAlert,
+        recipients: &[UserId],
+        now: Millis,
+    ) -> StoreResult<sb_core::alerts::Alert> {
+        self.create_alert_impl(a, recipients, None, now).await
+    }
+
+    async fn create_mail_alert(
+        &self,
+        a: &sb_core::alerts::NewAlert,
+        recipients: &[UserId],
+        intake: &sb_core::alerts::MailIntake,
+        now: Millis,
+    ) -> StoreResult<sb_core::alerts::Alert> {
+        self.create_alert_impl(a, recipients, Some(intake), now).await
+    }
+
+    async fn mail_intake(&self, mailbox: &str, key: &str) -> StoreResult<Option<MailIntake>> {
+        let row = sqlx::query(&format!("SELECT {INTAKE_COLS} FROM mail_intake WHERE mailbox = $1 AND mail_key = $2"))
+            .bind(mailbox.to_string())
+            .bind(key.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| intake_from_row(&r)).transpose().map_err(unavailable)
+    }
+
+    async fn record_mail_intake(&self, intake: &MailIntake) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        self.insert_mail_intake(&mut tx, intake).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn prune_mail_intake(&self, before: Millis) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("DELETE FROM mail_intake WHERE at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n)
+    }
+
+    async fn mail_intakes(&self, mailbox: Option<&str>, limit: i64) -> StoreResult<Vec<MailIntake>> {
+        let filter = if mailbox.is_some() { "WHERE mailbox = $1" } else { "" };
+        let limit_ph = if mailbox.is_some() { "$2" } else { "$1" };
+        let sql = format!("SELECT {INTAKE_COLS} FROM mail_intake {filter} ORDER BY at DESC, mail_key LIMIT {limit_ph}");
+        let mut q = sqlx::query(&sql);
+        if let Some(m) = mailbox {
+            q = q.bind(m.to_string());
+        }
+        let rows = q.bind(limit).fetch_all(&self.pool).await.map_err(unavailable)?;
+        rows.iter().map(intake_from_row).collect::<Result<_, _>>().map_err(unavailable)
+    }
+
+    async fn add_alert_deliveries(
         &self,
         alert: i64,
         recipients: &[UserId],
         round: i32,
-        now: i64,
+        now: Millis,
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         self.add_deliveries_in(&mut tx, alert, recipients, round, now).await?;
         tx.commit().await.map_err(unavailable)
     }
 
-    pub(crate) async fn alert_impl(&self, id: i64) -> StoreResult<Option<(Alert, Vec<Delivery>)>> {
+    async fn alert(&self, id: i64) -> StoreResult<Option<(Alert, Vec<Delivery>)>> {
         let Some(row) = sqlx::query(&format!("SELECT {ALERT_COLS} FROM alerts WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -223,12 +265,7 @@ impl SqlStore {
         Ok(Some((alert, deliveries)))
     }
 
-    pub(crate) async fn alerts_impl(
-        &self,
-        source: Option<&str>,
-        before: Option<i64>,
-        limit: i64,
-    ) -> StoreResult<Vec<AlertSummary>> {
+    async fn alerts(&self, source: Option<&str>, before: Option<i64>, limit: i64) -> StoreResult<Vec<AlertSummary>> {
         let rows = sqlx::query(&format!(
             "SELECT {ALERT_COLS} FROM alerts WHERE id < $1 AND ($2 = '' OR source = $3) ORDER BY id DESC LIMIT $4"
         ))
@@ -266,7 +303,7 @@ impl SqlStore {
             .collect())
     }
 
-    pub(crate) async fn open_alert_by_key_impl(&self, source: &str, key: &str, now: i64) -> StoreResult<Option<i64>> {
+    async fn open_alert_by_key(&self, source: &str, key: &str, now: Millis) -> StoreResult<Option<i64>> {
         sqlx::query_scalar(
             "SELECT id FROM alerts WHERE source = $1 AND dedup_key = $2 AND expires_at > $3 ORDER BY id DESC LIMIT 1",
         )
@@ -279,12 +316,7 @@ impl SqlStore {
     }
 
     /// Pending deliveries of unexpired alerts (for one user, or all), oldest first.
-    pub(crate) async fn pending_deliveries_impl(
-        &self,
-        user: Option<UserId>,
-        now: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<Delivery>> {
+    async fn pending_deliveries(&self, user: Option<UserId>, now: Millis, limit: i64) -> StoreResult<Vec<Delivery>> {
         // Two statements, not one with "(user = 0 OR d.user_id = user)": that form cannot use
         // the (user_id, state) index, and every sign-in scanned all pending deliveries.
         let cols = DELIVERY_COLS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ");
@@ -302,11 +334,7 @@ impl SqlStore {
     }
 
     /// Set deliveries' state (and the matching time), e.g. delivered with their event.
-    pub(crate) async fn set_deliveries_impl(
-        &self,
-        updates: &[sb_core::alerts::DeliveryUpdate],
-        now: i64,
-    ) -> StoreResult<()> {
+    async fn set_deliveries(&self, updates: &[sb_core::alerts::DeliveryUpdate], now: Millis) -> StoreResult<()> {
         // Grouped by (alert, state, detail): one statement per few hundred people, joining
         // their (user, conversation, event) triples — a fan-out's records in a handful of
         // statements instead of one each.
@@ -372,13 +400,7 @@ impl SqlStore {
 
     /// Delivered alerts whose message the user has now read (their conversation read up to
     /// `up_to`): marked read. Returns the alerts touched.
-    pub(crate) async fn alerts_read_impl(
-        &self,
-        user: UserId,
-        conversation: i64,
-        up_to: i64,
-        now: i64,
-    ) -> StoreResult<Vec<i64>> {
+    async fn alerts_read(&self, user: UserId, conversation: i64, up_to: i64, now: Millis) -> StoreResult<Vec<i64>> {
         let mut tx = self.begin_write().await?;
         let ids: Vec<i64> = sqlx::query_scalar(
             "UPDATE alert_deliveries SET state = 'read', read_at = $1 WHERE user_id = $2 AND conversation_id = $3 \
@@ -396,7 +418,7 @@ impl SqlStore {
     }
 
     /// Pending deliveries of alerts past their time: expired. Returns how many.
-    pub(crate) async fn expire_alerts_impl(&self, now: i64) -> StoreResult<u64> {
+    async fn expire_alerts(&self, now: Millis) -> StoreResult<u64> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE alert_deliveries SET state = 'expired', detail = 'not delivered within the time to live' \
@@ -413,7 +435,7 @@ impl SqlStore {
 
     /// Alerts due for escalation: acknowledgement asked, not escalated yet, past their
     /// escalation time, and someone has not acknowledged.
-    pub(crate) async fn escalations_due_impl(&self, now: i64) -> StoreResult<Vec<Alert>> {
+    async fn escalations_due(&self, now: Millis) -> StoreResult<Vec<Alert>> {
         let rows = sqlx::query(&format!(
             "SELECT {ALERT_COLS} FROM alerts WHERE ack_required = 1 AND escalation IS NOT NULL AND escalated_at IS NULL \
              AND expires_at > $1 AND EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = alerts.id \
@@ -430,7 +452,7 @@ impl SqlStore {
             .collect())
     }
 
-    pub(crate) async fn mark_escalated_impl(&self, id: i64, now: i64) -> StoreResult<bool> {
+    async fn mark_escalated(&self, id: i64, now: Millis) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query("UPDATE alerts SET escalated_at = $1 WHERE id = $2 AND escalated_at IS NULL")
             .bind(now)
@@ -444,7 +466,7 @@ impl SqlStore {
     }
 
     /// The user's newest alert that asks for acknowledgement and is not acknowledged.
-    pub(crate) async fn latest_unacked_impl(&self, user: UserId) -> StoreResult<Option<i64>> {
+    async fn latest_unacked_alert(&self, user: UserId) -> StoreResult<Option<i64>> {
         sqlx::query_scalar(
             "SELECT d.alert_id FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id WHERE d.user_id = $1 \
              AND a.ack_required = 1 AND d.state IN ('delivered', 'read') ORDER BY d.alert_id DESC LIMIT 1",

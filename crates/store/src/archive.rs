@@ -2,20 +2,21 @@
 //! what they record (so an acknowledged message is archived, whatever happens next), the
 //! chain's head kept in a one-row table whose row lock orders writers, full-text indexing,
 //! reading back for verification and search.
+//! Also e-discovery search, retention policies, legal holds and purging.
 
 use crate::write::WriteTx;
-use crate::{unavailable, Backend, SqlStore};
+use crate::{decode, unavailable, Backend, SqlStore};
+use async_trait::async_trait;
 use sb_core::archive::{seal, ArchiveEntry, ArchiveHit, ArchiveQuery, ArchiveRecord};
-use sb_core::StoreError;
+use sb_core::store::{ArchiveStore, StoreResult};
+use sb_core::{Millis, UserId};
 use sqlx::any::AnyRow;
 use sqlx::Row;
-
-type StoreResult<T> = Result<T, StoreError>;
 
 /// Used when no key was given: the chain still catches accidents, not a forger.
 const UNKEYED: &[u8] = b"switchboard archive without a key";
 
-pub(crate) const ARCHIVE_COLS: &str =
+const ARCHIVE_COLS: &str =
     "id, ts, kind, conversation_id, conversation_kind, event_id, actor, body, meta, content_hash, prev_hash, hash";
 
 fn hit_from_row(r: &AnyRow) -> Result<ArchiveHit, sqlx::Error> {
@@ -30,7 +31,7 @@ fn hit_from_row(r: &AnyRow) -> Result<ArchiveHit, sqlx::Error> {
     })
 }
 
-pub(crate) fn record_from_row(r: &AnyRow) -> Result<ArchiveRecord, sqlx::Error> {
+fn record_from_row(r: &AnyRow) -> Result<ArchiveRecord, sqlx::Error> {
     let body: Option<String> = r.try_get("body")?;
     Ok(ArchiveRecord {
         id: r.try_get("id")?,
@@ -197,8 +198,25 @@ fn fts5_query(words: &[String]) -> String {
     words.iter().map(|w| format!("\"{}\"", w.replace('"', "\"\""))).collect::<Vec<_>>().join(" ")
 }
 
-impl SqlStore {
-    pub(crate) async fn search_archive_impl(&self, q: &ArchiveQuery) -> StoreResult<Vec<ArchiveHit>> {
+#[async_trait]
+impl ArchiveStore for SqlStore {
+    async fn archive(&self, entries: &[ArchiveEntry]) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        self.archive_in(&mut tx, entries).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn archive_records(&self, after: i64, limit: i64) -> StoreResult<Vec<ArchiveRecord>> {
+        let rows = sqlx::query(&format!("SELECT {ARCHIVE_COLS} FROM archive WHERE id > $1 ORDER BY id LIMIT $2"))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        decode(rows, record_from_row)
+    }
+
+    async fn search_archive(&self, q: &ArchiveQuery) -> StoreResult<Vec<ArchiveHit>> {
         // What was archived a moment ago is found too.
         self.index_archive().await?;
         let words: Vec<String> = q.keywords.iter().map(|w| w.trim().to_string()).filter(|w| !w.is_empty()).collect();
@@ -301,13 +319,8 @@ impl SqlStore {
             rows.iter().map(hit_from_row).collect::<Result<_, sqlx::Error>>().map_err(unavailable)?;
         Ok(hits)
     }
-}
 
-impl SqlStore {
-    pub(crate) async fn archived_conversation_impl(
-        &self,
-        conversation: i64,
-    ) -> StoreResult<(Vec<ArchiveRecord>, Vec<i64>)> {
+    async fn archived_conversation(&self, conversation: i64) -> StoreResult<(Vec<ArchiveRecord>, Vec<UserId>)> {
         let rows = sqlx::query(&format!("SELECT {ARCHIVE_COLS} FROM archive WHERE conversation_id = $1 ORDER BY id"))
             .bind(conversation)
             .fetch_all(&self.pool)
@@ -320,12 +333,20 @@ impl SqlStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(unavailable)?;
-        Ok((records, people))
+        Ok((records, people.into_iter().map(UserId).collect()))
     }
-}
 
-impl SqlStore {
-    pub(crate) async fn retention_impl(&self) -> StoreResult<Vec<(Option<sb_core::GroupId>, i64)>> {
+    async fn archived_participants(&self, conversation: i64) -> StoreResult<Vec<UserId>> {
+        let people: Vec<i64> =
+            sqlx::query_scalar("SELECT user_id FROM archive_participants WHERE conversation_id = $1")
+                .bind(conversation)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        Ok(people.into_iter().map(UserId).collect())
+    }
+
+    async fn retention_policies(&self) -> StoreResult<Vec<(Option<sb_core::GroupId>, i64)>> {
         let rows = sqlx::query("SELECT scope, days FROM retention_policies ORDER BY scope")
             .fetch_all(&self.pool)
             .await
@@ -344,7 +365,7 @@ impl SqlStore {
             .collect())
     }
 
-    pub(crate) async fn set_retention_impl(&self, policies: &[(Option<sb_core::GroupId>, i64)]) -> StoreResult<()> {
+    async fn set_retention_policies(&self, policies: &[(Option<sb_core::GroupId>, i64)]) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM retention_policies").execute(&mut *tx).await.map_err(unavailable)?;
         for (g, days) in policies {
@@ -359,7 +380,7 @@ impl SqlStore {
         tx.commit().await.map_err(unavailable)
     }
 
-    pub(crate) async fn holds_impl(&self) -> StoreResult<Vec<sb_core::archive::LegalHold>> {
+    async fn legal_holds(&self) -> StoreResult<Vec<sb_core::archive::LegalHold>> {
         let rows = sqlx::query(
             "SELECT id, custodian_id, reason, created_by, created_at, released_at FROM legal_holds ORDER BY id DESC",
         )
@@ -381,7 +402,7 @@ impl SqlStore {
             .map_err(unavailable)
     }
 
-    pub(crate) async fn create_hold_impl(&self, h: &sb_core::archive::LegalHold) -> StoreResult<i64> {
+    async fn create_legal_hold(&self, h: &sb_core::archive::LegalHold) -> StoreResult<i64> {
         let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO legal_holds (custodian_id, reason, created_by, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -397,7 +418,7 @@ impl SqlStore {
         Ok(id)
     }
 
-    pub(crate) async fn release_hold_impl(&self, id: i64, now: i64) -> StoreResult<bool> {
+    async fn release_legal_hold(&self, id: i64, now: Millis) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE legal_holds SET released_at = $1 WHERE id = $2 AND released_at IS NULL")
             .bind(now)
@@ -410,7 +431,7 @@ impl SqlStore {
     }
 
     /// Conversations with archived content older than `before`, not yet purged.
-    pub(crate) async fn purge_candidates_impl(&self, before: i64) -> StoreResult<Vec<i64>> {
+    async fn purge_candidates(&self, before: Millis) -> StoreResult<Vec<i64>> {
         sqlx::query_scalar(
             "SELECT DISTINCT conversation_id FROM archive WHERE conversation_id IS NOT NULL AND body IS NOT NULL AND ts < $1",
         )
@@ -422,12 +443,7 @@ impl SqlStore {
 
     /// Remove the content of a conversation's records and log events older than `cutoff`.
     /// The archive keeps each record's place and content hash, so the chain still verifies.
-    pub(crate) async fn purge_conversation_impl(
-        &self,
-        conversation: Option<i64>,
-        cutoff: i64,
-        now: i64,
-    ) -> StoreResult<(u64, u64)> {
+    async fn purge(&self, conversation: Option<i64>, cutoff: Millis, now: Millis) -> StoreResult<(u64, u64)> {
         self.index_archive().await?;
         let mut tx = self.begin_write().await?;
         let scope = match conversation {
@@ -469,14 +485,6 @@ impl SqlStore {
         };
         tx.commit().await.map_err(unavailable)?;
         Ok((records, events))
-    }
-
-    pub(crate) async fn participants_impl(&self, conversation: i64) -> StoreResult<Vec<i64>> {
-        sqlx::query_scalar("SELECT user_id FROM archive_participants WHERE conversation_id = $1")
-            .bind(conversation)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)
     }
 }
 

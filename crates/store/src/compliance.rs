@@ -1,15 +1,15 @@
-//! Walls, violations and the audit log in storage.
+//! Compliance in storage: ethical walls, violations (and the policy records kept with an
+//! act), the audit log, disclaimer rules.
 
 use crate::write::WriteTx;
 use crate::{unavailable, SqlStore};
+use async_trait::async_trait;
 use sb_core::archive::ArchiveEntry;
-use sb_core::store::{AuditEntry, PolicyRecord};
+use sb_core::store::{AuditEntry, ComplianceStore, PolicyRecord, StoreResult};
 use sb_core::walls::{Violation, Wall, WallMode};
-use sb_core::{GroupId, StoreError, UserId};
+use sb_core::{GroupId, UserId};
 use sqlx::any::AnyRow;
 use sqlx::Row;
-
-type StoreResult<T> = Result<T, StoreError>;
 
 fn wall_from_row(r: &AnyRow) -> Result<Wall, sqlx::Error> {
     let mode: String = r.try_get("mode")?;
@@ -54,57 +54,44 @@ fn audit_from_row(r: &AnyRow) -> Result<AuditEntry, sqlx::Error> {
 
 const WALL_COLS: &str = "id, name, group_a, group_b, mode, enabled, created_at, updated_at";
 
+fn audience_str(a: &sb_core::disclaimers::Audience) -> String {
+    use sb_core::disclaimers::Audience;
+    match a {
+        Audience::All => "all".into(),
+        Audience::Guests => "guests".into(),
+        Audience::Group(g) => format!("group:{}", g.0),
+    }
+}
+
+fn disclaimer_from_row(r: &AnyRow) -> Result<sb_core::disclaimers::Disclaimer, sqlx::Error> {
+    use sb_core::disclaimers::{Audience, Disclaimer, Frequency};
+    let audience: String = r.try_get("audience")?;
+    let frequency: String = r.try_get("frequency")?;
+    let texts: String = r.try_get("texts")?;
+    let kinds: String = r.try_get("kinds")?;
+    Ok(Disclaimer {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        kinds: kinds.split(',').filter(|k| !k.is_empty()).map(str::to_string).collect(),
+        audience: match audience.as_str() {
+            "guests" => Audience::Guests,
+            a => match a.strip_prefix("group:").and_then(|g| g.parse().ok()) {
+                Some(g) => Audience::Group(GroupId(g)),
+                None => Audience::All,
+            },
+        },
+        frequency: Frequency::parse(&frequency).unwrap_or(Frequency::Conversation),
+        texts: serde_json::from_str(&texts).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
+        fallback: r.try_get("fallback")?,
+        enabled: r.try_get::<i64, _>("enabled")? != 0,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+const DISCLAIMER_COLS: &str = "id, name, kinds, audience, frequency, texts, fallback, enabled, created_at, updated_at";
+
 impl SqlStore {
-    pub(crate) async fn walls_impl(&self) -> StoreResult<Vec<Wall>> {
-        let rows = sqlx::query(&format!("SELECT {WALL_COLS} FROM walls ORDER BY id"))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        rows.iter().map(wall_from_row).collect::<Result<_, _>>().map_err(unavailable)
-    }
-
-    pub(crate) async fn save_wall_impl(&self, w: &Wall) -> StoreResult<Wall> {
-        let mut tx = self.begin_write().await?;
-        let row = if w.id == 0 {
-            sqlx::query(&format!(
-                "INSERT INTO walls (name, group_a, group_b, mode, enabled, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {WALL_COLS}"
-            ))
-            .bind(w.name.clone())
-            .bind(w.group_a.0)
-            .bind(w.group_b.0)
-            .bind(w.mode.as_str())
-            .bind(i64::from(w.enabled))
-            .bind(w.created_at)
-            .bind(w.updated_at)
-            .fetch_one(&mut *tx)
-            .await
-        } else {
-            sqlx::query(&format!(
-                "UPDATE walls SET name = $1, mode = $2, enabled = $3, updated_at = $4 WHERE id = $5 RETURNING {WALL_COLS}"
-            ))
-            .bind(w.name.clone())
-            .bind(w.mode.as_str())
-            .bind(i64::from(w.enabled))
-            .bind(w.updated_at)
-            .bind(w.id)
-            .fetch_one(&mut *tx)
-            .await
-        }
-        .map_err(unavailable)?;
-        let wall = wall_from_row(&row).map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
-        Ok(wall)
-    }
-
-    pub(crate) async fn record_violation_impl(&self, v: &Violation, archived: &ArchiveEntry) -> StoreResult<i64> {
-        let mut tx = self.begin_write().await?;
-        let id = self.violation_in(&mut tx, v).await?;
-        self.archive_in(&mut tx, std::slice::from_ref(archived)).await?;
-        tx.commit().await.map_err(unavailable)?;
-        Ok(id)
-    }
-
     async fn violation_in(&self, tx: &mut WriteTx, v: &Violation) -> StoreResult<i64> {
         sqlx::query_scalar(
             "INSERT INTO wall_violations (ts, wall_id, mode, action, actor_id, other_id, conversation_id, detail) \
@@ -147,8 +134,61 @@ impl SqlStore {
         }
         Ok(ids)
     }
+}
 
-    pub(crate) async fn violations_impl(&self, limit: i64) -> StoreResult<Vec<Violation>> {
+#[async_trait]
+impl ComplianceStore for SqlStore {
+    async fn walls(&self) -> StoreResult<Vec<Wall>> {
+        let rows = sqlx::query(&format!("SELECT {WALL_COLS} FROM walls ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(wall_from_row).collect::<Result<_, _>>().map_err(unavailable)
+    }
+
+    async fn save_wall(&self, w: &Wall) -> StoreResult<Wall> {
+        let mut tx = self.begin_write().await?;
+        let row = if w.id == 0 {
+            sqlx::query(&format!(
+                "INSERT INTO walls (name, group_a, group_b, mode, enabled, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {WALL_COLS}"
+            ))
+            .bind(w.name.clone())
+            .bind(w.group_a.0)
+            .bind(w.group_b.0)
+            .bind(w.mode.as_str())
+            .bind(i64::from(w.enabled))
+            .bind(w.created_at)
+            .bind(w.updated_at)
+            .fetch_one(&mut *tx)
+            .await
+        } else {
+            sqlx::query(&format!(
+                "UPDATE walls SET name = $1, mode = $2, enabled = $3, updated_at = $4 WHERE id = $5 RETURNING {WALL_COLS}"
+            ))
+            .bind(w.name.clone())
+            .bind(w.mode.as_str())
+            .bind(i64::from(w.enabled))
+            .bind(w.updated_at)
+            .bind(w.id)
+            .fetch_one(&mut *tx)
+            .await
+        }
+        .map_err(unavailable)?;
+        let wall = wall_from_row(&row).map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(wall)
+    }
+
+    async fn record_violation(&self, v: &Violation, archived: &ArchiveEntry) -> StoreResult<i64> {
+        let mut tx = self.begin_write().await?;
+        let id = self.violation_in(&mut tx, v).await?;
+        self.archive_in(&mut tx, std::slice::from_ref(archived)).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(id)
+    }
+
+    async fn violations(&self, limit: i64) -> StoreResult<Vec<Violation>> {
         let rows = sqlx::query(
             "SELECT id, ts, wall_id, mode, action, actor_id, other_id, conversation_id, detail FROM wall_violations \
              ORDER BY id DESC LIMIT $1",
@@ -160,7 +200,7 @@ impl SqlStore {
         rows.iter().map(violation_from_row).collect::<Result<_, _>>().map_err(unavailable)
     }
 
-    pub(crate) async fn audit_impl(&self, e: &AuditEntry) -> StoreResult<()> {
+    async fn audit(&self, e: &AuditEntry) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO audit_log (ts, actor, action, target, before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -177,7 +217,7 @@ impl SqlStore {
         tx.commit().await.map_err(unavailable)
     }
 
-    pub(crate) async fn audit_log_impl(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+    async fn audit_log(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>> {
         let rows = sqlx::query(
             "SELECT id, ts, actor, action, target, before_json, after_json FROM audit_log WHERE id < $1 \
              ORDER BY id DESC LIMIT $2",
@@ -189,47 +229,8 @@ impl SqlStore {
         .map_err(unavailable)?;
         rows.iter().map(audit_from_row).collect::<Result<_, _>>().map_err(unavailable)
     }
-}
 
-fn audience_str(a: &sb_core::disclaimers::Audience) -> String {
-    use sb_core::disclaimers::Audience;
-    match a {
-        Audience::All => "all".into(),
-        Audience::Guests => "guests".into(),
-        Audience::Group(g) => format!("group:{}", g.0),
-    }
-}
-
-fn disclaimer_from_row(r: &AnyRow) -> Result<sb_core::disclaimers::Disclaimer, sqlx::Error> {
-    use sb_core::disclaimers::{Audience, Disclaimer, Frequency};
-    let audience: String = r.try_get("audience")?;
-    let frequency: String = r.try_get("frequency")?;
-    let texts: String = r.try_get("texts")?;
-    let kinds: String = r.try_get("kinds")?;
-    Ok(Disclaimer {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        kinds: kinds.split(',').filter(|k| !k.is_empty()).map(str::to_string).collect(),
-        audience: match audience.as_str() {
-            "guests" => Audience::Guests,
-            a => match a.strip_prefix("group:").and_then(|g| g.parse().ok()) {
-                Some(g) => Audience::Group(GroupId(g)),
-                None => Audience::All,
-            },
-        },
-        frequency: Frequency::parse(&frequency).unwrap_or(Frequency::Conversation),
-        texts: serde_json::from_str(&texts).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
-        fallback: r.try_get("fallback")?,
-        enabled: r.try_get::<i64, _>("enabled")? != 0,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
-}
-
-const DISCLAIMER_COLS: &str = "id, name, kinds, audience, frequency, texts, fallback, enabled, created_at, updated_at";
-
-impl SqlStore {
-    pub(crate) async fn disclaimers_impl(&self) -> StoreResult<Vec<sb_core::disclaimers::Disclaimer>> {
+    async fn disclaimers(&self) -> StoreResult<Vec<sb_core::disclaimers::Disclaimer>> {
         let rows = sqlx::query(&format!("SELECT {DISCLAIMER_COLS} FROM disclaimers ORDER BY id"))
             .fetch_all(&self.pool)
             .await
@@ -237,7 +238,7 @@ impl SqlStore {
         rows.iter().map(disclaimer_from_row).collect::<Result<_, _>>().map_err(unavailable)
     }
 
-    pub(crate) async fn save_disclaimer_impl(
+    async fn save_disclaimer(
         &self,
         d: &sb_core::disclaimers::Disclaimer,
     ) -> StoreResult<sb_core::disclaimers::Disclaimer> {
@@ -274,7 +275,7 @@ impl SqlStore {
     }
 
     /// Was (rule, pair, day) shown?
-    pub(crate) async fn disclaimer_seen_impl(&self, rule: i64, pair: &str, day: i64) -> StoreResult<bool> {
+    async fn disclaimer_seen(&self, rule: i64, pair: &str, day: i64) -> StoreResult<bool> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM disclaimer_shown WHERE rule_id = $1 AND pair_key = $2 AND day = $3",
         )

@@ -2,7 +2,7 @@
 
 use sb_core::conversation::Member;
 use sb_core::directory::NewUser;
-use sb_core::store::Store;
+use sb_core::store::prelude::*;
 use sb_core::{Address, ConversationId, ConversationKind, EventId, EventKind, NewEvent, Role, StoreError};
 use sqlx::Executor;
 use switchboard_store::SqlStore;

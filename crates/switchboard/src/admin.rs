@@ -8,7 +8,7 @@
 use crate::config::Config;
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use sb_core::store::Store;
+use sb_core::store::prelude::*;
 use sb_core::{Address, Role};
 use sb_service::{auth, Service, SystemClock};
 use std::io::BufRead;

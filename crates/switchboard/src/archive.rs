@@ -4,7 +4,7 @@
 use crate::config::Config;
 use clap::Subcommand;
 use sb_core::archive::Verifier;
-use sb_core::store::Store;
+use sb_core::store::prelude::*;
 
 #[derive(clap::Args)]
 pub struct Filters {

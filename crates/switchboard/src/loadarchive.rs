@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use sb_core::archive::{ArchiveQuery, Verifier};
 use sb_core::conversation::Member;
 use sb_core::directory::NewUser;
-use sb_core::store::Store;
+use sb_core::store::prelude::*;
 use sb_core::{Address, ConversationId, ConversationKind, EventKind, NewEvent, Role, UserId};
 use serde_json::json;
 use std::time::Instant;

@@ -14,7 +14,7 @@ mod loadtest;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use config::{Config, Overrides};
-use sb_core::store::Store;
+use sb_core::store::prelude::*;
 use sb_core::Role;
 use sb_service::{auth, demo, Service, SystemClock};
 use sb_store::SqlStore;

@@ -3,7 +3,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
-use sb_core::store::Store;
+use sb_core::store::prelude::*;
 use sb_service::{demo, Service, Settings, SystemClock};
 use sb_store::SqlStore;
 use serde_json::{json, Value};
