@@ -16,6 +16,7 @@ use sb_core::pipeline::{Door, Refused, Submission};
 use sb_core::{Address, ConversationId, ConversationKind, CoreError, EventKind, PresenceState, Role, User, UserId};
 use serde_json::json;
 use std::collections::BTreeSet;
+use std::sync::Mutex;
 
 /// An alert as its recipients' clients show it.
 #[derive(Debug, Clone)]
@@ -65,10 +66,33 @@ pub struct Sent {
     pub duplicate: bool,
 }
 
+/// The alerts component's own state.
+pub(crate) struct AlertDesk {
+    /// The alerts sender, once known.
+    pub(crate) sender: Mutex<Option<User>>,
+    /// Each configured mailbox listener's state, as it reports it.
+    pub(crate) mailboxes: Mutex<std::collections::BTreeMap<String, MailboxStatus>>,
+    /// Each recipient's conversation with the alerts sender.
+    pub(crate) conversations: Mutex<std::collections::HashMap<UserId, ConversationId>>,
+    /// Alerts per source per minute.
+    pub(crate) limiter: Mutex<sb_core::ratelimit::SlidingWindow>,
+}
+
+impl AlertDesk {
+    pub(crate) fn new(alerts_per_minute: usize) -> Self {
+        Self {
+            sender: Mutex::default(),
+            mailboxes: Mutex::default(),
+            conversations: Mutex::default(),
+            limiter: Mutex::new(sb_core::ratelimit::SlidingWindow::new(alerts_per_minute, 60_000)),
+        }
+    }
+}
+
 impl Service {
     /// The alerts sender (`alerts@<domain>`), made on first use.
     pub(crate) async fn alerts_account(&self) -> Result<User> {
-        if let Some(u) = self.alerts_sender.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(u) = self.alerts.sender.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             return Ok(u);
         }
         let address = Address::parse(&format!("alerts@{}", self.settings.domain))?;
@@ -91,12 +115,12 @@ impl Service {
                 }
             }
         };
-        *self.alerts_sender.lock().unwrap_or_else(|e| e.into_inner()) = Some(user.clone());
+        *self.alerts.sender.lock().unwrap_or_else(|e| e.into_inner()) = Some(user.clone());
         Ok(user)
     }
 
     fn alerts_account_id(&self) -> Option<UserId> {
-        self.alerts_sender.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|u| u.id)
+        self.alerts.sender.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|u| u.id)
     }
 
     /// Who an audience is now: directory users (not disabled, not guests), by presence.
@@ -241,14 +265,14 @@ impl Service {
 
     /// A mailbox listener reports its state.
     pub fn update_mailbox(&self, name: &str, f: impl FnOnce(&mut MailboxStatus)) {
-        let mut all = self.mailboxes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = self.alerts.mailboxes.lock().unwrap_or_else(|e| e.into_inner());
         let status =
             all.entry(name.to_string()).or_insert_with(|| MailboxStatus { name: name.into(), ..Default::default() });
         f(status);
     }
 
     pub fn mailboxes(&self) -> Vec<MailboxStatus> {
-        self.mailboxes.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.alerts.mailboxes.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 
     /// Forget what became of mails taken more than `MAIL_INTAKE_DAYS` ago (hourly). A mail
@@ -267,7 +291,8 @@ impl Service {
     async fn send_alert_with(&self, mut a: NewAlert, mail: Option<&MailIntake>) -> Result<Sent> {
         a.validate().map_err(CoreError::Invalid)?;
         let now = self.now();
-        self.alert_limiter
+        self.alerts
+            .limiter
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .hit(&a.source, now)
@@ -313,7 +338,7 @@ impl Service {
     pub(crate) async fn deliver_alert(&self, alert: &Alert, users: &[UserId], round: i32) -> Result<()> {
         let account = self.alerts_account().await?;
         let (online, offline): (Vec<UserId>, Vec<UserId>) =
-            users.iter().partition(|u| self.hub.address_of(**u).is_some());
+            users.iter().partition(|u| self.chat.hub.address_of(**u).is_some());
         if !alert.alert.hold_offline && round == 0 && !offline.is_empty() {
             let failed: Vec<DeliveryUpdate> = offline
                 .iter()
@@ -368,6 +393,7 @@ impl Service {
             // The same pipeline and policy as every message: a block is recorded as a
             // violation, a monitoring wall's flag is stored with the alert's message.
             let judged = self
+                .chat
                 .pipeline
                 .admit(&policy, &Submission { door: Door::Alert, sender: account, conversation: &c, body: &body });
             if let Err(e) = judged {
@@ -423,7 +449,7 @@ impl Service {
                 conversation: conversation.0,
                 round,
             };
-            self.hub.send_to_users([u], &Outbound::new(Frame::Alert(view)), None);
+            self.chat.hub.send_to_users([u], &Outbound::new(Frame::Alert(view)), None);
             if round == 0 {
                 records.push(DeliveryUpdate {
                     alert: alert.id,
@@ -457,7 +483,7 @@ impl Service {
         let mut out = Vec::with_capacity(users.len());
         let mut missing = Vec::new();
         for u in users {
-            let known = self.alert_conversations.lock().unwrap_or_else(|e| e.into_inner()).get(u).copied();
+            let known = self.alerts.conversations.lock().unwrap_or_else(|e| e.into_inner()).get(u).copied();
             match known {
                 Some(c) => out.push((*u, self.conversation(c).await?, false)),
                 None => missing.push(*u),
@@ -466,14 +492,14 @@ impl Service {
         if missing.is_empty() {
             return Ok(out);
         }
-        let epoch = self.cache.epoch();
+        let epoch = self.chat.cache.epoch();
         for (c, created) in self.store.direct_conversations(account.id, &missing, self.now()).await? {
             let Some(u) = c.members.iter().map(|m| m.id).find(|id| *id != account.id) else { continue };
-            let c = self.cache.put(c, epoch);
+            let c = self.chat.cache.put(c, epoch);
             if created {
-                self.hub.send_to_users([u], &Outbound::new(Frame::Conversation(c.as_ref().clone())), None);
+                self.chat.hub.send_to_users([u], &Outbound::new(Frame::Conversation(c.as_ref().clone())), None);
             }
-            self.alert_conversations.lock().unwrap_or_else(|e| e.into_inner()).insert(u, c.id);
+            self.alerts.conversations.lock().unwrap_or_else(|e| e.into_inner()).insert(u, c.id);
             out.push((u, c, created));
         }
         Ok(out)
@@ -523,7 +549,7 @@ impl Service {
             detail: String::new(),
         };
         self.store.set_deliveries(&[update], self.now()).await?;
-        self.hub.send_to_users([user.id], &Outbound::new(Frame::AlertAcked { id }), None);
+        self.chat.hub.send_to_users([user.id], &Outbound::new(Frame::AlertAcked { id }), None);
         Ok(id)
     }
 
@@ -613,7 +639,7 @@ impl Service {
         let (alert, deliveries) = self.store.alert(id).await?.ok_or(CoreError::NotFound("alert"))?;
         let mut out = Vec::with_capacity(deliveries.len());
         for d in deliveries {
-            let who = self.hub.address_of(d.user).map(|a| a.to_string());
+            let who = self.chat.hub.address_of(d.user).map(|a| a.to_string());
             let who = match who {
                 Some(w) => w,
                 None => self.store.user(d.user).await?.map(|u| u.address.to_string()).unwrap_or_default(),

@@ -20,6 +20,18 @@ pub struct ViolationView {
     pub other: String,
 }
 
+/// The compliance component's own state: the one policy every act is judged by (`door`),
+/// swapped whole when walls or memberships change (reloads run one at a time), and the
+/// disclaimer rules with the pair-per-day ones already shown.
+#[derive(Default)]
+pub(crate) struct Compliance {
+    pub(crate) policy: std::sync::RwLock<std::sync::Arc<sb_core::policy::Snapshot>>,
+    pub(crate) fingerprint: std::sync::Mutex<String>,
+    pub(crate) reload: tokio::sync::Mutex<()>,
+    pub(crate) disclaimers: std::sync::RwLock<std::sync::Arc<Vec<sb_core::disclaimers::Disclaimer>>>,
+    pub(crate) shown: std::sync::Mutex<std::collections::HashSet<(i64, String, i64)>>,
+}
+
 impl Service {
     // ------------------------------------------------------------ walls, managed
 
@@ -182,12 +194,12 @@ pub fn wall_json(w: &Wall, group_a: &str, group_b: &str) -> Value {
 
 impl Service {
     pub(crate) fn disclaimer_rules(&self) -> std::sync::Arc<Vec<sb_core::disclaimers::Disclaimer>> {
-        self.disclaimers.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.compliance.disclaimers.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub async fn reload_disclaimers(&self) -> Result<()> {
         let rules = self.store.disclaimers().await?;
-        *self.disclaimers.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(rules);
+        *self.compliance.disclaimers.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(rules);
         Ok(())
     }
 
@@ -299,7 +311,7 @@ impl Service {
             for o in &others {
                 let pair = format!("{}:{}", sender.id.0.min(o.0), sender.id.0.max(o.0));
                 let key = (r.id, pair.clone(), day);
-                if self.disclaimers_shown.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+                if self.compliance.shown.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
                     continue;
                 }
                 let pair_parties = self.parties(&[sender.id, *o]).await?;
@@ -307,7 +319,7 @@ impl Service {
                     continue;
                 }
                 let seen = self.store.disclaimer_seen(r.id, &pair, day).await?;
-                if !self.disclaimers_shown.lock().unwrap_or_else(|e| e.into_inner()).insert(key) || seen {
+                if !self.compliance.shown.lock().unwrap_or_else(|e| e.into_inner()).insert(key) || seen {
                     continue;
                 }
                 marks.push(PolicyRecord::DisclaimerShown { rule: r.id, pair, day });
@@ -336,7 +348,7 @@ impl Service {
 
     /// The message these marks came with was not stored: show them again next time.
     pub(crate) fn unclaim_disclaimers(&self, marks: &[PolicyRecord]) {
-        let mut shown = self.disclaimers_shown.lock().unwrap_or_else(|e| e.into_inner());
+        let mut shown = self.compliance.shown.lock().unwrap_or_else(|e| e.into_inner());
         for m in marks {
             if let PolicyRecord::DisclaimerShown { rule, pair, day } = m {
                 shown.remove(&(*rule, pair.clone(), *day));

@@ -21,7 +21,7 @@ pub use crate::compliance::ViolationView;
 impl Service {
     /// The policy as of now.
     pub(crate) fn policy(&self) -> Arc<Snapshot> {
-        self.policy.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.compliance.policy.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Judge an act. A refusal is recorded (violation + archive, one transaction) and
@@ -70,7 +70,7 @@ impl Service {
             .filter(|u| u.has_role(Role::ComplianceOfficer) && !u.disabled)
             .map(|u| u.id)
             .collect();
-        self.hub.send_to_users(officers, &Outbound::new(Frame::Violation(view)), None);
+        self.chat.hub.send_to_users(officers, &Outbound::new(Frame::Violation(view)), None);
     }
 
     /// Whom `actor`'s typing or read marker in `conversation` may reach: the other members
@@ -94,7 +94,7 @@ impl Service {
     /// and re-judge what is open. Returns when both are done, so an administrator's change
     /// applies before the command that made it returns.
     pub async fn reload_policy(&self) -> Result<()> {
-        let _one_at_a_time = self.policy_reload.lock().await;
+        let _one_at_a_time = self.compliance.reload.lock().await;
         let walls = self.store.walls().await?;
         let memberships = self.store.group_memberships().await?;
         let fingerprint = {
@@ -111,7 +111,7 @@ impl Service {
             f.join(",")
         };
         {
-            let mut last = self.policy_fingerprint.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = self.compliance.fingerprint.lock().unwrap_or_else(|e| e.into_inner());
             if *last == fingerprint {
                 return Ok(());
             }
@@ -127,7 +127,8 @@ impl Service {
             .map(|u| (u.id, u.display_name, u.address.to_string()));
         let version = self.policy().version() + 1;
         let next = Arc::new(Snapshot::new(WallIndex::new(walls, memberships, people), version));
-        let before = std::mem::replace(&mut *self.policy.write().unwrap_or_else(|e| e.into_inner()), next.clone());
+        let before =
+            std::mem::replace(&mut *self.compliance.policy.write().unwrap_or_else(|e| e.into_inner()), next.clone());
         tracing::info!(version, "policy changed; re-judging what is open");
         self.rejudge(&before, &next).await
     }
@@ -143,10 +144,10 @@ impl Service {
         for (a, b) in after.changed_pairs(before, &online) {
             let visible = after.may_see(a, b);
             for (watcher, subject) in [(a, b), (b, a)] {
-                let Some(address) = self.hub.address_of(subject) else { continue };
+                let Some(address) = self.chat.hub.address_of(subject) else { continue };
                 let presence = if visible { self.presence(subject) } else { Presence::offline() };
                 let frame = Outbound::new(Frame::Presence { address, presence });
-                self.hub.send_to_presence_watchers(&frame, |w| w == watcher);
+                self.chat.hub.send_to_presence_watchers(&frame, |w| w == watcher);
             }
         }
         // Group chats: nobody keeps talking across a blocking wall.
@@ -184,7 +185,7 @@ impl Service {
                 tracing::info!(conversation = c.id.0, user = %u.address, wall, "walled member removed from a group chat");
                 if let Ok(conv) = self.conversation(c.id).await {
                     let frame = Outbound::new(Frame::Conversation(conv.as_ref().clone()));
-                    self.hub.send_to_users(conv.members.iter().map(|m| m.id).chain([user]), &frame, None);
+                    self.chat.hub.send_to_users(conv.members.iter().map(|m| m.id).chain([user]), &frame, None);
                 }
             }
         }

@@ -86,7 +86,7 @@ impl Service {
         }
         let s = &self.settings;
         let now = self.now();
-        let mut usage = self.guests.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let mut usage = self.queues.guests.usage.lock().unwrap_or_else(|e| e.into_inner());
         let u = usage.entry(user.id).or_default();
         if u.messages >= s.guest_messages_per_chat {
             return Err(ServiceError::LimitReached(format!(
@@ -100,7 +100,8 @@ impl Service {
                 s.guest_bytes_per_chat, u.bytes, bytes
             )));
         }
-        self.guests
+        self.queues
+            .guests
             .rate
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -145,9 +146,9 @@ impl Service {
         if let Err(e) = self.store.end_sessions_of(guest.id, until).await {
             tracing::warn!(error = %e, guest = user.0, "cannot shorten a retired guest's sessions");
         }
-        self.guests.forget(guest.id);
+        self.queues.guests.forget(guest.id);
         // Its sockets get what is queued for them (the chat's last state), then close.
-        self.hub.disconnect(guest.id);
+        self.chat.hub.disconnect(guest.id);
     }
 
     /// Housekeeping, about hourly: delete expired sessions, and retire the guests that are
@@ -158,13 +159,13 @@ impl Service {
         let now = self.now();
         let retired = self.store.retire_finished_guests(now - NEW_GUEST_MS, now).await?;
         for guest in &retired {
-            self.guests.forget(*guest);
-            self.hub.disconnect(*guest);
+            self.queues.guests.forget(*guest);
+            self.chat.hub.disconnect(*guest);
         }
         let sessions_deleted = self.store.prune_sessions(now).await?;
         // Counts of guests nobody has heard of for a session's lifetime.
         let ttl = self.settings.session_ttl_ms;
-        self.guests.usage.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, u| now - u.last < ttl);
+        self.queues.guests.usage.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, u| now - u.last < ttl);
         if sessions_deleted > 0 || !retired.is_empty() {
             tracing::info!(sessions_deleted, guests_retired = retired.len(), "pruned sessions and guests");
         }
@@ -206,7 +207,7 @@ impl Service {
             // Looked at under the router's lock: a session that opens meanwhile tells the
             // router after it registered, so it is seen here or undoes this after.
             self.route(|r| {
-                if !self.hub.is_connected(user) {
+                if !self.chat.hub.is_connected(user) {
                     for c in &chats {
                         let _ = r.seeker_away(*c, until);
                     }
@@ -218,7 +219,7 @@ impl Service {
     /// In the router's lock, right after `chat` was put in line: a seeker without any
     /// connection now is away from now on (a visitor who asked and never connected).
     pub(crate) fn seeker_away_unless_connected(&self, router: &mut sb_core::queue::Router, user: UserId, chat: ChatId) {
-        if !self.hub.is_connected(user) {
+        if !self.chat.hub.is_connected(user) {
             let _ = router.seeker_away(chat, self.now() + self.settings.seeker_grace_ms);
         }
     }

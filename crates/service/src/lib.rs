@@ -21,16 +21,17 @@ mod queue_im;
 pub mod queues;
 pub mod retention;
 mod signin;
+mod tasks;
 pub mod webhooks;
 mod writer;
 
-use hub::{Hub, Outbound, SessionHandle};
+use hub::{Outbound, SessionHandle};
 use metrics::Metrics;
 use sb_core::conversation::{ConversationSummary, Member};
 use sb_core::directory::NewUser;
-use sb_core::pipeline::{Door, Pipeline, Refused, Submission};
-use sb_core::policy::{Act, Admission, Snapshot};
-use sb_core::ratelimit::{Backoff, ClientKey, SlidingWindow};
+use sb_core::pipeline::{Door, Refused, Submission};
+use sb_core::policy::{Act, Admission};
+use sb_core::ratelimit::ClientKey;
 use sb_core::store::prelude::*;
 use sb_core::store::{Application, AuthSession};
 use sb_core::{
@@ -43,7 +44,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use writer::{ConversationCache, WriteRequest};
+use writer::WriteRequest;
 
 /// The system clock.
 pub struct SystemClock;
@@ -298,211 +299,61 @@ impl Drop for ConnectionPermit {
     }
 }
 
+/// The runtime, composed of components, each with its own state (and tasks, `tasks`):
+/// the chat log and hub (`writer::ChatLog`), presence (the book), sign-in
+/// (`signin::SignIn`), the queue desk (`queues::Queues`: queues, queue chats, queues over
+/// IM, guests), compliance (`compliance::Compliance`: the policy and disclaimers), alerts
+/// with mail intake (`alerts::AlertDesk`) and webhooks (`webhooks::Webhooks`). Its methods
+/// live in one file per concern.
 pub struct Service {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings: Settings,
-    pipeline: Pipeline,
-    hub: Arc<Hub>,
-    presence: Mutex<PresenceBook>,
-    cache: Arc<ConversationCache>,
-    writer: mpsc::Sender<WriteRequest>,
     metrics: Arc<Metrics>,
-    /// Failed sign-ins per (account, client) and per client: growing delays.
-    login_by_address: Mutex<Backoff>,
-    login_by_ip: Mutex<Backoff>,
-    connections: Arc<Mutex<HashMap<ConnectionHolder, usize>>>,
-    /// Guests' messages and bytes.
-    guests: guests::Guests,
+    chat: writer::ChatLog,
+    presence: Mutex<PresenceBook>,
+    signin: signin::SignIn,
+    queues: queues::Queues,
+    compliance: compliance::Compliance,
+    alerts: alerts::AlertDesk,
+    webhooks: webhooks::Webhooks,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-    writer_stop: CancellationToken,
-    writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    maintenance: Mutex<Option<tokio::task::AbortHandle>>,
-    argon2_slots: tokio::sync::Semaphore,
-    queues: queues::Queues,
-    public_limiter: Mutex<SlidingWindow>,
-    guest_limiter: Mutex<SlidingWindow>,
-    webhook_client: reqwest::Client,
-    delivering: std::sync::atomic::AtomicBool,
-    /// The alerts sender, once known; each recipient's conversation with it.
-    alerts_sender: Mutex<Option<User>>,
-    /// Each configured mailbox listener's state, as it reports it.
-    mailboxes: Mutex<std::collections::BTreeMap<String, alerts::MailboxStatus>>,
-    alert_conversations: Mutex<HashMap<UserId, ConversationId>>,
-    /// Alerts per source per minute.
-    alert_limiter: Mutex<SlidingWindow>,
-    /// The one policy every act is judged by (`door`), swapped whole when walls or
-    /// memberships change; reloads run one at a time.
-    policy: std::sync::RwLock<Arc<Snapshot>>,
-    policy_fingerprint: Mutex<String>,
-    policy_reload: tokio::sync::Mutex<()>,
-    /// Disclaimer rules, and the pair-per-day ones already shown.
-    disclaimers: std::sync::RwLock<Arc<Vec<sb_core::disclaimers::Disclaimer>>>,
-    disclaimers_shown: Mutex<std::collections::HashSet<(i64, String, i64)>>,
+    /// The components' background tasks (`tasks::spawn`), aborted at shutdown.
+    background: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Service {
-    /// Start the service and its writer task. Must be called inside a tokio runtime.
+    /// Start the service: its components, the writer, and every component's tasks. Must
+    /// be called inside a tokio runtime.
     pub fn start(store: Arc<dyn Store>, settings: Settings, clock: Arc<dyn Clock>) -> Arc<Self> {
-        let hub = Arc::new(Hub::default());
-        let cache = Arc::new(ConversationCache::default());
         let metrics = Arc::new(Metrics::default());
-        let (tx, rx) = mpsc::channel(4096);
-        let writer_stop = CancellationToken::new();
-        let (violations_tx, mut violations_rx) = mpsc::unbounded_channel();
+        let (violations_tx, violations_rx) = mpsc::unbounded_channel();
         let after_commit: Arc<std::sync::OnceLock<writer::Subscriber>> = Arc::default();
-        let writer_task = tokio::spawn(writer::run(
+        let chat = writer::ChatLog::start(
             store.clone(),
-            hub.clone(),
-            cache.clone(),
             metrics.clone(),
-            rx,
-            writer_stop.clone(),
+            settings.max_message_bytes,
             writer::AfterCommit { violations: violations_tx, subscriber: after_commit.clone() },
-        ));
-        let pipeline = Pipeline::new(settings.max_message_bytes);
-        let settings_public_limit = settings.public_requests_per_minute;
-        let settings_guest_limit = settings.guest_sessions_per_hour;
-        let settings_alerts_limit = settings.alerts_per_minute;
-
+        );
         let service = Arc::new(Self {
-            login_by_address: Mutex::new(Backoff::new(
-                settings.login_failures_per_address,
-                settings.login_delay_base_ms,
-                settings.login_delay_max_ms,
-                settings.login_window_ms,
-            )),
-            login_by_ip: Mutex::new(Backoff::new(
-                settings.login_failures_per_ip,
-                settings.login_delay_base_ms,
-                settings.login_delay_max_ms,
-                settings.login_window_ms,
-            )),
-            guests: guests::Guests::new(settings.guest_messages_per_minute),
+            chat,
+            presence: Mutex::new(PresenceBook::new()),
+            signin: signin::SignIn::new(&settings),
+            queues: queues::Queues::new(&settings),
+            compliance: compliance::Compliance::default(),
+            alerts: alerts::AlertDesk::new(settings.alerts_per_minute),
+            webhooks: webhooks::Webhooks::new(),
             store,
             clock,
             settings,
-            pipeline,
-            hub,
-            presence: Mutex::new(PresenceBook::new()),
-            cache,
-            writer: tx,
             metrics,
-            connections: Arc::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            writer_stop,
-            writer_task: Mutex::new(Some(writer_task)),
-            maintenance: Mutex::new(None),
-            argon2_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
-            queues: queues::Queues::default(),
-            public_limiter: Mutex::new(SlidingWindow::new(settings_public_limit, 60_000)),
-            guest_limiter: Mutex::new(SlidingWindow::new(settings_guest_limit, 3_600_000)),
-            webhook_client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(5))
-                .build()
-                .unwrap_or_else(|_| reqwest::Client::new()),
-            delivering: std::sync::atomic::AtomicBool::new(false),
-            alerts_sender: Mutex::new(None),
-            mailboxes: Mutex::default(),
-            alert_conversations: Mutex::default(),
-            alert_limiter: Mutex::new(SlidingWindow::new(settings_alerts_limit, 60_000)),
-            policy: Default::default(),
-            policy_fingerprint: Mutex::new(String::new()),
-            policy_reload: tokio::sync::Mutex::new(()),
-            disclaimers: Default::default(),
-            disclaimers_shown: Mutex::default(),
+            background: Mutex::new(Vec::new()),
         });
-        let weak = Arc::downgrade(&service);
-        let officers_service = weak.clone();
-        tokio::spawn(async move {
-            // Violations the writer stored with their acts, told to compliance officers after
-            // the commit.
-            while let Some((violation, crossing)) = violations_rx.recv().await {
-                let Some(service) = officers_service.upgrade() else { break };
-                service.report_violation(violation, &crossing).await;
-            }
-        });
-        // Queues over plain IM and replies to alerts act on stored messages: the writer tells
-        // them after each commit, in commit order, and one task handles them one at a time
-        // (a queue's replies and relays keep their order).
-        let (im_tx, mut im_rx) = mpsc::unbounded_channel::<(Event, Arc<Conversation>)>();
-        let wants_service = weak.clone();
-        let _ = after_commit.set(writer::Subscriber {
-            wants: Box::new(move |sender, conversation| {
-                wants_service.upgrade().is_some_and(|s| {
-                    s.concerns_queue_im(sender, conversation) || s.concerns_alerts(sender, conversation)
-                })
-            }),
-            tx: im_tx,
-        });
-        let im_service = weak.clone();
-        tokio::spawn(async move {
-            while let Some((event, conversation)) = im_rx.recv().await {
-                let Some(service) = im_service.upgrade() else { break };
-                let Some(author) = &event.actor else { continue };
-                match service.store.user(author.id).await {
-                    Ok(Some(sender)) => service.after_message(&sender, &conversation, &event.body).await,
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot load the author of a message for its queue or alert"),
-                }
-            }
-        });
-        let maintenance = tokio::spawn(async move {
-            // Queue time advances 4 times a second (or at once when presence moved an
-            // offer); storage housekeeping runs each second, queue definitions reload every 2.
-            let mut n: u64 = 0;
-            loop {
-                // Strong only while in use: `shut_down` aborts this task, and a dropped
-                // service ends it.
-                let Some(service) = weak.upgrade() else { break };
-                let woken = tokio::time::timeout(std::time::Duration::from_millis(250), service.queues.wake.notified())
-                    .await
-                    .is_ok();
-                service.queue_tick().await;
-                // Webhooks go out on their own task: a slow receiver must not hold up queue time.
-                if !service.delivering.swap(true, std::sync::atomic::Ordering::AcqRel) {
-                    let s = service.clone();
-                    tokio::spawn(async move {
-                        s.deliver_webhooks().await;
-                        s.delivering.store(false, std::sync::atomic::Ordering::Release);
-                    });
-                }
-                if woken {
-                    continue;
-                }
-                n += 1;
-                if n.is_multiple_of(4) {
-                    if let Err(e) = service.alerts_tick().await {
-                        tracing::warn!(error = %e, "alert expiry/escalation failed");
-                    }
-                }
-                if n.is_multiple_of(4) {
-                    if let Err(e) = service.store.maintenance().await {
-                        tracing::warn!(error = %e, "storage maintenance failed");
-                    }
-                }
-                // Retention: about once an hour (and soon after start).
-                if n % 14_400 == 20 {
-                    if let Err(e) = service.purge_expired(None).await {
-                        tracing::warn!(error = %e, "purge failed");
-                    }
-                    if let Err(e) = service.prune_mail_intake().await {
-                        tracing::warn!(error = %e, "cannot prune mail intake records");
-                    }
-                    if let Err(e) = service.prune_sessions_and_guests().await {
-                        tracing::warn!(error = %e, "cannot prune sessions and guests");
-                    }
-                }
-                if n.is_multiple_of(8) {
-                    if let Err(e) = service.reload_queues().await {
-                        tracing::warn!(error = %e, "cannot reload queues");
-                    }
-                }
-            }
-        });
-        *service.maintenance.lock().unwrap_or_else(|e| e.into_inner()) = Some(maintenance.abort_handle());
+        let handles = tasks::spawn(&service, violations_rx, &after_commit);
+        *service.background.lock().unwrap_or_else(|e| e.into_inner()) = handles;
         service
     }
 
@@ -531,17 +382,13 @@ impl Service {
     /// sessions to finish their in-flight work, then let the writer store what is queued
     /// and stop.
     pub async fn shut_down(&self) {
-        self.hub.send_to_all(&Outbound::new(Frame::Closing { reason: "server shutting down".into() }));
+        self.chat.hub.send_to_all(&Outbound::new(Frame::Closing { reason: "server shutting down".into() }));
         self.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
-        self.writer_stop.cancel();
-        let task = self.writer_task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
-        if let Some(m) = self.maintenance.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            m.abort();
+        self.chat.stop().await;
+        for task in self.background.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            task.abort();
         }
     }
 
@@ -656,7 +503,7 @@ impl Service {
         console: bool,
     ) -> (SessionHandle, Vec<(Address, Presence)>) {
         let mut book = self.presence_book();
-        let handle = self.hub.register(
+        let handle = self.chat.hub.register(
             user.id,
             &user.address,
             &user.display_name,
@@ -670,7 +517,7 @@ impl Service {
             let policy = self.policy();
             book.online()
                 .filter(|(u, _)| policy.may_see(user.id, *u))
-                .filter_map(|(u, p)| Some((self.hub.address_of(u)?, p.clone())))
+                .filter_map(|(u, p)| Some((self.chat.hub.address_of(u)?, p.clone())))
                 .collect()
         } else {
             Vec::new()
@@ -682,7 +529,7 @@ impl Service {
     }
 
     pub fn close_session(&self, key: SessionKey, address: &Address) {
-        self.hub.unregister(key);
+        self.chat.hub.unregister(key);
         self.metrics.ws_connections.dec();
         let mut book = self.presence_book();
         let change = book.disconnect(key);
@@ -719,9 +566,9 @@ impl Service {
             // Nobody sees the presence of someone behind a blocking wall (`Act::Observe`).
             let policy = self.policy();
             let overflowed = if policy.is_open() {
-                self.hub.send_to_presence_watchers(&frame, |_| true)
+                self.chat.hub.send_to_presence_watchers(&frame, |_| true)
             } else {
-                self.hub.send_to_presence_watchers(&frame, |watcher| policy.may_see(watcher, user))
+                self.chat.hub.send_to_presence_watchers(&frame, |watcher| policy.may_see(watcher, user))
             };
             self.metrics.slow_client_disconnects.add(overflowed as u64);
         }
@@ -740,12 +587,12 @@ impl Service {
     }
 
     async fn conversation(&self, id: ConversationId) -> Result<Arc<Conversation>> {
-        if let Some(c) = self.cache.get(id) {
+        if let Some(c) = self.chat.cache.get(id) {
             return Ok(c);
         }
-        let epoch = self.cache.epoch();
+        let epoch = self.chat.cache.epoch();
         let c = self.store.conversation(id).await?.ok_or(CoreError::NotFound("conversation"))?;
-        Ok(self.cache.put(c, epoch))
+        Ok(self.chat.cache.put(c, epoch))
     }
 
     pub async fn conversations_of(&self, user: &User) -> Result<Vec<ConversationSummary>> {
@@ -790,7 +637,7 @@ impl Service {
         let conversation = self.conversation(id).await?;
         if created {
             let frame = Outbound::new(Frame::Conversation(conversation.as_ref().clone()));
-            self.hub.send_to_users(ids.iter().copied(), &frame, None);
+            self.chat.hub.send_to_users(ids.iter().copied(), &frame, None);
             let mut events = vec![self.new_event(id, EventKind::Created, Some(actor), String::new(), None)];
             events.extend(self.starting_disclaimers(id, kind, &ids, &actor.display_name).await?);
             self.append(admission, events, None).await?;
@@ -824,7 +671,7 @@ impl Service {
         self.append(admission, vec![self.new_event(id, EventKind::Joined, Some(&invitee), by, None)], None).await?;
         let updated = self.conversation(id).await?;
         let frame = Outbound::new(Frame::Conversation(updated.as_ref().clone()));
-        self.hub.send_to_users(updated.members.iter().map(|m| m.id), &frame, None);
+        self.chat.hub.send_to_users(updated.members.iter().map(|m| m.id), &frame, None);
         Ok(updated.as_ref().clone())
     }
 
@@ -838,7 +685,7 @@ impl Service {
         self.append(self.policy().record_only(), vec![left], None).await?;
         let updated = self.conversation(id).await?;
         let frame = Outbound::new(Frame::Conversation(updated.as_ref().clone()));
-        self.hub.send_to_users(updated.members.iter().map(|m| m.id), &frame, None);
+        self.chat.hub.send_to_users(updated.members.iter().map(|m| m.id), &frame, None);
         Ok(())
     }
 
@@ -873,7 +720,7 @@ impl Service {
         self.check_guest_active(sender).await?;
         let policy = self.policy();
         let admission =
-            match self.pipeline.admit(&policy, &Submission { door, sender, conversation: &conversation, body }) {
+            match self.chat.pipeline.admit(&policy, &Submission { door, sender, conversation: &conversation, body }) {
                 Ok(a) => a,
                 Err(refused) => {
                     self.metrics.messages_refused.inc();
@@ -935,7 +782,7 @@ impl Service {
         let c = self.conversation_for(user, id).await?;
         let frame = Outbound::new(Frame::Typing { conversation: id, address: user.address.clone(), active });
         // Only to those the policy lets see it (`Act::Signal`): never across a blocking wall.
-        self.hub.send_to_users(self.audience(user.id, &c), &frame, origin);
+        self.chat.hub.send_to_users(self.audience(user.id, &c), &frame, origin);
         Ok(())
     }
 
@@ -956,7 +803,7 @@ impl Service {
         self.alerts_read(user, &c, now_at).await;
         let frame = Outbound::new(Frame::Read { conversation: id, address: user.address.clone(), up_to: now_at });
         // The reader's own sessions, and those the policy lets see it (`Act::Signal`).
-        self.hub.send_to_users(std::iter::once(user.id).chain(self.audience(user.id, &c)), &frame, None);
+        self.chat.hub.send_to_users(std::iter::once(user.id).chain(self.audience(user.id, &c)), &frame, None);
         Ok(now_at)
     }
 
@@ -985,7 +832,7 @@ impl Service {
     async fn append_queued(&self, admission: Admission, events: Vec<NewEvent>) -> Result<()> {
         let (reply, _) = oneshot::channel();
         let request = WriteRequest { events, admission, shown: Vec::new(), origin: None, reply };
-        self.writer.send(request).await.map_err(|_| ServiceError::ShuttingDown)
+        self.chat.writer.send(request).await.map_err(|_| ServiceError::ShuttingDown)
     }
 
     async fn append(
@@ -1008,7 +855,7 @@ impl Service {
     ) -> Result<Vec<Event>> {
         let (reply, rx) = oneshot::channel();
         let request = WriteRequest { events, admission, shown, origin, reply };
-        self.writer.send(request).await.map_err(|_| ServiceError::ShuttingDown)?;
+        self.chat.writer.send(request).await.map_err(|_| ServiceError::ShuttingDown)?;
         let stored = rx.await.map_err(|_| ServiceError::ShuttingDown)??;
         Ok(stored.into_iter().map(|a| a.event).collect())
     }

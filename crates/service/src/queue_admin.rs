@@ -110,7 +110,8 @@ impl Service {
         }
         let def = self.answering_queue(queue)?;
         self.check_request(&def, question, answers)?;
-        self.guest_limiter
+        self.queues
+            .guest_limiter
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .hit(&ClientKey::of(ip).to_string(), self.now())
@@ -185,7 +186,7 @@ impl Service {
     }
 
     pub fn admit_public(&self, ip: IpAddr) -> Result<()> {
-        let mut limiter = self.public_limiter.lock().unwrap_or_else(|e| e.into_inner());
+        let mut limiter = self.queues.public_limiter.lock().unwrap_or_else(|e| e.into_inner());
         limiter
             .hit(&ClientKey::of(ip).to_string(), self.now())
             .map_err(|ms| ServiceError::RateLimited((ms as u64).div_ceil(1000)))

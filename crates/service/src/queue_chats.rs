@@ -398,15 +398,15 @@ impl Service {
                         expires_at: *expires_at,
                         conversation: record.conversation,
                     };
-                    self.hub.send_to_users([*expert], &Outbound::new(Frame::QueueOffer(offer)), None);
-                    if !self.hub.has_console(*expert) {
+                    self.chat.hub.send_to_users([*expert], &Outbound::new(Frame::QueueOffer(offer)), None);
+                    if !self.chat.hub.has_console(*expert) {
                         self.offer_by_im(*expert, record.id).await;
                     }
                 }
                 QueueEvent::OfferWithdrawn { expert, reason, .. } => {
                     let reason = if *reason == WithdrawReason::TakenByOther { "taken" } else { "withdrawn" };
                     self.offer_gone(*expert, record.id, reason);
-                    if !self.hub.has_console(*expert) {
+                    if !self.chat.hub.has_console(*expert) {
                         let text = format!("The request from {} is no longer open ({reason}).", open.seeker_name);
                         let _ = self.queue_says(&record.queue, *expert, &text).await;
                     }
@@ -414,7 +414,7 @@ impl Service {
                 QueueEvent::Declined { expert, .. } => self.offer_gone(*expert, record.id, "declined"),
                 QueueEvent::OfferTimedOut { expert, .. } => {
                     self.offer_gone(*expert, record.id, "timed_out");
-                    if !self.hub.has_console(*expert) {
+                    if !self.chat.hub.has_console(*expert) {
                         let text = format!("The request from {} timed out; it goes to someone else.", open.seeker_name);
                         let _ = self.queue_says(&record.queue, *expert, &text).await;
                     }
@@ -425,7 +425,7 @@ impl Service {
                         c.expert = Some(*expert);
                     });
                     // The expert just accepted, so they are online and the hub knows them.
-                    let address = match self.hub.address_of(*expert) {
+                    let address = match self.chat.hub.address_of(*expert) {
                         Some(a) => Some(a),
                         None => self.store.user(*expert).await.ok().flatten().map(|u| u.address),
                     };
@@ -449,7 +449,7 @@ impl Service {
                         }
                         if let Ok(c) = self.conversation(record.conversation).await {
                             let frame = Outbound::new(Frame::Conversation(c.as_ref().clone()));
-                            self.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
+                            self.chat.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
                         }
                     }
                     self.tell_participants(record.id);
@@ -587,7 +587,7 @@ impl Service {
                 expires_at,
                 conversation: open.record.conversation,
             };
-            self.hub.send_to_session(key, &Outbound::new(Frame::QueueOffer(offer)));
+            self.chat.hub.send_to_session(key, &Outbound::new(Frame::QueueOffer(offer)));
         }
         let mine: Vec<ChatId> = self
             .queues
@@ -600,7 +600,7 @@ impl Service {
             .collect();
         for chat in mine {
             if let Some(view) = self.queue_chat_view(chat) {
-                self.hub.send_to_session(key, &Outbound::new(Frame::QueueChat(view)));
+                self.chat.hub.send_to_session(key, &Outbound::new(Frame::QueueChat(view)));
             }
         }
     }
@@ -728,7 +728,7 @@ impl Service {
         self.append(admission, vec![joined], None).await?;
         if let Ok(c) = self.conversation(record.conversation).await {
             let frame = Outbound::new(Frame::Conversation(c.as_ref().clone()));
-            self.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
+            self.chat.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
         }
         self.apply_queue_events(vec![QueueEvent::Invited { chat, expert: other.id }]).await;
         Ok(())
@@ -789,7 +789,7 @@ impl Service {
         }
         if let Ok(c) = self.conversation(record.conversation).await {
             let frame = Outbound::new(Frame::Conversation(c.as_ref().clone()));
-            self.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
+            self.chat.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
         }
         Ok(record.conversation)
     }
@@ -857,14 +857,18 @@ impl Service {
     }
 
     fn offer_gone(&self, expert: UserId, chat: ChatId, reason: &'static str) {
-        self.hub.send_to_users([expert], &Outbound::new(Frame::QueueOfferGone { chat: chat.0 as i64, reason }), None);
+        self.chat.hub.send_to_users(
+            [expert],
+            &Outbound::new(Frame::QueueOfferGone { chat: chat.0 as i64, reason }),
+            None,
+        );
     }
 
     fn tell_participants(&self, chat: ChatId) {
         let Some(record) = self.chat_record(chat) else { return };
         let Some(view) = self.queue_chat_view(chat) else { return };
         let to: Vec<UserId> = std::iter::once(record.seeker).chain(record.expert).collect();
-        self.hub.send_to_users(to, &Outbound::new(Frame::QueueChat(view)), None);
+        self.chat.hub.send_to_users(to, &Outbound::new(Frame::QueueChat(view)), None);
     }
 
     /// The chat as `user` (its seeker or expert) may see it; `None` for anyone else.
@@ -899,8 +903,8 @@ impl Service {
         });
         let show = def.as_ref().is_none_or(|d| d.show_expert_name);
         let shown = record.expert.filter(|_| show && state == "assigned");
-        let expert = shown.and_then(|u| self.hub.address_of(u));
-        let expert_name = shown.and_then(|u| self.hub.name_of(u));
+        let expert = shown.and_then(|u| self.chat.hub.address_of(u));
+        let expert_name = shown.and_then(|u| self.chat.hub.name_of(u));
         let message = match state {
             "overflowed" => def.as_ref().map(|d| d.closed_message.clone()).filter(|m| !m.is_empty()),
             "waiting" => def.as_ref().map(|d| d.welcome.clone()).filter(|m| !m.is_empty()),

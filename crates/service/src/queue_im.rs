@@ -100,7 +100,7 @@ impl Service {
         if created {
             let c = self.conversation(conversation).await?;
             let frame = crate::hub::Outbound::new(crate::Frame::Conversation(c.as_ref().clone()));
-            self.hub.send_to_users([account.id, to], &frame, None);
+            self.chat.hub.send_to_users([account.id, to], &frame, None);
         }
         self.send_message(&account, None, Door::QueueRelay, conversation, text, None).await?;
         Ok(conversation)

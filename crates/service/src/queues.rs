@@ -47,7 +47,8 @@ pub struct QueueStatus {
 /// Assumed handle time until measured statistics exist (issue 3, statistics).
 const ASSUMED_HANDLE_S: u64 = 180;
 
-#[derive(Default)]
+/// The queue desk's own state: queues, the router, open queue chats, queues over plain
+/// IM, guests and the public APIs' limits. Its own task advances queue time (`Service::start`).
 pub struct Queues {
     defs: RwLock<Arc<Vec<QueueDef>>>,
     pub(crate) router: Mutex<Router>,
@@ -57,12 +58,15 @@ pub struct Queues {
     /// presence lock); the queue task carries them out.
     pub(crate) pending: Mutex<Vec<QueueEvent>>,
     pub(crate) wake: tokio::sync::Notify,
-    /// Webhooks, as last read from the store.
-    pub(crate) webhooks: RwLock<Arc<Vec<sb_core::store::Webhook>>>,
     /// Queue accounts and plain-IM relays.
     pub(crate) plain: Mutex<crate::queue_im::PlainIm>,
     /// Lifecycle events so far, by (queue, kind), for `/metrics`.
     pub(crate) counters: Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
+    /// Guests' messages and bytes.
+    pub(crate) guests: crate::guests::Guests,
+    /// Requests per client to the public queue APIs; guest sessions per client.
+    pub(crate) public_limiter: Mutex<sb_core::ratelimit::SlidingWindow>,
+    pub(crate) guest_limiter: Mutex<sb_core::ratelimit::SlidingWindow>,
 }
 
 /// An expert is ready for queue chats when signed in and `available`, not idle.
@@ -71,6 +75,22 @@ fn readiness(p: &Presence) -> (bool, bool) {
 }
 
 impl Queues {
+    pub(crate) fn new(settings: &crate::Settings) -> Self {
+        use sb_core::ratelimit::SlidingWindow;
+        Self {
+            defs: Default::default(),
+            router: Default::default(),
+            chats: Default::default(),
+            pending: Default::default(),
+            wake: Default::default(),
+            plain: Default::default(),
+            counters: Default::default(),
+            guests: crate::guests::Guests::new(settings.guest_messages_per_minute),
+            public_limiter: Mutex::new(SlidingWindow::new(settings.public_requests_per_minute, 60_000)),
+            guest_limiter: Mutex::new(SlidingWindow::new(settings.guest_sessions_per_hour, 3_600_000)),
+        }
+    }
+
     pub fn defs(&self) -> Arc<Vec<QueueDef>> {
         self.defs.read().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -3,16 +3,37 @@
 
 use crate::{auth, ConnectionHolder, ConnectionPermit, Principal, Result, Service, ServiceError};
 use sb_core::directory::parse_slug;
-use sb_core::ratelimit::ClientKey;
+use sb_core::ratelimit::{Backoff, ClientKey};
 use sb_core::store::{Application, AuthSession};
 use sb_core::{Address, User, UserId};
 use std::net::IpAddr;
+
+/// Sign-in's own state: growing delays after failures per (account, client) and per
+/// client, the connections each holder has open, and the Argon2 hashing slots.
+pub(crate) struct SignIn {
+    pub(crate) by_address: std::sync::Mutex<Backoff>,
+    pub(crate) by_ip: std::sync::Mutex<Backoff>,
+    pub(crate) connections: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<ConnectionHolder, usize>>>,
+    pub(crate) argon2_slots: tokio::sync::Semaphore,
+}
+
+impl SignIn {
+    pub(crate) fn new(s: &crate::Settings) -> Self {
+        let backoff = |free| Backoff::new(free, s.login_delay_base_ms, s.login_delay_max_ms, s.login_window_ms);
+        Self {
+            by_address: std::sync::Mutex::new(backoff(s.login_failures_per_address)),
+            by_ip: std::sync::Mutex::new(backoff(s.login_failures_per_ip)),
+            connections: Default::default(),
+            argon2_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+        }
+    }
+}
 
 impl Service {
     /// Run Argon2 work (≈19 MiB and tens of ms each) at most one per core at a time: a
     /// burst of sign-ins queues instead of taking every core and a heap of memory.
     pub async fn argon2<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-        let _permit = self.argon2_slots.acquire().await.ok()?;
+        let _permit = self.signin.argon2_slots.acquire().await.ok()?;
         tokio::task::spawn_blocking(work).await.ok()
     }
 
@@ -25,8 +46,8 @@ impl Service {
         let account = Address::parse(address).map(|a| a.to_string()).unwrap_or_else(|_| address.trim().to_lowercase());
         let key = format!("{account} {ip_key}");
         let limited = {
-            let by_address = self.login_by_address.lock().unwrap_or_else(|e| e.into_inner()).check(&key, now);
-            let by_ip = self.login_by_ip.lock().unwrap_or_else(|e| e.into_inner()).check(&ip_key, now);
+            let by_address = self.signin.by_address.lock().unwrap_or_else(|e| e.into_inner()).check(&key, now);
+            let by_ip = self.signin.by_ip.lock().unwrap_or_else(|e| e.into_inner()).check(&ip_key, now);
             match (by_address, by_ip) {
                 (Ok(()), Ok(())) => None,
                 (a, b) => Some(a.err().unwrap_or(0).max(b.err().unwrap_or(0))),
@@ -53,12 +74,12 @@ impl Service {
             .await
             .unwrap_or(false);
         let Some(user) = user.filter(|_| ok) else {
-            self.login_by_address.lock().unwrap_or_else(|e| e.into_inner()).fail(&key, now);
-            self.login_by_ip.lock().unwrap_or_else(|e| e.into_inner()).fail(&ip_key, now);
+            self.signin.by_address.lock().unwrap_or_else(|e| e.into_inner()).fail(&key, now);
+            self.signin.by_ip.lock().unwrap_or_else(|e| e.into_inner()).fail(&ip_key, now);
             self.metrics.logins_failed.inc();
             return Err(ServiceError::BadCredentials);
         };
-        self.login_by_address.lock().unwrap_or_else(|e| e.into_inner()).clear(&key);
+        self.signin.by_address.lock().unwrap_or_else(|e| e.into_inner()).clear(&key);
         self.metrics.logins_ok.inc();
         let (token, session) = self.issue_session(user.id).await?;
         Ok((token, session, user))
@@ -117,7 +138,7 @@ impl Service {
 
     /// One more connection of `holder`, unless it holds `limit` already.
     pub(crate) fn admit(&self, holder: ConnectionHolder, limit: usize) -> Option<ConnectionPermit> {
-        let mut c = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self.signin.connections.lock().unwrap_or_else(|e| e.into_inner());
         let n = c.entry(holder).or_insert(0);
         if *n >= limit {
             if *n == 0 {
@@ -127,6 +148,6 @@ impl Service {
             return None;
         }
         *n += 1;
-        Some(ConnectionPermit { holder, counts: self.connections.clone() })
+        Some(ConnectionPermit { holder, counts: self.signin.connections.clone() })
     }
 }

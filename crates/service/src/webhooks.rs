@@ -24,6 +24,23 @@ pub fn backoff_ms(attempt: i64) -> Millis {
     1000 * (1i64 << (attempt.clamp(1, 13) - 1)).min(3600)
 }
 
+/// The webhooks component's own state: the hooks as last read, and the HTTP client that
+/// delivers to them (its own task sends what is due, a few times a second).
+pub(crate) struct Webhooks {
+    pub(crate) client: reqwest::Client,
+    pub(crate) list: std::sync::RwLock<std::sync::Arc<Vec<sb_core::store::Webhook>>>,
+}
+
+impl Webhooks {
+    pub(crate) fn new() -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self { client, list: Default::default() }
+    }
+}
+
 impl Service {
     /// Subscribe `url` to the lifecycle events of one queue (or all). The secret that signs
     /// the deliveries is returned once.
@@ -60,19 +77,19 @@ impl Service {
 
     pub(crate) async fn reload_webhooks(&self) -> Result<()> {
         let hooks = self.store.webhooks().await?;
-        *self.queues.webhooks.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(hooks);
+        *self.webhooks.list.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(hooks);
         Ok(())
     }
 
     /// Queue a delivery of each event to each webhook that wants it.
     pub(crate) async fn enqueue_webhooks(&self, events: &[(String, QueueEvent)], now: Millis) {
-        let hooks = self.queues.webhooks.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let hooks = self.webhooks.list.read().unwrap_or_else(|e| e.into_inner()).clone();
         if hooks.is_empty() {
             return;
         }
         let mut out = Vec::new();
         for (queue, e) in events {
-            let expert = e.expert().and_then(|u| self.hub.address_of(u)).map(|a| a.to_string());
+            let expert = e.expert().and_then(|u| self.chat.hub.address_of(u)).map(|a| a.to_string());
             let payload = serde_json::json!({
                 "event": e.kind(), "queue": queue, "chat": e.chat().0, "expert": expert, "at": now,
             })
@@ -96,13 +113,14 @@ impl Service {
         if due.is_empty() {
             return;
         }
-        let hooks = self.queues.webhooks.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let hooks = self.webhooks.list.read().unwrap_or_else(|e| e.into_inner()).clone();
         let sends = due.into_iter().map(|d| {
             let hook = hooks.iter().find(|h| h.id == d.webhook).cloned();
             async move {
                 let Some(hook) = hook else { return (d, None, Some("webhook deleted".to_string())) };
                 let result = self
-                    .webhook_client
+                    .webhooks
+                    .client
                     .post(&hook.url)
                     .header("content-type", "application/json")
                     .header("x-switchboard-event", &d.event)

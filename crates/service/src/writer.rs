@@ -83,7 +83,49 @@ impl ConversationCache {
     }
 }
 
-pub(crate) async fn run(
+/// The chat log and hub: the message pipeline, the session registry, the conversation
+/// cache, and the single writer (its task and how to stop it).
+pub(crate) struct ChatLog {
+    pub(crate) pipeline: sb_core::pipeline::Pipeline,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) cache: Arc<ConversationCache>,
+    pub(crate) writer: mpsc::Sender<WriteRequest>,
+    stop: CancellationToken,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl ChatLog {
+    pub(crate) fn start(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        max_message_bytes: usize,
+        after: AfterCommit,
+    ) -> Self {
+        let (hub, cache) = (Arc::new(Hub::default()), Arc::new(ConversationCache::default()));
+        let (writer, rx) = mpsc::channel(4096);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(store, hub.clone(), cache.clone(), metrics, rx, stop.clone(), after));
+        Self {
+            pipeline: sb_core::pipeline::Pipeline::new(max_message_bytes),
+            hub,
+            cache,
+            writer,
+            stop,
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Store what is queued, then stop the writer.
+    pub(crate) async fn stop(&self) {
+        self.stop.cancel();
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn run(
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
     cache: Arc<ConversationCache>,
