@@ -10,7 +10,7 @@ use crate::hub::Outbound;
 use crate::{Frame, Result, Service, ServiceError};
 use sb_core::conversation::Member;
 use sb_core::policy::Act;
-use sb_core::queue::{ChatId, QueueChatRecord, QueueEvent, RouteError, WithdrawReason};
+use sb_core::queue::{ChatId, ChatRecordState, QueueChatRecord, QueueEvent, RouteError, WithdrawReason};
 use sb_core::{Address, ConversationId, CoreError, EventKind, Millis, NewEvent, User, UserId};
 use std::collections::BTreeSet;
 
@@ -167,7 +167,7 @@ impl Service {
             conversation,
             question: question.to_string(),
             answers,
-            state: "queued".into(),
+            state: ChatRecordState::Queued,
             expert: None,
             requested_at: now,
         };
@@ -212,7 +212,7 @@ impl Service {
         // Gone already: kept as an offline message, or the last expert signed out between
         // the check above and now.
         match self.store.queue_chat(chat).await? {
-            Some(r) if r.state == "offline" => Ok(offline_view(def, record)),
+            Some(r) if r.state == ChatRecordState::Offline => Ok(offline_view(def, record)),
             _ => Err(no_experts(def)),
         }
     }
@@ -421,7 +421,7 @@ impl Service {
                 }
                 QueueEvent::Assigned { expert, .. } => {
                     self.update_chat(record.id, |c| {
-                        c.state = "assigned".into();
+                        c.state = ChatRecordState::Assigned;
                         c.expert = Some(*expert);
                     });
                     // The expert just accepted, so they are online and the hub knows them.
@@ -463,7 +463,7 @@ impl Service {
                 }
                 QueueEvent::Transferred { to_queue, .. } => {
                     self.update_chat(record.id, |c| {
-                        c.state = "queued".into();
+                        c.state = ChatRecordState::Queued;
                         c.expert = None;
                         if let Some(q) = to_queue {
                             c.queue = q.clone();
@@ -500,12 +500,12 @@ impl Service {
                 QueueEvent::OfflineMessage { .. } => {
                     // The seeker stays in the conversation and may write on; the queue's
                     // experts find it among the offline messages and answer it there.
-                    self.update_chat(record.id, |c| c.state = "offline".into());
+                    self.update_chat(record.id, |c| c.state = ChatRecordState::Offline);
                     self.tell_participants(record.id);
                     self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.id);
                 }
                 QueueEvent::WrapUp { .. } => {
-                    self.update_chat(record.id, |c| c.state = "wrap_up".into());
+                    self.update_chat(record.id, |c| c.state = ChatRecordState::WrapUp);
                     // Without a wrap-up time it closed at once: `closed` tells them.
                     if matches!(self.route(|r| r.state(record.id)), Some(sb_core::queue::ChatState::WrapUp(_))) {
                         self.tell_participants(record.id);
@@ -513,11 +513,11 @@ impl Service {
                 }
                 QueueEvent::Closed { .. } | QueueEvent::Abandoned { .. } | QueueEvent::Overflowed { .. } => {
                     let state = match e {
-                        QueueEvent::Closed { .. } => "closed",
-                        QueueEvent::Abandoned { .. } => "abandoned",
-                        _ => "overflowed",
+                        QueueEvent::Closed { .. } => ChatRecordState::Closed,
+                        QueueEvent::Abandoned { .. } => ChatRecordState::Abandoned,
+                        _ => ChatRecordState::Overflowed,
                     };
-                    self.update_chat(record.id, |c| c.state = state.into());
+                    self.update_chat(record.id, |c| c.state = state);
                     self.tell_participants(record.id);
                     self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.id);
                     self.tell_plain(record.id, record.conversation, crate::queue_im::PlainNews::Ended).await;
@@ -548,13 +548,13 @@ impl Service {
         let mut restored = 0;
         for record in open {
             let Some(seeker) = self.store.user(record.seeker).await? else { continue };
-            let expert = record.expert.filter(|_| record.state != "queued");
+            let expert = record.expert.filter(|_| record.state != ChatRecordState::Queued);
             let chat = record.id;
             let queue = record.queue.clone();
             let requested_at = record.requested_at;
             let open =
                 crate::queues::OpenChat { record, seeker_address: seeker.address, seeker_name: seeker.display_name };
-            let wrap_up = open.record.state == "wrap_up";
+            let wrap_up = open.record.state == ChatRecordState::WrapUp;
             self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, open);
             events.extend(self.route(|r| {
                 let events = r.restore(&queue, chat, seeker.id, requested_at, expert, wrap_up, now);
@@ -772,7 +772,7 @@ impl Service {
             .store
             .queue_chat(chat)
             .await?
-            .filter(|r| r.state == "offline")
+            .filter(|r| r.state == ChatRecordState::Offline)
             .ok_or(CoreError::NotFound("offline message"))?;
         let def = self.queues.defs().iter().find(|d| d.id == record.queue).cloned();
         if !def.is_some_and(|d| d.staffed_by(expert)) {
@@ -884,13 +884,13 @@ impl Service {
         let (position, routing_state, wrap_up_until) =
             self.route(|r| (r.position(chat), r.state(chat), r.wrap_up_until(chat)));
         use sb_core::queue::ChatState;
-        let state = match (routing_state, record.state.as_str()) {
+        let state = match (routing_state, record.state) {
             (Some(ChatState::Queued), _) => "waiting",
             (Some(ChatState::Assigned(_)), _) => "assigned",
             (Some(ChatState::WrapUp(_)), _) => "wrap_up",
-            (None, "abandoned") => "abandoned",
-            (None, "overflowed") => "overflowed",
-            (None, "offline") => "offline",
+            (None, ChatRecordState::Abandoned) => "abandoned",
+            (None, ChatRecordState::Overflowed) => "overflowed",
+            (None, ChatRecordState::Offline) => "offline",
             (None, _) => "closed",
         };
         if state == "offline" {

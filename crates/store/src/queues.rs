@@ -6,7 +6,8 @@ use crate::{decode, unavailable, SqlStore};
 use async_trait::async_trait;
 use sb_core::archive::ArchiveEntry;
 use sb_core::queue::{
-    ChatId, ChatTimes, OverflowAction, QueueChatRecord, QueueDef, QueueEvent, QueueManager, QueueMember, RoutingMethod,
+    ChatId, ChatRecordState, ChatTimes, OverflowAction, QueueChatRecord, QueueDef, QueueEvent, QueueManager,
+    QueueMember, RoutingMethod,
 };
 use sb_core::store::{OfflineChat, QueueStore, StoreResult};
 use sb_core::{Address, ConversationId, Millis, StoreError, UserId};
@@ -41,7 +42,10 @@ fn queue_chat_from_row(r: &AnyRow) -> Result<QueueChatRecord, sqlx::Error> {
         conversation: ConversationId(r.try_get("conversation_id")?),
         question: r.try_get("question")?,
         answers: from_json(&r.try_get::<String, _>("answers")?)?,
-        state: r.try_get("state")?,
+        state: {
+            let s: String = r.try_get("state")?;
+            ChatRecordState::parse(&s).ok_or_else(|| sqlx::Error::Decode(format!("queue chat state {s}").into()))?
+        },
         expert: r.try_get::<Option<i64>, _>("expert_id")?.map(UserId),
         requested_at: r.try_get("requested_at")?,
     })
@@ -466,7 +470,9 @@ impl QueueStore for SqlStore {
                     .map_err(unavailable)?;
             }
             let update = match e {
-                QueueEvent::Assigned { expert, .. } => Some(("assigned", Some(expert.0), Some(now), None)),
+                QueueEvent::Assigned { expert, .. } => {
+                    Some((ChatRecordState::Assigned, Some(expert.0), Some(now), None))
+                }
                 QueueEvent::Transferred { to_queue, .. } => {
                     if let Some(q) = to_queue {
                         sqlx::query("UPDATE queue_chats SET queue_id = $1 WHERE id = $2")
@@ -476,13 +482,13 @@ impl QueueStore for SqlStore {
                             .await
                             .map_err(unavailable)?;
                     }
-                    Some(("queued", None, None, None))
+                    Some((ChatRecordState::Queued, None, None, None))
                 }
-                QueueEvent::WrapUp { .. } => Some(("wrap_up", None, None, None)),
-                QueueEvent::Closed { .. } => Some(("closed", None, None, Some(now))),
-                QueueEvent::Abandoned { .. } => Some(("abandoned", None, None, Some(now))),
-                QueueEvent::Overflowed { .. } => Some(("overflowed", None, None, Some(now))),
-                QueueEvent::OfflineMessage { .. } => Some(("offline", None, None, Some(now))),
+                QueueEvent::WrapUp { .. } => Some((ChatRecordState::WrapUp, None, None, None)),
+                QueueEvent::Closed { .. } => Some((ChatRecordState::Closed, None, None, Some(now))),
+                QueueEvent::Abandoned { .. } => Some((ChatRecordState::Abandoned, None, None, Some(now))),
+                QueueEvent::Overflowed { .. } => Some((ChatRecordState::Overflowed, None, None, Some(now))),
+                QueueEvent::OfflineMessage { .. } => Some((ChatRecordState::Offline, None, None, Some(now))),
                 _ => None,
             };
             if let Some((state, expert, assigned_at, closed_at)) = update {
@@ -490,7 +496,7 @@ impl QueueStore for SqlStore {
                     "UPDATE queue_chats SET state = $1, expert_id = COALESCE($2, expert_id), \
                      assigned_at = COALESCE($3, assigned_at), closed_at = COALESCE($4, closed_at) WHERE id = $5",
                 )
-                .bind(state)
+                .bind(state.as_str())
                 .bind(expert)
                 .bind(assigned_at)
                 .bind(closed_at)

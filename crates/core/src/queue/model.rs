@@ -251,6 +251,45 @@ impl QueueDef {
     }
 }
 
+/// Where a queue chat stands in its record (stored as its name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatRecordState {
+    Queued,
+    Assigned,
+    WrapUp,
+    Closed,
+    Abandoned,
+    Overflowed,
+    /// Kept as an offline message: an expert takes it later.
+    Offline,
+}
+
+impl ChatRecordState {
+    pub const ALL: [ChatRecordState; 7] =
+        [Self::Queued, Self::Assigned, Self::WrapUp, Self::Closed, Self::Abandoned, Self::Overflowed, Self::Offline];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Assigned => "assigned",
+            Self::WrapUp => "wrap_up",
+            Self::Closed => "closed",
+            Self::Abandoned => "abandoned",
+            Self::Overflowed => "overflowed",
+            Self::Offline => "offline",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// Still open: waiting, with an expert, or in wrap-up (restored after a restart).
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Queued | Self::Assigned | Self::WrapUp)
+    }
+}
+
 /// A queue chat as stored: who asked which queue, where it stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueChatRecord {
@@ -261,8 +300,7 @@ pub struct QueueChatRecord {
     pub question: String,
     /// The pre-chat form's answers, in the form's order.
     pub answers: Vec<(String, String)>,
-    /// `queued`, `assigned`, `wrap_up`, `closed`, `abandoned`, `overflowed`, `offline`.
-    pub state: String,
+    pub state: ChatRecordState,
     pub expert: Option<UserId>,
     pub requested_at: Millis,
 }
