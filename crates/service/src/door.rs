@@ -18,6 +18,17 @@ use std::sync::Arc;
 
 pub use crate::compliance::ViolationView;
 
+/// Whom a signal (typing, a read marker) may reach, as the policy decided. Only
+/// `Service::audience` makes one, and the hub sends signals to nothing else
+/// (`Hub::send_signal`).
+pub(crate) struct SignalAudience(Vec<UserId>);
+
+impl SignalAudience {
+    pub(crate) fn users(&self) -> &[UserId] {
+        &self.0
+    }
+}
+
 impl Service {
     /// The policy as of now.
     pub(crate) fn policy(&self) -> Arc<Snapshot> {
@@ -74,15 +85,15 @@ impl Service {
     }
 
     /// Whom `actor`'s typing or read marker in `conversation` may reach: the other members
-    /// the policy lets see it (`Act::Signal`).
-    pub(crate) fn audience(&self, actor: UserId, conversation: &Conversation) -> Vec<UserId> {
+    /// the policy lets see it (`Act::Signal`), and the actor's own sessions when `echo`.
+    pub(crate) fn audience(&self, actor: UserId, conversation: &Conversation, echo: bool) -> SignalAudience {
         let policy = self.policy();
-        conversation
+        let others = conversation
             .members
             .iter()
             .map(|m| m.id)
-            .filter(|u| *u != actor && policy.allows(&Act::Signal { actor, to: *u }))
-            .collect()
+            .filter(|u| *u != actor && policy.allows(&Act::Signal { actor, to: *u }));
+        SignalAudience(echo.then_some(actor).into_iter().chain(others).collect())
     }
 
     /// May `viewer` see `other` in the directory and presence?

@@ -143,6 +143,17 @@ impl Hub {
         overflowed
     }
 
+    /// A signal (typing, a read marker) to whom the policy let it reach: the only way a
+    /// signal goes out.
+    pub(crate) fn send_signal(
+        &self,
+        audience: &crate::door::SignalAudience,
+        frame: &Arc<Outbound>,
+        skip: Option<SessionKey>,
+    ) -> usize {
+        self.send_to_users(audience.users().iter().copied(), frame, skip)
+    }
+
     /// Send to one session. Returns true when the session overflowed.
     pub fn send_to_session(&self, key: SessionKey, frame: &Arc<Outbound>) -> bool {
         let map = self.users.lock().unwrap_or_else(|e| e.into_inner());

@@ -782,7 +782,7 @@ impl Service {
         let c = self.conversation_for(user, id).await?;
         let frame = Outbound::new(Frame::Typing { conversation: id, address: user.address.clone(), active });
         // Only to those the policy lets see it (`Act::Signal`): never across a blocking wall.
-        self.chat.hub.send_to_users(self.audience(user.id, &c), &frame, origin);
+        self.chat.hub.send_signal(&self.audience(user.id, &c, false), &frame, origin);
         Ok(())
     }
 
@@ -803,7 +803,7 @@ impl Service {
         self.alerts_read(user, &c, now_at).await;
         let frame = Outbound::new(Frame::Read { conversation: id, address: user.address.clone(), up_to: now_at });
         // The reader's own sessions, and those the policy lets see it (`Act::Signal`).
-        self.chat.hub.send_to_users(std::iter::once(user.id).chain(self.audience(user.id, &c)), &frame, None);
+        self.chat.hub.send_signal(&self.audience(user.id, &c, true), &frame, None);
         Ok(now_at)
     }
 

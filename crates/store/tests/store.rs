@@ -111,3 +111,79 @@ async fn a_batch_numbers_events_per_conversation_and_answers_retries() {
         cleanup(store, pg).await;
     }
 }
+
+/// What the policy asks to keep with an act (a flagged crossing, a disclaimer shown) is
+/// stored in the act's own transaction: with it, or not at all.
+#[tokio::test]
+async fn policy_records_share_the_acts_transaction() {
+    use sb_core::archive::ArchiveEntry;
+    use sb_core::store::PolicyRecord;
+    use sb_core::walls::{Violation, WallMode};
+    for (store, pg) in stores().await {
+        let mut members = Vec::new();
+        for name in ["p", "q"] {
+            let new = NewUser {
+                address: Address::parse(&format!("{name}@x.test")).unwrap(),
+                display_name: name.into(),
+                email: String::new(),
+                locale: "en".into(),
+                roles: vec![Role::User],
+                password_hash: None,
+            };
+            let u = store.create_user(new, 0).await.unwrap();
+            members.push(Member { id: u.id, address: u.address });
+        }
+        let (c, _) =
+            store.create_conversation(ConversationKind::Direct, "", &[members[0].id, members[1].id], 0).await.unwrap();
+        let violation = |detail: &str| {
+            let v = Violation {
+                id: 0,
+                ts: 1,
+                wall: 7,
+                mode: WallMode::Monitor,
+                action: "flagged".into(),
+                actor: members[0].id,
+                other: members[1].id,
+                conversation: Some(c.0),
+                detail: detail.into(),
+            };
+            let archived = ArchiveEntry {
+                ts: 1,
+                kind: "wall.flagged".into(),
+                conversation: Some(c.0),
+                conversation_kind: None,
+                event: None,
+                actor: Some(members[0].address.to_string()),
+                body: String::new(),
+                meta: "{}".into(),
+            };
+            PolicyRecord::Violation(v, archived)
+        };
+        let shown = |day| PolicyRecord::DisclaimerShown { rule: 3, pair: "1:2".into(), day };
+
+        // A batch that fails (its second event names no conversation) keeps nothing.
+        let failed = store
+            .append_with(
+                &[msg(c, &members[0], "lost", None), msg(ConversationId(9999), &members[0], "x", None)],
+                &[violation("failed"), shown(10)],
+            )
+            .await;
+        assert!(failed.is_err());
+        assert!(
+            !store.disclaimer_seen(3, "1:2", 10).await.unwrap(),
+            "the disclaimer mark rolled back with the message"
+        );
+        assert!(store.violations(10).await.unwrap().is_empty(), "the flag rolled back with the message");
+        assert!(store.history(c, None, None, 10).await.unwrap().is_empty());
+
+        // One that commits keeps all of it, and names the violations it stored.
+        let (stored, ids) =
+            store.append_with(&[msg(c, &members[0], "kept", None)], &[violation("kept"), shown(10)]).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert!(store.disclaimer_seen(3, "1:2", 10).await.unwrap());
+        assert!(!store.disclaimer_seen(3, "1:2", 11).await.unwrap(), "marks are per day");
+        let v = store.violations(10).await.unwrap();
+        assert_eq!((v.len(), ids, v[0].detail.as_str()), (1, vec![v[0].id], "kept"));
+        cleanup(store, pg).await;
+    }
+}
