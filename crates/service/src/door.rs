@@ -141,7 +141,12 @@ impl Service {
         let before =
             std::mem::replace(&mut *self.compliance.policy.write().unwrap_or_else(|e| e.into_inner()), next.clone());
         tracing::info!(version, "policy changed; re-judging what is open");
-        self.rejudge(&before, &next).await
+        let rejudged = self.rejudge(&before, &next).await;
+        if rejudged.is_err() {
+            // Not all of it was re-judged (storage failed): the next reload does it again.
+            self.compliance.fingerprint.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        rejudged
     }
 
     /// Apply a new policy to what is already open.
