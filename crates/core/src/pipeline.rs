@@ -23,6 +23,8 @@ pub enum Door {
 }
 
 impl Door {
+    pub const ALL: [Door; 5] = [Door::WebSocket, Door::Rest, Door::Xmpp, Door::QueueRelay, Door::Alert];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Door::WebSocket => "websocket",

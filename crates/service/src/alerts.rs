@@ -437,6 +437,7 @@ impl Service {
         let appended_ms = started.elapsed().as_millis() as u64;
         let message_of: std::collections::HashMap<ConversationId, i64> =
             stored.iter().filter(|e| e.kind == EventKind::Message).map(|e| (e.conversation, e.id.0)).collect();
+        self.metrics.messages_through(Door::Alert, message_of.len() as u64);
         for (u, conversation) in targets {
             let Some(event) = message_of.get(&conversation) else { continue };
             let view = AlertView {

@@ -743,10 +743,7 @@ impl Service {
         };
         let event =
             stored.into_iter().last().ok_or(CoreError::Store(StoreError::Unavailable("nothing stored".into())))?;
-        match door {
-            Door::Rest => self.metrics.messages_rest.inc(),
-            _ => self.metrics.messages_websocket.inc(),
-        }
+        self.metrics.messages_through(door, 1);
         self.metrics.message_latency.observe(started.elapsed());
         Ok(event)
     }

@@ -3,6 +3,7 @@
 //! A handful of counters, gauges and fixed-bucket histograms on atomics: hot paths pay one
 //! relaxed atomic add. Labels are bounded (door, outcome), never per user or conversation.
 
+use sb_core::pipeline::Door;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
@@ -77,6 +78,17 @@ impl Histogram {
     }
 }
 
+/// `{door="…"}` for a door's series.
+fn door_label(door: Door) -> &'static str {
+    match door {
+        Door::WebSocket => "{door=\"websocket\"}",
+        Door::Rest => "{door=\"rest\"}",
+        Door::Xmpp => "{door=\"xmpp\"}",
+        Door::QueueRelay => "{door=\"queue_relay\"}",
+        Door::Alert => "{door=\"alert\"}",
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub http_requests: [Counter; 5],
@@ -84,8 +96,8 @@ pub struct Metrics {
     pub ws_connections: Gauge,
     pub ws_rejected: Counter,
     pub slow_client_disconnects: Counter,
-    pub messages_websocket: Counter,
-    pub messages_rest: Counter,
+    /// Messages accepted, by the door they came through (`Door::ALL` order).
+    pub messages: [Counter; 5],
     pub messages_refused: Counter,
     pub events_appended: Counter,
     pub append_batches: Counter,
@@ -102,6 +114,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// `n` messages accepted through `door`.
+    pub fn messages_through(&self, door: Door, n: u64) {
+        self.messages[door as usize].add(n);
+    }
+
     /// Count one HTTP response by status class (1xx … 5xx).
     pub fn http_response(&self, status: u16, elapsed: std::time::Duration) {
         let i = (status / 100).clamp(1, 5) as usize - 1;
@@ -137,7 +154,7 @@ impl Metrics {
             &mut o,
             "switchboard_messages_total",
             "Chat messages accepted, by door.",
-            &[("{door=\"websocket\"}", self.messages_websocket.get()), ("{door=\"rest\"}", self.messages_rest.get())],
+            &Door::ALL.map(|d| (door_label(d), self.messages[d as usize].get())),
         );
         counter(
             &mut o,

@@ -335,3 +335,23 @@ backend_tests! {
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     }
 }
+
+backend_tests! {
+    async fn messages_are_counted_by_the_door_they_came_through(app) {
+        let token = app_token(&app, &["alerts:send"]).await;
+        let alice = app.login("alice").await;
+        let mut a = alice.ws_with("presence=none").await;
+        let (s, sent) = post_alert(&app, &token, json!({"title": "Counted", "audience": {"users": ["alice@example.com"]}})).await;
+        assert_eq!(s, StatusCode::CREATED, "{sent}");
+        a.next_where(|f| f["type"] == "alert").await.expect("alice alerted");
+        let direct = alice.direct_with("bob").await;
+        let (s, v) = alice.post(&format!("/api/v1/conversations/{direct}/messages"), json!({"body": "by REST"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        a.say(direct, "by socket", "m-1").await;
+        let m = app.http().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        for (door, n) in [("websocket", 1), ("rest", 1), ("alert", 1), ("queue_relay", 0), ("xmpp", 0)] {
+            let line = format!("switchboard_messages_total{{door=\"{door}\"}} {n}\n");
+            assert!(m.contains(&line), "{line:?} in\n{m}");
+        }
+    }
+}
