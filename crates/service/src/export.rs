@@ -170,34 +170,48 @@ struct JsonLine<'a> {
 /// doubled), one row per record. A text field starting with `=`, `+`, `-`, `@`, tab or CR
 /// gets a leading apostrophe so spreadsheets show it rather than run it as a formula.
 pub fn to_csv(cs: &[ExportConversation]) -> String {
-    let mut out = String::from("conversation,conversation_kind,title,record,time,kind,actor,actor_name,body\r\n");
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .quote_style(csv::QuoteStyle::Necessary)
+        .from_writer(Vec::new());
+    let header =
+        ["conversation", "conversation_kind", "title", "record", "time", "kind", "actor", "actor_name", "body"];
+    // Writing to memory fails only on a bug in the csv crate; an empty export says so loudly.
+    let mut write = |row: &[std::borrow::Cow<'_, str>]| {
+        if let Err(e) = w.write_record(row.iter().map(|f| f.as_bytes())) {
+            tracing::error!(error = %e, "cannot write a CSV row");
+        }
+    };
+    write(&header.map(std::borrow::Cow::Borrowed));
     for c in cs {
         let conversation = c.id.to_string();
         for r in &c.records {
-            let record = r.id.to_string();
-            let time = rfc3339(r.ts);
-            // (value, is text a user or an operator could have chosen)
-            let fields: [(&str, bool); 9] = [
-                (conversation.as_str(), false),
-                (c.kind.as_str(), true),
-                (c.title.as_str(), true),
-                (record.as_str(), false),
-                (time.as_str(), false),
-                (r.kind.as_str(), true),
-                (r.actor.as_deref().unwrap_or(""), true),
-                (r.actor_name.as_deref().unwrap_or(""), true),
-                (r.body.as_str(), true),
-            ];
-            for (i, &(value, guard)) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_csv_field(&mut out, value, guard);
-            }
-            out.push_str("\r\n");
+            // Text a user or an operator could have chosen is guarded; ids and times are ours.
+            write(&[
+                conversation.as_str().into(),
+                guard(&c.kind),
+                guard(&c.title),
+                r.id.to_string().into(),
+                rfc3339(r.ts).into(),
+                guard(&r.kind),
+                guard(r.actor.as_deref().unwrap_or("")),
+                guard(r.actor_name.as_deref().unwrap_or("")),
+                guard(&r.body),
+            ]);
         }
     }
-    out
+    let bytes = w.into_inner().unwrap_or_default();
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// A text field starting with `=`, `+`, `-`, `@`, tab or CR gets a leading apostrophe, so
+/// spreadsheets show it rather than run it as a formula.
+fn guard(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}").into()
+    } else {
+        value.into()
+    }
 }
 
 /// Actiance-style XML, as Actiance Vantage and Smarsh import IM archives:
@@ -511,23 +525,7 @@ fn push_mboxrd(out: &mut String, message: &str) {
 }
 
 // ---------------------------------------------------------------------------------------
-// CSV and XML
-
-fn push_csv_field(out: &mut String, value: &str, guard: bool) {
-    let quoted = value.contains([',', '"', '\r', '\n']);
-    if quoted {
-        out.push('"');
-    }
-    if guard && value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        out.push('\'');
-    }
-    if quoted {
-        out.push_str(&value.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(value);
-    }
-}
+// XML
 
 /// Escapes `& < > " '`, writes CR as a character reference (a literal one would be read
 /// back as LF), and drops what XML 1.0 cannot carry: control characters other than tab,
