@@ -184,7 +184,7 @@ impl Service {
                 let walled = members.iter().enumerate().rev().find_map(|(i, m)| {
                     let refusal = members[..i].iter().find_map(|o| {
                         policy
-                            .admit(&Act::Meet { seeker: *m, expert: *o })
+                            .admit(&Act::Observe { viewer: *m, subject: *o })
                             .err()
                             .filter(|r| r.crossing.mode == WallMode::Block)
                     })?;

@@ -11,6 +11,7 @@ pub mod compliance;
 pub mod demo;
 mod door;
 pub mod ediscovery;
+mod error;
 pub mod export;
 pub mod guests;
 pub mod hub;
@@ -18,8 +19,12 @@ pub mod metrics;
 mod queue_admin;
 pub mod queue_chats;
 mod queue_im;
+mod queue_offline;
+mod queue_stats;
+mod queue_views;
 pub mod queues;
 pub mod retention;
+mod settings;
 mod signin;
 mod tasks;
 pub mod webhooks;
@@ -46,126 +51,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use writer::WriteRequest;
 
+pub(crate) use error::one_line;
+pub use error::{Result, ServiceError};
+pub use settings::{PublicPresence, Settings};
+
 /// The system clock.
 pub struct SystemClock;
 impl Clock for SystemClock {
     fn now_ms(&self) -> Millis {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
-    }
-}
-
-/// Runtime limits and policies. Defaults are what PRODUCT.md and the issues ask for.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub domain: String,
-    pub max_message_bytes: usize,
-    /// Largest HTTP request body accepted.
-    pub max_body_bytes: usize,
-    pub session_ttl_ms: Millis,
-    /// Failed sign-ins that cost nothing: per account from one client address, and per
-    /// client address over all accounts. After them each further attempt waits, from
-    /// `login_delay_base_ms` doubling per failure up to `login_delay_max_ms` — the attacker's
-    /// address slows down; the account is never locked for everyone else.
-    pub login_failures_per_address: usize,
-    pub login_failures_per_ip: usize,
-    /// Failures are forgotten this long after the last one.
-    pub login_window_ms: Millis,
-    pub login_delay_base_ms: Millis,
-    pub login_delay_max_ms: Millis,
-    /// Frames queued per session before it counts as not reading and is closed.
-    pub session_queue: usize,
-    pub max_connections_per_address: usize,
-    /// Client frames per second a WebSocket session may send before frames are refused.
-    pub max_frames_per_second: u32,
-    /// Requests per minute per client address to the public, unauthenticated APIs
-    /// (queue status, the legacy Queue Manager endpoints).
-    pub public_requests_per_minute: usize,
-    /// Guest (website visitor) sessions per client address per hour.
-    pub guest_sessions_per_hour: usize,
-    /// Messages one guest may send per minute, and in its chat in all.
-    pub guest_messages_per_minute: usize,
-    pub guest_messages_per_chat: usize,
-    /// Bytes of message text one guest may store in its chat (its storage quota).
-    pub guest_bytes_per_chat: usize,
-    /// WebSocket connections one guest may hold at once.
-    pub guest_connections: usize,
-    /// After its chat ended, a guest's session lives this long more, to read the transcript
-    /// and send the survey; it cannot write or connect any more.
-    pub guest_linger_ms: Millis,
-    /// A waiting queue chat whose seeker has had no connection for this long leaves the
-    /// line (abandoned): it is offered to nobody and counted nowhere.
-    pub seeker_grace_ms: Millis,
-    /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>`.
-    pub metrics_token: Option<String>,
-    /// When set, `/metrics` is served on this address alone (see `sb_http::serve_metrics`),
-    /// not on the main listener. Unset (the default): open on the main listener.
-    pub metrics_listen: Option<String>,
-    pub max_members: usize,
-    /// Whose presence anonymous web pages may read (`GET /api/v1/presence`, the SDK's
-    /// `onPresence`).
-    pub public_presence: PublicPresence,
-    /// Alerts one source (application, mailbox, webhook) may send per minute.
-    pub alerts_per_minute: usize,
-    /// Where Prometheus Alertmanager's alerts go (first match wins).
-    pub alertmanager_routes: Vec<sb_core::alerts::AmRoute>,
-    /// The longest a client may take to send a request's headers, and again its body.
-    pub request_read_timeout: std::time::Duration,
-}
-
-/// Whose presence is public (for web pages, without signing in).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PublicPresence {
-    /// Nobody's.
-    None,
-    /// The experts of enabled queues: they face the public anyway (the default).
-    #[default]
-    Experts,
-    /// Everyone in the directory (an intranet where every page's reader is an employee).
-    All,
-}
-
-impl PublicPresence {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "none" => Some(Self::None),
-            "experts" => Some(Self::Experts),
-            "all" => Some(Self::All),
-            _ => None,
-        }
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            domain: "example.com".into(),
-            max_message_bytes: 64 * 1024,
-            max_body_bytes: 1024 * 1024,
-            session_ttl_ms: 14 * 24 * 3600 * 1000,
-            login_failures_per_address: 5,
-            login_failures_per_ip: 50,
-            login_window_ms: 15 * 60 * 1000,
-            login_delay_base_ms: 1000,
-            login_delay_max_ms: 15 * 60 * 1000,
-            session_queue: 512,
-            max_connections_per_address: 256,
-            max_frames_per_second: 200,
-            public_requests_per_minute: 600,
-            guest_sessions_per_hour: 20,
-            guest_messages_per_minute: 30,
-            guest_messages_per_chat: 500,
-            guest_bytes_per_chat: 256 * 1024,
-            guest_connections: 3,
-            guest_linger_ms: 30 * 60 * 1000,
-            seeker_grace_ms: 60_000,
-            metrics_token: None,
-            metrics_listen: None,
-            max_members: 500,
-            public_presence: PublicPresence::Experts,
-            alerts_per_minute: 120,
-            alertmanager_routes: Vec::new(),
-            request_read_timeout: std::time::Duration::from_secs(10),
-        }
     }
 }
 
@@ -219,51 +113,6 @@ pub enum Frame {
         reason: String,
     },
 }
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error(transparent)]
-    Core(#[from] CoreError),
-    #[error("sign-in required")]
-    Unauthenticated,
-    #[error("wrong address or password")]
-    BadCredentials,
-    #[error("too many attempts; try again in {0} s")]
-    RateLimited(u64),
-    #[error("too many connections from your address (limit {0})")]
-    TooManyConnections(usize),
-    #[error("a guest may hold at most {0} connections")]
-    TooManyGuestConnections(usize),
-    /// A limit that waiting does not lift (a guest's messages per chat).
-    #[error("{0}")]
-    LimitReached(String),
-    /// A storage quota is used up (a guest's bytes per chat).
-    #[error("{0}")]
-    QuotaExceeded(String),
-    #[error("the server is shutting down")]
-    ShuttingDown,
-}
-
-/// Names, titles and ids are one line of text: no control characters at all (message
-/// bodies may hold line breaks and tabs; the edges refuse other control characters there).
-pub(crate) fn one_line(what: &str, text: &str) -> Result<()> {
-    match sb_core::text::line_control_char(text) {
-        Some(c) => Err(CoreError::Invalid(format!(
-            "{what} may not contain control characters or line breaks (found {})",
-            sb_core::text::describe(c)
-        ))
-        .into()),
-        None => Ok(()),
-    }
-}
-
-impl From<StoreError> for ServiceError {
-    fn from(e: StoreError) -> Self {
-        ServiceError::Core(CoreError::Store(e))
-    }
-}
-
-pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
 /// Who is calling.
 #[derive(Debug, Clone)]

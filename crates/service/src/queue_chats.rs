@@ -7,6 +7,7 @@
 //! stand, and adds the assigned expert to the conversation.
 
 use crate::hub::Outbound;
+use crate::queue_views::offline_view;
 use crate::{Frame, Result, Service, ServiceError};
 use sb_core::conversation::Member;
 use sb_core::policy::Act;
@@ -72,7 +73,7 @@ pub struct ChatView {
 }
 
 /// Answered within this long counts toward the service level.
-const SERVICE_LEVEL_MS: Millis = 30_000;
+pub(crate) const SERVICE_LEVEL_MS: Millis = 30_000;
 
 fn no_experts(def: &sb_core::queue::QueueDef) -> ServiceError {
     let msg = if def.closed_message.is_empty() {
@@ -103,7 +104,7 @@ impl Service {
         f(&mut router)
     }
 
-    fn chat_record(&self, chat: ChatId) -> Option<QueueChatRecord> {
+    pub(crate) fn chat_record(&self, chat: ChatId) -> Option<QueueChatRecord> {
         self.queues.chats.lock().unwrap_or_else(|e| e.into_inner()).get(&chat).map(|c| c.record.clone())
     }
 
@@ -734,111 +735,6 @@ impl Service {
         Ok(())
     }
 
-    /// A queue's offline messages, newest first (its experts and managers).
-    pub async fn offline_messages(&self, user: &User, queue: &str) -> Result<Vec<OfflineMessage>> {
-        let def = self.queues.find(queue).ok_or(CoreError::NotFound("queue"))?;
-        if !def.staffed_by(user) {
-            return Err(
-                CoreError::Forbidden("only the queue's experts and managers see its offline messages".into()).into()
-            );
-        }
-        let mut out = Vec::new();
-        let policy = self.policy();
-        for o in self.store.offline_messages(&def.id, 200).await? {
-            // Nobody sees a seeker they are walled from (`Act::Observe`).
-            if !policy.may_see(user.id, o.record.seeker) {
-                continue;
-            }
-            let seeker = self.store.user(o.record.seeker).await?;
-            let taken_by = match o.taken_by {
-                Some(u) => self.store.user(u).await?.map(|u| u.address),
-                None => None,
-            };
-            out.push(OfflineMessage {
-                seeker: seeker.as_ref().map(|u| u.address.clone()),
-                seeker_name: seeker.map(|u| u.display_name).unwrap_or_default(),
-                taken_by,
-                taken_at: o.taken_at,
-                record: o.record,
-            });
-        }
-        Ok(out)
-    }
-
-    /// An expert of the queue takes an offline message to answer it: they join the seeker's
-    /// conversation. Nobody else can take it after them.
-    pub async fn take_offline_message(&self, expert: &User, chat: ChatId) -> Result<ConversationId> {
-        let record = self
-            .store
-            .queue_chat(chat)
-            .await?
-            .filter(|r| r.state == ChatRecordState::Offline)
-            .ok_or(CoreError::NotFound("offline message"))?;
-        let def = self.queues.defs().iter().find(|d| d.id == record.queue).cloned();
-        if !def.is_some_and(|d| d.staffed_by(expert)) {
-            return Err(CoreError::Forbidden("you are not an expert of this queue".into()).into());
-        }
-        let admission = self.judge(&Act::Meet { seeker: record.seeker, expert: expert.id }).await?;
-        if !self.store.take_offline(chat, expert.id, self.now()).await? {
-            return Err(CoreError::Conflict("another expert has taken this message".into()).into());
-        }
-        let conversation = self.conversation(record.conversation).await?;
-        if !conversation.members.iter().any(|m| m.id == expert.id) {
-            let joined = self.new_event(record.conversation, EventKind::Joined, Some(expert), String::new(), None);
-            self.append(admission, vec![joined], None).await?;
-        }
-        if let Ok(c) = self.conversation(record.conversation).await {
-            let frame = Outbound::new(Frame::Conversation(c.as_ref().clone()));
-            self.chat.hub.send_to_users(c.members.iter().map(|m| m.id), &frame, None);
-        }
-        Ok(record.conversation)
-    }
-
-    /// Real-time and cumulative statistics of a queue over `[from, to)`.
-    pub async fn queue_stats(
-        &self,
-        queue: &str,
-        from: Millis,
-        to: Millis,
-    ) -> Result<(sb_core::queue::QueueDef, sb_core::queue::QueueStats, sb_core::queue::QueueTotals)> {
-        let def =
-            self.queues.defs().iter().find(|d| d.answers_to(queue)).cloned().ok_or(CoreError::NotFound("queue"))?;
-        let realtime = self.queues.realtime(&def.id, self.now()).unwrap_or_default();
-        let (counts, chats) = self.store.queue_history(&def.id, from, to).await?;
-        Ok((def, realtime, sb_core::queue::QueueTotals::compute(&counts, &chats, SERVICE_LEVEL_MS)))
-    }
-
-    /// Queue lines for `/metrics`: bounded labels (queue, event kind).
-    pub(crate) fn render_queue_metrics(&self, out: &mut String) {
-        use std::fmt::Write;
-        let now = self.now();
-        let defs = self.queues.defs();
-        type Gauge = (&'static str, &'static str, fn(&sb_core::queue::QueueStats) -> i64);
-        let gauges: [Gauge; 6] = [
-            ("switchboard_queue_experts_signed_in", "Queue experts signed in.", |s| s.signed_in.into()),
-            ("switchboard_queue_experts_ready", "Queue experts ready for a chat.", |s| s.ready.into()),
-            ("switchboard_queue_experts_busy", "Queue experts available but at capacity.", |s| s.busy.into()),
-            ("switchboard_queue_seekers_waiting", "Seekers waiting in the queue.", |s| s.waiting.into()),
-            ("switchboard_queue_longest_wait_seconds", "Longest current wait.", |s| s.longest_wait_ms / 1000),
-            ("switchboard_queue_active_chats", "Queue chats assigned and not closed.", |s| s.active_chats.into()),
-        ];
-        let stats: Vec<(String, sb_core::queue::QueueStats)> = defs
-            .iter()
-            .filter(|d| d.enabled)
-            .filter_map(|d| Some((d.id.clone(), self.queues.realtime(&d.id, now)?)))
-            .collect();
-        for (name, help, get) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            for (q, s) in &stats {
-                let _ = writeln!(out, "{name}{{queue=\"{q}\"}} {}", get(s));
-            }
-        }
-        let _ = writeln!(out, "# HELP switchboard_queue_events_total Queue chat lifecycle events.\n# TYPE switchboard_queue_events_total counter");
-        for ((q, kind), n) in self.queues.counters.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(out, "switchboard_queue_events_total{{queue=\"{q}\",event=\"{kind}\"}} {n}");
-        }
-    }
-
     /// Where chats that waited too long in `queue` roll over to, if anywhere ready.
     fn rollover_target(&self, queue: &str) -> Option<String> {
         let def = self.queues.defs().iter().find(|d| d.id == queue).cloned()?;
@@ -869,85 +765,5 @@ impl Service {
         let Some(view) = self.queue_chat_view(chat) else { return };
         let to: Vec<UserId> = std::iter::once(record.seeker).chain(record.expert).collect();
         self.chat.hub.send_to_users(to, &Outbound::new(Frame::QueueChat(view)), None);
-    }
-
-    /// The chat as `user` (its seeker or expert) may see it; `None` for anyone else.
-    pub fn queue_chat_view_for(&self, user: &User, chat: ChatId) -> Option<ChatView> {
-        let r = self.chat_record(chat)?;
-        (r.seeker == user.id || r.expert == Some(user.id)).then(|| self.queue_chat_view(chat)).flatten()
-    }
-
-    /// The chat as its seeker sees it now.
-    pub fn queue_chat_view(&self, chat: ChatId) -> Option<ChatView> {
-        let record = self.chat_record(chat)?;
-        let def = self.queues.defs().iter().find(|d| d.id == record.queue).cloned();
-        let (position, routing_state, wrap_up_until) =
-            self.route(|r| (r.position(chat), r.state(chat), r.wrap_up_until(chat)));
-        use sb_core::queue::ChatState;
-        let state = match (routing_state, record.state) {
-            (Some(ChatState::Queued), _) => "waiting",
-            (Some(ChatState::Assigned(_)), _) => "assigned",
-            (Some(ChatState::WrapUp(_)), _) => "wrap_up",
-            (None, ChatRecordState::Abandoned) => "abandoned",
-            (None, ChatRecordState::Overflowed) => "overflowed",
-            (None, ChatRecordState::Offline) => "offline",
-            (None, _) => "closed",
-        };
-        if state == "offline" {
-            return def.map(|d| offline_view(&d, &record));
-        }
-        let estimated_wait_s = position.map(|p| {
-            let status = self.queues.status(&record.queue, self.now());
-            let slots = status.map_or(1, |s| u64::from(s.experts_ready.max(1)));
-            (p as u64).saturating_sub(1) * 180 / slots
-        });
-        let show = def.as_ref().is_none_or(|d| d.show_expert_name);
-        let shown = record.expert.filter(|_| show && state == "assigned");
-        let expert = shown.and_then(|u| self.chat.hub.address_of(u));
-        let expert_name = shown.and_then(|u| self.chat.hub.name_of(u));
-        let message = match state {
-            "overflowed" => def.as_ref().map(|d| d.closed_message.clone()).filter(|m| !m.is_empty()),
-            "waiting" => def.as_ref().map(|d| d.welcome.clone()).filter(|m| !m.is_empty()),
-            _ => None,
-        };
-        Some(ChatView {
-            chat: chat.0 as i64,
-            queue: record.queue.clone(),
-            queue_name: def.map(|d| d.display_name).unwrap_or_default(),
-            state,
-            position,
-            estimated_wait_s,
-            expert,
-            expert_name,
-            conversation: record.conversation,
-            message,
-            question: record.question.clone(),
-            answers: record.answers.clone(),
-            wrap_up_until,
-        })
-    }
-}
-
-/// A chat kept as an offline message, as its seeker sees it.
-fn offline_view(def: &sb_core::queue::QueueDef, record: &QueueChatRecord) -> ChatView {
-    let message = if def.offline_message.is_empty() {
-        sb_core::queue::DEFAULT_OFFLINE_MESSAGE.to_string()
-    } else {
-        def.offline_message.clone()
-    };
-    ChatView {
-        chat: record.id.0 as i64,
-        queue: def.id.clone(),
-        queue_name: def.display_name.clone(),
-        state: "offline",
-        position: None,
-        estimated_wait_s: None,
-        expert: None,
-        expert_name: None,
-        conversation: record.conversation,
-        message: Some(message),
-        question: record.question.clone(),
-        answers: record.answers.clone(),
-        wrap_up_until: None,
     }
 }
